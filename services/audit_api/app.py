@@ -1,0 +1,66 @@
+"""The audit API: ``create_app()`` wires settings, database, Redis, routers and problems."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.audit_api.auth.router import router as api_keys_router
+from services.audit_api.decisions.router import router as decisions_router
+from services.audit_api.decisions.writer import DecisionWriter
+from services.audit_api.health.router import router as health_router
+from services.audit_api.middleware import RequestContextMiddleware
+from services.audit_api.problems import install_problem_handlers
+from services.audit_api.sources.router import router as sources_router
+from services.audit_api.sources.service import SourceDirectory
+from shared.db import create_sessionmaker, engine_from_settings
+from shared.encryption import secret_box
+from shared.observability import configure_logging
+from shared.queue import create_queue_pool
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI application (uvicorn calls this with ``--factory``)."""
+    settings = settings or get_settings()
+    configure_logging(service="audit_api", level=settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_from_settings(settings)
+        sessionmaker = create_sessionmaker(engine)
+        redis = await create_queue_pool(settings)
+        assert settings.database_url is not None
+        writer = DecisionWriter(settings.database_url.replace("+asyncpg", "", 1))
+        await writer.start()
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.redis = redis
+        app.state.decision_writer = writer
+        app.state.sources = SourceDirectory(
+            sessionmaker, secret_box(settings), ttl_seconds=settings.source_cache_seconds
+        )
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Plumbline",
+        summary="Quality assurance for Trust & Safety moderation.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    app.include_router(api_keys_router)
+    app.include_router(sources_router)
+    app.include_router(decisions_router)
+    return app

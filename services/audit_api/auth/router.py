@@ -1,0 +1,50 @@
+"""API keys: ``/v1/api-keys`` (admin only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.audit_api.auth import service
+from services.audit_api.deps import AdminDep, SessionDep
+from shared.schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+from shared.schemas.common import Page, PageQuery, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated)
+async def create_api_key(body: ApiKeyCreate, session: SessionDep, _: AdminDep) -> ApiKeyCreated:
+    """Create a key. The key is in this response only; it is stored hashed."""
+    api_key, plaintext = await service.create_api_key(
+        session,
+        name=body.name,
+        role=body.role,
+        reviewer_id=body.reviewer_id,
+        markets=body.markets,
+    )
+    return ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=plaintext)
+
+
+@router.get("", response_model=Page[ApiKeyRead])
+async def list_api_keys(
+    query: Annotated[PageQuery, Query()], session: SessionDep, _: AdminDep
+) -> Page[ApiKeyRead]:
+    after = None
+    if query.cursor is not None:
+        after = uuid.UUID(decode_cursor(query.cursor, keys={"id"})["id"])
+    keys = await service.list_api_keys(session, limit=query.limit, after=after)
+    more = len(keys) > query.limit
+    keys = keys[: query.limit]
+    return Page(
+        items=[ApiKeyRead.model_validate(key) for key in keys],
+        next_cursor=encode_cursor({"id": str(keys[-1].id)}) if more else None,
+    )
+
+
+@router.delete("/{key_id}", response_model=ApiKeyRead)
+async def revoke_api_key(key_id: uuid.UUID, session: SessionDep, _: AdminDep) -> ApiKeyRead:
+    """Revoke a key; it stops working at once."""
+    return ApiKeyRead.model_validate(await service.revoke_api_key(session, key_id=key_id))

@@ -1,0 +1,105 @@
+"""API keys: creation (shown once), hashing, authentication, revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.errors import NotFound
+from shared.models import ApiKey
+from shared.models.base import utcnow
+from shared.reference import register_markets, register_reviewers
+
+KEY_PREFIX = "plk_"
+
+
+def hash_key(key: str) -> bytes:
+    """SHA-256 of the key: keys carry 256 random bits, so a slow hash buys nothing."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_api_key(
+    session: AsyncSession,
+    *,
+    name: str,
+    role: str,
+    reviewer_id: str | None = None,
+    markets: Sequence[str] | None = None,
+    key: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plaintext, which is never stored."""
+    plaintext = key or generate_key()
+    if reviewer_id is not None:
+        await register_reviewers(session, [reviewer_id])
+    if markets:
+        await register_markets(session, markets)
+    api_key = ApiKey(
+        id=uuid.uuid4(),
+        name=name,
+        role=role,
+        prefix=plaintext[:10],
+        key_hash=hash_key(plaintext),
+        reviewer_id=reviewer_id,
+        markets=sorted(set(markets)) if markets else None,
+    )
+    session.add(api_key)
+    await session.flush()
+    return api_key, plaintext
+
+
+async def ensure_bootstrap_admin_key(session: AsyncSession, *, key: str) -> ApiKey:
+    """Make sure an admin key with exactly this value exists (idempotent)."""
+    existing = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    if existing is not None:
+        if existing.revoked_at is not None or existing.role != "admin":
+            existing.revoked_at = None
+            existing.role = "admin"
+            await session.flush()
+        return existing
+    api_key, _ = await create_api_key(session, name="bootstrap admin", role="admin", key=key)
+    return api_key
+
+
+async def has_admin_key(session: AsyncSession) -> bool:
+    """Whether any usable admin key exists (the first run prints one when none does)."""
+    found = await session.scalar(
+        select(ApiKey.id).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None)).limit(1)
+    )
+    return found is not None
+
+
+async def authenticate(session: AsyncSession, *, key: str) -> ApiKey | None:
+    """The unrevoked key with this value, if any (looked up by hash, never by plaintext)."""
+    if len(key) > 512:
+        return None
+    return await session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    )
+
+
+async def list_api_keys(
+    session: AsyncSession, *, limit: int, after: uuid.UUID | None
+) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(ApiKey.id > after)
+    return list(await session.scalars(query))
+
+
+async def revoke_api_key(session: AsyncSession, *, key_id: uuid.UUID) -> ApiKey:
+    api_key = await session.get(ApiKey, key_id)
+    if api_key is None:
+        raise NotFound("API key not found")
+    if api_key.revoked_at is None:
+        await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=utcnow()))
+        await session.refresh(api_key)
+    return api_key

@@ -1,0 +1,146 @@
+"""Decision intake and listing: ``/v1/webhooks/decisions``, ``/v1/decisions``, rollups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.audit_api.decisions import service
+from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_roles
+from shared.errors import PayloadTooLarge
+from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.decisions import (
+    DecisionQuery,
+    DecisionRead,
+    IntakeResult,
+    IntakeRollupQuery,
+    IntakeRollupRow,
+)
+from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER
+
+router = APIRouter(tags=["decisions"])
+
+ReaderDep = Annotated[
+    Principal, Depends(require_roles("admin", "manager", "policy_poc", "moderator"))
+]
+RollupReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager", "policy_poc"))]
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The raw body (the signature covers its exact bytes), refused past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/v1/webhooks/decisions",
+    status_code=202,
+    response_model=IntakeResult,
+    responses={
+        400: {"model": Problem},
+        401: {"model": Problem},
+        413: {"model": Problem},
+        422: {"model": Problem},
+        503: {"model": Problem},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/DecisionEvent"},
+                            {"$ref": "#/components/schemas/DecisionBatch"},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
+async def receive_decisions(request: Request, settings: SettingsDep) -> IntakeResult:
+    """Moderator decisions from a platform, signed with the source's secret (HMAC-SHA256).
+
+    One event, or ``{"events": [...]}`` with 1 to 1,000. Each ``(source, event_id)`` is stored
+    once; an event sent again counts as a duplicate.
+    """
+    body = await read_body(request, limit=settings.webhook_max_body_bytes)
+    state = request.app.state
+    source = await service.authenticate_source(
+        state.sources,
+        source_name=request.headers.get(SOURCE_HEADER),
+        signature=request.headers.get(SIGNATURE_HEADER),
+        body=body,
+        tolerance=settings.webhook_tolerance_seconds,
+    )
+    return await service.receive_decisions(
+        source=source,
+        body=body,
+        max_events=settings.webhook_max_events,
+        writer=state.decision_writer,
+        sessionmaker=state.sessionmaker,
+    )
+
+
+@router.get("/v1/decisions", response_model=Page[DecisionRead])
+async def list_decisions(
+    query: Annotated[DecisionQuery, Query()], session: SessionDep, principal: ReaderDep
+) -> Page[DecisionRead]:
+    """Decisions, newest first. A moderator key sees only its own reviewer's decisions."""
+    before = int(decode_cursor(query.cursor, keys={"id"})["id"]) if query.cursor else None
+    items = await service.list_decisions(
+        session,
+        filters=query,
+        before_id=before,
+        only_moderator=principal.reviewer_id if principal.role == "moderator" else None,
+        only_markets=principal.markets,
+    )
+    more = len(items) > query.limit
+    items = items[: query.limit]
+    return Page(items=items, next_cursor=encode_cursor({"id": items[-1].id}) if more else None)
+
+
+@router.get("/v1/decisions/{decision_id}", response_model=DecisionRead)
+async def get_decision(decision_id: int, session: SessionDep, principal: ReaderDep) -> DecisionRead:
+    return await service.get_decision(
+        session,
+        decision_id=decision_id,
+        only_moderator=principal.reviewer_id if principal.role == "moderator" else None,
+        only_markets=principal.markets,
+    )
+
+
+@router.get("/v1/intake-rollups", response_model=Page[IntakeRollupRow])
+async def list_intake_rollups(
+    query: Annotated[IntakeRollupQuery, Query()], session: SessionDep, principal: RollupReaderDep
+) -> Page[IntakeRollupRow]:
+    """Decisions received per day (in the market's time zone), market, queue and moderator."""
+    after = None
+    if query.cursor:
+        position = decode_cursor(query.cursor, keys={"k"})["k"]
+        after = (position[0], position[1], position[2], position[3])
+    rows = await service.list_intake_rollups(
+        session, filters=query, after=after, only_markets=principal.markets
+    )
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        next_cursor = encode_cursor(
+            {"k": [last.day.isoformat(), last.market, last.queue, last.moderator_id]}
+        )
+    return Page(
+        items=[IntakeRollupRow.model_validate(row) for row in rows], next_cursor=next_cursor
+    )

@@ -1,0 +1,291 @@
+"""Decision intake (signed webhooks) and the decision listing."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, TypeVar, Unpack
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.audit_api.decisions.writer import DecisionWriter
+from services.audit_api.sources.service import SigningSource, SourceDirectory
+from shared.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
+from shared.errors import UnprocessableEntity as Unprocessable
+from shared.events import EventType, SourceRejectedBatch, record_event
+from shared.models import Decision, IntakeDailyRollup, RejectedBatch, Source
+from shared.models.base import utcnow
+from shared.schemas.decisions import (
+    DecisionEvent,
+    DecisionQuery,
+    DecisionRead,
+    IntakeResult,
+    IntakeRollupQuery,
+)
+from shared.signing import verify_signature
+
+logger = logging.getLogger(__name__)
+
+_EVENTS = TypeAdapter(list[DecisionEvent])
+
+
+def _errors(exc: ValidationError, prefix: Sequence[str | int]) -> list[dict[str, Any]]:
+    return [{"loc": [*prefix, *error["loc"]], "msg": error["msg"]} for error in exc.errors()]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
+    return f"{path.lstrip('.')}: {error['msg']}"
+
+
+def parse_decision_events(body: bytes, *, max_events: int) -> list[DecisionEvent]:
+    """One event or ``{"events": [...]}``, all valid, or a 400/422 naming what is wrong.
+
+    An ``event_id`` repeated inside one batch is refused (422 naming the later index): the
+    sender has two different events under one idempotency key, and storing either would
+    silently drop the other.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("body is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise Unprocessable(
+            'body must be a JSON object: one decision event, or {"events": [...]}',
+            errors=[{"loc": [], "msg": "must be a JSON object"}],
+        )
+    if "events" not in payload:
+        try:
+            return [DecisionEvent.model_validate(payload)]
+        except ValidationError as exc:
+            errors = _errors(exc, [])
+            raise Unprocessable(f"invalid event: {_describe(errors[0])}", errors=errors) from exc
+
+    extra = sorted(set(payload) - {"events"})
+    if extra:
+        errors = [{"loc": [key], "msg": "unexpected field next to 'events'"} for key in extra]
+        raise Unprocessable(f"unexpected field '{extra[0]}' next to 'events'", errors=errors)
+    raw_events = payload["events"]
+    if not isinstance(raw_events, list) or not 1 <= len(raw_events) <= max_events:
+        raise Unprocessable(
+            f"'events' must be a list of 1 to {max_events} events",
+            errors=[{"loc": ["events"], "msg": f"must hold 1 to {max_events} events"}],
+        )
+    try:
+        events = _EVENTS.validate_python(raw_events)
+    except ValidationError as exc:
+        errors = _errors(exc, ["events"])
+        index = errors[0]["loc"][1]
+        raise Unprocessable(
+            f"event {index} is invalid: {_describe(errors[0])}", errors=errors
+        ) from exc
+    first_index: dict[str, int] = {}
+    for index, event in enumerate(events):
+        seen = first_index.setdefault(event.event_id, index)
+        if seen != index:
+            raise Unprocessable(
+                f"event {index} repeats the event_id of event {seen}",
+                errors=[{"loc": ["events", index, "event_id"], "msg": "repeated in this batch"}],
+            )
+    return events
+
+
+async def authenticate_source(
+    directory: SourceDirectory,
+    *,
+    source_name: str | None,
+    signature: str | None,
+    body: bytes,
+    tolerance: int,
+) -> SigningSource:
+    """The source whose secret signed this body within the tolerance window; 401 otherwise."""
+    if not source_name or not signature:
+        raise Unauthorized(
+            "X-Plumbline-Source and X-Plumbline-Signature are required", scheme="HMAC"
+        )
+    source = await directory.get(source_name)
+    if source is None:
+        raise Unauthorized("unknown source", scheme="HMAC")
+    now = int(time.time())
+    if verify_signature(source.secrets_valid_at(utcnow()), signature, body, now, tolerance):
+        return source
+    # The cached secrets may predate a rotation made through another API process.
+    fresh = await directory.get(source_name, fresh=True)
+    if fresh is not None and verify_signature(
+        fresh.secrets_valid_at(utcnow()), signature, body, now, tolerance
+    ):
+        return fresh
+    raise Unauthorized("signature is missing, wrong or outside the time window", scheme="HMAC")
+
+
+async def receive_decisions(
+    *,
+    source: SigningSource,
+    body: bytes,
+    max_events: int,
+    writer: DecisionWriter,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> IntakeResult:
+    """Validate a signed request and store its events: all of them, or none."""
+    try:
+        events = parse_decision_events(body, max_events=max_events)
+    except DomainError as exc:
+        await record_rejection(sessionmaker, source=source, error=exc)
+        raise
+    return await writer.write(source_id=source.id, events=events)
+
+
+async def record_rejection(
+    sessionmaker: async_sessionmaker[AsyncSession], *, source: SigningSource, error: DomainError
+) -> None:
+    """Keep a refused (but authentic) request's reason and tell the source's owners.
+
+    Its own transaction: the request stores nothing, but its failure is worth knowing.
+    """
+    try:
+        async with sessionmaker() as session, session.begin():
+            rejected = RejectedBatch(
+                id=uuid.uuid4(),
+                source_id=source.id,
+                status=error.status,
+                reason=error.detail,
+                errors=(error.errors or [])[:20],
+                event_count=None,
+            )
+            session.add(rejected)
+            await session.flush()
+            await record_event(
+                session,
+                type=EventType.SOURCE_REJECTED_BATCH,
+                data=SourceRejectedBatch(
+                    id=rejected.id,
+                    source=source.name,
+                    status=error.status,
+                    reason=error.detail,
+                    errors=rejected.errors,
+                    event_count=None,
+                ),
+            )
+    except Exception:
+        # Losing this notice must not turn the client's 4xx into a 500.
+        logger.exception("could not record a rejected batch", extra={"source": source.name})
+
+
+def _decision_read(decision: Decision, source_name: str) -> DecisionRead:
+    return DecisionRead(
+        id=decision.id,
+        source=source_name,
+        event_id=decision.event_id,
+        content_id=decision.content_id,
+        content_type=decision.content_type,
+        queue=decision.queue,
+        market=decision.market,
+        language=decision.language,
+        moderator_id=decision.moderator_id,
+        action=decision.action,
+        policy_labels=decision.policy_labels,
+        decided_at=decision.decided_at,
+        handling_time_ms=decision.handling_time_ms,
+        metadata=decision.metadata_,
+        received_at=decision.received_at,
+    )
+
+
+SelectT = TypeVar("SelectT", bound="Select[Unpack[tuple[Any, ...]]]")
+
+
+def _scope(
+    query: SelectT, *, moderator_id: str | None, markets: Sequence[str] | None
+) -> SelectT:
+    if moderator_id is not None:
+        query = query.where(Decision.moderator_id == moderator_id)
+    if markets is not None:
+        query = query.where(Decision.market.in_(markets))
+    return query
+
+
+async def list_decisions(
+    session: AsyncSession,
+    *,
+    filters: DecisionQuery,
+    before_id: int | None,
+    only_moderator: str | None,
+    only_markets: Sequence[str] | None,
+) -> list[DecisionRead]:
+    """Newest first, ``filters.limit + 1`` rows (the extra one says another page exists)."""
+    if only_moderator is not None and filters.moderator_id not in (None, only_moderator):
+        raise Forbidden("a moderator key sees only its own reviewer's decisions")
+    query = select(Decision, Source.name).join(Source, Source.id == Decision.source_id)
+    query = _scope(query, moderator_id=only_moderator, markets=only_markets)
+    if filters.market is not None:
+        query = query.where(Decision.market == filters.market)
+    if filters.queue is not None:
+        query = query.where(Decision.queue == filters.queue)
+    if filters.moderator_id is not None:
+        query = query.where(Decision.moderator_id == filters.moderator_id)
+    if filters.policy_label is not None:
+        query = query.where(Decision.policy_labels.contains([filters.policy_label]))
+    if filters.from_ is not None:
+        query = query.where(Decision.decided_at >= filters.from_)
+    if filters.to is not None:
+        query = query.where(Decision.decided_at < filters.to)
+    if before_id is not None:
+        query = query.where(Decision.id < before_id)
+    query = query.order_by(Decision.id.desc()).limit(filters.limit + 1)
+    rows = (await session.execute(query)).all()
+    return [_decision_read(decision, name) for decision, name in rows]
+
+
+async def get_decision(
+    session: AsyncSession,
+    *,
+    decision_id: int,
+    only_moderator: str | None,
+    only_markets: Sequence[str] | None,
+) -> DecisionRead:
+    query = select(Decision, Source.name).join(Source, Source.id == Decision.source_id)
+    query = _scope(
+        query.where(Decision.id == decision_id), moderator_id=only_moderator, markets=only_markets
+    )
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise NotFound("decision not found")
+    return _decision_read(row[0], row[1])
+
+
+async def list_intake_rollups(
+    session: AsyncSession,
+    *,
+    filters: IntakeRollupQuery,
+    after: tuple[str, str, str, str] | None,
+    only_markets: Sequence[str] | None,
+) -> list[IntakeDailyRollup]:
+    """Daily intake counts ordered by (day, market, queue, moderator)."""
+    table = IntakeDailyRollup
+    query = select(table)
+    if only_markets is not None:
+        query = query.where(table.market.in_(only_markets))
+    if filters.market is not None:
+        query = query.where(table.market == filters.market)
+    if filters.queue is not None:
+        query = query.where(table.queue == filters.queue)
+    if filters.moderator_id is not None:
+        query = query.where(table.moderator_id == filters.moderator_id)
+    if filters.from_ is not None:
+        query = query.where(table.day >= filters.from_)
+    if filters.to is not None:
+        query = query.where(table.day <= filters.to)
+    key = (table.day, table.market, table.queue, table.moderator_id)
+    if after is not None:
+        day, market, queue, moderator = after
+        query = query.where(
+            tuple_(*key) > tuple_(date.fromisoformat(day), market, queue, moderator)
+        )
+    query = query.order_by(*key).limit(filters.limit + 1)
+    return list(await session.scalars(query))

@@ -1,0 +1,234 @@
+"""The decision writer: stores accepted events durably, coalescing concurrent requests.
+
+Under load, many webhook requests arrive at once, each with a few events. Writing each in its
+own transaction makes the commit (and its WAL flush) the cost of every request. The writer
+instead takes every request waiting at the moment it is free and stores them in one
+transaction (group commit), then answers each request with its own counts. A request is
+answered only after that commit: nothing is acknowledged that is not durable, and a failed
+transaction fails every request in it (they are retried by their senders, idempotently).
+
+Each transaction also writes one outbox job that counts its decisions into the daily intake
+rollup, so the rollup sees every stored decision exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from services.audit_api.metrics import DECISIONS_ACCEPTED, DECISIONS_DUPLICATE, INTAKE_FLUSH_EVENTS
+from shared.errors import ServiceUnavailable
+from shared.jobs import ApplyIntakeRollup
+from shared.observability import request_id_var
+from shared.outbox import OUTBOX_CHANNEL
+from shared.reference import market_rows
+from shared.schemas.decisions import DecisionEvent, IntakeResult
+
+logger = logging.getLogger(__name__)
+
+_INSERT_DECISIONS = """
+INSERT INTO decisions (source_id, event_id, content_id, content_type, queue, market, language,
+                       moderator_id, action, policy_labels, decided_at, handling_time_ms,
+                       metadata, intake_batch_id)
+SELECT s, e, c, ct, q, m, l, mo, a, string_to_array(pl, ','), d, h, md::jsonb, $14
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::int8[], $13::text[])
+     AS t(s, e, c, ct, q, m, l, mo, a, pl, d, h, md)
+ON CONFLICT (source_id, event_id) DO NOTHING
+RETURNING source_id, event_id
+"""
+_INSERT_OUTBOX = f"""  # noqa: S608 (a constant channel name, no input)
+WITH job AS (
+    INSERT INTO outbox_jobs (id, queue_name, function, payload, request_id)
+    VALUES ($1, $2, $3, $4::jsonb, $5)
+    RETURNING id
+)
+SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM job
+"""
+# Markets, queues, policy codes and moderators are registered on first reference, in the same
+# transaction, by one statement (sorted input, so concurrent registrations cannot deadlock).
+_REGISTER_REFERENCES = """
+WITH markets AS (
+    INSERT INTO markets (code, default_language, time_zone)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING
+), queues AS (
+    INSERT INTO queues (name, market_code)
+    SELECT * FROM unnest($4::text[], $5::text[]) ON CONFLICT DO NOTHING
+), policies AS (
+    INSERT INTO policies (code) SELECT unnest($6::text[]) ON CONFLICT DO NOTHING
+)
+INSERT INTO reviewers (id) SELECT unnest($7::text[]) ON CONFLICT DO NOTHING
+"""
+# Request ids kept on a rollup job, so its logs lead back to the requests that caused it.
+_MAX_REQUEST_IDS = 50
+
+
+@dataclass(slots=True)
+class _PendingWrite:
+    source_id: uuid.UUID
+    events: list[DecisionEvent]
+    request_id: str | None
+    future: asyncio.Future[IntakeResult]
+    accepted: int = 0
+
+
+class DecisionWriter:
+    """Coalesces concurrent intake requests into few transactions (see module docstring)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_events_per_flush: int = 2000,
+        flushers: int = 2,
+    ) -> None:
+        self._dsn = dsn
+        self._max_events = max_events_per_flush
+        self._flushers = flushers
+        self._pending: list[_PendingWrite] = []
+        self._wakeup = asyncio.Condition()
+        self._pool: asyncpg.Pool | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=self._flushers,
+            server_settings={"application_name": "plumbline-intake"},
+        )
+        self._tasks = [asyncio.create_task(self._run()) for _ in range(self._flushers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._pool is not None:
+            await self._pool.close()
+        for pending in self._pending:
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("intake writer stopped"))
+
+    async def write(self, *, source_id: uuid.UUID, events: list[DecisionEvent]) -> IntakeResult:
+        """Store ``events`` of one request; returns once they are committed."""
+        future: asyncio.Future[IntakeResult] = asyncio.get_running_loop().create_future()
+        async with self._wakeup:
+            self._pending.append(_PendingWrite(source_id, events, request_id_var.get(), future))
+            self._wakeup.notify()
+        return await future
+
+    def _take(self) -> list[_PendingWrite]:
+        taken: list[_PendingWrite] = []
+        count = 0
+        while self._pending and (
+            not taken or count + len(self._pending[0].events) <= self._max_events
+        ):
+            pending = self._pending.pop(0)
+            taken.append(pending)
+            count += len(pending.events)
+        return taken
+
+    async def _run(self) -> None:
+        while True:
+            async with self._wakeup:
+                await self._wakeup.wait_for(lambda: bool(self._pending))
+                batch = self._take()
+            try:
+                await self._flush(batch)
+            except Exception as exc:
+                logger.warning("intake transaction failed", extra={"error": repr(exc)})
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(
+                            ServiceUnavailable(
+                                "decisions could not be stored; nothing was accepted, send again",
+                                headers={"Retry-After": "1"},
+                            )
+                        )
+            else:
+                for pending in batch:
+                    if not pending.future.done():
+                        total = len(pending.events)
+                        pending.future.set_result(
+                            IntakeResult(
+                                accepted=pending.accepted, duplicates=total - pending.accepted
+                            )
+                        )
+
+    async def _flush(self, batch: list[_PendingWrite]) -> None:
+        assert self._pool is not None
+        # The first occurrence of each (source, event_id) in this transaction is the one
+        # inserted; later ones are duplicates by definition. Sorted, so that concurrent
+        # transactions (other API processes) lock keys in one order and cannot deadlock.
+        owner: dict[tuple[uuid.UUID, str], _PendingWrite] = {}
+        rows: dict[tuple[uuid.UUID, str], DecisionEvent] = {}
+        for pending in batch:
+            for event in pending.events:
+                key = (pending.source_id, event.event_id)
+                if key not in owner:
+                    owner[key] = pending
+                    rows[key] = event
+        keys = sorted(rows, key=lambda key: (str(key[0]), key[1]))
+        events = [rows[key] for key in keys]
+        batch_id = uuid.uuid4()
+
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(_REGISTER_REFERENCES, *_reference_columns(events))
+            inserted = await connection.fetch(
+                _INSERT_DECISIONS,
+                [key[0] for key in keys],
+                [key[1] for key in keys],
+                [event.content_id for event in events],
+                [event.content_type for event in events],
+                [event.queue for event in events],
+                [event.market for event in events],
+                [event.language for event in events],
+                [event.moderator_id for event in events],
+                [event.action for event in events],
+                [",".join(event.policy_labels) for event in events],
+                [event.decided_at for event in events],
+                [event.handling_time_ms for event in events],
+                [orjson.dumps(event.metadata).decode() for event in events],
+                batch_id,
+            )
+            if inserted:
+                request_ids = [p.request_id for p in batch if p.request_id][:_MAX_REQUEST_IDS]
+                job = ApplyIntakeRollup(batch_id=batch_id)
+                await connection.execute(
+                    _INSERT_OUTBOX,
+                    uuid.uuid4(),
+                    job.queue,
+                    job.function,
+                    job.model_dump_json(),
+                    ",".join(request_ids)[:64] if request_ids else None,
+                )
+
+        for record in inserted:
+            owner[(record["source_id"], record["event_id"])].accepted += 1
+        received = sum(len(pending.events) for pending in batch)
+        INTAKE_FLUSH_EVENTS.observe(received)
+        DECISIONS_ACCEPTED.inc(len(inserted))
+        DECISIONS_DUPLICATE.inc(received - len(inserted))
+
+
+def _reference_columns(events: list[DecisionEvent]) -> list[list[str]]:
+    """Sorted, distinct markets, queues (with their market), policy codes and moderators."""
+    queues: dict[str, str] = {}
+    for event in events:
+        queues.setdefault(event.queue, event.market)
+    queue_names = sorted(queues)
+    return [
+        *market_rows(event.market for event in events),
+        queue_names,
+        [queues[name] for name in queue_names],
+        sorted({label for event in events for label in event.policy_labels}),
+        sorted({event.moderator_id for event in events}),
+    ]

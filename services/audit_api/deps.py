@@ -1,0 +1,101 @@
+"""Request dependencies: settings, the unit of work, the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.audit_api.auth import service as auth_service
+from shared.errors import Forbidden, Unauthorized
+from shared.queue import ArqRedis
+from shared.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+def get_redis(request: Request) -> ArqRedis:
+    redis: ArqRedis = request.app.state.redis
+    return redis
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed before the response is sent."""
+    async with get_sessionmaker(request)() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an API key's role and, for reviewer-bound keys, the reviewer."""
+
+    key_id: str
+    role: str
+    reviewer_id: str | None
+    markets: tuple[str, ...] | None
+
+    def can_see_market(self, market: str) -> bool:
+        return self.markets is None or market in self.markets
+
+
+def _bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("missing Authorization header")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <api key>'")
+    return token.strip()
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    """The caller behind a valid, unrevoked API key; 401 otherwise."""
+    key = await auth_service.authenticate(session, key=_bearer_token(request))
+    if key is None:
+        raise Unauthorized("API key is not valid")
+    return Principal(
+        key_id=str(key.id),
+        role=key.role,
+        reviewer_id=key.reviewer_id,
+        markets=tuple(key.markets) if key.markets else None,
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting only these roles: 401 without a valid key, 403 for others."""
+    allowed = frozenset(roles)
+
+    async def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(f"role '{principal.role}' may not do this")
+        return principal
+
+    return check
+
+
+ANY_ROLE = ("admin", "manager", "policy_poc", "qa_auditor", "moderator")
+AdminDep = Annotated[Principal, Depends(require_roles("admin"))]

@@ -1,0 +1,79 @@
+"""Sources: ``/v1/sources`` (admin only)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from services.audit_api.deps import AdminDep, SessionDep, SettingsDep
+from services.audit_api.sources import service
+from shared.encryption import secret_box
+from shared.schemas.common import Page, PageQuery, decode_cursor, encode_cursor
+from shared.schemas.sources import (
+    SecretRotated,
+    SecretRotation,
+    SourceCreate,
+    SourceCreated,
+    SourceRead,
+)
+
+router = APIRouter(prefix="/v1/sources", tags=["sources"])
+
+
+@router.post("", status_code=201, response_model=SourceCreated)
+async def create_source(
+    body: SourceCreate, session: SessionDep, settings: SettingsDep, _: AdminDep
+) -> SourceCreated:
+    """Register a moderation platform. Its signing secret is in this response only."""
+    source, secret = await service.create_source(session, name=body.name, box=secret_box(settings))
+    return SourceCreated(
+        id=source.id, name=source.name, secret=secret, created_at=source.created_at
+    )
+
+
+@router.get("", response_model=Page[SourceRead])
+async def list_sources(
+    query: Annotated[PageQuery, Query()], session: SessionDep, _: AdminDep
+) -> Page[SourceRead]:
+    after = decode_cursor(query.cursor, keys={"name"})["name"] if query.cursor else None
+    sources = await service.list_sources(session, limit=query.limit, after=after)
+    more = len(sources) > query.limit
+    sources = sources[: query.limit]
+    return Page(
+        items=[SourceRead.model_validate(source) for source in sources],
+        next_cursor=encode_cursor({"name": sources[-1].name}) if more else None,
+    )
+
+
+@router.get("/{source_id}", response_model=SourceRead)
+async def get_source(source_id: uuid.UUID, session: SessionDep, _: AdminDep) -> SourceRead:
+    return SourceRead.model_validate(await service.get_source(session, source_id=source_id))
+
+
+@router.post("/{source_id}/rotate-secret", response_model=SecretRotated)
+async def rotate_secret(
+    source_id: uuid.UUID,
+    body: SecretRotation,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: AdminDep,
+) -> SecretRotated:
+    """Issue a new secret; the previous one is accepted for ``grace_period_seconds`` more."""
+    source, secret = await service.rotate_secret(
+        session,
+        source_id=source_id,
+        grace=timedelta(seconds=body.grace_period_seconds),
+        box=secret_box(settings),
+    )
+    request.app.state.sources.forget(source.name)
+    return SecretRotated(
+        id=source.id,
+        name=source.name,
+        secret=secret,
+        created_at=source.created_at,
+        previous_secret_expires_at=source.previous_secret_expires_at,
+    )

@@ -1,0 +1,153 @@
+"""Sources: creation, secret rotation with a grace period, and the signing-key directory."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.encryption import SecretBox
+from shared.errors import Conflict, NotFound
+from shared.events import EventType, SourceSecretRotated, record_event
+from shared.models import Source
+from shared.models.base import utcnow
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+
+
+def generate_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_source(session: AsyncSession, *, name: str, box: SecretBox) -> tuple[Source, str]:
+    """Create a source and return it with its secret (encrypted at rest, shown once)."""
+    secret = generate_secret()
+    source = Source(id=uuid.uuid4(), name=name, secret_encrypted=box.encrypt(secret))
+    session.add(source)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a source named '{name}' exists already") from exc
+    return source, secret
+
+
+async def get_source(session: AsyncSession, *, source_id: uuid.UUID) -> Source:
+    source = await session.get(Source, source_id)
+    if source is None:
+        raise NotFound("source not found")
+    return source
+
+
+async def list_sources(session: AsyncSession, *, limit: int, after: str | None) -> list[Source]:
+    query = select(Source).order_by(Source.name).limit(limit + 1)
+    if after is not None:
+        query = query.where(Source.name > after)
+    return list(await session.scalars(query))
+
+
+async def rotate_secret(
+    session: AsyncSession, *, source_id: uuid.UUID, grace: timedelta, box: SecretBox
+) -> tuple[Source, str]:
+    """Give the source a new secret; the current one stays valid for ``grace``."""
+    source = await session.get(Source, source_id, with_for_update=True)
+    if source is None:
+        raise NotFound("source not found")
+    secret = generate_secret()
+    now = utcnow()
+    if grace > timedelta(0):
+        source.previous_secret_encrypted = source.secret_encrypted
+        source.previous_secret_expires_at = now + grace
+    else:
+        source.previous_secret_encrypted = None
+        source.previous_secret_expires_at = None
+    source.secret_encrypted = box.encrypt(secret)
+    source.rotated_at = now
+    await session.flush()
+    await record_event(
+        session,
+        type=EventType.SOURCE_SECRET_ROTATED,
+        data=SourceSecretRotated(
+            id=source.id,
+            source=source.name,
+            previous_secret_expires_at=source.previous_secret_expires_at,
+        ),
+    )
+    return source, secret
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSource:
+    """What intake needs to know of a source: its id and the secrets valid right now."""
+
+    id: uuid.UUID
+    name: str
+    secret: str
+    previous_secret: str | None
+    previous_expires_at: datetime | None
+    loaded_at: float
+
+    def secrets_valid_at(self, now: datetime) -> list[str]:
+        valid = [self.secret]
+        if (
+            self.previous_secret is not None
+            and self.previous_expires_at is not None
+            and now < self.previous_expires_at
+        ):
+            valid.append(self.previous_secret)
+        return valid
+
+
+class SourceDirectory:
+    """Sources by name, decrypted, cached for a few seconds per API process.
+
+    Every webhook needs its source's secrets; reading and decrypting them per request would
+    cost a query and a Fernet decryption each time. A signature that fails against a cached
+    entry is checked again against a fresh read, so a rotation elsewhere takes effect at once.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        *,
+        ttl_seconds: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._box = box
+        self._ttl = ttl_seconds
+        self._entries: dict[str, SigningSource] = {}
+
+    async def get(self, name: str, *, fresh: bool = False) -> SigningSource | None:
+        entry = self._entries.get(name)
+        now = time.monotonic()
+        if entry is not None and not fresh and now - entry.loaded_at < self._ttl:
+            return entry
+        async with self._sessionmaker() as session:
+            source = await session.scalar(select(Source).where(Source.name == name))
+        if source is None:
+            self._entries.pop(name, None)
+            return None
+        entry = SigningSource(
+            id=source.id,
+            name=source.name,
+            secret=self._box.decrypt(source.secret_encrypted),
+            previous_secret=(
+                self._box.decrypt(source.previous_secret_encrypted)
+                if source.previous_secret_encrypted is not None
+                else None
+            ),
+            previous_expires_at=source.previous_secret_expires_at,
+            loaded_at=now,
+        )
+        self._entries[name] = entry
+        return entry
+
+    def forget(self, name: str) -> None:
+        self._entries.pop(name, None)

@@ -1,0 +1,49 @@
+"""The report worker's arq settings: its queue, its jobs, start-up and shutdown."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from arq.connections import RedisSettings
+
+from services.report_worker.intake_rollups import run_apply_intake_rollup
+from shared.db import create_sessionmaker, engine_from_settings
+from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup
+from shared.observability import configure_logging
+from shared.queue import Context, deserialize_job, job_function, serialize_job
+from shared.queue import redis_settings as queue_redis_settings
+from shared.settings import get_settings
+
+
+async def startup(ctx: Context) -> None:
+    # Tests hand their own settings in through the worker's ctx.
+    settings = ctx.get("settings") or get_settings()
+    configure_logging(service="report_worker", level=settings.log_level, json=settings.log_json)
+    engine = engine_from_settings(settings)
+    ctx["settings"] = settings
+    ctx["engine"] = engine
+    ctx["sessionmaker"] = create_sessionmaker(engine)
+
+
+async def shutdown(ctx: Context) -> None:
+    await ctx["engine"].dispose()
+
+
+class WorkerSettings:
+    queue_name = REPORT_QUEUE
+    functions: ClassVar[list[Any]] = [
+        job_function(ApplyIntakeRollup, run_apply_intake_rollup, timeout=60),
+    ]
+    on_startup = startup
+    on_shutdown = shutdown
+    job_serializer = staticmethod(serialize_job)
+    job_deserializer = staticmethod(deserialize_job)
+    # Short timeouts: a killed worker's job is picked up again after job_timeout + 10 s.
+    job_timeout = 120
+    max_tries = 5
+    keep_result = 3600
+    max_jobs = 20
+    # Resolved when `plumbline report-worker` imports this (it sets PLUMBLINE_REDIS_URL first).
+    redis_settings: RedisSettings | None = (
+        queue_redis_settings(get_settings()) if get_settings().redis_url else None
+    )

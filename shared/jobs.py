@@ -1,0 +1,50 @@
+"""Job contracts between the services: one pydantic model per arq job.
+
+The sender writes the model to the outbox; the receiver validates it when the job starts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+REPORT_QUEUE = "plumbline:report"
+NOTIFY_QUEUE = "plumbline:notify"
+
+
+class Job(BaseModel):
+    """A job payload. ``function`` and ``queue`` say who runs it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    function: ClassVar[str]
+    queue: ClassVar[str]
+
+
+class ApplyIntakeRollup(Job):
+    """Count one accepted intake batch into the daily intake rollup."""
+
+    function = "apply_intake_rollup"
+    queue = REPORT_QUEUE
+
+    batch_id: uuid.UUID
+
+
+class FanOutEvent(Job):
+    """Render an event for every channel subscribed to it and create the deliveries."""
+
+    function = "fan_out_event"
+    queue = NOTIFY_QUEUE
+
+    event_id: uuid.UUID
+
+
+class DeliverMessage(Job):
+    """Attempt one delivery now (its schedule and attempts live in PostgreSQL)."""
+
+    function = "deliver_message"
+    queue = NOTIFY_QUEUE
+
+    delivery_id: uuid.UUID

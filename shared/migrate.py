@@ -1,0 +1,51 @@
+"""Run Alembic from code: ``plumbline run`` and ``plumbline migrate`` upgrade to head first.
+
+The migration scripts live in ``migrations/`` next to the ``shared`` package (the repository
+root). An installed, non-editable copy of the package has no ``migrations`` beside it; then
+the current directory's ``migrations/`` is used (the Docker image runs from the source tree).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrations_dir() -> Path:
+    """The ``migrations`` directory: next to the package, else in the current directory."""
+    for root in (_PROJECT_ROOT, Path.cwd()):
+        candidate = root / "migrations"
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no migrations/env.py next to {_PROJECT_ROOT} or in {Path.cwd()}; "
+        "run from the Plumbline source tree"
+    )
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config for ``database_url``, using alembic.ini when it is present."""
+    scripts = migrations_dir()
+    ini = scripts.parent / "alembic.ini"
+    config = Config(str(ini)) if ini.is_file() else Config()
+    config.set_main_option("script_location", str(scripts))
+    # The value goes through ConfigParser interpolation: a literal % must be doubled.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    # When the process already set up logging (JSON logs), alembic.ini must not replace it.
+    config.attributes["configure_logger"] = not logging.getLogger().handlers
+    return config
+
+
+def upgrade_to_head(database_url: str) -> None:
+    """Apply every migration not yet applied. Synchronous: call it outside an event loop."""
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def make_revision(database_url: str, message: str) -> None:
+    """Autogenerate a migration by comparing the models with the database at ``database_url``."""
+    command.revision(alembic_config(database_url), message=message, autogenerate=True)

@@ -1,0 +1,115 @@
+"""Decision intake: sources that post decisions, and the decisions themselves."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Identity,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, CreatedAtMixin, new_id
+
+
+class Source(CreatedAtMixin, Base):
+    """A moderation platform allowed to post decisions, with its signing secret."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    # Fernet-encrypted: the secret must be recoverable to verify HMACs, so it is not hashed.
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_expires_at: Mapped[datetime | None]
+    rotated_at: Mapped[datetime | None]
+
+
+class Decision(Base):
+    """One moderator decision as posted by a platform. Append-only."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        UniqueConstraint("source_id", "event_id"),
+        Index("ix_decisions_market_id", "market", "id"),
+        Index("ix_decisions_queue_id", "queue", "id"),
+        Index("ix_decisions_moderator_id_id", "moderator_id", "id"),
+        Index("ix_decisions_decided_at", "decided_at"),
+        Index("ix_decisions_policy_labels", "policy_labels", postgresql_using="gin"),
+        Index("ix_decisions_intake_batch_id", "intake_batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source_id: Mapped[uuid.UUID]
+    event_id: Mapped[str] = mapped_column(String(128))
+    content_id: Mapped[str] = mapped_column(String(256))
+    content_type: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(128))
+    market: Mapped[str] = mapped_column(String(2))
+    language: Mapped[str] = mapped_column(String(16))
+    moderator_id: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(16))
+    policy_labels: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    decided_at: Mapped[datetime]
+    handling_time_ms: Mapped[int | None] = mapped_column(BigInteger)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The accepted request this decision came in; the intake rollup is applied per batch.
+    intake_batch_id: Mapped[uuid.UUID]
+
+
+class IntakeDailyRollup(Base):
+    """Decisions per market day (in the market's time zone), queue and moderator."""
+
+    __tablename__ = "intake_daily_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    market: Mapped[str] = mapped_column(String(2), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(128), primary_key=True)
+    moderator_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    decisions: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AppliedIntakeBatch(Base):
+    """Marks a batch as counted in the rollup, which makes the rollup job idempotent."""
+
+    __tablename__ = "applied_intake_batches"
+
+    batch_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    decisions: Mapped[int]
+
+
+class RejectedBatch(CreatedAtMixin, Base):
+    """A signed request from a known source that was refused: kept for the source's owners."""
+
+    __tablename__ = "rejected_batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    source_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    status: Mapped[int]
+    reason: Mapped[str] = mapped_column(Text)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    event_count: Mapped[int | None]
+
+
+__all__ = [
+    "AppliedIntakeBatch",
+    "Decision",
+    "IntakeDailyRollup",
+    "RejectedBatch",
+    "Source",
+]

@@ -1,0 +1,145 @@
+"""The transactional outbox and its relay.
+
+``add_job`` writes a job in the caller's transaction, so the job exists exactly when the
+change that caused it does. The relay claims unsent rows with ``FOR UPDATE SKIP LOCKED`` (two
+relays never take the same row) and enqueues each with the row's id as the arq job id (a relay
+that crashes after enqueueing, before marking the row, re-enqueues a job arq already refuses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+
+import asyncpg
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.jobs import Job
+from shared.models import OutboxJob
+from shared.models.base import utcnow
+from shared.observability import request_id_var
+from shared.queue import ArqRedis, create_queue_pool
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_CHANNEL = "plumbline_outbox"
+
+
+async def add_job(session: AsyncSession, job: Job) -> uuid.UUID:
+    """Write ``job`` to the outbox in the session's transaction; returns its (arq) job id."""
+    row = OutboxJob(
+        id=uuid.uuid4(),
+        queue_name=job.queue,
+        function=job.function,
+        payload=job.model_dump(mode="json"),
+        request_id=request_id_var.get(),
+    )
+    session.add(row)
+    await session.flush()
+    # Delivered at commit, and only then: wakes the relay without waiting for its poll.
+    await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+    return row.id
+
+
+_CLAIM = text(
+    """
+    SELECT id, queue_name, function, payload, request_id
+    FROM outbox_jobs
+    WHERE enqueued_at IS NULL
+    ORDER BY created_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+)
+_MARK = text("UPDATE outbox_jobs SET enqueued_at = now() WHERE id = ANY(:ids)")
+
+
+async def relay_batch(
+    sessionmaker: async_sessionmaker[AsyncSession], redis: ArqRedis, *, limit: int
+) -> int:
+    """Move up to ``limit`` pending outbox rows to arq; returns how many were moved."""
+    async with sessionmaker() as session, session.begin():
+        rows = (await session.execute(_CLAIM, {"limit": limit})).all()
+        if not rows:
+            return 0
+        for row in rows:
+            await redis.enqueue_job(
+                row.function,
+                row.payload,
+                row.request_id,
+                _job_id=str(row.id),
+                _queue_name=row.queue_name,
+            )
+        await session.execute(_MARK, {"ids": [row.id for row in rows]})
+    return len(rows)
+
+
+async def purge_relayed(
+    sessionmaker: async_sessionmaker[AsyncSession], *, older_than: timedelta
+) -> int:
+    """Delete rows relayed longer ago than ``older_than`` (arq owns them by then)."""
+    async with sessionmaker() as session, session.begin():
+        result = await session.execute(
+            delete(OutboxJob).where(OutboxJob.enqueued_at < utcnow() - older_than)
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _plain_dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def run_relay(settings: Settings) -> None:
+    """Relay outbox rows to arq until cancelled, woken by NOTIFY and by a short poll."""
+    from shared.db import create_sessionmaker, engine_from_settings
+
+    engine = engine_from_settings(settings)
+    sessionmaker = create_sessionmaker(engine)
+    redis = await create_queue_pool(settings)
+    wake = asyncio.Event()
+    listener: asyncpg.Connection | None = None
+    last_purge = 0.0
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            if listener is None or listener.is_closed():
+                listener = await _listen(settings, wake)
+            try:
+                while await relay_batch(sessionmaker, redis, limit=settings.relay_batch_size):
+                    pass
+                if loop.time() - last_purge > 600:
+                    await purge_relayed(
+                        sessionmaker, older_than=timedelta(hours=settings.outbox_retention_hours)
+                    )
+                    last_purge = loop.time()
+            except Exception as exc:
+                # Redis or PostgreSQL away: the rows stay pending and are retried.
+                logger.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=settings.relay_poll_seconds)
+            wake.clear()
+    finally:
+        if listener is not None and not listener.is_closed():
+            await listener.close()
+        await redis.aclose()
+        await engine.dispose()
+
+
+async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection | None:
+    assert settings.database_url is not None
+    try:
+        connection: asyncpg.Connection = await asyncpg.connect(_plain_dsn(settings.database_url))
+    except (OSError, asyncpg.PostgresError) as exc:
+        logger.warning("outbox relay cannot LISTEN, polling", extra={"error": str(exc)})
+        return None
+    await connection.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
+    return connection
+
+
+__all__ = ["OUTBOX_CHANNEL", "add_job", "purge_relayed", "relay_batch", "run_relay"]

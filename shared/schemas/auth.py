@@ -1,0 +1,45 @@
+"""API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.schemas.fields import MarketCode, ReviewerId
+
+Role = Literal["admin", "manager", "policy_poc", "qa_auditor", "moderator"]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+    reviewer_id: ReviewerId | None = None
+    markets: list[MarketCode] | None = Field(None, max_length=300)
+
+    @model_validator(mode="after")
+    def _moderator_needs_reviewer(self) -> ApiKeyCreate:
+        if self.role == "moderator" and self.reviewer_id is None:
+            raise ValueError("a moderator key must be bound to a reviewer_id")
+        return self
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    role: Role
+    prefix: str
+    reviewer_id: str | None
+    markets: list[str] | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The key itself. Shown only in this response; store it now.")

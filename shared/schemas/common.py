@@ -1,0 +1,65 @@
+"""Conventions every endpoint shares: problem details, pages and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import BadRequest
+
+ItemT = TypeVar("ItemT")
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+class ProblemError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[ProblemError] | None = None
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    next_cursor: str | None
+
+
+class StrictQuery(BaseModel):
+    """Query parameters: unknown ones are refused rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageQuery(StrictQuery):
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(None, max_length=512)
+
+
+def encode_cursor(position: dict[str, Any]) -> str:
+    """An opaque cursor for the position after the last item of a page."""
+    return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, keys: set[str]) -> dict[str, Any]:
+    """The position a cursor stands for; a cursor we did not make is a 400."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise BadRequest("cursor is not valid") from exc
+    if not isinstance(position, dict) or set(position) != keys:
+        raise BadRequest("cursor is not valid")
+    return position

@@ -1,0 +1,81 @@
+"""The one settings class. Every knob of every service comes from here (env prefix PLUMBLINE_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLUMBLINE_", extra="ignore")
+
+    # None means "start the embedded server under data_dir" (see shared.embedded).
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".plumbline")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = 1
+
+    bootstrap_admin_key: SecretStr | None = None
+    # Fernet key encrypting source and channel secrets at rest. Unset: a key file is created
+    # under data_dir, which is fine for one machine; every replica of a deployment must share it.
+    encryption_key: SecretStr | None = None
+
+    insecure_target_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+
+    # Decision intake.
+    webhook_tolerance_seconds: int = 300
+    webhook_max_body_bytes: int = 1024 * 1024
+    webhook_max_events: int = 1000
+    source_cache_seconds: float = 5.0
+
+    # Outbox relay.
+    relay_batch_size: int = 500
+    relay_poll_seconds: float = 0.5
+    outbox_retention_hours: int = 24
+
+    # Notifier deliveries.
+    delivery_max_attempts: int = 8
+    delivery_base_delay_seconds: float = 1.0
+    delivery_max_delay_seconds: float = 300.0
+    delivery_timeout_seconds: float = 10.0
+
+    @field_validator("insecure_target_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return to_asyncpg_url(value)
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Give a PostgreSQL URL the ``postgresql+asyncpg`` scheme SQLAlchemy needs."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,320 @@
+"""Test harness: a real PostgreSQL and Redis, the real API over real HTTP, real arq workers.
+
+With PLUMBLINE_TEST_DATABASE_URL / PLUMBLINE_TEST_REDIS_URL set (CI), those servers are used
+(a fresh database is created for the run); otherwise embedded servers are started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.audit_api.app import create_app
+from services.audit_api.auth.service import create_api_key
+from shared.db import create_engine, create_sessionmaker
+from shared.migrate import upgrade_to_head
+from shared.outbox import relay_batch
+from shared.queue import ArqRedis, create_queue_pool, redis_settings
+from shared.settings import Settings, to_asyncpg_url
+from shared.signing import sign_payload
+
+pytest_plugins: list[str] = []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="plumbline-test-") as directory:
+        yield Path(directory)
+
+
+@pytest.fixture(scope="session")
+def server_database_url(data_dir: Path) -> Iterator[str]:
+    """A PostgreSQL server URL (any database on it): CI's, or an embedded one."""
+    given = os.environ.get("PLUMBLINE_TEST_DATABASE_URL")
+    if given:
+        yield to_asyncpg_url(given)
+        return
+    from shared.embedded import start_embedded_postgres
+
+    server = start_embedded_postgres(data_dir / "postgres")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` (keeps query parameters such as host=)."""
+    base, _, query = url.partition("?")
+    prefix = base.rsplit("/", 1)[0]
+    return f"{prefix}/{name}" + (f"?{query}" if query else "")
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_database_url: str) -> Iterator[str]:
+    """A fresh database, migrated to head, dropped after the run."""
+    name = f"plumbline_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(_plain(_with_database(server_database_url, "postgres")))
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_database_url, name)
+    upgrade_to_head(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def redis_url(data_dir: Path) -> Iterator[str]:
+    given = os.environ.get("PLUMBLINE_TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    from shared.embedded import start_embedded_redis
+
+    server = start_embedded_redis(data_dir / "redis")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=data_dir,
+        encryption_key=Fernet.generate_key().decode(),
+        insecure_target_hosts="127.0.0.1,localhost",
+        log_json=True,
+        source_cache_seconds=0.2,
+        delivery_base_delay_seconds=0.05,
+        delivery_max_delay_seconds=0.5,
+        delivery_timeout_seconds=2.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    assert settings.database_url is not None
+    engine = create_engine(settings.database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture(scope="session")
+async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
+    pool = await create_queue_pool(settings)
+    yield pool
+    await pool.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[None]:
+    """Each test starts with empty tables (reference data too) and an empty Redis."""
+    if request.node.get_closest_marker("no_db"):
+        yield
+        return
+    assert settings.database_url is not None
+    connection = await asyncpg.connect(_plain(settings.database_url))
+    try:
+        tables = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+        await connection.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await connection.close()
+    assert settings.redis_url is not None
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    yield
+
+
+class LiveServer:
+    """The real app served by uvicorn on a free local port, in the test's event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve())
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            if time.monotonic() > deadline:
+                raise RuntimeError("API did not start")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+
+
+@pytest.fixture(scope="session")
+async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    server = LiveServer(settings)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def client(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
+        yield client
+
+
+async def make_key(sessionmaker: async_sessionmaker[AsyncSession], role: str, **kwargs: Any) -> str:
+    async with sessionmaker() as session, session.begin():
+        _, key = await create_api_key(session, name=f"{role} test key", role=role, **kwargs)
+    return key
+
+
+@pytest.fixture
+async def admin_key(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    return await make_key(sessionmaker, "admin")
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+class SignedSender:
+    """A moderation platform: posts signed decision webhooks as DESIGN.md specifies."""
+
+    def __init__(self, client: httpx.AsyncClient, name: str, secret: str) -> None:
+        self.client = client
+        self.name = name
+        self.secret = secret
+
+    def headers(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        stamp = int(time.time()) if timestamp is None else timestamp
+        return {
+            "Content-Type": "application/json",
+            "X-Plumbline-Source": self.name,
+            "X-Plumbline-Signature": sign_payload(self.secret, body, stamp),
+        }
+
+    async def post_raw(self, body: bytes, **kwargs: Any) -> httpx.Response:
+        return await self.client.post(
+            "/v1/webhooks/decisions", content=body, headers=self.headers(body, **kwargs)
+        )
+
+    async def post(self, payload: Any, **kwargs: Any) -> httpx.Response:
+        return await self.post_raw(orjson.dumps(payload), **kwargs)
+
+
+@pytest.fixture
+async def sender(client: httpx.AsyncClient, admin_key: str) -> SignedSender:
+    response = await client.post("/v1/sources", json={"name": "acme"}, headers=auth(admin_key))
+    assert response.status_code == 201, response.text
+    return SignedSender(client, "acme", response.json()["secret"])
+
+
+def decision_event(n: int = 1, **overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": f"evt-{n}",
+        "content_id": f"vid-{n}",
+        "content_type": "video",
+        "queue": "de-video-standard",
+        "market": "DE",
+        "language": "de",
+        "moderator_id": "mod-42",
+        "action": "remove",
+        "policy_labels": ["hate_speech"],
+        "decided_at": "2026-11-24T10:00:00Z",
+        "handling_time_ms": 5400,
+        "metadata": {},
+    }
+    event.update(overrides)
+    return event
+
+
+async def relay_all(sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis) -> int:
+    """Run the outbox relay until nothing is pending; returns how many jobs it moved."""
+    moved = 0
+    while count := await relay_batch(sessionmaker, queue, limit=500):
+        moved += count
+    return moved
+
+
+async def run_worker_burst(worker_settings: type, settings: Settings, **overrides: Any) -> Any:
+    """Run an arq worker (the real WorkerSettings) until its queue is empty."""
+    from arq.worker import Worker
+
+    options = {
+        name: getattr(worker_settings, name)
+        for name in (
+            "functions", "queue_name", "on_startup", "on_shutdown", "job_timeout", "max_tries",
+            "keep_result", "max_jobs", "job_serializer", "job_deserializer", "cron_jobs",
+        )
+        if hasattr(worker_settings, name)
+    }  # fmt: skip
+    options.update(overrides)
+    worker = Worker(
+        redis_settings=redis_settings(settings),
+        burst=True,
+        handle_signals=False,
+        poll_delay=0.05,
+        ctx={"settings": settings},
+        **options,
+    )
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+    return worker
