@@ -43,14 +43,14 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
 ON CONFLICT (source_id, event_id) DO NOTHING
 RETURNING source_id, event_id
 """
-_INSERT_OUTBOX = f"""  # noqa: S608 (a constant channel name, no input)
+_INSERT_OUTBOX = f"""
 WITH job AS (
     INSERT INTO outbox_jobs (id, queue_name, function, payload, request_id)
     VALUES ($1, $2, $3, $4::jsonb, $5)
     RETURNING id
 )
 SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM job
-"""
+"""  # noqa: S608 (a constant channel name, no input)
 # Markets, queues, policy codes and moderators are registered on first reference, in the same
 # transaction, by one statement (sorted input, so concurrent registrations cannot deadlock).
 _REGISTER_REFERENCES = """

@@ -1,0 +1,142 @@
+"""The outbox relay and the report worker: accepted decisions reach the daily intake rollup."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.report_worker.intake_rollups import apply_intake_rollup
+from services.report_worker.worker import WorkerSettings
+from shared.jobs import ApplyIntakeRollup
+from shared.models import OutboxJob
+from shared.outbox import add_job, purge_relayed, relay_batch
+from shared.queue import ArqRedis
+from shared.settings import Settings
+from tests.conftest import SignedSender, auth, decision_event, relay_all, run_worker_burst
+
+
+async def pending_outbox(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        query = select(func.count()).select_from(OutboxJob).where(OutboxJob.enqueued_at.is_(None))
+        return int(await session.scalar(query) or 0)
+
+
+async def test_accepted_batches_reach_the_intake_rollup(
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+    settings: Settings,
+) -> None:
+    # 23:30 UTC on the 24th is already the 25th in Berlin: days count in the market's zone.
+    await sender.post(
+        {
+            "events": [
+                decision_event(1, decided_at="2026-11-24T10:00:00Z"),
+                decision_event(2, decided_at="2026-11-24T23:30:00Z"),
+                decision_event(3, decided_at="2026-11-24T12:00:00+01:00", moderator_id="mod-7"),
+            ]
+        }
+    )
+    await sender.post(decision_event(4, decided_at="2026-11-24T11:00:00Z"))
+    await sender.post(decision_event(4, decided_at="2026-11-24T11:00:00Z"))  # duplicate
+
+    assert await relay_all(sessionmaker, queue) >= 2
+    worker = await run_worker_burst(WorkerSettings, settings)
+    assert worker.jobs_failed == 0
+
+    response = await client.get("/v1/intake-rollups?market=DE", headers=auth(admin_key))
+    assert response.status_code == 200, response.text
+    rows = {(r["day"], r["moderator_id"]): r["decisions"] for r in response.json()["items"]}
+    assert rows == {
+        ("2026-11-24", "mod-42"): 2,
+        ("2026-11-25", "mod-42"): 1,
+        ("2026-11-24", "mod-7"): 1,
+    }
+
+
+async def test_rollup_job_run_twice_counts_once(
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+
+    await sender.post({"events": [decision_event(n) for n in range(5)]})
+    async with sessionmaker() as session:
+        [payload] = await session.scalars(select(OutboxJob.payload))
+    job = ApplyIntakeRollup.model_validate(payload)
+    for _ in range(2):  # at-least-once delivery: the same job may run twice
+        async with sessionmaker() as session, session.begin():
+            await apply_intake_rollup(session, job=job)
+    response = await client.get("/v1/intake-rollups", headers=auth(admin_key))
+    assert [r["decisions"] for r in response.json()["items"]] == [5]
+
+
+async def test_two_relays_never_enqueue_the_same_row(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        ids = [await add_job(session, ApplyIntakeRollup(batch_id=uuid.uuid4())) for _ in range(300)]
+    moved = await asyncio.gather(*(relay_all(sessionmaker, queue) for _ in range(4)))
+    assert sum(moved) == 300
+    queued = await queue.zrange("plumbline:report", 0, -1)
+    assert sorted(q.decode() for q in queued) == sorted(str(i) for i in ids)
+    assert await pending_outbox(sessionmaker) == 0
+
+
+async def test_crash_between_enqueue_and_commit_enqueues_nothing_twice(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
+) -> None:
+
+    async with sessionmaker() as session, session.begin():
+        job_id = await add_job(session, ApplyIntakeRollup(batch_id=uuid.uuid4()))
+
+    class CrashAfterEnqueue(Exception):
+        pass
+
+    # Enqueue to Redis, then die before the row is marked: the transaction rolls back.
+    original = queue.enqueue_job
+
+    async def enqueue_then_crash(*args: object, **kwargs: object) -> None:
+        await original(*args, **kwargs)  # type: ignore[arg-type]
+        raise CrashAfterEnqueue
+
+    queue.enqueue_job = enqueue_then_crash  # type: ignore[method-assign]
+    try:
+        try:
+            await relay_batch(sessionmaker, queue, limit=10)
+        except CrashAfterEnqueue:
+            pass
+    finally:
+        queue.enqueue_job = original  # type: ignore[method-assign]
+    assert await pending_outbox(sessionmaker) == 1  # nothing lost
+
+    assert await relay_all(sessionmaker, queue) == 1
+    assert await pending_outbox(sessionmaker) == 0
+    queued = [q.decode() for q in await queue.zrange("plumbline:report", 0, -1)]
+    assert queued == [str(job_id)]  # arq refused the second enqueue of the same job id
+
+
+async def test_relayed_rows_are_purged_after_retention(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
+) -> None:
+
+    async with sessionmaker() as session, session.begin():
+        await add_job(session, ApplyIntakeRollup(batch_id=uuid.uuid4()))
+        await add_job(session, ApplyIntakeRollup(batch_id=uuid.uuid4()))
+    await relay_all(sessionmaker, queue)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE outbox_jobs SET enqueued_at = now() - interval '2 days'")
+        )
+        await add_job(session, ApplyIntakeRollup(batch_id=uuid.uuid4()))
+    assert await purge_relayed(sessionmaker, older_than=timedelta(hours=24)) == 2
+    assert await pending_outbox(sessionmaker) == 1
