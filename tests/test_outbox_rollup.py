@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
 
@@ -111,10 +112,8 @@ async def test_crash_between_enqueue_and_commit_enqueues_nothing_twice(
 
     queue.enqueue_job = enqueue_then_crash  # type: ignore[method-assign]
     try:
-        try:
+        with contextlib.suppress(CrashAfterEnqueue):
             await relay_batch(sessionmaker, queue, limit=10)
-        except CrashAfterEnqueue:
-            pass
     finally:
         queue.enqueue_job = original  # type: ignore[method-assign]
     assert await pending_outbox(sessionmaker) == 1  # nothing lost

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, CheckConstraint, LargeBinary, String, Text
+from sqlalchemy import CheckConstraint, LargeBinary, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, CreatedAtMixin, new_id

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -197,12 +197,10 @@ def _decision_read(decision: Decision, source_name: str) -> DecisionRead:
     )
 
 
-SelectT = TypeVar("SelectT", bound="Select[Unpack[tuple[Any, ...]]]")
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 
 
-def _scope(
-    query: SelectT, *, moderator_id: str | None, markets: Sequence[str] | None
-) -> SelectT:
+def _scope(query: SelectT, *, moderator_id: str | None, markets: Sequence[str] | None) -> SelectT:
     if moderator_id is not None:
         query = query.where(Decision.moderator_id == moderator_id)
     if markets is not None:

@@ -1,0 +1,77 @@
+"""Migrations: upgrade from empty, downgrade to empty, and models that match the schema."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.migrate import alembic_config, upgrade_to_head
+from shared.models import Base
+from tests.conftest import _plain, _with_database
+
+pytestmark = pytest.mark.no_db
+
+
+@pytest.fixture
+def empty_database(server_database_url: str) -> Iterator[str]:
+    name = f"plumbline_migrate_{uuid.uuid4().hex[:8]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(_plain(_with_database(server_database_url, "postgres")))
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _with_database(server_database_url, name)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _inspect(url: str, check: Any) -> Any:
+    async def run() -> Any:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(check)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def _diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def test_upgrade_from_empty_matches_the_models(empty_database: str) -> None:
+    upgrade_to_head(empty_database)
+    tables = _inspect(empty_database, _tables)
+    assert set(Base.metadata.tables) <= tables
+    assert _inspect(empty_database, _diff) == []
+
+
+def test_downgrade_to_empty_and_up_again(empty_database: str) -> None:
+    upgrade_to_head(empty_database)
+    command.downgrade(alembic_config(empty_database), "base")
+    assert _inspect(empty_database, _tables) <= {"alembic_version"}
+    upgrade_to_head(empty_database)
+    assert set(Base.metadata.tables) <= _inspect(empty_database, _tables)
