@@ -356,3 +356,39 @@ async def test_grace_period_expires(
     )
     await asyncio.sleep(1.3)
     assert_problem(await sender.post(decision_event(1)), 401)
+
+
+async def test_openapi_document_is_valid_and_speaks_problems(client: httpx.AsyncClient) -> None:
+    from openapi_spec_validator import validate
+
+    schema = (await client.get("/openapi.json")).json()
+    validate(schema)
+    assert "HTTPValidationError" not in str(schema)
+    webhook = schema["paths"]["/v1/webhooks/decisions"]["post"]
+    body_schemas = webhook["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert {"$ref": "#/components/schemas/DecisionEvent"} in body_schemas
+    assert "DecisionEvent" in schema["components"]["schemas"]
+    assert webhook["responses"]["422"]["content"]["application/problem+json"]
+
+
+async def test_rejected_batches_are_kept_for_the_source(
+    sender: SignedSender, client: httpx.AsyncClient, admin_key: str
+) -> None:
+    await sender.post({"events": [decision_event(1), decision_event(2, action="nuke")]})
+    await sender.post({"events": []})
+    [source] = (await client.get("/v1/sources", headers=auth(admin_key))).json()["items"]
+    response = await client.get(
+        f"/v1/sources/{source['id']}/rejected-batches?limit=1", headers=auth(admin_key)
+    )
+    assert response.status_code == 200, response.text
+    first = response.json()
+    assert [item["status"] for item in first["items"]] == [422]
+    assert "1 to 1000" in first["items"][0]["reason"]
+    second = await client.get(
+        f"/v1/sources/{source['id']}/rejected-batches",
+        params={"cursor": first["next_cursor"]},
+        headers=auth(admin_key),
+    )
+    [older] = second.json()["items"]
+    assert older["reason"].startswith("event 1 is invalid")
+    assert second.json()["next_cursor"] is None

@@ -12,6 +12,7 @@ from services.audit_api.decisions.router import router as decisions_router
 from services.audit_api.decisions.writer import DecisionWriter
 from services.audit_api.health.router import router as health_router
 from services.audit_api.middleware import RequestContextMiddleware
+from services.audit_api.openapi import install_openapi
 from services.audit_api.problems import install_problem_handlers
 from services.audit_api.sources.router import router as sources_router
 from services.audit_api.sources.service import SourceDirectory
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_openapi(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(api_keys_router)

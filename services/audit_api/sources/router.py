@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +12,7 @@ from services.audit_api.deps import AdminDep, SessionDep, SettingsDep
 from services.audit_api.sources import service
 from shared.encryption import secret_box
 from shared.schemas.common import Page, PageQuery, decode_cursor, encode_cursor
+from shared.schemas.decisions import RejectedBatchRead
 from shared.schemas.sources import (
     SecretRotated,
     SecretRotation,
@@ -51,6 +52,32 @@ async def list_sources(
 @router.get("/{source_id}", response_model=SourceRead)
 async def get_source(source_id: uuid.UUID, session: SessionDep, _: AdminDep) -> SourceRead:
     return SourceRead.model_validate(await service.get_source(session, source_id=source_id))
+
+
+@router.get("/{source_id}/rejected-batches", response_model=Page[RejectedBatchRead])
+async def list_rejected_batches(
+    source_id: uuid.UUID,
+    query: Annotated[PageQuery, Query()],
+    session: SessionDep,
+    _: AdminDep,
+) -> Page[RejectedBatchRead]:
+    """Authentic requests of this source that were refused, newest first, with the reason."""
+    before = None
+    if query.cursor:
+        position = decode_cursor(query.cursor, keys={"created_at", "id"})
+        before = (datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"]))
+    rows = await service.list_rejected_batches(
+        session, source_id=source_id, limit=query.limit, before=before
+    )
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
+    return Page(
+        items=[RejectedBatchRead.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
 
 
 @router.post("/{source_id}/rotate-secret", response_model=SecretRotated)

@@ -8,14 +8,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.encryption import SecretBox
 from shared.errors import Conflict, NotFound
 from shared.events import EventType, SourceSecretRotated, record_event
-from shared.models import Source
+from shared.models import RejectedBatch, Source
 from shared.models.base import utcnow
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
@@ -50,6 +50,22 @@ async def list_sources(session: AsyncSession, *, limit: int, after: str | None) 
     if after is not None:
         query = query.where(Source.name > after)
     return list(await session.scalars(query))
+
+
+async def list_rejected_batches(
+    session: AsyncSession,
+    *,
+    source_id: uuid.UUID,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[RejectedBatch]:
+    """A source's refused requests, newest first, ``limit + 1`` of them (for paging)."""
+    await get_source(session, source_id=source_id)
+    query = select(RejectedBatch).where(RejectedBatch.source_id == source_id)
+    if before is not None:
+        query = query.where(tuple_(RejectedBatch.created_at, RejectedBatch.id) < tuple_(*before))
+    query = query.order_by(RejectedBatch.created_at.desc(), RejectedBatch.id.desc())
+    return list(await session.scalars(query.limit(limit + 1)))
 
 
 async def rotate_secret(
