@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,25 +78,31 @@ def _plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-@pytest.fixture(scope="session")
-def database_url(server_database_url: str) -> Iterator[str]:
-    """A fresh database, migrated to head, dropped after the run."""
-    name = f"plumbline_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the server at ``server_url``, dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
 
     async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(_plain(_with_database(server_database_url, "postgres")))
+        connection = await asyncpg.connect(_plain(_with_database(server_url, "postgres")))
         try:
             await connection.execute(statement)
         finally:
             await connection.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(server_database_url, name)
-    upgrade_to_head(url)
     try:
-        yield url
+        yield _with_database(server_url, name)
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url(server_database_url: str) -> Iterator[str]:
+    """A fresh database, migrated to head, dropped after the run."""
+    with scratch_database(server_database_url, "plumbline_test") as url:
+        upgrade_to_head(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -18,27 +16,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.migrate import alembic_config, upgrade_to_head
 from shared.models import Base
-from tests.conftest import _plain, _with_database
+from tests.conftest import scratch_database
 
 pytestmark = pytest.mark.no_db
 
 
 @pytest.fixture
 def empty_database(server_database_url: str) -> Iterator[str]:
-    name = f"plumbline_migrate_{uuid.uuid4().hex[:8]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(_plain(_with_database(server_database_url, "postgres")))
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _with_database(server_database_url, name)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(server_database_url, "plumbline_migrate") as url:
+        yield url
 
 
 def _inspect(url: str, check: Any) -> Any:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.auth import service as auth_service
+from shared.db import unit_of_work
 from shared.errors import Forbidden, Unauthorized
 from shared.queue import ArqRedis
 from shared.settings import Settings
@@ -32,14 +33,8 @@ def get_redis(request: Request) -> ArqRedis:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed before the response is sent."""
-    async with get_sessionmaker(request)() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    async with unit_of_work(get_sessionmaker(request)) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
