@@ -8,6 +8,8 @@ import uuid
 from datetime import timedelta
 
 import httpx
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -139,3 +141,21 @@ async def test_relayed_rows_are_purged_after_retention(
         await add_job(session, ApplyIntakeRollup(batch_id=uuid.uuid4()))
     assert await purge_relayed(sessionmaker, older_than=timedelta(hours=24)) == 2
     assert await pending_outbox(sessionmaker) == 1
+
+
+async def test_redis_outage_keeps_jobs_pending_until_it_returns(
+    sender: SignedSender,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    # Intake does not touch Redis: decisions are accepted while it is away.
+    assert (await sender.post(decision_event(1))).status_code == 202
+    unreachable = ArqRedis.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(RedisConnectionError):
+            await relay_batch(sessionmaker, unreachable, limit=10)
+    finally:
+        await unreachable.aclose()
+    assert await pending_outbox(sessionmaker) == 1
+    assert await relay_all(sessionmaker, queue) == 1
+    assert await pending_outbox(sessionmaker) == 0
