@@ -90,33 +90,29 @@ def _data_dir(settings: Settings) -> Path:
 
 
 def _start_embedded(
-    settings: Settings, *, redis: bool, announce: bool
-) -> tuple[Settings, list[EmbeddedServer]]:
+    settings: Settings, servers: list[EmbeddedServer], *, redis: bool, announce: bool
+) -> Settings:
     """Start embedded servers for the URLs that are unset; return resolved settings.
 
-    The returned list holds every embedded server in use, started here or found running.
+    Each server in use (started here or found running) is appended to ``servers`` as soon
+    as it is up, so the caller's cleanup sees it even when the next one fails to start.
     """
     from shared.embedded import start_embedded_postgres, start_embedded_redis
 
-    servers: list[EmbeddedServer] = []
     updates: dict[str, object] = {}
-    try:
-        if settings.database_url is None:
-            postgres = start_embedded_postgres(_data_dir(settings))
-            servers.append(postgres)
-            updates["database_url"] = postgres.url
-            if announce:
-                _say(f"embedded PostgreSQL in {postgres.pgdata} (pid {postgres.pid})")
-        if redis and settings.redis_url is None:
-            server = start_embedded_redis(_data_dir(settings))
-            servers.append(server)
-            updates["redis_url"] = server.url
-            if announce:
-                _say(f"embedded Redis at {server.url} in {server.directory} (pid {server.pid})")
-    except BaseException:
-        _stop_servers(servers, only_started=False)
-        raise
-    return settings.model_copy(update=updates), servers
+    if settings.database_url is None:
+        postgres = start_embedded_postgres(_data_dir(settings))
+        servers.append(postgres)
+        updates["database_url"] = postgres.url
+        if announce:
+            _say(f"embedded PostgreSQL in {postgres.pgdata} (pid {postgres.pid})")
+    if redis and settings.redis_url is None:
+        server = start_embedded_redis(_data_dir(settings))
+        servers.append(server)
+        updates["redis_url"] = server.url
+        if announce:
+            _say(f"embedded Redis at {server.url} in {server.directory} (pid {server.pid})")
+    return settings.model_copy(update=updates)
 
 
 def _stop_servers(servers: Sequence[EmbeddedServer], *, only_started: bool) -> None:
@@ -130,7 +126,7 @@ def _stop_servers(servers: Sequence[EmbeddedServer], *, only_started: bool) -> N
         try:
             server.stop(max(0.5, share))
         except Exception as exc:
-            _say(f"could not stop embedded server (pid {server.pid}): {exc}", error=True)
+            _say(f"could not stop embedded server (pid {server.pid}): {exc}", stderr=True)
 
 
 @contextlib.contextmanager
@@ -140,9 +136,9 @@ def _resolved_settings(*, redis: bool) -> Iterator[Settings]:
     The resolved URLs also go into this process's environment, because the API app (and
     uvicorn's worker processes) read their settings from there.
     """
-    settings = get_settings()
-    resolved, servers = _start_embedded(settings, redis=redis, announce=False)
+    servers: list[EmbeddedServer] = []
     try:
+        resolved = _start_embedded(get_settings(), servers, redis=redis, announce=False)
         if servers:
             os.environ.update(_url_environment(resolved))
             get_settings.cache_clear()
@@ -232,7 +228,7 @@ def _stop_children(children: Sequence[Child], grace: float) -> None:
         try:
             child.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            _say(f"{child.command} did not stop in time; killing it", error=True)
+            _say(f"{child.command} did not stop in time; killing it", stderr=True)
         # Also reaps what the leader left behind (uvicorn workers), whether it exited or not.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.process.pid, signal.SIGKILL)
@@ -247,11 +243,11 @@ def _supervise(
         for child in children:
             code = child.process.poll()
             if code is not None:
-                _say(f"{child.command} exited with code {code}; stopping everything", error=True)
+                _say(f"{child.command} exited with code {code}; stopping everything", stderr=True)
                 return 1
         for server in servers:
             if not server.is_running():
-                _say(f"embedded server (pid {server.pid}) died; stopping everything", error=True)
+                _say(f"embedded server (pid {server.pid}) died; stopping everything", stderr=True)
                 return 1
         time.sleep(0.1)
     return 0
@@ -274,13 +270,19 @@ def run_all() -> int:
     code = 0
     try:
         settings = get_settings()
-        resolved, servers = _start_embedded(settings, redis=True, announce=True)
+        resolved = _start_embedded(settings, servers, redis=True, announce=True)
         if resolved.database_url is None:
             raise RuntimeError("database URL not resolved")
         from shared.migrate import upgrade_to_head
 
         upgrade_to_head(resolved.database_url)
         generated = asyncio.run(ensure_admin_key(resolved, generate=True))
+
+        # Create the local encryption key file (when no key is configured) before four
+        # processes race to create it.
+        from shared.encryption import secret_box
+
+        secret_box(resolved)
 
         env = {**os.environ, **_url_environment(resolved), "PYTHONUNBUFFERED": "1"}
         # From here a signal only sets the flag: an exception between Popen() and append()
@@ -300,7 +302,7 @@ def run_all() -> int:
     except _Interrupted:
         code = 0
     except Exception as exc:
-        _say(f"start-up failed: {exc!r}", error=True)
+        _say(f"start-up failed: {exc!r}", stderr=True)
         code = 1
     finally:
         stop.raising = False
@@ -416,7 +418,7 @@ def run_api_key_create(args: argparse.Namespace) -> int:
                 markets=[market.upper() for market in args.market],
             )
         )
-    _say(f"created {args.role} key {key_id} ({args.name}); it is shown only now")
+    _say(f"created {args.role} key {key_id} ({args.name}); it is shown only now", stderr=True)
     print(plaintext)
     return 0
 
@@ -429,7 +431,7 @@ def run_revision(args: argparse.Namespace) -> int:
         assert settings.database_url is not None
         # Autogenerate diffs the models against the database, which must be at head first.
         upgrade_to_head(settings.database_url)
-        make_revision(settings.database_url, args.message)
+        make_revision(settings.database_url, args.message, rev_id=args.rev_id)
     return 0
 
 
@@ -439,7 +441,7 @@ def run_seed_demo(args: argparse.Namespace) -> int:
 
     admin_key = args.admin_key or _bootstrap_key(get_settings())
     if not admin_key:
-        _say("seed-demo needs --admin-key or PLUMBLINE_BOOTSTRAP_ADMIN_KEY", error=True)
+        _say("seed-demo needs --admin-key or PLUMBLINE_BOOTSTRAP_ADMIN_KEY", stderr=True)
         return 2
     options = SeedOptions(
         api_url=args.api_url,
@@ -460,8 +462,8 @@ def run_seed_demo(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
-def _say(message: str, *, error: bool = False) -> None:
-    print(f"plumbline: {message}", file=sys.stderr if error else sys.stdout, flush=True)
+def _say(message: str, *, stderr: bool = False) -> None:
+    print(f"plumbline: {message}", file=sys.stderr if stderr else sys.stdout, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -515,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     revision = add("revision", run_revision, "autogenerate a migration (developers)")
     revision.add_argument("-m", "--message", required=True)
+    revision.add_argument("--rev-id", default=None, help="default: the next 000N number")
     return parser
 
 

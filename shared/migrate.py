@@ -46,6 +46,23 @@ def upgrade_to_head(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
 
 
-def make_revision(database_url: str, message: str) -> None:
-    """Autogenerate a migration by comparing the models with the database at ``database_url``."""
-    command.revision(alembic_config(database_url), message=message, autogenerate=True)
+def next_revision_id() -> str:
+    """The next id in the ``0001``, ``0002``... sequence the migration files follow."""
+    numbers = [
+        int(path.name[:4])
+        for path in (migrations_dir() / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")
+    ]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def make_revision(database_url: str, message: str, rev_id: str | None = None) -> None:
+    """Autogenerate a migration by comparing the models with the database at ``database_url``.
+
+    The revision id defaults to the next number of the sequence, so files sort in order.
+    """
+    command.revision(
+        alembic_config(database_url),
+        message=message,
+        autogenerate=True,
+        rev_id=rev_id or next_revision_id(),
+    )

@@ -186,7 +186,8 @@ def _stop_and_check(run: Run) -> None:
     assert code == 0, run.diagnostics()
     assert time.monotonic() - started < 10
     left = [pid for pid in pids if not _pid_gone(pid)]
-    left += [pid for child in children for pid in _live_members_of_group(child)]
+    # Every child and embedded server leads its own process group: nothing may remain there.
+    left += [member for pid in pids for member in _live_members_of_group(pid)]
     assert not left, f"left running: {left}\n{run.diagnostics()}"
 
 
@@ -251,5 +252,5 @@ def test_child_dying_stops_everything_with_failure(
     assert code != 0, run.diagnostics()
     assert "api exited with code" in run.err.read_text(), run.diagnostics()
     left = [pid for pid in run.pids() if not _pid_gone(pid)]
-    left += [pid for child in run.child_pids() for pid in _live_members_of_group(child)]
+    left += [member for pid in run.pids() for member in _live_members_of_group(pid)]
     assert not left, f"left running: {left}\n{run.diagnostics()}"

@@ -1,0 +1,82 @@
+# Plumbline developer commands. `make run` and `make test` work on a fresh machine with
+# Python 3.11+: the virtualenv is created on first use and reinstalled when pyproject.toml
+# changes.
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Interpreters tried in order when creating the virtualenv; `make PYTHON=/path/python3.12`
+# picks one explicitly.
+PYTHON_CANDIDATES := python3.13 python3.12 python3.11 python3 python
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format bench migrate revision compose-up
+
+help:
+	@echo "make install     create $(VENV) (Python 3.11+) and install Plumbline with dev tools"
+	@echo "make run         start everything (plumbline run); embedded PostgreSQL/Redis by default"
+	@echo "make test        run the test suite"
+	@echo "make lint        ruff check, ruff format --check, mypy --strict"
+	@echo "make format      ruff format and autofix"
+	@echo "make bench       run the benchmarks"
+	@echo "make migrate     apply database migrations"
+	@echo "make revision m='message'   autogenerate a migration"
+	@echo "make compose-up  build and start the docker compose stack"
+
+$(BIN)/python:
+	@set -e; \
+	python="$(PYTHON)"; \
+	if [ -z "$$python" ]; then \
+		for candidate in $(PYTHON_CANDIDATES); do \
+			if command -v "$$candidate" >/dev/null 2>&1 && \
+				"$$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+				python="$$candidate"; break; \
+			fi; \
+		done; \
+	fi; \
+	if [ -z "$$python" ]; then \
+		echo "Plumbline needs Python 3.11 or newer; none of $(PYTHON_CANDIDATES) is." >&2; \
+		exit 1; \
+	fi; \
+	echo "creating $(VENV) with $$(command -v $$python) ($$($$python --version 2>&1))"; \
+	"$$python" -m venv "$(VENV)" || { \
+		rm -rf "$(VENV)"; \
+		echo "could not create a virtualenv: on Debian/Ubuntu install python3-venv" >&2; \
+		exit 1; \
+	}
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/plumbline run
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict shared services
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+migrate: install
+	$(BIN)/plumbline migrate
+
+# Diffs the models against a database migrated to head (embedded unless
+# PLUMBLINE_DATABASE_URL is set) and writes migrations/versions/<rev>_<slug>.py.
+revision: install
+	@test -n "$(m)" || { echo "usage: make revision m='what changed'" >&2; exit 1; }
+	$(BIN)/plumbline revision -m "$(m)"
+
+compose-up:
+	docker compose up --build -d
