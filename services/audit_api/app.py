@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.audit_api.auth.router import router as api_keys_router
+from services.audit_api.channels.router import router as channels_router
 from services.audit_api.decisions.router import router as decisions_router
 from services.audit_api.decisions.writer import DecisionWriter
 from services.audit_api.health.router import router as health_router
@@ -65,4 +66,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(sources_router)
     app.include_router(decisions_router)
+    app.include_router(channels_router)
     return app

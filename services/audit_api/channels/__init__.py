@@ -1,0 +1,1 @@
+"""Notification channels and their deliveries: ``/v1/channels`` and ``/v1/deliveries``."""

@@ -1,0 +1,125 @@
+"""Channels (admin) and deliveries (admin, manager): ``/v1/channels``, ``/v1/deliveries``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from services.audit_api.channels import service
+from services.audit_api.deps import AdminDep, Principal, SessionDep, SettingsDep, require_roles
+from shared.encryption import secret_box
+from shared.errors import BadRequest
+from shared.schemas.channels import (
+    ChannelCreate,
+    ChannelCreated,
+    ChannelRead,
+    DeliveryDetail,
+    DeliveryQuery,
+    DeliveryRead,
+)
+from shared.schemas.common import Page, PageQuery, Problem, decode_cursor, encode_cursor
+
+router = APIRouter()
+
+DeliveryReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+
+
+@router.post(
+    "/v1/channels",
+    status_code=201,
+    response_model=ChannelCreated,
+    tags=["channels"],
+    responses={409: {"model": Problem}, 422: {"model": Problem}},
+)
+async def create_channel(
+    body: ChannelCreate, session: SessionDep, settings: SettingsDep, _: AdminDep
+) -> ChannelCreated:
+    """Create a notification channel subscribed to some event types (and markets).
+
+    The target and secret are never returned. A ``webhook`` channel created without a
+    ``secret`` gets a generated one, in this response only.
+    """
+    channel, generated_secret = await service.create_channel(
+        session,
+        data=body,
+        box=secret_box(settings),
+        insecure_hosts=settings.insecure_target_hosts,
+    )
+    return ChannelCreated(**service.channel_read(channel).model_dump(), secret=generated_secret)
+
+
+@router.get("/v1/channels", response_model=Page[ChannelRead], tags=["channels"])
+async def list_channels(
+    query: Annotated[PageQuery, Query()], session: SessionDep, _: AdminDep
+) -> Page[ChannelRead]:
+    after = decode_cursor(query.cursor, keys={"name"})["name"] if query.cursor else None
+    channels = await service.list_channels(session, limit=query.limit, after=after)
+    more = len(channels) > query.limit
+    channels = channels[: query.limit]
+    return Page(
+        items=[service.channel_read(channel) for channel in channels],
+        next_cursor=encode_cursor({"name": channels[-1].name}) if more else None,
+    )
+
+
+@router.get("/v1/channels/{channel_id}", response_model=ChannelRead, tags=["channels"])
+async def get_channel(channel_id: uuid.UUID, session: SessionDep, _: AdminDep) -> ChannelRead:
+    return service.channel_read(await service.get_channel(session, channel_id=channel_id))
+
+
+@router.delete("/v1/channels/{channel_id}", status_code=204, tags=["channels"])
+async def delete_channel(channel_id: uuid.UUID, session: SessionDep, _: AdminDep) -> Response:
+    """Delete a channel with its deliveries; nothing more is sent to it."""
+    await service.delete_channel(session, channel_id=channel_id)
+    return Response(status_code=204)
+
+
+def _delivery_position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    position = decode_cursor(cursor, keys={"created_at", "id"})
+    try:
+        return datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("cursor is not valid") from exc
+
+
+@router.get("/v1/deliveries", response_model=Page[DeliveryRead], tags=["deliveries"])
+async def list_deliveries(
+    query: Annotated[DeliveryQuery, Query()], session: SessionDep, _: DeliveryReaderDep
+) -> Page[DeliveryRead]:
+    """Deliveries, newest first; ``status=dead`` is the dead-letter list."""
+    before = _delivery_position(query.cursor) if query.cursor else None
+    deliveries = await service.list_deliveries(session, filters=query, before=before)
+    more = len(deliveries) > query.limit
+    deliveries = deliveries[: query.limit]
+    next_cursor = None
+    if more:
+        last = deliveries[-1]
+        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
+    return Page(
+        items=[service.delivery_read(delivery) for delivery in deliveries], next_cursor=next_cursor
+    )
+
+
+@router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryDetail, tags=["deliveries"])
+async def get_delivery(
+    delivery_id: uuid.UUID, session: SessionDep, _: DeliveryReaderDep
+) -> DeliveryDetail:
+    """A delivery with every attempt made."""
+    return await service.get_delivery(session, delivery_id=delivery_id)
+
+
+@router.post(
+    "/v1/deliveries/{delivery_id}/redrive",
+    status_code=202,
+    response_model=DeliveryRead,
+    tags=["deliveries"],
+    responses={404: {"model": Problem}, 409: {"model": Problem}},
+)
+async def redrive_delivery(
+    delivery_id: uuid.UUID, session: SessionDep, _: AdminDep
+) -> DeliveryRead:
+    """Send a dead-lettered delivery again: same body, fresh attempts (409 unless dead)."""
+    return service.delivery_read(await service.redrive_delivery(session, delivery_id=delivery_id))

@@ -1,0 +1,255 @@
+"""Channels (where notifications go) and deliveries (each message sent to one of them).
+
+Targets and secrets are encrypted at rest and never returned. A webhook channel created
+without a secret gets a generated one, returned once by ``create_channel``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.encryption import SecretBox
+from shared.errors import Conflict, NotFound, UnprocessableEntity
+from shared.jobs import DeliverMessage
+from shared.models import Channel, Delivery, DeliveryAttempt
+from shared.models.base import utcnow
+from shared.outbox import add_job
+from shared.reference import register_markets
+from shared.schemas.channels import (
+    ChannelCreate,
+    ChannelRead,
+    DeliveryAttemptRead,
+    DeliveryDetail,
+    DeliveryQuery,
+    DeliveryRead,
+)
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+URL_KINDS = frozenset({"webhook", "slack", "teams", "lark"})
+# Deliberately loose: the mail server is the judge; this only catches obvious mistakes.
+_EMAIL = re.compile(r"^[^@\s]+@([^@\s]+\.[^@\s]+)$")
+
+
+def generate_secret() -> str:
+    """A new webhook signing secret (256 random bits)."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def url_target_hint(target: str, *, insecure_hosts: Collection[str]) -> str:
+    """The hint shown for a URL target (``https://host/…``); ValueError when it is refused.
+
+    Plain ``http://`` is allowed only to hosts in ``insecure_hosts`` (local development):
+    everywhere else a message and its signature would cross the network readable.
+    """
+    if any(char.isspace() or ord(char) < 32 for char in target):
+        raise ValueError("must not contain whitespace or control characters")
+    parts = urlsplit(target)
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        raise ValueError("must be an https:// URL")
+    try:
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("is not a valid URL") from exc
+    if not host:
+        raise ValueError("must name a host")
+    if scheme == "http" and host not in insecure_hosts and f"[{host}]" not in insecure_hosts:
+        raise ValueError(
+            f"must use https:// (plain http:// is allowed only to PLUMBLINE_INSECURE_TARGET_HOSTS,"
+            f" which does not list '{host}')"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}/…"
+
+
+def email_target_hint(target: str) -> str:
+    """The hint shown for an email target (``…@domain``); ValueError when it is refused."""
+    match = _EMAIL.match(target)
+    if match is None:
+        raise ValueError("must be an email address")
+    return f"…@{match.group(1).lower()}"
+
+
+def target_hint(kind: str, target: str, *, insecure_hosts: Collection[str]) -> str:
+    """Check ``target`` for a channel of ``kind`` and return its redacted hint (422 if bad)."""
+    try:
+        if kind in URL_KINDS:
+            return url_target_hint(target, insecure_hosts=insecure_hosts)
+        return email_target_hint(target)
+    except ValueError as exc:
+        raise UnprocessableEntity(
+            f"target {exc}", errors=[{"loc": ["target"], "msg": str(exc)}]
+        ) from exc
+
+
+async def create_channel(
+    session: AsyncSession,
+    *,
+    data: ChannelCreate,
+    box: SecretBox,
+    insecure_hosts: Collection[str],
+) -> tuple[Channel, str | None]:
+    """Create a channel; returns it with its secret when the secret was generated here."""
+    hint = target_hint(data.kind, data.target, insecure_hosts=insecure_hosts)
+    generated: str | None = None
+    secret: str | None = None
+    if data.kind == "webhook":
+        if data.secret is None:
+            generated = secret = generate_secret()
+        else:
+            secret = data.secret.get_secret_value()
+    elif data.secret is not None:
+        raise UnprocessableEntity(
+            "secret applies to webhook channels only",
+            errors=[{"loc": ["secret"], "msg": "applies to webhook channels only"}],
+        )
+    if data.markets:
+        await register_markets(session, data.markets)
+    channel = Channel(
+        id=uuid.uuid4(),
+        name=data.name,
+        kind=data.kind,
+        target_encrypted=box.encrypt(data.target),
+        target_hint=hint,
+        secret_encrypted=box.encrypt(secret) if secret is not None else None,
+        language=data.language,
+        events=[event.value for event in data.events],
+        markets=sorted(set(data.markets)) if data.markets else None,
+        enabled=True,
+    )
+    session.add(channel)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a channel named '{data.name}' exists already") from exc
+    return channel, generated
+
+
+def channel_read(channel: Channel) -> ChannelRead:
+    """The API view of a channel: target as a hint, the secret only as ``has_secret``."""
+    return ChannelRead(
+        id=channel.id,
+        name=channel.name,
+        kind=channel.kind,
+        target_hint=channel.target_hint,
+        language=channel.language,
+        events=channel.events,
+        markets=channel.markets,
+        enabled=channel.enabled,
+        has_secret=channel.secret_encrypted is not None,
+        created_at=channel.created_at,
+    )
+
+
+async def get_channel(session: AsyncSession, *, channel_id: uuid.UUID) -> Channel:
+    """The channel, or 404."""
+    channel = await session.get(Channel, channel_id)
+    if channel is None:
+        raise NotFound("channel not found")
+    return channel
+
+
+async def list_channels(session: AsyncSession, *, limit: int, after: str | None) -> list[Channel]:
+    """Channels by name, ``limit + 1`` of them (the extra one says another page exists)."""
+    query = select(Channel).order_by(Channel.name).limit(limit + 1)
+    if after is not None:
+        query = query.where(Channel.name > after)
+    return list(await session.scalars(query))
+
+
+async def delete_channel(session: AsyncSession, *, channel_id: uuid.UUID) -> None:
+    """Delete a channel; its deliveries and their attempts go with it (ON DELETE CASCADE)."""
+    channel = await get_channel(session, channel_id=channel_id)
+    await session.delete(channel)
+    await session.flush()
+
+
+def delivery_read(delivery: Delivery) -> DeliveryRead:
+    """The API view of a delivery (``next_attempt_at`` only while it is pending)."""
+    return DeliveryRead(
+        id=delivery.id,
+        channel_id=delivery.channel_id,
+        event_id=delivery.event_id,
+        event_type=delivery.event_type,
+        status=delivery.status,
+        attempt_count=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        delivered_at=delivery.delivered_at,
+        dead_at=delivery.dead_at,
+    )
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    filters: DeliveryQuery,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[Delivery]:
+    """Newest first, ``filters.limit + 1`` rows (the extra one says another page exists)."""
+    query = select(Delivery)
+    if filters.status is not None:
+        query = query.where(Delivery.status == filters.status)
+    if filters.channel_id is not None:
+        query = query.where(Delivery.channel_id == filters.channel_id)
+    if filters.event_id is not None:
+        query = query.where(Delivery.event_id == filters.event_id)
+    if before is not None:
+        query = query.where(tuple_(Delivery.created_at, Delivery.id) < tuple_(*before))
+    query = query.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(filters.limit + 1)
+    return list(await session.scalars(query))
+
+
+async def get_delivery(session: AsyncSession, *, delivery_id: uuid.UUID) -> DeliveryDetail:
+    """A delivery with every attempt made, oldest first."""
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound("delivery not found")
+    attempts = await session.scalars(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id == delivery_id)
+        .order_by(DeliveryAttempt.attempted_at, DeliveryAttempt.number)
+    )
+    return DeliveryDetail(
+        **delivery_read(delivery).model_dump(),
+        attempts=[DeliveryAttemptRead.model_validate(attempt) for attempt in attempts],
+    )
+
+
+async def redrive_delivery(session: AsyncSession, *, delivery_id: uuid.UUID) -> Delivery:
+    """Give a dead-lettered delivery a fresh set of attempts, starting now.
+
+    The body is not rendered again: the receiver gets the same bytes (and event id) as
+    before, under a fresh signature. The job goes through the outbox, so it exists exactly
+    when the status change does; were it lost anyway, the notifier's sweep of due pending
+    deliveries sends it.
+    """
+    delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+    if delivery is None:
+        raise NotFound("delivery not found")
+    if delivery.status != "dead":
+        raise Conflict(
+            f"only a dead-lettered delivery can be re-driven; this one is {delivery.status}"
+        )
+    delivery.status = "pending"
+    delivery.attempts = 0
+    delivery.next_attempt_at = utcnow()
+    delivery.dead_at = None
+    await session.flush()
+    await add_job(session, DeliverMessage(delivery_id=delivery.id))
+    return delivery

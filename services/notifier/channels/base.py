@@ -1,0 +1,69 @@
+"""The one interface every channel adapter implements, and what a send attempt returns."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import ClassVar, Protocol
+
+# A server asking us to wait longer than this is waited for this long only (a typo or a
+# hostile value must not park a delivery for years, nor overflow a datetime).
+MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The outcome of one attempt, as the adapter saw it."""
+
+    status_code: int | None
+    """The HTTP status; None when no response came back (timeout, connection error)."""
+    error: str | None
+    """What went wrong, for people reading the delivery; None on success."""
+    duration_ms: int
+    retry_after_seconds: float | None = None
+    """How long the receiver asked us to wait (a 429's or 503's Retry-After)."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class ChannelAdapter(Protocol):
+    """Sends one rendered message to one channel target. Never raises for a failed send:
+    timeouts, connection errors and error statuses come back as a ``SendResult``."""
+
+    kind: ClassVar[str]
+
+    async def send(
+        self,
+        *,
+        target: str,
+        secret: str | None,
+        body: bytes,
+        content_type: str,
+        event_id: uuid.UUID,
+        attempt: int,
+    ) -> SendResult: ...
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date).
+
+    None when the header is missing or unreadable; a date in the past means 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 dates are GMT; "-0000" parses as naive.
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)

@@ -1,0 +1,281 @@
+"""The notifier's arq settings: fan-out and delivery jobs, and the sweeps behind them.
+
+PostgreSQL, not Redis, knows what still has to be sent. Jobs are the fast path: fan-out
+queues a ``deliver_message`` per new delivery, and a failed attempt re-runs its job when the
+next attempt is due (arq ``Retry``). The sweeps are the net under it: at start-up and every
+few seconds, pending deliveries that are due get a job again (a job lost with Redis, or one
+whose worker was killed mid-send once its lease ran out), and events that should have
+deliveries but have none get their fan-out again. Job ids ``delivery:<id>:<attempt>`` make a
+second enqueue of the same attempt a no-op, and a job for a delivery that is not due does
+nothing, so duplicated jobs cost one query each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+from arq import cron
+from arq.connections import RedisSettings
+from redis.exceptions import RedisError
+
+from services.notifier.channels import build_adapters
+from services.notifier.deliveries import (
+    LEASE_MARGIN_SECONDS,
+    RetryPolicy,
+    claim_delivery,
+    deliver_job_id,
+    due_deliveries,
+    events_missing_deliveries,
+    fan_out_event,
+    fan_out_job_id,
+    record_attempt,
+    send_claimed,
+)
+from shared.db import create_sessionmaker, engine_from_settings
+from shared.encryption import secret_box
+from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent
+from shared.models.base import utcnow
+from shared.observability import configure_logging, request_id_var
+from shared.queue import (
+    ArqRedis,
+    Context,
+    Retry,
+    deserialize_job,
+    enqueue,
+    job_function,
+    serialize_job,
+)
+from shared.queue import redis_settings as queue_redis_settings
+from shared.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+# Longer than the send timeout plus two short transactions, shorter than the claim's lease
+# (send timeout + LEASE_MARGIN_SECONDS): arq cancels a stuck job before its lease runs out,
+# so two workers never send the same delivery at once.
+DELIVER_JOB_TIMEOUT = get_settings().delivery_timeout_seconds + 20
+# Attempts are counted and capped in PostgreSQL; this only has to exceed them.
+DELIVER_JOB_MAX_TRIES = 1000
+SWEEP_BATCH = 500
+SWEEP_MAX_PER_RUN = 10_000
+# A due delivery normally has its job already (deferred by Retry, or just queued): leave the
+# sweep a second behind it so it re-queues only what was lost.
+DELIVERY_SWEEP_GRACE = timedelta(seconds=1)
+# Events are fanned out within a second of their commit; older ones without their deliveries
+# were lost. Only the last day is looked at (the outbox keeps jobs that long, too).
+EVENT_SWEEP_GRACE = timedelta(seconds=30)
+EVENT_SWEEP_WINDOW = timedelta(hours=24)
+
+
+async def startup(ctx: Context) -> None:
+    """Open the database engine and HTTP client, then sweep work left unfinished."""
+    # Tests hand their own settings in through the worker's ctx.
+    settings = ctx.get("settings") or get_settings()
+    configure_logging(service="notifier", level=settings.log_level, json=settings.log_json)
+    engine = engine_from_settings(settings)
+    http = httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=settings.delivery_timeout_seconds,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+    ctx["settings"] = settings
+    ctx["engine"] = engine
+    ctx["sessionmaker"] = create_sessionmaker(engine)
+    ctx["http"] = http
+    ctx["adapters"] = build_adapters(http, timeout_seconds=settings.delivery_timeout_seconds)
+    ctx["box"] = secret_box(settings)
+    ctx["retry_policy"] = RetryPolicy.from_settings(settings)
+    # Work left by a killed worker or lost with Redis runs now, not at the next sweep.
+    try:
+        await sweep_due_deliveries(ctx, grace=timedelta(0))
+        await sweep_events_missing_deliveries(ctx, grace=timedelta(0))
+    except Exception:
+        logger.exception("start-up sweep failed; the periodic sweep will retry")
+
+
+async def shutdown(ctx: Context) -> None:
+    """Close what ``startup`` opened."""
+    await ctx["http"].aclose()
+    await ctx["engine"].dispose()
+
+
+async def enqueue_deliveries(redis: ArqRedis, deliveries: Iterable[tuple[uuid.UUID, int]]) -> int:
+    """Queue the next attempt of each ``(delivery id, attempts made)``; returns how many
+    were new to arq (an attempt already queued or running is refused by its job id)."""
+    queued = 0
+    for delivery_id, attempts_made in deliveries:
+        queued += await enqueue(
+            redis,
+            DeliverMessage(delivery_id=delivery_id),
+            job_id=deliver_job_id(delivery_id, attempts_made + 1),
+            request_id=request_id_var.get(),
+        )
+    return queued
+
+
+async def run_fan_out_event(ctx: Context, job: FanOutEvent) -> int:
+    """arq entry point: create the event's deliveries (one unit of work), then queue them."""
+    async with ctx["sessionmaker"]() as session, session.begin():
+        unattempted = await fan_out_event(
+            session, event_id=job.event_id, now=utcnow(), supported_kinds=ctx["adapters"].keys()
+        )
+    try:
+        await enqueue_deliveries(ctx["redis"], ((delivery_id, 0) for delivery_id in unattempted))
+    except (RedisError, OSError):
+        # The deliveries are committed and due: the sweep queues them.
+        logger.warning("could not queue deliveries; the sweep will", exc_info=True)
+    logger.info(
+        "event fanned out",
+        extra={"event_id": str(job.event_id), "deliveries": len(unattempted)},
+    )
+    return len(unattempted)
+
+
+async def run_deliver_message(ctx: Context, job: DeliverMessage) -> str:
+    """arq entry point: one attempt of one delivery, if it is due (see ``deliveries``).
+
+    Claim and record are separate transactions; the HTTP call runs between them with no
+    transaction open. When the attempt failed and another is due later, the job asks arq to
+    run it again then; the schedule itself is in PostgreSQL, should that job be lost.
+    """
+    settings = ctx["settings"]
+    policy: RetryPolicy = ctx["retry_policy"]
+    sessionmaker = ctx["sessionmaker"]
+    async with sessionmaker() as session, session.begin():
+        claim = await claim_delivery(
+            session,
+            delivery_id=job.delivery_id,
+            now=utcnow(),
+            lease_seconds=settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS,
+            max_attempts=policy.max_attempts,
+            supported_kinds=ctx["adapters"].keys(),
+        )
+    if claim is None:
+        return "nothing to do"
+    result = await send_claimed(claim, adapters=ctx["adapters"], box=ctx["box"])
+    async with sessionmaker() as session, session.begin():
+        outcome = await record_attempt(
+            session, claim=claim, result=result, now=utcnow(), policy=policy
+        )
+    logger.info(
+        "delivery attempted",
+        extra={
+            "delivery_id": str(claim.delivery_id),
+            "attempt": claim.attempt,
+            "status_code": result.status_code,
+            "error": result.error,
+            "outcome": outcome.status,
+            "next_attempt_in_s": outcome.delay_seconds,
+        },
+    )
+    if outcome.status == "retry":
+        raise Retry(defer=outcome.delay_seconds)
+    return outcome.status
+
+
+async def sweep_due_deliveries(ctx: Context, *, grace: timedelta = DELIVERY_SWEEP_GRACE) -> int:
+    """Queue every pending delivery due for longer than ``grace``; returns how many."""
+    cutoff = utcnow() - grace
+    after: tuple[datetime, uuid.UUID] | None = None
+    queued = seen = 0
+    while seen < SWEEP_MAX_PER_RUN:
+        async with ctx["sessionmaker"]() as session:
+            due = await due_deliveries(session, now=cutoff, limit=SWEEP_BATCH, after=after)
+        if not due:
+            break
+        queued += await enqueue_deliveries(ctx["redis"], ((row.id, row.attempts) for row in due))
+        seen += len(due)
+        after = (due[-1].next_attempt_at, due[-1].id)
+        if len(due) < SWEEP_BATCH:
+            break
+    if queued:
+        logger.info("sweep queued due deliveries", extra={"queued": queued})
+    return queued
+
+
+async def sweep_events_missing_deliveries(
+    ctx: Context, *, grace: timedelta = EVENT_SWEEP_GRACE
+) -> int:
+    """Fan out again every recent event that lacks a delivery it should have."""
+    now = utcnow()
+    async with ctx["sessionmaker"]() as session:
+        event_ids = await events_missing_deliveries(
+            session,
+            since=now - EVENT_SWEEP_WINDOW,
+            until=now - grace,
+            supported_kinds=ctx["adapters"].keys(),
+            limit=SWEEP_BATCH,
+        )
+    queued = 0
+    for event_id in event_ids:
+        queued += await enqueue(
+            ctx["redis"], FanOutEvent(event_id=event_id), job_id=fan_out_job_id(event_id)
+        )
+    if queued:
+        logger.info("sweep queued fan-outs", extra={"queued": queued})
+    return queued
+
+
+async def _sweep_due_deliveries_cron(ctx: Context) -> int:
+    return await sweep_due_deliveries(ctx)
+
+
+async def _sweep_events_cron(ctx: Context) -> int:
+    return await sweep_events_missing_deliveries(ctx)
+
+
+def _result_not_kept(function: Any) -> Any:
+    # With no result key left behind, `delivery:<id>:<n>` is refused only while queued or
+    # running, so the same attempt number can be queued again after a redrive.
+    return dataclasses.replace(function, keep_result_s=0)
+
+
+class WorkerSettings:
+    queue_name = NOTIFY_QUEUE
+    functions: ClassVar[list[Any]] = [
+        job_function(FanOutEvent, run_fan_out_event, timeout=60),
+        _result_not_kept(
+            job_function(
+                DeliverMessage,
+                run_deliver_message,
+                timeout=DELIVER_JOB_TIMEOUT,
+                max_tries=DELIVER_JOB_MAX_TRIES,
+            )
+        ),
+    ]
+    cron_jobs: ClassVar[list[Any]] = [
+        cron(
+            _sweep_due_deliveries_cron,
+            name="sweep_due_deliveries",
+            second=set(range(0, 60, 5)),
+            timeout=60,
+        ),
+        cron(
+            _sweep_events_cron,
+            name="sweep_events_missing_deliveries",
+            second={30},
+            timeout=60,
+        ),
+    ]
+    on_startup = startup
+    on_shutdown = shutdown
+    job_serializer = staticmethod(serialize_job)
+    job_deserializer = staticmethod(deserialize_job)
+    # Short: a killed worker's job is picked up again after job_timeout + 10 s (the sweep
+    # usually gets there first, once the delivery's lease has run out).
+    job_timeout = 60
+    max_tries = 5
+    # Fan-out ids are outbox ids (kept so a relay re-sending one is refused for a while);
+    # fan-out is idempotent anyway, so a minute is plenty and frees failed ids soon.
+    keep_result = 60
+    max_jobs = 50
+    # Resolved when `plumbline notifier` imports this (it sets PLUMBLINE_REDIS_URL first).
+    redis_settings: RedisSettings | None = (
+        queue_redis_settings(get_settings()) if get_settings().redis_url else None
+    )

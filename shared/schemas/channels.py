@@ -1,0 +1,134 @@
+"""Notification channels and the deliveries made to them.
+
+A channel's target (a webhook URL, a chat URL that is itself a bearer token, an email
+address) and its signing secret are stored encrypted and never returned: responses carry a
+``target_hint`` (scheme and host only) and ``has_secret``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from shared.events import EventType
+from shared.schemas.common import PageQuery
+from shared.schemas.fields import MarketCode
+
+ChannelKind = Literal["slack", "teams", "lark", "webhook", "email"]
+ChannelLanguage = Literal["en", "de"]
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+
+MIN_SECRET_LENGTH = 16
+
+
+class ChannelCreate(BaseModel):
+    """A new channel: where to send, in which language, which events (and markets)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    kind: ChannelKind
+    target: str = Field(
+        min_length=1,
+        max_length=2048,
+        description=(
+            "Where messages go: an https:// URL (plain http:// only to hosts listed in "
+            "PLUMBLINE_INSECURE_TARGET_HOSTS), or an email address for kind 'email'. "
+            "Stored encrypted; never returned."
+        ),
+    )
+    language: ChannelLanguage
+    events: list[EventType] = Field(min_length=1, max_length=64)
+    markets: list[MarketCode] | None = Field(
+        None,
+        min_length=1,
+        max_length=300,
+        description="Only events of these markets (events about no market are always sent).",
+    )
+    secret: SecretStr | None = Field(
+        None,
+        min_length=MIN_SECRET_LENGTH,
+        max_length=256,
+        description=(
+            "The HMAC key signing each message (kind 'webhook' only). When omitted, one is "
+            "generated and returned once, in the creation response."
+        ),
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _strip_name(cls, value: str) -> str:
+        stripped = value.strip()
+        if not stripped:
+            raise ValueError("must not be blank")
+        return stripped
+
+    @field_validator("target")
+    @classmethod
+    def _strip_target(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("events")
+    @classmethod
+    def _unique_events(cls, value: list[EventType]) -> list[EventType]:
+        return list(dict.fromkeys(value))
+
+
+class ChannelRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    kind: ChannelKind
+    target_hint: str = Field(description="The target's scheme and host only, e.g. https://host/…")
+    language: ChannelLanguage
+    events: list[str]
+    markets: list[str] | None
+    enabled: bool
+    has_secret: bool
+    created_at: datetime
+
+
+class ChannelCreated(ChannelRead):
+    secret: str | None = Field(
+        description=(
+            "The generated signing secret of a webhook channel created without one. Shown "
+            "only in this response; null when the secret was supplied or does not apply."
+        )
+    )
+
+
+class DeliveryRead(BaseModel):
+    id: uuid.UUID
+    channel_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int = Field(description="Attempts made since creation or the last redrive.")
+    next_attempt_at: datetime | None = Field(description="When the next attempt is due (pending).")
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    dead_at: datetime | None
+
+
+class DeliveryAttemptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    attempted_at: datetime
+    status_code: int | None = Field(description="The HTTP status; null when none came back.")
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryDetail(DeliveryRead):
+    attempts: list[DeliveryAttemptRead] = Field(description="Every attempt, oldest first.")
+
+
+class DeliveryQuery(PageQuery):
+    status: DeliveryStatus | None = None
+    channel_id: uuid.UUID | None = None
+    event_id: uuid.UUID | None = None

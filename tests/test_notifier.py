@@ -1,0 +1,687 @@
+"""The notifier's webhook path end to end: events, fan-out, signed deliveries, retries,
+dead letters and redrives, against a real local HTTP server and real arq workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notifier.channels import SUPPORTED_KINDS, SendResult, parse_retry_after
+from services.notifier.deliveries import (
+    RetryPolicy,
+    claim_delivery,
+    classify,
+    fan_out_event,
+)
+from services.notifier.templates import render_text, render_webhook_body
+from services.notifier.worker import WorkerSettings
+from shared.events import EventType, SourceRejectedBatch, record_event
+from shared.jobs import FanOutEvent
+from shared.models import Delivery, DeliveryAttempt, Event
+from shared.models.base import utcnow
+from shared.queue import ArqRedis, enqueue
+from shared.settings import Settings
+from shared.signing import verify_signature
+from tests.conftest import SignedSender, _free_port, auth, relay_all, run_worker_burst
+
+SECRET = "whsec_test-channel-secret-0123456789"
+
+
+# --- a real HTTP endpoint standing in for a customer's webhook receiver ---------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    hang_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    at: float
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class WebhookReceiver:
+    """Records every request and answers with the scripted replies in order, then 200."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks/plumbline"
+        self.requests: list[ReceivedRequest] = []
+        self.replies: list[Reply] = []
+        self._stopping = asyncio.Event()
+        config = uvicorn.Config(
+            self, host="127.0.0.1", port=self.port, log_config=None, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    def answer(self, *replies: Reply) -> None:
+        self.replies = list(replies)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        self.requests.append(
+            ReceivedRequest(
+                at=time.monotonic(),
+                method=scope["method"],
+                path=scope["path"],
+                headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
+                body=body,
+            )
+        )
+        reply = self.replies.pop(0) if self.replies else Reply()
+        if reply.hang_seconds:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), reply.hang_seconds)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [(k.encode(), v.encode()) for k, v in reply.headers.items()],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+async def create_channel(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    target: str,
+    *,
+    name: str = "ops webhook",
+    kind: str = "webhook",
+    events: tuple[str, ...] = ("source.rejected_batch",),
+    markets: list[str] | None = None,
+    secret: str | None = SECRET,
+) -> str:
+    payload: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "target": target,
+        "language": "en",
+        "events": list(events),
+    }
+    if markets is not None:
+        payload["markets"] = markets
+    if secret is not None:
+        payload["secret"] = secret
+    response = await client.post("/v1/channels", json=payload, headers=auth(admin_key))
+    assert response.status_code == 201, response.text
+    channel_id: str = response.json()["id"]
+    return channel_id
+
+
+def rejected_batch_data(
+    reason: str = "event 0 is invalid: action: bad value",
+) -> SourceRejectedBatch:
+    return SourceRejectedBatch(
+        id=uuid.uuid4(),
+        source="acme",
+        status=422,
+        reason=reason,
+        errors=[{"loc": ["events", 0, "action"], "msg": "bad value"}],
+        event_count=None,
+    )
+
+
+async def emit_event(
+    sessionmaker: async_sessionmaker[AsyncSession], *, market: str | None = None
+) -> Event:
+    async with sessionmaker() as session, session.begin():
+        return await record_event(
+            session,
+            type=EventType.SOURCE_REJECTED_BATCH,
+            data=rejected_batch_data(),
+            market=market,
+        )
+
+
+async def notify(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
+) -> None:
+    """Relay the outbox, then run the notifier until its queue is empty."""
+    await relay_all(sessionmaker, queue)
+    await run_worker_burst(WorkerSettings, settings)
+
+
+async def deliveries_of(
+    sessionmaker: async_sessionmaker[AsyncSession], event_id: uuid.UUID
+) -> list[Delivery]:
+    async with sessionmaker() as session:
+        return list(
+            await session.scalars(
+                select(Delivery).where(Delivery.event_id == event_id).order_by(Delivery.created_at)
+            )
+        )
+
+
+async def attempts_of(
+    sessionmaker: async_sessionmaker[AsyncSession], delivery_id: uuid.UUID
+) -> list[DeliveryAttempt]:
+    async with sessionmaker() as session:
+        return list(
+            await session.scalars(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.delivery_id == delivery_id)
+                .order_by(DeliveryAttempt.attempted_at)
+            )
+        )
+
+
+def signature_is_valid(request: ReceivedRequest, secret: str = SECRET) -> bool:
+    return verify_signature(
+        [secret], request.headers["x-plumbline-signature"], request.body, int(time.time()), 300
+    )
+
+
+def gaps(requests: list[ReceivedRequest]) -> list[float]:
+    return [later.at - earlier.at for earlier, later in itertools.pairwise(requests)]
+
+
+# --- the delivery path --------------------------------------------------------------------
+
+
+async def test_webhook_is_signed_and_carries_the_event(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    event = await emit_event(sessionmaker)
+    await notify(settings, sessionmaker, queue)
+
+    [request] = receiver.requests
+    assert request.method == "POST"
+    assert request.path == "/hooks/plumbline"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["x-plumbline-event-id"] == str(event.id)
+    assert request.headers["x-plumbline-delivery-attempt"] == "1"
+    assert signature_is_valid(request)
+    assert not signature_is_valid(request, secret="whsec_some-other-secret-000000")
+
+    body = orjson.loads(request.body)
+    assert list(body) == ["id", "type", "occurred_at", "data"]
+    assert body["id"] == str(event.id)
+    assert body["type"] == "source.rejected_batch"
+    assert datetime.fromisoformat(body["occurred_at"]) == event.occurred_at
+    assert body["data"] == event.data
+    assert body["data"]["source"] == "acme"
+
+    [delivery] = await deliveries_of(sessionmaker, event.id)
+    assert delivery.status == "delivered"
+    assert delivery.delivered_at is not None
+    assert delivery.body == request.body
+    [attempt] = await attempts_of(sessionmaker, delivery.id)
+    assert (attempt.number, attempt.status_code, attempt.error) == (1, 200, None)
+
+
+async def test_5xx_is_retried_with_doubling_backoff_then_delivered(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    receiver.answer(Reply(500, body=b"boom"), Reply(503))
+    event = await emit_event(sessionmaker)
+    slow = settings.model_copy(
+        update={"delivery_base_delay_seconds": 0.2, "delivery_max_delay_seconds": 5.0}
+    )
+    await notify(slow, sessionmaker, queue)
+
+    first, second, third = receiver.requests
+    # The same bytes every time, each with a valid signature and its attempt number.
+    assert first.body == second.body == third.body
+    assert all(signature_is_valid(request) for request in receiver.requests)
+    assert [r.headers["x-plumbline-delivery-attempt"] for r in receiver.requests] == ["1", "2", "3"]
+    # Backoff 0.2 s then 0.4 s, each jittered down by at most 20 %: the second wait is longer.
+    after_first, after_second = gaps(receiver.requests)
+    assert after_first >= 0.16
+    assert after_second >= 0.32
+    assert after_second > after_first
+
+    [delivery] = await deliveries_of(sessionmaker, event.id)
+    assert (delivery.status, delivery.attempts) == ("delivered", 3)
+    attempts = await attempts_of(sessionmaker, delivery.id)
+    assert [(a.number, a.status_code) for a in attempts] == [(1, 500), (2, 503), (3, 200)]
+    assert attempts[0].error == "HTTP 500: boom"
+
+
+async def test_429_retry_after_is_honoured(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    receiver.answer(Reply(429, headers={"Retry-After": "1"}))
+    event = await emit_event(sessionmaker)
+    await notify(settings, sessionmaker, queue)
+
+    first, second = receiver.requests
+    # The backoff alone would be 0.05 s: the receiver's one second wins.
+    assert gaps(receiver.requests)[0] >= 1.0
+    assert first.body == second.body
+    # A fresh signature per attempt (its timestamp moved on), both valid.
+    assert first.headers["x-plumbline-signature"] != second.headers["x-plumbline-signature"]
+    assert signature_is_valid(first)
+    assert signature_is_valid(second)
+    [delivery] = await deliveries_of(sessionmaker, event.id)
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+
+
+async def test_timeout_is_retried(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    receiver.answer(Reply(200, hang_seconds=3.0))
+    event = await emit_event(sessionmaker)
+    impatient = settings.model_copy(update={"delivery_timeout_seconds": 0.3})
+    started = time.monotonic()
+    await notify(impatient, sessionmaker, queue)
+
+    assert time.monotonic() - started < 2.5
+    assert len(receiver.requests) == 2
+    [delivery] = await deliveries_of(sessionmaker, event.id)
+    assert delivery.status == "delivered"
+    first, second = await attempts_of(sessionmaker, delivery.id)
+    assert (first.status_code, first.error) == (None, "no response within 0.3 s")
+    assert second.status_code == 200
+
+
+async def test_dead_letter_after_max_attempts_then_redrive_resends_the_same_bytes(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    receiver.answer(*[Reply(502)] * 3)
+    event = await emit_event(sessionmaker)
+    three_tries = settings.model_copy(update={"delivery_max_attempts": 3})
+    await notify(three_tries, sessionmaker, queue)
+
+    assert len(receiver.requests) == 3
+    [delivery] = await deliveries_of(sessionmaker, event.id)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("dead", 3, 502)
+    assert delivery.dead_at is not None
+    # Nothing more happens to a dead delivery, however often the worker runs.
+    await notify(three_tries, sessionmaker, queue)
+    assert len(receiver.requests) == 3
+
+    dead = await client.get("/v1/deliveries?status=dead", headers=auth(admin_key))
+    assert [item["id"] for item in dead.json()["items"]] == [str(delivery.id)]
+
+    redriven = await client.post(f"/v1/deliveries/{delivery.id}/redrive", headers=auth(admin_key))
+    assert redriven.status_code == 202, redriven.text
+    assert redriven.json()["status"] == "pending"
+    assert redriven.json()["attempt_count"] == 0
+    await notify(three_tries, sessionmaker, queue)
+
+    assert len(receiver.requests) == 4
+    resent = receiver.requests[3]
+    assert resent.body == receiver.requests[0].body
+    assert resent.headers["x-plumbline-event-id"] == str(event.id)
+    assert resent.headers["x-plumbline-delivery-attempt"] == "1"
+    assert signature_is_valid(resent)
+
+    detail = await client.get(f"/v1/deliveries/{delivery.id}", headers=auth(admin_key))
+    assert detail.json()["status"] == "delivered"
+    assert [a["status_code"] for a in detail.json()["attempts"]] == [502, 502, 502, 200]
+    again = await client.post(f"/v1/deliveries/{delivery.id}/redrive", headers=auth(admin_key))
+    assert again.status_code == 409
+
+
+async def test_unreachable_endpoint_is_retried_then_dead_lettered(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    # Nothing listens on this port: every attempt is refused at connect.
+    await create_channel(client, admin_key, f"http://127.0.0.1:{_free_port()}/hook")
+    event = await emit_event(sessionmaker)
+    await notify(settings.model_copy(update={"delivery_max_attempts": 3}), sessionmaker, queue)
+
+    [delivery] = await deliveries_of(sessionmaker, event.id)
+    assert (delivery.status, delivery.attempts) == ("dead", 3)
+    attempts = await attempts_of(sessionmaker, delivery.id)
+    assert [a.status_code for a in attempts] == [None, None, None]
+    assert all(a.error and a.error.startswith("ConnectError") for a in attempts)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(400), Reply(410), Reply(302, headers={"Location": "https://elsewhere.example/"})],
+)
+async def test_other_4xx_and_redirects_are_permanent(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+    reply: Reply,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    receiver.answer(reply)
+    event = await emit_event(sessionmaker)
+    await notify(settings, sessionmaker, queue)
+
+    assert len(receiver.requests) == 1
+    [delivery] = await deliveries_of(sessionmaker, event.id)
+    assert (delivery.status, delivery.attempts) == ("dead", 1)
+    assert delivery.last_status_code == reply.status
+
+
+async def test_fan_out_twice_creates_one_delivery(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    event = await emit_event(sessionmaker)
+    await relay_all(sessionmaker, queue)
+    # The same event fanned out again, as a redelivered job would.
+    await enqueue(queue, FanOutEvent(event_id=event.id), job_id="fan-out-again")
+    await run_worker_burst(WorkerSettings, settings)
+    async with sessionmaker() as session, session.begin():
+        unattempted = await fan_out_event(
+            session, event_id=event.id, now=utcnow(), supported_kinds=SUPPORTED_KINDS
+        )
+    assert unattempted == []
+
+    assert len(await deliveries_of(sessionmaker, event.id)) == 1
+    assert len(receiver.requests) == 1
+
+
+async def test_fan_out_matches_type_market_and_kind(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    everywhere = await create_channel(client, admin_key, receiver.url, name="everywhere")
+    austria = await create_channel(client, admin_key, receiver.url, name="at", markets=["AT"])
+    await create_channel(
+        client, admin_key, receiver.url, name="policies", events=("policy_update.published",)
+    )
+    await create_channel(
+        client,
+        admin_key,
+        "https://chat.example.com/incoming/abc",
+        name="slack, no adapter yet",
+        kind="slack",
+        secret=None,
+    )
+    no_market = await emit_event(sessionmaker)
+    german = await emit_event(sessionmaker, market="DE")
+    austrian = await emit_event(sessionmaker, market="AT")
+    await notify(settings, sessionmaker, queue)
+
+    async def channels_of(event: Event) -> set[str]:
+        return {str(d.channel_id) for d in await deliveries_of(sessionmaker, event.id)}
+
+    assert await channels_of(no_market) == {everywhere, austria}
+    assert await channels_of(german) == {everywhere}
+    assert await channels_of(austrian) == {everywhere, austria}
+    assert len(receiver.requests) == 5
+
+
+async def test_two_workers_never_claim_the_same_attempt(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await create_channel(client, admin_key, "http://127.0.0.1:9/unused")
+    event = await emit_event(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        [delivery_id] = await fan_out_event(
+            session, event_id=event.id, now=utcnow(), supported_kinds=SUPPORTED_KINDS
+        )
+    claim: dict[str, Any] = {
+        "delivery_id": delivery_id,
+        "lease_seconds": 40.0,
+        "max_attempts": 8,
+        "supported_kinds": SUPPORTED_KINDS,
+    }
+    async with sessionmaker() as first, first.begin():
+        won = await claim_delivery(first, now=utcnow(), **claim)
+        assert won is not None
+        assert won.attempt == 1
+        # While the first claim's transaction holds the row, a second worker skips it.
+        async with sessionmaker() as second, second.begin():
+            assert await claim_delivery(second, now=utcnow(), **claim) is None
+    # Once committed, the lease keeps it: not due until the lease runs out.
+    async with sessionmaker() as third, third.begin():
+        assert await claim_delivery(third, now=utcnow(), **claim) is None
+    async with sessionmaker() as fourth, fourth.begin():
+        later = utcnow() + timedelta(seconds=41)
+        retaken = await claim_delivery(fourth, now=later, **claim)
+        assert retaken is not None
+        assert retaken.attempt == 2
+
+
+async def test_work_lost_with_redis_or_a_killed_worker_is_swept_from_postgres(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    # 1. A fan-out job relayed to Redis, then lost with Redis's data.
+    lost_fan_out = await emit_event(sessionmaker)
+    await relay_all(sessionmaker, queue)
+    # 2. A delivery claimed by a worker that was killed mid-send (its lease still running).
+    killed_mid_send = await emit_event(sessionmaker)
+    async with sessionmaker() as session, session.begin():
+        [leased_id] = await fan_out_event(
+            session, event_id=killed_mid_send.id, now=utcnow(), supported_kinds=SUPPORTED_KINDS
+        )
+        claimed = await claim_delivery(
+            session,
+            delivery_id=leased_id,
+            now=utcnow(),
+            lease_seconds=60,
+            max_attempts=8,
+            supported_kinds=SUPPORTED_KINDS,
+        )
+        assert claimed is not None
+    await relay_all(sessionmaker, queue)
+    await queue.flushdb()  # Redis loses its data: every queued job is gone.
+
+    await run_worker_burst(WorkerSettings, settings)
+    # The lost fan-out was redone; the leased delivery waits for its lease.
+    [swept] = await deliveries_of(sessionmaker, lost_fan_out.id)
+    assert swept.status == "delivered"
+    assert len(receiver.requests) == 1
+
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id == leased_id)
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+    await run_worker_burst(WorkerSettings, settings)
+    [retaken] = await deliveries_of(sessionmaker, killed_mid_send.id)
+    assert (retaken.status, retaken.attempts) == ("delivered", 2)
+    assert receiver.requests[-1].headers["x-plumbline-delivery-attempt"] == "2"
+
+
+async def test_rejected_batch_reaches_the_webhook_end_to_end(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sender: SignedSender,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    refused = await sender.post({"events": []})
+    assert refused.status_code == 422
+    await notify(settings, sessionmaker, queue)
+
+    [request] = receiver.requests
+    assert signature_is_valid(request)
+    body = orjson.loads(request.body)
+    assert body["type"] == "source.rejected_batch"
+    assert body["data"]["source"] == "acme"
+    assert body["data"]["status"] == 422
+    assert request.headers["x-plumbline-event-id"] == body["id"]
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+def test_backoff_doubles_to_the_cap_with_bounded_jitter() -> None:
+    policy = RetryPolicy(max_attempts=8, base_delay_seconds=1.0, max_delay_seconds=300.0)
+    rng = random.Random(7)
+    nominal = [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+    for attempt, expected in enumerate(nominal, start=1):
+        delays = [policy.backoff_seconds(attempt, rng=rng) for _ in range(50)]
+        assert all(0.8 * expected <= delay <= expected for delay in delays), attempt
+        assert len(set(delays)) > 1
+    assert policy.backoff_seconds(10_000, rng=rng) <= 300.0
+    assert policy.delay_after(1, retry_after=30.0, rng=rng) == 30.0
+    assert policy.delay_after(5, retry_after=1.0, rng=rng) >= 12.8
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, "delivered"),
+        (204, "delivered"),
+        (None, "retryable"),
+        (500, "retryable"),
+        (503, "retryable"),
+        (429, "retryable"),
+        (408, "retryable"),
+        (400, "permanent"),
+        (401, "permanent"),
+        (404, "permanent"),
+        (301, "permanent"),
+    ],
+)
+def test_classify(status: int | None, expected: str) -> None:
+    assert classify(SendResult(status_code=status, error=None, duration_ms=1)) == expected
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("120", now=now) == 120.0
+    assert (
+        parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now=now) == 90
+    )
+    assert parse_retry_after("Tue, 24 Nov 2026 09:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after("99999999999", now=now) == 24 * 3600
+    assert parse_retry_after("soon", now=now) is None
+    assert parse_retry_after("-5", now=now) is None
+    assert parse_retry_after(None, now=now) is None
+
+
+def test_render_webhook_body_is_the_event_envelope() -> None:
+    event_id = uuid.UUID("6c1f0c4e-2a7b-4f43-9d1e-5b2f8f1f0a11")
+    event = Event(
+        id=event_id,
+        type="source.rejected_batch",
+        occurred_at=datetime(2026, 11, 24, 11, 0, 0, 250000, tzinfo=UTC),
+        market=None,
+        data={"source": "acme", "status": 422},
+    )
+    body = render_webhook_body(event)
+    assert body == (
+        b'{"id":"6c1f0c4e-2a7b-4f43-9d1e-5b2f8f1f0a11","type":"source.rejected_batch",'
+        b'"occurred_at":"2026-11-24T11:00:00.250000Z","data":{"source":"acme","status":422}}'
+    )
+    assert render_webhook_body(event) == body
+
+
+def test_rejected_batch_text_in_english_and_german() -> None:
+    data = rejected_batch_data("event 3 is invalid").model_dump(mode="json")
+    english = render_text("source.rejected_batch", "en", data)
+    german = render_text("source.rejected_batch", "de", data)
+    assert english.startswith("Source acme: a signed request was rejected with HTTP 422")
+    assert "event 3 is invalid" in english
+    assert german.startswith("Quelle acme: Eine signierte Anfrage wurde mit HTTP 422 abgelehnt")
+    assert "event 3 is invalid" in german
+    # A language without its own text falls back to English; a missing field shows as "?".
+    assert render_text("source.rejected_batch", "fr", data) == english
+    assert render_text("source.rejected_batch", "en", {"source": "acme"}).count("?") == 2
+    with pytest.raises(LookupError):
+        render_text("no.such_event", "en", data)
