@@ -348,7 +348,7 @@ def run_api() -> int:
 
 def run_worker(module: str, service: str) -> int:
     """``plumbline report-worker | notifier``: an arq worker from ``module.WorkerSettings``."""
-    from arq.worker import run_worker as arq_run_worker
+    from shared.queue import run_worker as arq_run_worker
 
     with _resolved_settings(redis=True) as settings:
         _configure_logging(settings, service)

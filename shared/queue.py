@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
-from arq import Retry
+from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import Function, func
+from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
+from arq.worker import Function, func, run_worker
 
 from shared.jobs import NOTIFY_QUEUE, REPORT_QUEUE, Job
 from shared.observability import request_id_var
@@ -23,12 +25,16 @@ __all__ = [
     "NOTIFY_QUEUE",
     "REPORT_QUEUE",
     "ArqRedis",
+    "CronJob",
+    "RedisSettings",
     "Retry",
     "create_queue_pool",
     "deserialize_job",
     "enqueue",
     "job_function",
     "redis_settings",
+    "run_worker",
+    "scheduled_job",
     "serialize_job",
 ]
 
@@ -86,6 +92,7 @@ def job_function(
     *,
     timeout: float | None = None,
     max_tries: int | None = None,
+    keep_result: float | None = None,
 ) -> Function:
     """Wrap ``handler(ctx, job)`` as an arq function named after the job model.
 
@@ -102,4 +109,17 @@ def job_function(
         finally:
             request_id_var.reset(token)
 
-    return func(run, name=model.function, timeout=timeout, max_tries=max_tries)
+    return func(
+        run, name=model.function, timeout=timeout, max_tries=max_tries, keep_result=keep_result
+    )
+
+
+def scheduled_job(
+    coroutine: WorkerCoroutine,
+    *,
+    name: str,
+    seconds: set[int],
+    timeout: float,
+) -> CronJob:
+    """A job run by the worker at these seconds of every minute (unique across workers)."""
+    return cron(coroutine, name=name, second=seconds, timeout=timeout, run_at_startup=False)

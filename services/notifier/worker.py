@@ -12,7 +12,6 @@ nothing, so duplicated jobs cost one query each.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import uuid
 from collections.abc import Iterable
@@ -20,8 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
-from arq import cron
-from arq.connections import RedisSettings
 from redis.exceptions import RedisError
 
 from services.notifier.channels import build_adapters
@@ -45,10 +42,12 @@ from shared.observability import configure_logging, request_id_var
 from shared.queue import (
     ArqRedis,
     Context,
+    RedisSettings,
     Retry,
     deserialize_job,
     enqueue,
     job_function,
+    scheduled_job,
     serialize_job,
 )
 from shared.queue import redis_settings as queue_redis_settings
@@ -230,36 +229,31 @@ async def _sweep_events_cron(ctx: Context) -> int:
     return await sweep_events_missing_deliveries(ctx)
 
 
-def _result_not_kept(function: Any) -> Any:
-    # With no result key left behind, `delivery:<id>:<n>` is refused only while queued or
-    # running, so the same attempt number can be queued again after a redrive.
-    return dataclasses.replace(function, keep_result_s=0)
-
-
 class WorkerSettings:
     queue_name = NOTIFY_QUEUE
     functions: ClassVar[list[Any]] = [
         job_function(FanOutEvent, run_fan_out_event, timeout=60),
-        _result_not_kept(
-            job_function(
-                DeliverMessage,
-                run_deliver_message,
-                timeout=DELIVER_JOB_TIMEOUT,
-                max_tries=DELIVER_JOB_MAX_TRIES,
-            )
+        # No result key left behind: `delivery:<id>:<n>` is refused only while queued or
+        # running, so the same attempt number can be queued again after a redrive.
+        job_function(
+            DeliverMessage,
+            run_deliver_message,
+            timeout=DELIVER_JOB_TIMEOUT,
+            max_tries=DELIVER_JOB_MAX_TRIES,
+            keep_result=0,
         ),
     ]
     cron_jobs: ClassVar[list[Any]] = [
-        cron(
+        scheduled_job(
             _sweep_due_deliveries_cron,
             name="sweep_due_deliveries",
-            second=set(range(0, 60, 5)),
+            seconds=set(range(0, 60, 5)),
             timeout=60,
         ),
-        cron(
+        scheduled_job(
             _sweep_events_cron,
             name="sweep_events_missing_deliveries",
-            second={30},
+            seconds={30},
             timeout=60,
         ),
     ]

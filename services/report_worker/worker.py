@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from arq.connections import RedisSettings
-
 from services.report_worker.intake_rollups import run_apply_intake_rollup
 from shared.db import create_sessionmaker, engine_from_settings
 from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup
 from shared.observability import configure_logging
-from shared.queue import Context, deserialize_job, job_function, serialize_job
+from shared.queue import Context, RedisSettings, deserialize_job, job_function, serialize_job
 from shared.queue import redis_settings as queue_redis_settings
 from shared.settings import get_settings
 
