@@ -201,3 +201,36 @@ async def test_thousand_event_batch_is_stored(
     response = await sender.post({"events": [decision_event(n) for n in range(1000)]})
     assert response.json() == {"accepted": 1000, "duplicates": 0}
     assert await count_decisions(sessionmaker) == 1000
+
+
+async def test_event_fields_round_trip_exactly(
+    sender: SignedSender, client: httpx.AsyncClient, admin_key: str
+) -> None:
+    metadata = {"events": ["not", "a", "batch"], "ünïcode": "ß✓", "nested": {"n": 1.5, "b": None}}
+    event = decision_event(
+        1,
+        event_id="evt/ä 1",
+        policy_labels=["hate_speech", "violent_graphic", "spam.v2"],
+        handling_time_ms=None,
+        decided_at="2026-11-24T10:00:00.123456+05:30",
+        metadata=metadata,
+    )
+    response = await sender.post(event)  # one event, though its metadata names "events"
+    assert response.json() == {"accepted": 1, "duplicates": 0}
+    [item] = (await client.get("/v1/decisions", headers=auth(admin_key))).json()["items"]
+    assert item["event_id"] == "evt/ä 1"
+    assert item["metadata"] == metadata
+    assert item["policy_labels"] == ["hate_speech", "violent_graphic", "spam.v2"]
+    assert item["handling_time_ms"] is None
+    assert item["decided_at"].replace("Z", "+00:00") == "2026-11-24T04:30:00.123456+00:00"
+
+
+async def test_two_sources_may_reuse_an_event_id(
+    sender: SignedSender, client: httpx.AsyncClient, admin_key: str
+) -> None:
+    created = await client.post("/v1/sources", json={"name": "other"}, headers=auth(admin_key))
+    other = SignedSender(client, "other", created.json()["secret"])
+    results = await asyncio.gather(sender.post(decision_event(1)), other.post(decision_event(1)))
+    assert [r.json() for r in results] == [{"accepted": 1, "duplicates": 0}] * 2
+    items = (await client.get("/v1/decisions", headers=auth(admin_key))).json()["items"]
+    assert sorted(item["source"] for item in items) == ["acme", "other"]

@@ -14,6 +14,7 @@ from shared.schemas.fields import LanguageTag, MarketCode, PolicyCode, QueueName
 
 Action = Literal["approve", "remove", "restrict", "escalate"]
 MAX_METADATA_BYTES = 16 * 1024
+MAX_BATCH_EVENTS = 1000
 
 
 class DecisionEvent(BaseModel):
@@ -37,7 +38,7 @@ class DecisionEvent(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        if value and len(orjson.dumps(value)) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
         return value
 
@@ -45,7 +46,7 @@ class DecisionEvent(BaseModel):
 class DecisionBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[DecisionEvent] = Field(min_length=1, max_length=1000)
+    events: list[DecisionEvent] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
 class IntakeResult(BaseModel):

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +21,8 @@ from shared.events import EventType, SourceRejectedBatch, record_event
 from shared.models import Decision, IntakeDailyRollup, RejectedBatch, Source
 from shared.models.base import utcnow
 from shared.schemas.decisions import (
+    MAX_BATCH_EVENTS,
+    DecisionBatch,
     DecisionEvent,
     DecisionQuery,
     DecisionRead,
@@ -32,11 +33,12 @@ from shared.signing import verify_signature
 
 logger = logging.getLogger(__name__)
 
-_EVENTS = TypeAdapter(list[DecisionEvent])
+_BATCH = TypeAdapter(DecisionBatch)
+_EVENT = TypeAdapter(DecisionEvent)
 
 
-def _errors(exc: ValidationError, prefix: Sequence[str | int]) -> list[dict[str, Any]]:
-    return [{"loc": [*prefix, *error["loc"]], "msg": error["msg"]} for error in exc.errors()]
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(error["loc"]), "msg": error["msg"]} for error in exc.errors()]
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -44,47 +46,60 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{path.lstrip('.')}: {error['msg']}"
 
 
+def _invalid(exc: ValidationError) -> DomainError:
+    """The 400 (not JSON) or 422 (not valid) for a body that failed validation."""
+    errors = _errors(exc)
+    if exc.errors()[0]["type"] == "json_invalid":
+        return BadRequest(f"body is not valid JSON: {errors[0]['msg']}")
+    first = errors[0]
+    if first["loc"][:1] == ["events"] and len(first["loc"]) > 1:
+        detail = f"event {first['loc'][1]} is invalid: {_describe(first)}"
+    elif first["loc"] == ["events"]:
+        detail = f"'events' must be a list of 1 to {MAX_BATCH_EVENTS} events: {first['msg']}"
+    elif not first["loc"]:
+        detail = 'body must be a JSON object: one decision event, or {"events": [...]}'
+    else:
+        detail = f"invalid event: {_describe(first)}"
+    return Unprocessable(detail, errors=errors)
+
+
+def _is_batch_without_events(exc: ValidationError) -> bool:
+    return any(
+        error["type"] == "missing" and tuple(error["loc"]) == ("events",) for error in exc.errors()
+    )
+
+
 def parse_decision_events(body: bytes, *, max_events: int) -> list[DecisionEvent]:
     """One event or ``{"events": [...]}``, all valid, or a 400/422 naming what is wrong.
 
-    An ``event_id`` repeated inside one batch is refused (422 naming the later index): the
-    sender has two different events under one idempotency key, and storing either would
-    silently drop the other.
+    The raw bytes are validated by pydantic's own JSON parser (no intermediate Python
+    objects). An ``event_id`` repeated inside one batch is refused (422 naming the later
+    index): the sender has two different events under one idempotency key, and storing
+    either would silently drop the other.
     """
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("body is not valid JSON") from exc
-    if not isinstance(payload, dict):
-        raise Unprocessable(
-            'body must be a JSON object: one decision event, or {"events": [...]}',
-            errors=[{"loc": [], "msg": "must be a JSON object"}],
-        )
-    if "events" not in payload:
+    # A batch names "events"; a single event does not (unless in its metadata: then the
+    # batch attempt reports a missing "events" and the body is read as one event).
+    if b'"events"' in body:
         try:
-            return [DecisionEvent.model_validate(payload)]
+            events = _BATCH.validate_json(body).events
         except ValidationError as exc:
-            errors = _errors(exc, [])
-            raise Unprocessable(f"invalid event: {_describe(errors[0])}", errors=errors) from exc
-
-    extra = sorted(set(payload) - {"events"})
-    if extra:
-        errors = [{"loc": [key], "msg": "unexpected field next to 'events'"} for key in extra]
-        raise Unprocessable(f"unexpected field '{extra[0]}' next to 'events'", errors=errors)
-    raw_events = payload["events"]
-    if not isinstance(raw_events, list) or not 1 <= len(raw_events) <= max_events:
-        raise Unprocessable(
-            f"'events' must be a list of 1 to {max_events} events",
-            errors=[{"loc": ["events"], "msg": f"must hold 1 to {max_events} events"}],
-        )
+            if not _is_batch_without_events(exc):
+                raise _invalid(exc) from exc
+        else:
+            if len(events) > max_events:
+                raise Unprocessable(
+                    f"'events' must be a list of 1 to {max_events} events",
+                    errors=[{"loc": ["events"], "msg": f"must hold 1 to {max_events} events"}],
+                )
+            _refuse_repeated_event_ids(events)
+            return events
     try:
-        events = _EVENTS.validate_python(raw_events)
+        return [_EVENT.validate_json(body)]
     except ValidationError as exc:
-        errors = _errors(exc, ["events"])
-        index = errors[0]["loc"][1]
-        raise Unprocessable(
-            f"event {index} is invalid: {_describe(errors[0])}", errors=errors
-        ) from exc
+        raise _invalid(exc) from exc
+
+
+def _refuse_repeated_event_ids(events: list[DecisionEvent]) -> None:
     first_index: dict[str, int] = {}
     for index, event in enumerate(events):
         seen = first_index.setdefault(event.event_id, index)
@@ -93,7 +108,6 @@ def parse_decision_events(body: bytes, *, max_events: int) -> list[DecisionEvent
                 f"event {index} repeats the event_id of event {seen}",
                 errors=[{"loc": ["events", index, "event_id"], "msg": "repeated in this batch"}],
             )
-    return events
 
 
 async def authenticate_source(

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 
 import asyncpg
-import orjson
+from pydantic import TypeAdapter
 
 from services.audit_api.metrics import DECISIONS_ACCEPTED, DECISIONS_DUPLICATE, INTAKE_FLUSH_EVENTS
 from shared.errors import ServiceUnavailable
@@ -32,16 +32,23 @@ from shared.schemas.decisions import DecisionEvent, IntakeResult
 
 logger = logging.getLogger(__name__)
 
+_EVENTS = TypeAdapter(list[DecisionEvent])
+
+# The events travel as one JSON document that PostgreSQL unpacks (json_to_recordset): one
+# parameter to encode instead of thirteen arrays, which costs the API process far less CPU.
 _INSERT_DECISIONS = """
 INSERT INTO decisions (source_id, event_id, content_id, content_type, queue, market, language,
                        moderator_id, action, policy_labels, decided_at, handling_time_ms,
                        metadata, intake_batch_id)
-SELECT s, e, c, ct, q, m, l, mo, a, string_to_array(pl, ','), d, h, md::jsonb, $14
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::int8[], $13::text[])
-     AS t(s, e, c, ct, q, m, l, mo, a, pl, d, h, md)
+SELECT $1, e.event_id, e.content_id, e.content_type, e.queue, e.market, e.language,
+       e.moderator_id, e.action, e.policy_labels, e.decided_at, e.handling_time_ms,
+       e.metadata, $3
+FROM json_to_recordset($2::json) AS e(
+    event_id text, content_id text, content_type text, queue text, market text,
+    language text, moderator_id text, action text, policy_labels text[],
+    decided_at timestamptz, handling_time_ms int8, metadata jsonb)
 ON CONFLICT (source_id, event_id) DO NOTHING
-RETURNING source_id, event_id
+RETURNING event_id
 """
 _INSERT_OUTBOX = f"""
 WITH job AS (
@@ -168,38 +175,27 @@ class DecisionWriter:
         # The first occurrence of each (source, event_id) in this transaction is the one
         # inserted; later ones are duplicates by definition. Sorted, so that concurrent
         # transactions (other API processes) lock keys in one order and cannot deadlock.
-        owner: dict[tuple[uuid.UUID, str], _PendingWrite] = {}
-        rows: dict[tuple[uuid.UUID, str], DecisionEvent] = {}
+        by_source: dict[uuid.UUID, dict[str, tuple[DecisionEvent, _PendingWrite]]] = {}
         for pending in batch:
+            group = by_source.setdefault(pending.source_id, {})
             for event in pending.events:
-                key = (pending.source_id, event.event_id)
-                if key not in owner:
-                    owner[key] = pending
-                    rows[key] = event
-        keys = sorted(rows, key=lambda key: (str(key[0]), key[1]))
-        events = [rows[key] for key in keys]
+                group.setdefault(event.event_id, (event, pending))
         batch_id = uuid.uuid4()
+        all_events = [event for group in by_source.values() for event, _ in group.values()]
+        accepted = 0
 
         async with self._pool.acquire() as connection, connection.transaction():
-            await connection.execute(_REGISTER_REFERENCES, *_reference_columns(events))
-            inserted = await connection.fetch(
-                _INSERT_DECISIONS,
-                [key[0] for key in keys],
-                [key[1] for key in keys],
-                [event.content_id for event in events],
-                [event.content_type for event in events],
-                [event.queue for event in events],
-                [event.market for event in events],
-                [event.language for event in events],
-                [event.moderator_id for event in events],
-                [event.action for event in events],
-                [",".join(event.policy_labels) for event in events],
-                [event.decided_at for event in events],
-                [event.handling_time_ms for event in events],
-                [orjson.dumps(event.metadata).decode() for event in events],
-                batch_id,
-            )
-            if inserted:
+            await connection.execute(_REGISTER_REFERENCES, *_reference_columns(all_events))
+            for source_id in sorted(by_source):
+                group = by_source[source_id]
+                events = [group[event_id][0] for event_id in sorted(group)]
+                inserted = await connection.fetch(
+                    _INSERT_DECISIONS, source_id, _EVENTS.dump_json(events).decode(), batch_id
+                )
+                for record in inserted:
+                    group[record["event_id"]][1].accepted += 1
+                accepted += len(inserted)
+            if accepted:
                 request_ids = [p.request_id for p in batch if p.request_id][:_MAX_REQUEST_IDS]
                 job = ApplyIntakeRollup(batch_id=batch_id)
                 await connection.execute(
@@ -211,12 +207,10 @@ class DecisionWriter:
                     ",".join(request_ids)[:64] if request_ids else None,
                 )
 
-        for record in inserted:
-            owner[(record["source_id"], record["event_id"])].accepted += 1
         received = sum(len(pending.events) for pending in batch)
         INTAKE_FLUSH_EVENTS.observe(received)
-        DECISIONS_ACCEPTED.inc(len(inserted))
-        DECISIONS_DUPLICATE.inc(received - len(inserted))
+        DECISIONS_ACCEPTED.inc(accepted)
+        DECISIONS_DUPLICATE.inc(received - accepted)
 
 
 def _reference_columns(events: list[DecisionEvent]) -> list[list[str]]:
