@@ -13,10 +13,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.report_worker.intake_rollups import apply_intake_rollup
+from services.report_worker.intake_rollups import (
+    apply_pending_intake_batches,
+    sweep_intake_batches,
+)
 from services.report_worker.worker import WorkerSettings
 from shared.jobs import ApplyIntakeRollup
-from shared.models import OutboxJob
+from shared.models import IntakeBatch, OutboxJob
 from shared.outbox import add_job, purge_relayed, relay_batch
 from shared.queue import ArqRedis
 from shared.settings import Settings
@@ -64,23 +67,44 @@ async def test_accepted_batches_reach_the_intake_rollup(
     }
 
 
-async def test_rollup_job_run_twice_counts_once(
+async def test_rollup_counts_each_batch_once_under_concurrent_and_repeated_jobs(
     sender: SignedSender,
     client: httpx.AsyncClient,
     admin_key: str,
     sessionmaker: async_sessionmaker[AsyncSession],
-    settings: Settings,
 ) -> None:
+    for start in range(0, 50, 10):
+        await sender.post({"events": [decision_event(n) for n in range(start, start + 10)]})
 
-    await sender.post({"events": [decision_event(n) for n in range(5)]})
-    async with sessionmaker() as session:
-        [payload] = await session.scalars(select(OutboxJob.payload))
-    job = ApplyIntakeRollup.model_validate(payload)
-    for _ in range(2):  # at-least-once delivery: the same job may run twice
+    async def apply() -> int:
         async with sessionmaker() as session, session.begin():
-            await apply_intake_rollup(session, job=job)
+            return await apply_pending_intake_batches(session, limit=2)
+
+    # At-least-once delivery: several jobs, run at once and again later, count 50 once.
+    counted = sum(await asyncio.gather(*(apply() for _ in range(6))))
+    counted += sum([await apply() for _ in range(3)])
+    assert counted == 50
     response = await client.get("/v1/intake-rollups", headers=auth(admin_key))
-    assert [r["decisions"] for r in response.json()["items"]] == [5]
+    assert [r["decisions"] for r in response.json()["items"]] == [50]
+    async with sessionmaker() as session:
+        pending = await session.scalar(
+            select(func.count()).select_from(IntakeBatch).where(IntakeBatch.applied_at.is_(None))
+        )
+    assert pending == 0
+
+
+async def test_scheduled_sweep_applies_batches_whose_job_was_lost(
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await sender.post({"events": [decision_event(n) for n in range(7)]})
+    # The outbox job is never relayed (as if Redis lost it); the sweep still counts the batch.
+    assert await sweep_intake_batches({"sessionmaker": sessionmaker}) == 7
+    assert await sweep_intake_batches({"sessionmaker": sessionmaker}) == 0
+    response = await client.get("/v1/intake-rollups", headers=auth(admin_key))
+    assert [r["decisions"] for r in response.json()["items"]] == [7]
 
 
 async def test_two_relays_never_enqueue_the_same_row(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:45:39.536219
+Create Date: 2026-11-25 09:16:19.593056
 """
 
 from collections.abc import Sequence
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("key_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("reviewer_id", sa.String(length=128), nullable=True),
-        sa.Column("markets", sa.ARRAY(sa.String(length=2)), nullable=True),
+        sa.Column("markets", postgresql.ARRAY(sa.String(length=2)), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "created_at",
@@ -44,18 +44,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_api_keys_reviewer_id"), "api_keys", ["reviewer_id"], unique=False)
     op.create_table(
-        "applied_intake_batches",
-        sa.Column("batch_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "applied_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("decisions", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("batch_id", name=op.f("pk_applied_intake_batches")),
-    )
-    op.create_table(
         "channels",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
@@ -64,8 +52,8 @@ def upgrade() -> None:
         sa.Column("target_hint", sa.Text(), nullable=False),
         sa.Column("secret_encrypted", sa.LargeBinary(), nullable=True),
         sa.Column("language", sa.String(length=8), nullable=False),
-        sa.Column("events", sa.ARRAY(sa.String(length=64)), nullable=False),
-        sa.Column("markets", sa.ARRAY(sa.String(length=2)), nullable=True),
+        sa.Column("events", postgresql.ARRAY(sa.String(length=64)), nullable=False),
+        sa.Column("markets", postgresql.ARRAY(sa.String(length=2)), nullable=True),
         sa.Column("enabled", sa.Boolean(), server_default="true", nullable=False),
         sa.Column(
             "created_at",
@@ -91,7 +79,7 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=16), nullable=False),
         sa.Column("moderator_id", sa.String(length=128), nullable=False),
         sa.Column("action", sa.String(length=16), nullable=False),
-        sa.Column("policy_labels", sa.ARRAY(sa.String(length=64)), nullable=False),
+        sa.Column("policy_labels", postgresql.ARRAY(sa.String(length=64)), nullable=False),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("handling_time_ms", sa.BigInteger(), nullable=True),
         sa.Column("metadata", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
@@ -106,7 +94,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("source_id", "event_id", name=op.f("uq_decisions_source_id_event_id")),
     )
     op.create_index("ix_decisions_decided_at", "decisions", ["decided_at"], unique=False)
-    op.create_index("ix_decisions_intake_batch_id", "decisions", ["intake_batch_id"], unique=False)
     op.create_index("ix_decisions_market_id", "decisions", ["market", "id"], unique=False)
     op.create_index(
         "ix_decisions_moderator_id_id", "decisions", ["moderator_id", "id"], unique=False
@@ -135,6 +122,28 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
     )
     op.create_index(op.f("ix_events_type"), "events", ["type"], unique=False)
+    op.create_table(
+        "intake_batches",
+        sa.Column("batch_id", sa.Uuid(), nullable=False),
+        sa.Column("first_decision_id", sa.BigInteger(), nullable=False),
+        sa.Column("last_decision_id", sa.BigInteger(), nullable=False),
+        sa.Column("decisions", sa.Integer(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("batch_id", name=op.f("pk_intake_batches")),
+    )
+    op.create_index(
+        "ix_intake_batches_pending",
+        "intake_batches",
+        ["created_at"],
+        unique=False,
+        postgresql_where=sa.text("applied_at IS NULL"),
+    )
     op.create_table(
         "intake_daily_rollups",
         sa.Column("day", sa.Date(), nullable=False),
@@ -238,8 +247,12 @@ def upgrade() -> None:
         "reviewers",
         sa.Column("id", sa.String(length=128), nullable=False),
         sa.Column("display_name", sa.Text(), nullable=True),
-        sa.Column("markets", sa.ARRAY(sa.String(length=2)), server_default="{}", nullable=False),
-        sa.Column("languages", sa.ARRAY(sa.String(length=16)), server_default="{}", nullable=False),
+        sa.Column(
+            "markets", postgresql.ARRAY(sa.String(length=2)), server_default="{}", nullable=False
+        ),
+        sa.Column(
+            "languages", postgresql.ARRAY(sa.String(length=16)), server_default="{}", nullable=False
+        ),
         sa.Column("started_on", sa.Date(), nullable=True),
         sa.Column(
             "created_at",
@@ -370,17 +383,21 @@ def downgrade() -> None:
     op.drop_table("outbox_jobs")
     op.drop_table("markets")
     op.drop_table("intake_daily_rollups")
+    op.drop_index(
+        "ix_intake_batches_pending",
+        table_name="intake_batches",
+        postgresql_where=sa.text("applied_at IS NULL"),
+    )
+    op.drop_table("intake_batches")
     op.drop_index(op.f("ix_events_type"), table_name="events")
     op.drop_table("events")
     op.drop_index("ix_decisions_queue_id", table_name="decisions")
     op.drop_index("ix_decisions_policy_labels", table_name="decisions", postgresql_using="gin")
     op.drop_index("ix_decisions_moderator_id_id", table_name="decisions")
     op.drop_index("ix_decisions_market_id", table_name="decisions")
-    op.drop_index("ix_decisions_intake_batch_id", table_name="decisions")
     op.drop_index("ix_decisions_decided_at", table_name="decisions")
     op.drop_table("decisions")
     op.drop_table("channels")
-    op.drop_table("applied_intake_batches")
     op.drop_index(op.f("ix_api_keys_reviewer_id"), table_name="api_keys")
     op.drop_table("api_keys")
     # ### end Alembic commands ###

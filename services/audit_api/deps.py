@@ -7,33 +7,22 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit_api.auth import service as auth_service
 from shared.db import unit_of_work
 from shared.errors import Forbidden, Unauthorized
-from shared.queue import ArqRedis
 from shared.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    return sessionmaker
-
-
-def get_redis(request: Request) -> ArqRedis:
-    redis: ArqRedis = request.app.state.redis
-    return redis
-
-
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed before the response is sent."""
-    async with unit_of_work(get_sessionmaker(request)) as session:
+    async with unit_of_work(request.app.state.sessionmaker) as session:
         yield session
 
 

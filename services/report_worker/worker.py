@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from services.report_worker.intake_rollups import run_apply_intake_rollup
+from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
 from shared.db import create_sessionmaker, engine_from_settings
 from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup
 from shared.observability import configure_logging
-from shared.queue import Context, RedisSettings, deserialize_job, job_function, serialize_job
+from shared.queue import (
+    Context,
+    RedisSettings,
+    deserialize_job,
+    job_function,
+    scheduled_job,
+    serialize_job,
+)
 from shared.queue import redis_settings as queue_redis_settings
 from shared.settings import get_settings
 
@@ -31,6 +38,9 @@ class WorkerSettings:
     queue_name = REPORT_QUEUE
     functions: ClassVar[list[Any]] = [
         job_function(ApplyIntakeRollup, run_apply_intake_rollup, timeout=60),
+    ]
+    cron_jobs: ClassVar[list[Any]] = [
+        scheduled_job(sweep_intake_batches, name="sweep_intake_batches", seconds={15}, timeout=60),
     ]
     on_startup = startup
     on_shutdown = shutdown

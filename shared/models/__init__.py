@@ -3,8 +3,8 @@
 from shared.models.auth import ROLES, ApiKey
 from shared.models.base import Base
 from shared.models.intake import (
-    AppliedIntakeBatch,
     Decision,
+    IntakeBatch,
     IntakeDailyRollup,
     RejectedBatch,
     Source,
@@ -16,13 +16,13 @@ from shared.models.reference import Market, Policy, Queue, Reviewer
 __all__ = [
     "ROLES",
     "ApiKey",
-    "AppliedIntakeBatch",
     "Base",
     "Channel",
     "Decision",
     "Delivery",
     "DeliveryAttempt",
     "Event",
+    "IntakeBatch",
     "IntakeDailyRollup",
     "Market",
     "OutboxJob",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -47,7 +48,6 @@ class Decision(Base):
         Index("ix_decisions_moderator_id_id", "moderator_id", "id"),
         Index("ix_decisions_decided_at", "decided_at"),
         Index("ix_decisions_policy_labels", "policy_labels", postgresql_using="gin"),
-        Index("ix_decisions_intake_batch_id", "intake_batch_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -65,7 +65,7 @@ class Decision(Base):
     handling_time_ms: Mapped[int | None] = mapped_column(BigInteger)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    # The accepted request this decision came in; the intake rollup is applied per batch.
+    # The intake transaction that stored this decision (see IntakeBatch).
     intake_batch_id: Mapped[uuid.UUID]
 
 
@@ -82,14 +82,29 @@ class IntakeDailyRollup(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
-class AppliedIntakeBatch(Base):
-    """Marks a batch as counted in the rollup, which makes the rollup job idempotent."""
+class IntakeBatch(Base):
+    """One intake transaction's decisions, waiting to be counted into the daily rollup.
 
-    __tablename__ = "applied_intake_batches"
+    Written with the decisions; the rollup job claims pending batches (``FOR UPDATE SKIP
+    LOCKED``) and marks them applied in the same transaction, so each is counted once.
+    """
+
+    __tablename__ = "intake_batches"
+    __table_args__ = (
+        Index(
+            "ix_intake_batches_pending",
+            "created_at",
+            postgresql_where=text("applied_at IS NULL"),
+        ),
+    )
 
     batch_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    applied_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The batch's decision ids lie in this range (other batches' ids may interleave).
+    first_decision_id: Mapped[int] = mapped_column(BigInteger)
+    last_decision_id: Mapped[int] = mapped_column(BigInteger)
     decisions: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    applied_at: Mapped[datetime | None]
 
 
 class RejectedBatch(CreatedAtMixin, Base):
@@ -106,8 +121,8 @@ class RejectedBatch(CreatedAtMixin, Base):
 
 
 __all__ = [
-    "AppliedIntakeBatch",
     "Decision",
+    "IntakeBatch",
     "IntakeDailyRollup",
     "RejectedBatch",
     "Source",

@@ -7,8 +7,8 @@ transaction (group commit), then answers each request with its own counts. A req
 answered only after that commit: nothing is acknowledged that is not durable, and a failed
 transaction fails every request in it (they are retried by their senders, idempotently).
 
-Each transaction also writes one outbox job that counts its decisions into the daily intake
-rollup, so the rollup sees every stored decision exactly once.
+Each transaction also records its ``IntakeBatch`` and one outbox job that counts it into the
+daily intake rollup, so the rollup sees every stored decision exactly once.
 """
 
 from __future__ import annotations
@@ -48,10 +48,13 @@ FROM json_to_recordset($2::json) AS e(
     language text, moderator_id text, action text, policy_labels text[],
     decided_at timestamptz, handling_time_ms int8, metadata jsonb)
 ON CONFLICT (source_id, event_id) DO NOTHING
-RETURNING event_id
+RETURNING id, event_id
 """
-_INSERT_OUTBOX = f"""
-WITH job AS (
+_INSERT_BATCH_AND_JOB = f"""
+WITH batch AS (
+    INSERT INTO intake_batches (batch_id, first_decision_id, last_decision_id, decisions)
+    VALUES ($6, $7, $8, $9)
+), job AS (
     INSERT INTO outbox_jobs (id, queue_name, function, payload, request_id)
     VALUES ($1, $2, $3, $4::jsonb, $5)
     RETURNING id
@@ -183,6 +186,8 @@ class DecisionWriter:
         batch_id = uuid.uuid4()
         all_events = [event for group in by_source.values() for event, _ in group.values()]
         accepted = 0
+        first_id: int | None = None
+        last_id = 0
 
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(_REGISTER_REFERENCES, *_reference_columns(all_events))
@@ -194,17 +199,23 @@ class DecisionWriter:
                 )
                 for record in inserted:
                     group[record["event_id"]][1].accepted += 1
+                    first_id = record["id"] if first_id is None else min(first_id, record["id"])
+                    last_id = max(last_id, record["id"])
                 accepted += len(inserted)
             if accepted:
                 request_ids = [p.request_id for p in batch if p.request_id][:_MAX_REQUEST_IDS]
                 job = ApplyIntakeRollup(batch_id=batch_id)
                 await connection.execute(
-                    _INSERT_OUTBOX,
+                    _INSERT_BATCH_AND_JOB,
                     uuid.uuid4(),
                     job.queue,
                     job.function,
                     job.model_dump_json(),
                     ",".join(request_ids)[:64] if request_ids else None,
+                    batch_id,
+                    first_id,
+                    last_id,
+                    accepted,
                 )
 
         received = sum(len(pending.events) for pending in batch)
