@@ -162,6 +162,9 @@ async def clean_state(request: pytest.FixtureRequest, settings: Settings) -> Asy
     if request.node.get_closest_marker("no_db"):
         yield
         return
+    if LiveServer.running is not None:
+        # The previous test's accepted writes must not land in this test's tables.
+        await LiveServer.running.app.state.decision_writer.quiesce()
     assert settings.database_url is not None
     connection = await asyncpg.connect(_plain(settings.database_url))
     try:
@@ -185,6 +188,8 @@ async def clean_state(request: pytest.FixtureRequest, settings: Settings) -> Asy
 class LiveServer:
     """The real app served by uvicorn on a free local port, in the test's event loop."""
 
+    running: LiveServer | None = None
+
     def __init__(self, settings: Settings) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -204,8 +209,10 @@ class LiveServer:
             if time.monotonic() > deadline:
                 raise RuntimeError("API did not start")
             await asyncio.sleep(0.02)
+        LiveServer.running = self
 
     async def stop(self) -> None:
+        LiveServer.running = None
         self.server.should_exit = True
         if self.task is not None:
             await self.task
@@ -289,6 +296,27 @@ def decision_event(n: int = 1, **overrides: Any) -> dict[str, Any]:
     }
     event.update(overrides)
     return event
+
+
+async def wait_for_outbox(
+    sessionmaker: async_sessionmaker[AsyncSession], *, count: int = 1, seconds: float = 5.0
+) -> None:
+    """Wait until ``count`` jobs wait in the outbox (the intake writer queues them shortly)."""
+    from sqlalchemy import func, select
+
+    from shared.models import OutboxJob
+
+    deadline = time.monotonic() + seconds
+    while True:
+        async with sessionmaker() as session:
+            pending = await session.scalar(
+                select(func.count()).select_from(OutboxJob).where(OutboxJob.enqueued_at.is_(None))
+            )
+        if (pending or 0) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pending} outbox jobs after {seconds} s, expected {count}")
+        await asyncio.sleep(0.02)
 
 
 async def relay_all(sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis) -> int:

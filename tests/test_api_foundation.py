@@ -18,7 +18,15 @@ from shared.models import ApiKey, OutboxJob
 from shared.observability import request_id_var
 from shared.queue import ArqRedis
 from shared.settings import Settings
-from tests.conftest import SignedSender, auth, decision_event, make_key, relay_all, run_worker_burst
+from tests.conftest import (
+    SignedSender,
+    auth,
+    decision_event,
+    make_key,
+    relay_all,
+    run_worker_burst,
+    wait_for_outbox,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -275,6 +283,7 @@ async def test_request_id_follows_the_request_into_its_job(
     headers = sender.headers(body) | {"X-Request-ID": "req-trace-1"}
     response = await sender.client.post("/v1/webhooks/decisions", content=body, headers=headers)
     assert response.headers["x-request-id"] == "req-trace-1"
+    await wait_for_outbox(sessionmaker)
     async with sessionmaker() as session:
         assert list(await session.scalars(select(OutboxJob.request_id))) == ["req-trace-1"]
 

@@ -7,8 +7,9 @@ transaction (group commit), then answers each request with its own counts. A req
 answered only after that commit: nothing is acknowledged that is not durable, and a failed
 transaction fails every request in it (they are retried by their senders, idempotently).
 
-Each transaction also records its ``IntakeBatch`` and one outbox job that counts it into the
-daily intake rollup, so the rollup sees every stored decision exactly once.
+Each transaction also records its ``IntakeBatch``, the durable work item from which the report
+worker counts its decisions into the daily intake rollup exactly once; one outbox job per
+interval wakes the worker for all batches written since the last one.
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ FROM json_to_recordset($2::json) AS e(
 ON CONFLICT (source_id, event_id) DO NOTHING
 RETURNING id, event_id
 """
-_INSERT_BATCH_AND_JOB = f"""
-WITH batch AS (
-    INSERT INTO intake_batches (batch_id, first_decision_id, last_decision_id, decisions)
-    VALUES ($6, $7, $8, $9)
-), job AS (
+_INSERT_BATCH = """
+INSERT INTO intake_batches (batch_id, first_decision_id, last_decision_id, decisions)
+VALUES ($1, $2, $3, $4)
+"""
+_INSERT_ROLLUP_JOB = f"""
+WITH job AS (
     INSERT INTO outbox_jobs (id, queue_name, function, payload, request_id)
     VALUES ($1, $2, $3, $4::jsonb, $5)
     RETURNING id
@@ -97,6 +99,7 @@ class DecisionWriter:
         *,
         max_events_per_flush: int = 2000,
         flushers: int = 2,
+        rollup_interval_seconds: float = 0.2,
     ) -> None:
         self._dsn = dsn
         self._max_events = max_events_per_flush
@@ -105,17 +108,34 @@ class DecisionWriter:
         self._wakeup = asyncio.Condition()
         self._pool: asyncpg.Pool | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._rollup_interval = rollup_interval_seconds
+        self._unannounced: list[uuid.UUID] = []
+        self._unannounced_request_ids: list[str] = []
+        self._batches_written = asyncio.Event()
+        self._flushing = 0
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(
             self._dsn,
             min_size=1,
-            max_size=self._flushers,
+            max_size=self._flushers + 1,
             server_settings={"application_name": "plumbline-intake"},
         )
         self._tasks = [asyncio.create_task(self._run()) for _ in range(self._flushers)]
+        self._tasks.append(asyncio.create_task(self._queue_rollups()))
+
+    async def quiesce(self, *, seconds: float = 5.0) -> None:
+        """Wait until every accepted write is committed and its rollup job queued."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self._pending or self._flushing or self._unannounced:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("intake writer did not settle")
+            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
+        # Graceful: requests already handed over are written and their rollup queued.
+        with contextlib.suppress(TimeoutError):
+            await self.quiesce()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -135,6 +155,42 @@ class DecisionWriter:
             self._wakeup.notify()
         return await future
 
+    def _announce(self, batch_id: uuid.UUID, request_ids: list[str]) -> None:
+        self._unannounced.append(batch_id)
+        room = _MAX_REQUEST_IDS - len(self._unannounced_request_ids)
+        self._unannounced_request_ids.extend(request_ids[: max(room, 0)])
+        self._batches_written.set()
+
+    async def _queue_rollups(self) -> None:
+        """Queue one rollup job for the batches written since the last, at most every interval.
+
+        The batches themselves are durable work items (``intake_batches``): a rollup job
+        applies every pending batch, and the report worker's sweep applies any whose job never
+        came (this process died first), so a job per transaction would only add load.
+        """
+        while True:
+            await self._batches_written.wait()
+            self._batches_written.clear()
+            batch_ids, self._unannounced = self._unannounced, []
+            request_ids, self._unannounced_request_ids = self._unannounced_request_ids, []
+            job = ApplyIntakeRollup(batch_id=batch_ids[-1])
+            try:
+                assert self._pool is not None
+                async with self._pool.acquire() as connection:
+                    await connection.execute(
+                        _INSERT_ROLLUP_JOB,
+                        uuid.uuid4(),
+                        job.queue,
+                        job.function,
+                        job.model_dump_json(),
+                        ",".join(request_ids)[:64] if request_ids else None,
+                    )
+            except Exception as exc:
+                logger.warning("could not queue the intake rollup", extra={"error": repr(exc)})
+                self._unannounced[:0] = batch_ids
+                self._batches_written.set()
+            await asyncio.sleep(self._rollup_interval)
+
     def _take(self) -> list[_PendingWrite]:
         taken: list[_PendingWrite] = []
         count = 0
@@ -151,6 +207,7 @@ class DecisionWriter:
             async with self._wakeup:
                 await self._wakeup.wait_for(lambda: bool(self._pending))
                 batch = self._take()
+                self._flushing += 1
             try:
                 await self._flush(batch)
             except Exception as exc:
@@ -172,6 +229,8 @@ class DecisionWriter:
                                 accepted=pending.accepted, duplicates=total - pending.accepted
                             )
                         )
+            finally:
+                self._flushing -= 1
 
     async def _flush(self, batch: list[_PendingWrite]) -> None:
         assert self._pool is not None
@@ -203,20 +262,10 @@ class DecisionWriter:
                     last_id = max(last_id, record["id"])
                 accepted += len(inserted)
             if accepted:
-                request_ids = [p.request_id for p in batch if p.request_id][:_MAX_REQUEST_IDS]
-                job = ApplyIntakeRollup(batch_id=batch_id)
-                await connection.execute(
-                    _INSERT_BATCH_AND_JOB,
-                    uuid.uuid4(),
-                    job.queue,
-                    job.function,
-                    job.model_dump_json(),
-                    ",".join(request_ids)[:64] if request_ids else None,
-                    batch_id,
-                    first_id,
-                    last_id,
-                    accepted,
-                )
+                await connection.execute(_INSERT_BATCH, batch_id, first_id, last_id, accepted)
+
+        if accepted:
+            self._announce(batch_id, [p.request_id for p in batch if p.request_id])
 
         received = sum(len(pending.events) for pending in batch)
         INTAKE_FLUSH_EVENTS.observe(received)
