@@ -35,25 +35,40 @@ logger = logging.getLogger(__name__)
 
 _EVENTS = TypeAdapter(list[DecisionEvent])
 
-# The events travel as one JSON document that PostgreSQL unpacks (json_to_recordset): one
-# parameter to encode instead of thirteen arrays, which costs the API process far less CPU.
-_INSERT_DECISIONS = """
-INSERT INTO decisions (source_id, event_id, content_id, content_type, queue, market, language,
-                       moderator_id, action, policy_labels, decided_at, handling_time_ms,
-                       metadata, intake_batch_id)
-SELECT $1, e.event_id, e.content_id, e.content_type, e.queue, e.market, e.language,
-       e.moderator_id, e.action, e.policy_labels, e.decided_at, e.handling_time_ms,
-       e.metadata, $3
-FROM json_to_recordset($2::json) AS e(
-    event_id text, content_id text, content_type text, queue text, market text,
-    language text, moderator_id text, action text, policy_labels text[],
-    decided_at timestamptz, handling_time_ms int8, metadata jsonb)
-ON CONFLICT (source_id, event_id) DO NOTHING
-RETURNING id, event_id
-"""
-_INSERT_BATCH = """
-INSERT INTO intake_batches (batch_id, first_decision_id, last_decision_id, decisions)
-VALUES ($1, $2, $3, $4)
+# One statement stores one source's share of a flush, and is its own transaction: it
+# registers the markets, queues, policy codes and moderators it names (first reference
+# creates them; sorted, so concurrent statements cannot deadlock), inserts the decisions that
+# are new, and records their IntakeBatch. The events travel as one JSON document that
+# PostgreSQL unpacks (json_to_recordset): one parameter to encode instead of thirteen arrays.
+_STORE_DECISIONS = """
+WITH markets AS (
+    INSERT INTO markets (code, default_language, time_zone)
+    SELECT * FROM unnest($4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING
+), queues AS (
+    INSERT INTO queues (name, market_code)
+    SELECT * FROM unnest($7::text[], $8::text[]) ON CONFLICT DO NOTHING
+), policies AS (
+    INSERT INTO policies (code) SELECT unnest($9::text[]) ON CONFLICT DO NOTHING
+), reviewers AS (
+    INSERT INTO reviewers (id) SELECT unnest($10::text[]) ON CONFLICT DO NOTHING
+), stored AS (
+    INSERT INTO decisions (source_id, event_id, content_id, content_type, queue, market,
+                           language, moderator_id, action, policy_labels, decided_at,
+                           handling_time_ms, metadata, intake_batch_id)
+    SELECT $1, e.event_id, e.content_id, e.content_type, e.queue, e.market, e.language,
+           e.moderator_id, e.action, e.policy_labels, e.decided_at, e.handling_time_ms,
+           e.metadata, $3
+    FROM json_to_recordset($2::json) AS e(
+        event_id text, content_id text, content_type text, queue text, market text,
+        language text, moderator_id text, action text, policy_labels text[],
+        decided_at timestamptz, handling_time_ms int8, metadata jsonb)
+    ON CONFLICT (source_id, event_id) DO NOTHING
+    RETURNING id, event_id
+), batch AS (
+    INSERT INTO intake_batches (batch_id, first_decision_id, last_decision_id, decisions)
+    SELECT $3, min(id), max(id), count(*) FROM stored HAVING count(*) > 0
+)
+SELECT event_id FROM stored
 """
 _INSERT_ROLLUP_JOB = f"""
 WITH job AS (
@@ -63,20 +78,6 @@ WITH job AS (
 )
 SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM job
 """  # noqa: S608 (a constant channel name, no input)
-# Markets, queues, policy codes and moderators are registered on first reference, in the same
-# transaction, by one statement (sorted input, so concurrent registrations cannot deadlock).
-_REGISTER_REFERENCES = """
-WITH markets AS (
-    INSERT INTO markets (code, default_language, time_zone)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING
-), queues AS (
-    INSERT INTO queues (name, market_code)
-    SELECT * FROM unnest($4::text[], $5::text[]) ON CONFLICT DO NOTHING
-), policies AS (
-    INSERT INTO policies (code) SELECT unnest($6::text[]) ON CONFLICT DO NOTHING
-)
-INSERT INTO reviewers (id) SELECT unnest($7::text[]) ON CONFLICT DO NOTHING
-"""
 # Request ids kept on a rollup job, so its logs lead back to the requests that caused it.
 _MAX_REQUEST_IDS = 50
 
@@ -98,7 +99,7 @@ class DecisionWriter:
         dsn: str,
         *,
         max_events_per_flush: int = 2000,
-        flushers: int = 2,
+        flushers: int = 3,
         rollup_interval_seconds: float = 0.2,
     ) -> None:
         self._dsn = dsn
@@ -234,38 +235,33 @@ class DecisionWriter:
 
     async def _flush(self, batch: list[_PendingWrite]) -> None:
         assert self._pool is not None
-        # The first occurrence of each (source, event_id) in this transaction is the one
-        # inserted; later ones are duplicates by definition. Sorted, so that concurrent
-        # transactions (other API processes) lock keys in one order and cannot deadlock.
+        # The first occurrence of each (source, event_id) in this flush is the one inserted;
+        # later ones are duplicates by definition. Sorted, so that concurrent statements
+        # (other flushers, other API processes) lock keys in one order and cannot deadlock.
         by_source: dict[uuid.UUID, dict[str, tuple[DecisionEvent, _PendingWrite]]] = {}
         for pending in batch:
             group = by_source.setdefault(pending.source_id, {})
             for event in pending.events:
                 group.setdefault(event.event_id, (event, pending))
-        batch_id = uuid.uuid4()
-        all_events = [event for group in by_source.values() for event, _ in group.values()]
         accepted = 0
-        first_id: int | None = None
-        last_id = 0
-
-        async with self._pool.acquire() as connection, connection.transaction():
-            await connection.execute(_REGISTER_REFERENCES, *_reference_columns(all_events))
+        async with self._pool.acquire() as connection:
+            # A request has one source: each statement holds whole requests.
             for source_id in sorted(by_source):
                 group = by_source[source_id]
                 events = [group[event_id][0] for event_id in sorted(group)]
-                inserted = await connection.fetch(
-                    _INSERT_DECISIONS, source_id, _EVENTS.dump_json(events).decode(), batch_id
+                batch_id = uuid.uuid4()
+                stored = await connection.fetch(
+                    _STORE_DECISIONS,
+                    source_id,
+                    _EVENTS.dump_json(events).decode(),
+                    batch_id,
+                    *_reference_columns(events),
                 )
-                for record in inserted:
+                for record in stored:
                     group[record["event_id"]][1].accepted += 1
-                    first_id = record["id"] if first_id is None else min(first_id, record["id"])
-                    last_id = max(last_id, record["id"])
-                accepted += len(inserted)
-            if accepted:
-                await connection.execute(_INSERT_BATCH, batch_id, first_id, last_id, accepted)
-
-        if accepted:
-            self._announce(batch_id, [p.request_id for p in batch if p.request_id])
+                if stored:
+                    accepted += len(stored)
+                    self._announce(batch_id, [p.request_id for p in batch if p.request_id])
 
         received = sum(len(pending.events) for pending in batch)
         INTAKE_FLUSH_EVENTS.observe(received)
