@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 09:16:19.593056
+Create Date: 2026-11-25 09:22:56.963988
 """
 
 from collections.abc import Sequence
@@ -93,19 +93,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_decisions")),
         sa.UniqueConstraint("source_id", "event_id", name=op.f("uq_decisions_source_id_event_id")),
     )
-    op.create_index("ix_decisions_decided_at", "decisions", ["decided_at"], unique=False)
-    op.create_index("ix_decisions_market_id", "decisions", ["market", "id"], unique=False)
+    op.create_index(
+        "ix_decisions_decided_at",
+        "decisions",
+        ["decided_at"],
+        unique=False,
+        postgresql_using="brin",
+    )
     op.create_index(
         "ix_decisions_moderator_id_id", "decisions", ["moderator_id", "id"], unique=False
     )
-    op.create_index(
-        "ix_decisions_policy_labels",
-        "decisions",
-        ["policy_labels"],
-        unique=False,
-        postgresql_using="gin",
-    )
-    op.create_index("ix_decisions_queue_id", "decisions", ["queue", "id"], unique=False)
     op.create_table(
         "events",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -391,11 +388,8 @@ def downgrade() -> None:
     op.drop_table("intake_batches")
     op.drop_index(op.f("ix_events_type"), table_name="events")
     op.drop_table("events")
-    op.drop_index("ix_decisions_queue_id", table_name="decisions")
-    op.drop_index("ix_decisions_policy_labels", table_name="decisions", postgresql_using="gin")
     op.drop_index("ix_decisions_moderator_id_id", table_name="decisions")
-    op.drop_index("ix_decisions_market_id", table_name="decisions")
-    op.drop_index("ix_decisions_decided_at", table_name="decisions")
+    op.drop_index("ix_decisions_decided_at", table_name="decisions", postgresql_using="brin")
     op.drop_table("decisions")
     op.drop_table("channels")
     op.drop_index(op.f("ix_api_keys_reviewer_id"), table_name="api_keys")
