@@ -19,6 +19,7 @@ from services.audit_api.sources.router import router as sources_router
 from services.audit_api.sources.service import SourceDirectory
 from shared.db import create_sessionmaker, engine_from_settings
 from shared.encryption import secret_box
+from shared.garbage_collection import tune_for_throughput
 from shared.observability import configure_logging
 from shared.queue import create_queue_pool
 from shared.settings import Settings, get_settings
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sources = SourceDirectory(
             sessionmaker, secret_box(settings), ttl_seconds=settings.source_cache_seconds
         )
+        tune_for_throughput()
         try:
             yield
         finally:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator, StringConstraints
+from pydantic import StringConstraints
 
-
-def _upper(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
-
-
-MarketCode = Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{2}$")]
+# Lower case is accepted and stored upper case; all in pydantic-core (no Python call per value,
+# which matters at 50,000 decisions a second).
+MarketCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$", to_upper=True)]
 PolicyCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,64}$")]
 QueueName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 ReviewerId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
