@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import httpx
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.models import Decision, Market, Policy, Queue, Reviewer
-from tests.conftest import SignedSender, auth, decision_event
+from tests.conftest import LiveServer, SignedSender, auth, decision_event
 
 
 async def count_decisions(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
@@ -234,3 +235,41 @@ async def test_two_sources_may_reuse_an_event_id(
     assert [r.json() for r in results] == [{"accepted": 1, "duplicates": 0}] * 2
     items = (await client.get("/v1/decisions", headers=auth(admin_key))).json()["items"]
     assert sorted(item["source"] for item in items) == ["acme", "other"]
+
+
+async def test_client_hanging_up_mid_body_is_not_an_error(
+    live_server: LiveServer,
+    sender: SignedSender,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    records: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("services.audit_api.problems")
+    handler = Capture()
+    logger.addHandler(handler)
+    try:
+        body = orjson.dumps({"events": [decision_event(n) for n in range(200)]})
+        headers = sender.headers(body)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", live_server.port)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(
+            f"POST /v1/webhooks/decisions HTTP/1.1\r\nHost: x\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[: len(body) // 2]
+        )
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(50):
+            if records:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        logger.removeHandler(handler)
+    assert [r.levelno for r in records] == [logging.INFO]
+    assert await count_decisions(sessionmaker) == 0

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from shared.errors import DomainError, problem_type_uri
 from shared.schemas.common import Problem, ProblemError
@@ -97,6 +98,13 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(status=exc.status_code, detail=detail, headers=headers)
 
 
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    # The client hung up while sending its body: nothing was stored and nobody reads an
+    # answer. Normal for a client that times out or stops; not an error of ours.
+    logger.info("client disconnected before its request was read", extra={"path": request.url.path})
+    return problem_response(status=400, detail="the client disconnected")
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(status=500, detail="An unexpected error occurred.")
@@ -107,4 +115,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _unexpected)
