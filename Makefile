@@ -60,7 +60,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict shared services
+	$(BIN)/mypy --strict shared services benchmarks tests
 
 format: install
 	$(BIN)/ruff format .
