@@ -21,6 +21,9 @@ class EventType(StrEnum):
     SOURCE_REJECTED_BATCH = "source.rejected_batch"
     SOURCE_SECRET_ROTATED = "source.secret_rotated"  # noqa: S105
     POLICY_UPDATE_PUBLISHED = "policy_update.published"
+    DISAGREEMENT_OPENED = "disagreement.opened"
+    DISPUTE_AWAITING_ARBITRATION = "dispute.awaiting_arbitration"
+    DECISION_CORRECTED = "decision.corrected"
 
 
 class EventPayload(BaseModel):
@@ -56,6 +59,7 @@ async def record_event(
     type: EventType,
     data: EventPayload,
     market: str | None = None,
+    source_id: uuid.UUID | None = None,
 ) -> Event:
     """Store the event and, in the same transaction, queue its fan-out to channels."""
     event = Event(
@@ -65,6 +69,7 @@ async def record_event(
         market=market,
         data=data.model_dump(mode="json"),
         request_id=request_id_var.get(),
+        source_id=source_id,
     )
     session.add(event)
     await session.flush()

@@ -6,6 +6,7 @@ The sender writes the model to the outbox; the receiver validates it when the jo
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +31,17 @@ class ApplyIntakeRollup(Job):
     queue = REPORT_QUEUE
 
     batch_id: uuid.UUID
+
+
+class SampleDailyAudits(Job):
+    """Sample one market day (or every market's) for audits; ``job_id`` is its BackgroundJob."""
+
+    function = "sample_daily_audits"
+    queue = REPORT_QUEUE
+
+    job_id: uuid.UUID
+    day: date
+    market: str | None = None
 
 
 class FanOutEvent(Job):

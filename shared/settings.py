@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 0.5
     outbox_retention_hours: int = 24
 
+    # Daily audits.
+    claim_lease_minutes: int = 30
+    dispute_window_hours: int = 72
+    dispute_sla_hours: int = 24
+    sampling_seed: str = "plumbline"
+
     # Notifier deliveries.
     delivery_max_attempts: int = 8
     delivery_base_delay_seconds: float = 1.0

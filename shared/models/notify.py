@@ -38,6 +38,8 @@ class Event(Base):
     market: Mapped[str | None] = mapped_column(String(2))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # Set for events meant for one source's own channel (a correction of its decision).
+    source_id: Mapped[uuid.UUID | None]
 
 
 class Channel(CreatedAtMixin, Base):
@@ -60,6 +62,8 @@ class Channel(CreatedAtMixin, Base):
     events: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
     markets: Mapped[list[str] | None] = mapped_column(ARRAY(String(2)))
     enabled: Mapped[bool] = mapped_column(default=True, server_default="true")
+    # A source's own channel (corrections back to the platform) gets only that source's events.
+    source_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
 
 
 class Delivery(CreatedAtMixin, Base):
