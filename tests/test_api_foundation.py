@@ -379,6 +379,20 @@ async def test_openapi_document_is_valid_and_speaks_problems(client: httpx.Async
     assert "DecisionEvent" in schema["components"]["schemas"]
     assert webhook["responses"]["422"]["content"]["application/problem+json"]
 
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return found + [ref for value in node.values() for ref in refs(value)]
+        if isinstance(node, list):
+            return [ref for value in node for ref in refs(value)]
+        return []
+
+    prefix = "#/components/schemas/"
+    missing = {
+        r for r in refs(schema) if r.removeprefix(prefix) not in schema["components"]["schemas"]
+    }
+    assert missing == set()
+
 
 async def test_rejected_batches_are_kept_for_the_source(
     sender: SignedSender, client: httpx.AsyncClient, admin_key: str

@@ -7,16 +7,26 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.audit_api.appeals.router import router as appeals_router
+from services.audit_api.audit_log.router import router as audit_log_router
+from services.audit_api.audits.router import router as audits_router
 from services.audit_api.auth.router import router as api_keys_router
 from services.audit_api.channels.router import router as channels_router
+from services.audit_api.corrections.router import router as corrections_router
 from services.audit_api.decisions.router import router as decisions_router
 from services.audit_api.decisions.writer import DecisionWriter
+from services.audit_api.disagreements.router import router as disagreements_router
 from services.audit_api.health.router import router as health_router
+from services.audit_api.jobs.router import router as jobs_router
+from services.audit_api.metrics_agreement.router import router as metrics_agreement_router
 from services.audit_api.middleware import RequestContextMiddleware
 from services.audit_api.openapi import install_openapi
 from services.audit_api.problems import install_problem_handlers
+from services.audit_api.reports.router import router as reports_router
+from services.audit_api.sampling.router import router as sampling_router
 from services.audit_api.sources.router import router as sources_router
 from services.audit_api.sources.service import SourceDirectory
+from services.audit_api.wellbeing.router import router as wellbeing_router
 from shared.db import create_sessionmaker, engine_from_settings
 from shared.encryption import secret_box
 from shared.garbage_collection import tune_for_throughput
@@ -68,5 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(sources_router)
     app.include_router(decisions_router)
+    app.include_router(metrics_agreement_router)
     app.include_router(channels_router)
+    app.include_router(disagreements_router)
+    app.include_router(appeals_router)
+    app.include_router(corrections_router)
+    app.include_router(reports_router)
+    app.include_router(audit_log_router)
+    app.include_router(audits_router)
+    app.include_router(wellbeing_router)
+    app.include_router(sampling_router)
+    app.include_router(jobs_router)
     return app

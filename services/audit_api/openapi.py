@@ -14,9 +14,10 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from services.audit_api.problems import PROBLEM_JSON
+from shared.schemas.appeals import AppealBatch, AppealEvent
 from shared.schemas.decisions import DecisionBatch, DecisionEvent
 
-EXTRA_MODELS: tuple[type[BaseModel], ...] = (DecisionEvent, DecisionBatch)
+EXTRA_MODELS: tuple[type[BaseModel], ...] = (DecisionEvent, DecisionBatch, AppealEvent, AppealBatch)
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 

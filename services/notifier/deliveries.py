@@ -124,9 +124,15 @@ async def fan_out_event(
 
     Channels match when enabled and subscribed to the event's type, and, for a channel
     limited to some markets, when the event is about one of them (an event about no market
-    goes to every subscriber). Each body is rendered here, once, and never again. Running
-    this twice creates nothing new: ``(channel_id, event_id)`` is unique and the insert
-    skips existing rows. Channels of a kind without an adapter get no delivery (logged).
+    goes to every subscriber). An event meant for one source (``source_id`` set: a
+    correction of that source's decision) goes only to that source's own channels, never to
+    general ones, and a source's channel gets only its source's events: a platform hears of
+    its own decisions and nothing else, and a general channel subscribed to such a type by
+    mistake cannot pass one platform's content to another receiver.
+
+    Each body is rendered here, once, and never again. Running this twice creates nothing
+    new: ``(channel_id, event_id)`` is unique and the insert skips existing rows. Channels
+    of a kind without an adapter get no delivery (logged).
     """
     event = await session.get(Event, event_id)
     if event is None:
@@ -137,6 +143,10 @@ async def fan_out_event(
         query = query.where(
             or_(Channel.markets.is_(None), literal(event.market) == any_(Channel.markets))
         )
+    if event.source_id is not None:
+        query = query.where(Channel.source_id == event.source_id)
+    else:
+        query = query.where(Channel.source_id.is_(None))
     channels = list(await session.scalars(query.order_by(Channel.id)))
     body: bytes | None = None
     rows = []
@@ -385,6 +395,7 @@ _EVENTS_MISSING_DELIVERIES = text(
      AND c.kind = ANY(CAST(:kinds AS text[]))
      AND e.type = ANY(c.events)
      AND (e.market IS NULL OR c.markets IS NULL OR e.market = ANY(c.markets))
+     AND c.source_id IS NOT DISTINCT FROM e.source_id
      AND c.created_at <= e.occurred_at
     WHERE e.occurred_at > :since AND e.occurred_at <= :until
       AND NOT EXISTS (

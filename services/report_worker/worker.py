@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from services.report_worker.disputes import (
+    run_close_expired_disagreements,
+    run_remind_overdue_disputes,
+)
 from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
+from services.report_worker.sampling import sample_daily_audits, sample_due_market_days
 from shared.db import create_sessionmaker, engine_from_settings
-from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup
+from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup, SampleDailyAudits
 from shared.observability import configure_logging
 from shared.queue import (
     Context,
@@ -38,9 +43,22 @@ class WorkerSettings:
     queue_name = REPORT_QUEUE
     functions: ClassVar[list[Any]] = [
         job_function(ApplyIntakeRollup, run_apply_intake_rollup, timeout=60),
+        job_function(SampleDailyAudits, sample_daily_audits, timeout=300),
     ]
     cron_jobs: ClassVar[list[Any]] = [
         scheduled_job(sweep_intake_batches, name="sweep_intake_batches", seconds={15}, timeout=60),
+        scheduled_job(
+            sample_due_market_days, name="sample_due_market_days", seconds={25}, timeout=600
+        ),
+        scheduled_job(
+            run_close_expired_disagreements,
+            name="close_expired_disagreements",
+            seconds={40},
+            timeout=60,
+        ),
+        scheduled_job(
+            run_remind_overdue_disputes, name="remind_overdue_disputes", seconds={50}, timeout=60
+        ),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -16,7 +16,9 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated)
-async def create_api_key(body: ApiKeyCreate, session: SessionDep, _: AdminDep) -> ApiKeyCreated:
+async def create_api_key(
+    body: ApiKeyCreate, session: SessionDep, principal: AdminDep
+) -> ApiKeyCreated:
     """Create a key. The key is in this response only; it is stored hashed."""
     api_key, plaintext = await service.create_api_key(
         session,
@@ -24,6 +26,7 @@ async def create_api_key(body: ApiKeyCreate, session: SessionDep, _: AdminDep) -
         role=body.role,
         reviewer_id=body.reviewer_id,
         markets=body.markets,
+        actor=principal,
     )
     return ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=plaintext)
 
@@ -45,6 +48,7 @@ async def list_api_keys(
 
 
 @router.delete("/{key_id}", response_model=ApiKeyRead)
-async def revoke_api_key(key_id: uuid.UUID, session: SessionDep, _: AdminDep) -> ApiKeyRead:
+async def revoke_api_key(key_id: uuid.UUID, session: SessionDep, principal: AdminDep) -> ApiKeyRead:
     """Revoke a key; it stops working at once."""
-    return ApiKeyRead.model_validate(await service.revoke_api_key(session, key_id=key_id))
+    api_key = await service.revoke_api_key(session, key_id=key_id, actor=principal)
+    return ApiKeyRead.model_validate(api_key)

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.audit_log import Actor, record_change
 from shared.errors import NotFound
 from shared.models import ApiKey
 from shared.models.base import utcnow
 from shared.reference import register_markets, register_reviewers
+from shared.schemas.auth import ApiKeyRead
 
 KEY_PREFIX = "plk_"
 
@@ -35,8 +37,13 @@ async def create_api_key(
     reviewer_id: str | None = None,
     markets: Sequence[str] | None = None,
     key: str | None = None,
+    actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its plaintext, which is never stored."""
+    """Create a key and return it with its plaintext, which is never stored.
+
+    Audit-logged (``api_key.created``) without the plaintext or its hash; ``actor`` is None
+    for keys made outside the API (bootstrap, command line).
+    """
     plaintext = key or generate_key()
     if reviewer_id is not None:
         await register_reviewers(session, [reviewer_id])
@@ -53,7 +60,20 @@ async def create_api_key(
     )
     session.add(api_key)
     await session.flush()
+    await record_change(
+        session,
+        actor=actor,
+        action="api_key.created",
+        entity_type="api_key",
+        entity_id=api_key.id,
+        after=_key_snapshot(api_key),
+    )
     return api_key, plaintext
+
+
+def _key_snapshot(api_key: ApiKey) -> dict[str, object]:
+    """What the audit log keeps of a key: its public view (never the key or its hash)."""
+    return ApiKeyRead.model_validate(api_key).model_dump(mode="json")
 
 
 async def ensure_bootstrap_admin_key(session: AsyncSession, *, key: str) -> ApiKey:
@@ -95,11 +115,24 @@ async def list_api_keys(
     return list(await session.scalars(query))
 
 
-async def revoke_api_key(session: AsyncSession, *, key_id: uuid.UUID) -> ApiKey:
+async def revoke_api_key(
+    session: AsyncSession, *, key_id: uuid.UUID, actor: Actor | None = None
+) -> ApiKey:
+    """Revoke a key (idempotent); the revocation, not a repeat of it, is audit-logged."""
     api_key = await session.get(ApiKey, key_id)
     if api_key is None:
         raise NotFound("API key not found")
     if api_key.revoked_at is None:
+        before = _key_snapshot(api_key)
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=utcnow()))
         await session.refresh(api_key)
+        await record_change(
+            session,
+            actor=actor,
+            action="api_key.revoked",
+            entity_type="api_key",
+            entity_id=api_key.id,
+            before=before,
+            after=_key_snapshot(api_key),
+        )
     return api_key

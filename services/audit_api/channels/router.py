@@ -35,7 +35,7 @@ DeliveryReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager
     responses={409: {"model": Problem}, 422: {"model": Problem}},
 )
 async def create_channel(
-    body: ChannelCreate, session: SessionDep, settings: SettingsDep, _: AdminDep
+    body: ChannelCreate, session: SessionDep, settings: SettingsDep, principal: AdminDep
 ) -> ChannelCreated:
     """Create a notification channel subscribed to some event types (and markets).
 
@@ -47,6 +47,7 @@ async def create_channel(
         data=body,
         box=secret_box(settings),
         insecure_hosts=settings.insecure_target_hosts,
+        actor=principal,
     )
     return ChannelCreated(**service.channel_read(channel).model_dump(), secret=generated_secret)
 
@@ -71,9 +72,11 @@ async def get_channel(channel_id: uuid.UUID, session: SessionDep, _: AdminDep) -
 
 
 @router.delete("/v1/channels/{channel_id}", status_code=204, tags=["channels"])
-async def delete_channel(channel_id: uuid.UUID, session: SessionDep, _: AdminDep) -> Response:
+async def delete_channel(
+    channel_id: uuid.UUID, session: SessionDep, principal: AdminDep
+) -> Response:
     """Delete a channel with its deliveries; nothing more is sent to it."""
-    await service.delete_channel(session, channel_id=channel_id)
+    await service.delete_channel(session, channel_id=channel_id, actor=principal)
     return Response(status_code=204)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.audit_log import Actor, record_change
 from shared.encryption import SecretBox
 from shared.errors import Conflict, NotFound, UnprocessableEntity
 from shared.jobs import DeliverMessage
@@ -100,8 +101,13 @@ async def create_channel(
     data: ChannelCreate,
     box: SecretBox,
     insecure_hosts: Collection[str],
+    actor: Actor | None = None,
 ) -> tuple[Channel, str | None]:
-    """Create a channel; returns it with its secret when the secret was generated here."""
+    """Create a channel; returns it with its secret when the secret was generated here.
+
+    Audit-logged as its API view: the target only as its hint, the secret only as
+    ``has_secret``.
+    """
     hint = target_hint(data.kind, data.target, insecure_hosts=insecure_hosts)
     generated: str | None = None
     secret: str | None = None
@@ -135,6 +141,14 @@ async def create_channel(
             await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"a channel named '{data.name}' exists already") from exc
+    await record_change(
+        session,
+        actor=actor,
+        action="channel.created",
+        entity_type="channel",
+        entity_id=channel.id,
+        after=channel_read(channel).model_dump(mode="json"),
+    )
     return channel, generated
 
 
@@ -170,11 +184,22 @@ async def list_channels(session: AsyncSession, *, limit: int, after: str | None)
     return list(await session.scalars(query))
 
 
-async def delete_channel(session: AsyncSession, *, channel_id: uuid.UUID) -> None:
+async def delete_channel(
+    session: AsyncSession, *, channel_id: uuid.UUID, actor: Actor | None = None
+) -> None:
     """Delete a channel; its deliveries and their attempts go with it (ON DELETE CASCADE)."""
     channel = await get_channel(session, channel_id=channel_id)
+    before = channel_read(channel).model_dump(mode="json")
     await session.delete(channel)
     await session.flush()
+    await record_change(
+        session,
+        actor=actor,
+        action="channel.deleted",
+        entity_type="channel",
+        entity_id=channel_id,
+        before=before,
+    )
 
 
 def delivery_read(delivery: Delivery) -> DeliveryRead:

@@ -26,10 +26,12 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"])
 
 @router.post("", status_code=201, response_model=SourceCreated)
 async def create_source(
-    body: SourceCreate, session: SessionDep, settings: SettingsDep, _: AdminDep
+    body: SourceCreate, session: SessionDep, settings: SettingsDep, principal: AdminDep
 ) -> SourceCreated:
     """Register a moderation platform. Its signing secret is in this response only."""
-    source, secret = await service.create_source(session, name=body.name, box=secret_box(settings))
+    source, secret = await service.create_source(
+        session, name=body.name, box=secret_box(settings), actor=principal
+    )
     return SourceCreated(
         id=source.id, name=source.name, secret=secret, created_at=source.created_at
     )
@@ -87,7 +89,7 @@ async def rotate_secret(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    _: AdminDep,
+    principal: AdminDep,
 ) -> SecretRotated:
     """Issue a new secret; the previous one is accepted for ``grace_period_seconds`` more."""
     source, secret = await service.rotate_secret(
@@ -95,6 +97,7 @@ async def rotate_secret(
         source_id=source_id,
         grace=timedelta(seconds=body.grace_period_seconds),
         box=secret_box(settings),
+        actor=principal,
     )
     request.app.state.sources.forget(source.name)
     return SecretRotated(

@@ -12,11 +12,13 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.audit_log import Actor, record_change
 from shared.encryption import SecretBox
 from shared.errors import Conflict, NotFound
 from shared.events import EventType, SourceSecretRotated, record_event
 from shared.models import RejectedBatch, Source
 from shared.models.base import utcnow
+from shared.schemas.sources import SourceRead
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 
@@ -25,7 +27,14 @@ def generate_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create_source(session: AsyncSession, *, name: str, box: SecretBox) -> tuple[Source, str]:
+def _source_snapshot(source: Source) -> dict[str, object]:
+    """What the audit log keeps of a source: its public view, never a secret."""
+    return SourceRead.model_validate(source).model_dump(mode="json")
+
+
+async def create_source(
+    session: AsyncSession, *, name: str, box: SecretBox, actor: Actor | None = None
+) -> tuple[Source, str]:
     """Create a source and return it with its secret (encrypted at rest, shown once)."""
     secret = generate_secret()
     source = Source(id=uuid.uuid4(), name=name, secret_encrypted=box.encrypt(secret))
@@ -35,6 +44,14 @@ async def create_source(session: AsyncSession, *, name: str, box: SecretBox) -> 
             await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"a source named '{name}' exists already") from exc
+    await record_change(
+        session,
+        actor=actor,
+        action="source.created",
+        entity_type="source",
+        entity_id=source.id,
+        after=_source_snapshot(source),
+    )
     return source, secret
 
 
@@ -69,12 +86,18 @@ async def list_rejected_batches(
 
 
 async def rotate_secret(
-    session: AsyncSession, *, source_id: uuid.UUID, grace: timedelta, box: SecretBox
+    session: AsyncSession,
+    *,
+    source_id: uuid.UUID,
+    grace: timedelta,
+    box: SecretBox,
+    actor: Actor | None = None,
 ) -> tuple[Source, str]:
     """Give the source a new secret; the current one stays valid for ``grace``."""
     source = await session.get(Source, source_id, with_for_update=True)
     if source is None:
         raise NotFound("source not found")
+    before = _source_snapshot(source)
     secret = generate_secret()
     now = utcnow()
     if grace > timedelta(0):
@@ -86,6 +109,15 @@ async def rotate_secret(
     source.secret_encrypted = box.encrypt(secret)
     source.rotated_at = now
     await session.flush()
+    await record_change(
+        session,
+        actor=actor,
+        action="source.secret_rotated",
+        entity_type="source",
+        entity_id=source.id,
+        before=before,
+        after=_source_snapshot(source),
+    )
     await record_event(
         session,
         type=EventType.SOURCE_SECRET_ROTATED,

@@ -19,11 +19,74 @@ TEXT_TEMPLATES: dict[str, dict[str, str]] = {
             "{reason}. Nichts davon wurde gespeichert; bitte den Absender korrigieren."
         ),
     },
+    "disagreement.opened": {
+        "en": (
+            "Audit of moderator {moderator_id} ({market}, {queue}): decision {decision_id} was "
+            "judged incorrect ({error_type}, severity {severity}; expected: {expected_action}). "
+            "The moderator may dispute it until {dispute_deadline}. Disagreement {id}."
+        ),
+        "de": (
+            "Audit von Moderator {moderator_id} ({market}, {queue}): Entscheidung {decision_id} "
+            "wurde als falsch bewertet ({error_type}, Schweregrad {severity}; erwartet: "
+            "{expected_action}). Einspruch ist bis {dispute_deadline} möglich. Abweichung {id}."
+        ),
+    },
+    "dispute.awaiting_arbitration": {
+        "en": (
+            "A dispute has waited {waiting_hours} h for arbitration (SLA: {sla_hours} h): "
+            "moderator {moderator_id} ({market}, {queue}) contests the verdict on decision "
+            "{decision_id}. Reason: {dispute_reason}. Please resolve disagreement {id}."
+        ),
+        "de": (
+            "Ein Einspruch wartet seit {waiting_hours} h auf eine Entscheidung (SLA: "
+            "{sla_hours} h): Moderator {moderator_id} ({market}, {queue}) bestreitet die "
+            "Bewertung von Entscheidung {decision_id}. Begründung: {dispute_reason}. Bitte "
+            "Abweichung {id} entscheiden."
+        ),
+    },
+    "decision.corrected": {
+        "en": (
+            "QA corrected decision {event_id} on content {content_id}: {original_action} "
+            "should have been {corrected_action} ({error_type}, severity {severity})."
+        ),
+        "de": (
+            "Die QA hat Entscheidung {event_id} zu Inhalt {content_id} korrigiert: statt "
+            "{original_action} wäre {corrected_action} richtig gewesen ({error_type}, "
+            "Schweregrad {severity})."
+        ),
+    },
+}
+
+# Fields holding codes, and the codes shown to people in their language (a code without a
+# label shows as is).
+LABELLED_FIELDS = frozenset(
+    {"error_type", "severity", "expected_action", "original_action", "corrected_action"}
+)
+VALUE_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "missed_violation": "missed violation",
+        "over_enforcement": "over-enforcement",
+        "wrong_policy": "wrong policy",
+        "wrong_action": "wrong action",
+    },
+    "de": {
+        "missed_violation": "übersehener Verstoß",
+        "over_enforcement": "übermäßige Durchsetzung",
+        "wrong_policy": "falsche Richtlinie",
+        "wrong_action": "falsche Maßnahme",
+        "critical": "kritisch",
+        "major": "schwer",
+        "minor": "leicht",
+        "approve": "freigeben",
+        "remove": "entfernen",
+        "restrict": "einschränken",
+        "escalate": "eskalieren",
+    },
 }
 
 
 class _Fields(dict[str, str]):
-    """Template fields: a missing one shows as "?" rather than failing the message."""
+    """Template fields: a missing (or null) one shows as "?" rather than failing the message."""
 
     def __missing__(self, key: str) -> str:
         return "?"
@@ -38,8 +101,23 @@ def render_text(event_type: str, language: str, data: Mapping[str, Any]) -> str:
     if templates is None:
         raise LookupError(f"no text template for event type '{event_type}'")
     template = templates.get(language) or templates[DEFAULT_LANGUAGE]
-    fields = _Fields({key: _shorten(str(value)) for key, value in data.items()})
+    labels = VALUE_LABELS.get(language, VALUE_LABELS[DEFAULT_LANGUAGE])
+    fields = _Fields(
+        {
+            key: _shorten(_show(value, labels if key in LABELLED_FIELDS else {}))
+            for key, value in data.items()
+            if value is not None
+        }
+    )
     return template.format_map(fields)
+
+
+def _show(value: Any, labels: Mapping[str, str]) -> str:
+    """A field as people read it: codes by their label, lists comma-separated."""
+    if isinstance(value, list):
+        return ", ".join(_show(item, labels) for item in value)
+    text = str(value)
+    return labels.get(text, text)
 
 
 def _shorten(value: str) -> str:

@@ -1,0 +1,1 @@
+"""Appeal outcomes (``/v1/webhooks/appeals``) and the appeal-overturn report."""

@@ -1,0 +1,100 @@
+"""Appeal outcomes (signed webhook) and ``/v1/reports/appeal-overturns``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.audit_api.appeals import service
+from services.audit_api.decisions.router import read_body
+from services.audit_api.decisions.service import authenticate_source, record_rejection
+from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_roles
+from shared.errors import DomainError
+from shared.models.base import utcnow
+from shared.schemas.appeals import AppealOverturnQuery, AppealOverturnReport
+from shared.schemas.common import Problem
+from shared.schemas.decisions import IntakeResult
+from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER
+
+router = APIRouter()
+
+ReportReaderDep = Annotated[
+    Principal, Depends(require_roles("admin", "manager", "policy_poc", "moderator"))
+]
+
+
+@router.post(
+    "/v1/webhooks/appeals",
+    status_code=202,
+    response_model=IntakeResult,
+    tags=["appeals"],
+    responses={
+        400: {"model": Problem},
+        401: {"model": Problem},
+        413: {"model": Problem},
+        422: {"model": Problem},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/AppealEvent"},
+                            {"$ref": "#/components/schemas/AppealBatch"},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
+async def receive_appeals(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> IntakeResult:
+    """Appeal outcomes from the appeals platform, signed like decision webhooks.
+
+    One appeal event, or ``{"events": [...]}`` with 1 to 1,000; all stored or none. Each
+    ``(source, event_id)`` is stored once; sent again, it counts as a duplicate.
+    """
+    body = await read_body(request, limit=settings.webhook_max_body_bytes)
+    source = await authenticate_source(
+        request.app.state.sources,
+        source_name=request.headers.get(SOURCE_HEADER),
+        signature=request.headers.get(SIGNATURE_HEADER),
+        body=body,
+        tolerance=settings.webhook_tolerance_seconds,
+    )
+    try:
+        events = service.parse_appeal_events(body, max_events=settings.webhook_max_events)
+    except DomainError as exc:
+        await record_rejection(request.app.state.sessionmaker, source=source, error=exc)
+        raise
+    return await service.store_appeals(session, source_id=source.id, events=events)
+
+
+@router.get(
+    "/v1/reports/appeal-overturns",
+    response_model=AppealOverturnReport,
+    tags=["reports"],
+    responses={403: {"model": Problem}, 422: {"model": Problem}},
+)
+async def appeal_overturns(
+    query: Annotated[AppealOverturnQuery, Query()], session: SessionDep, principal: ReportReaderDep
+) -> AppealOverturnReport:
+    """Share of appealed decisions reversed on appeal, per moderator, queue or market.
+
+    Each row: decisions appealed, decisions reversed, the rate and its Wilson 95 % interval.
+    ``from``/``to`` are inclusive days of the decisions (in each market's time zone); by
+    default the last 30 days. A moderator key sees only its own appeals.
+    """
+    rows = await service.appeal_overturn_report(
+        session,
+        query=query,
+        today=utcnow().date(),
+        only_moderator=(principal.reviewer_id or "") if principal.role == "moderator" else None,
+        only_markets=principal.markets,
+    )
+    return AppealOverturnReport(rows=rows)

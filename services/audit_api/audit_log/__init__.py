@@ -1,0 +1,1 @@
+"""The audit log: ``/v1/audit-log`` (admin, manager)."""

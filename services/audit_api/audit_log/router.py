@@ -1,0 +1,55 @@
+"""The audit log: ``GET /v1/audit-log`` (admin, manager; keys without a market scope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from services.audit_api.audit_log import service
+from services.audit_api.deps import Principal, SessionDep, require_roles
+from shared.errors import BadRequest
+from shared.schemas.audit_log import AuditLogEntryRead, AuditLogQuery
+from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1/audit-log", tags=["audit log"])
+
+AuditLogReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+
+
+def _position(cursor: str) -> tuple[datetime, int]:
+    position = decode_cursor(cursor, keys={"created_at", "id"})
+    try:
+        return datetime.fromisoformat(position["created_at"]), int(position["id"])
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("cursor is not valid") from exc
+
+
+@router.get(
+    "",
+    response_model=Page[AuditLogEntryRead],
+    responses={400: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}},
+)
+async def list_audit_log(
+    query: Annotated[AuditLogQuery, Query()], session: SessionDep, principal: AuditLogReaderDep
+) -> Page[AuditLogEntryRead]:
+    """Every change made through the API, newest first: who, when, what, before and after.
+
+    Entries are not attributed to markets, so a market-scoped key may not read them (403).
+    Secrets never appear in ``before`` or ``after``.
+    """
+    before = _position(query.cursor) if query.cursor else None
+    entries = await service.list_entries(
+        session, filters=query, before=before, viewer_markets=principal.markets
+    )
+    more = len(entries) > query.limit
+    entries = entries[: query.limit]
+    next_cursor = None
+    if more:
+        last = entries[-1]
+        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": last.id})
+    return Page(
+        items=[AuditLogEntryRead.model_validate(entry) for entry in entries],
+        next_cursor=next_cursor,
+    )

@@ -1,0 +1,51 @@
+"""Reading the audit log (entries are written by ``shared.audit_log.record_change``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.errors import Forbidden
+from shared.models import AuditLogEntry
+from shared.schemas.audit_log import AuditLogQuery
+
+
+async def list_entries(
+    session: AsyncSession,
+    *,
+    filters: AuditLogQuery,
+    before: tuple[datetime, int] | None,
+    viewer_markets: Sequence[str] | None,
+) -> list[AuditLogEntry]:
+    """Entries matching every filter, newest first, ``filters.limit + 1`` of them.
+
+    Entries are not attributed to markets, so a market-scoped viewer may not read them (403).
+
+    Ordered by (created_at, id) descending: created_at is the transaction's time, so id
+    alone could disagree with it across concurrent requests; id breaks ties.
+    """
+    if viewer_markets is not None:
+        raise Forbidden("the audit log spans every market: a market-scoped key may not read it")
+    entry = AuditLogEntry
+    query = select(entry)
+    if filters.actor is not None:
+        query = query.where(entry.actor_key_id == filters.actor)
+    if filters.actor_reviewer_id is not None:
+        query = query.where(entry.actor_reviewer_id == filters.actor_reviewer_id)
+    if filters.entity_type is not None:
+        query = query.where(entry.entity_type == filters.entity_type)
+    if filters.entity_id is not None:
+        query = query.where(entry.entity_id == filters.entity_id)
+    if filters.action is not None:
+        query = query.where(entry.action == filters.action)
+    if filters.from_ is not None:
+        query = query.where(entry.created_at >= filters.from_)
+    if filters.to is not None:
+        query = query.where(entry.created_at < filters.to)
+    if before is not None:
+        query = query.where(tuple_(entry.created_at, entry.id) < tuple_(*before))
+    query = query.order_by(entry.created_at.desc(), entry.id.desc()).limit(filters.limit + 1)
+    return list(await session.scalars(query))

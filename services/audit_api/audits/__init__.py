@@ -1,0 +1,1 @@
+"""The auditor work queue: claims with leases, blind audits, verdicts."""

@@ -1,0 +1,110 @@
+"""The auditor work queue: ``/v1/audits``, ``/v1/audits/claim``, ``/v1/audits/{id}/verdict``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from services.audit_api.audits import service
+from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, SettingsDep, require_roles
+from shared.errors import BadRequest
+from shared.schemas.audits import AuditQuery, AuditRead, VerdictCreate
+from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1/audits", tags=["audits"])
+
+AuditorDep = Annotated[Principal, Depends(require_roles("qa_auditor"))]
+ReaderDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
+
+
+@router.post(
+    "/claim",
+    response_model=AuditRead,
+    responses={
+        204: {"description": "Nothing is left for this auditor."},
+        403: {"model": Problem},
+    },
+)
+async def claim_audit(
+    session: SessionDep, settings: SettingsDep, principal: AuditorDep
+) -> AuditRead | Response:
+    """Hand the calling auditor the next audit to judge, under a lease; 204 when none is left.
+
+    Only audits in the auditor's markets and languages (their reviewer profile), never a
+    decision of their own, never a sensitive item past the auditor's daily cap. The decision
+    is blind: no ``moderator_id`` until the verdict is in. While the auditor holds an
+    unexpired claim, claiming again returns that same audit (lease unchanged). A key without
+    a reviewer, or whose reviewer has no markets or languages, gets 204.
+    """
+    audit = await service.claim_next_audit(
+        session, principal=principal, lease_minutes=settings.claim_lease_minutes
+    )
+    if audit is None:
+        return Response(status_code=204)
+    return audit
+
+
+@router.post(
+    "/{audit_id:uuid}/verdict",
+    response_model=AuditRead,
+    responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
+)
+async def submit_verdict(
+    audit_id: uuid.UUID,
+    body: VerdictCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: AuditorDep,
+) -> AuditRead:
+    """Judge the audit you hold: ``correct``, or ``incorrect`` with what it should have been.
+
+    An incorrect verdict needs ``expected_action`` and ``severity``; its ``error_type`` is
+    derived from the two decisions (``shared.verdicts``), and it opens a disagreement
+    (``disagreement_id``) and sends the correction to the source platform. 409 when the audit
+    is already judged or not claimed by you.
+    """
+    return await service.submit_verdict(
+        session,
+        principal=principal,
+        audit_id=audit_id,
+        data=body,
+        dispute_window_hours=settings.dispute_window_hours,
+    )
+
+
+def _position(cursor: str) -> tuple[date, uuid.UUID]:
+    position = decode_cursor(cursor, keys={"day", "id"})
+    try:
+        return date.fromisoformat(position["day"]), uuid.UUID(position["id"])
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("cursor is not valid") from exc
+
+
+@router.get("", response_model=Page[AuditRead], responses={403: {"model": Problem}})
+async def list_audits(
+    query: Annotated[AuditQuery, Query()], session: SessionDep, principal: ReaderDep
+) -> Page[AuditRead]:
+    """Audits, newest day first; ``from`` and ``to`` are audit days (inclusive).
+
+    A moderator key lists only its own reviewer's audits (asking for another moderator's is
+    403); a QA auditor the audits they claimed or judged (blind until judged); other roles
+    all, market-scoped keys only their markets.
+    """
+    before = _position(query.cursor) if query.cursor else None
+    items = await service.list_audits(session, principal=principal, filters=query, before=before)
+    more = len(items) > query.limit
+    items = items[: query.limit]
+    next_cursor = None
+    if more:
+        last = items[-1]
+        next_cursor = encode_cursor({"day": last.day.isoformat(), "id": str(last.id)})
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{audit_id:uuid}", response_model=AuditRead, responses={404: {"model": Problem}})
+async def get_audit(audit_id: uuid.UUID, session: SessionDep, principal: ReaderDep) -> AuditRead:
+    """One audit, visible as in the listing."""
+    return await service.get_audit(session, principal=principal, audit_id=audit_id)

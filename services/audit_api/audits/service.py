@@ -1,0 +1,653 @@
+"""The auditor work queue and verdicts.
+
+Claiming: an auditor (a ``qa_auditor`` key bound to a reviewer) is handed the pending audit
+with the lowest ``priority`` among those they may judge, under a lease of
+``claim_lease_minutes``:
+
+- in one of the reviewer's markets (narrowed to the key's markets for a market-scoped key)
+  and languages (tags compared exactly: a profile lists ``de-AT`` to get ``de-AT`` work);
+- never a decision of their own (``moderator_id`` is not the auditor's reviewer id);
+- not carrying a sensitive policy label whose daily cap the auditor has reached
+  (see ``services.audit_api.wellbeing.service``);
+- ``pending``, or ``claimed`` with an expired lease: an abandoned claim returns to the queue.
+
+The row is taken with ``FOR UPDATE SKIP LOCKED``: concurrent claims never wait for each other
+and never get the same audit. An auditor works one item at a time: while they hold an
+unexpired claim, claiming again returns that audit (its lease unchanged), so a retried
+request cannot take a second item. Claims of one auditor are serialised by locking their
+reviewer row, so two concurrent requests of the same auditor cannot both see "nothing held"
+and take two items. A key without a reviewer, or whose reviewer has no markets
+or no languages, is handed nothing (204): there is no work it may be given.
+
+Blindness: until the verdict is in, a QA auditor's view of an audit leaves out the
+moderator's id (on the audit and on its decision).
+
+Verdicts: only the auditor holding the claim may judge, once. A lease that expired is still
+honoured while nobody else has claimed the audit. The policy versions recorded are the
+current versions of the policies concerned (the decision's labels and the expected ones):
+until policies keep a version history, the version in force when the verdict is given is the
+best record of the one in force at decision time. An incorrect verdict opens a disagreement
+(the moderator may dispute it within ``dispute_window_hours``), tells the moderator's team
+(``disagreement.opened``) and sends the correction to the decision's source platform
+(``decision.corrected``, to that source's own channel only). Golden items (``is_golden``)
+test the auditor, not a moderator: they open no disagreement and send no correction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Select,
+    String,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    false,
+    not_,
+    or_,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit_api.deps import Principal
+from services.audit_api.wellbeing.service import capped_codes
+from shared.audit_log import record_change
+from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.events import EventType, record_event
+from shared.models import (
+    Audit,
+    Decision,
+    Disagreement,
+    DisagreementChange,
+    Policy,
+    Reviewer,
+    Verdict,
+)
+from shared.models.base import utcnow
+from shared.reference import register_policies
+from shared.schemas.audits import (
+    AuditDecision,
+    AuditQuery,
+    AuditRead,
+    VerdictCreate,
+    VerdictRead,
+)
+from shared.schemas.disagreements import DecisionCorrected, DisagreementOpened
+from shared.verdicts import NON_ENFORCING_ACTION, derive_error_type
+
+ENTITY = "audit"
+
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
+
+# ---------------------------------------------------------------------------- views
+
+
+def is_blind(principal: Principal, audit: Audit) -> bool:
+    """Whether the caller must not see who made the audited decision (not judged yet)."""
+    return principal.role == "qa_auditor" and audit.status != "completed"
+
+
+def audit_read(
+    audit: Audit,
+    decision: Decision,
+    *,
+    verdict: Verdict | None,
+    disagreement_id: uuid.UUID | None,
+    blind: bool,
+) -> AuditRead:
+    """The API view of an audit; ``blind`` leaves the moderator out."""
+    moderator_id = None if blind else audit.moderator_id
+    return AuditRead(
+        id=audit.id,
+        status=audit.status,
+        reason=audit.reason,
+        market=audit.market,
+        queue=audit.queue,
+        language=audit.language,
+        day=audit.day,
+        priority=audit.priority,
+        is_golden=audit.is_golden,
+        auditor_id=audit.auditor_id,
+        claimed_at=audit.claimed_at,
+        lease_expires_at=audit.lease_expires_at,
+        completed_at=audit.completed_at,
+        created_at=audit.created_at,
+        moderator_id=moderator_id,
+        decision=AuditDecision(
+            id=decision.id,
+            event_id=decision.event_id,
+            content_id=decision.content_id,
+            content_type=decision.content_type,
+            queue=decision.queue,
+            market=decision.market,
+            language=decision.language,
+            action=decision.action,
+            policy_labels=list(decision.policy_labels),
+            decided_at=decision.decided_at,
+            metadata=decision.metadata_,
+            moderator_id=moderator_id,
+        ),
+        verdict=VerdictRead.model_validate(verdict) if verdict is not None else None,
+        error_type=verdict.error_type if verdict is not None else None,
+        disagreement_id=disagreement_id,
+    )
+
+
+def _audit_snapshot(audit: Audit) -> dict[str, Any]:
+    return {
+        "status": audit.status,
+        "auditor_id": audit.auditor_id,
+        "claimed_at": audit.claimed_at.isoformat() if audit.claimed_at else None,
+        "lease_expires_at": audit.lease_expires_at.isoformat() if audit.lease_expires_at else None,
+        "completed_at": audit.completed_at.isoformat() if audit.completed_at else None,
+    }
+
+
+# ---------------------------------------------------------------------------- claims
+
+
+# The fast path looks at this many of the first claimable audits of each (market, language)
+# (in priority order, straight off ix_audits_claimable). It must exceed the number of claims
+# running at the same moment: their rows are locked and skipped.
+CANDIDATES_PER_PAIR = 64
+
+# The first claimable audits of each of the auditor's (market, language) pairs.
+_CANDIDATES = (
+    text(
+        """
+        SELECT c.id
+        FROM unnest(CAST(:markets AS text[])) AS m(code)
+        CROSS JOIN unnest(CAST(:languages AS text[])) AS l(tag)
+        CROSS JOIN LATERAL (
+            SELECT x.id FROM audits AS x
+            WHERE x.market = m.code AND x.language = l.tag AND x.status <> 'completed'
+              AND (x.status = 'pending' OR x.lease_expires_at <= :now)
+              AND x.moderator_id <> :auditor
+              AND NOT (x.policy_labels && CAST(:excluded AS varchar[]))
+            ORDER BY x.priority
+            LIMIT :per_pair
+        ) AS c
+        """
+    )
+    .columns(id=Uuid)
+    .subquery("candidates")
+)
+
+
+def _claim_statement(*, fast: bool) -> Select[Audit, Decision]:
+    """Lock the first audit the auditor may judge (``FOR UPDATE SKIP LOCKED``).
+
+    Built once with bound parameters: a claim then only binds values. The fast form looks
+    at ``_CANDIDATES`` only (read in index order); the exhaustive one at the whole queue of
+    the auditor's markets and languages.
+    """
+    excluded = bindparam("excluded", type_=ARRAY(String(64)))
+    query = (
+        select(Audit, Decision)
+        .join(Decision, Decision.id == Audit.decision_id)
+        .where(
+            Audit.status != "completed",
+            or_(
+                Audit.status == "pending",
+                and_(Audit.status == "claimed", Audit.lease_expires_at <= bindparam("now")),
+            ),
+            Audit.moderator_id != bindparam("auditor"),
+            not_(Audit.policy_labels.overlap(excluded)),
+        )
+        .order_by(Audit.priority, Audit.id)
+        .limit(1)
+        .with_for_update(of=Audit, skip_locked=True)
+    )
+    if fast:
+        return query.where(Audit.id.in_(select(_CANDIDATES.c.id)))
+    return query.where(
+        Audit.market == any_(bindparam("markets", type_=ARRAY(String))),
+        Audit.language == any_(bindparam("languages", type_=ARRAY(String))),
+    )
+
+
+_FAST_CLAIM = _claim_statement(fast=True)
+_EXHAUSTIVE_CLAIM = _claim_statement(fast=False)
+
+
+async def _take_next(
+    session: AsyncSession,
+    *,
+    auditor_id: str,
+    markets: list[str],
+    languages: list[str],
+    excluded: list[str],
+    now: datetime,
+) -> tuple[Audit, Decision] | None:
+    """Lock the next audit the auditor may judge, if any.
+
+    The fast path orders a few candidates per (market, language); when all of them are
+    taken by concurrent claims, the exhaustive query decides.
+    """
+    values = {
+        "markets": markets,
+        "languages": languages,
+        "auditor": auditor_id,
+        "excluded": excluded,
+        "now": now,
+        "per_pair": CANDIDATES_PER_PAIR,
+    }
+    row = (await session.execute(_FAST_CLAIM, values)).first()
+    if row is None:
+        row = (await session.execute(_EXHAUSTIVE_CLAIM, values)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def _held_claim(
+    session: AsyncSession, *, auditor_id: str, markets: tuple[str, ...] | None
+) -> tuple[Audit, Decision] | None:
+    query = (
+        select(Audit, Decision)
+        .join(Decision, Decision.id == Audit.decision_id)
+        .where(
+            Audit.auditor_id == auditor_id,
+            Audit.status == "claimed",
+            Audit.lease_expires_at > utcnow(),
+        )
+        .order_by(Audit.claimed_at, Audit.id)
+        .limit(1)
+    )
+    if markets is not None:
+        query = query.where(Audit.market.in_(markets))
+    row = (await session.execute(query)).first()
+    return None if row is None else (row[0], row[1])
+
+
+def _work_scope(
+    reviewer: Reviewer, *, key_markets: tuple[str, ...] | None
+) -> tuple[list[str], list[str]]:
+    """The markets and languages the auditor may be handed work in (empty: none)."""
+    markets = sorted(set(reviewer.markets))
+    if key_markets is not None:
+        markets = [market for market in markets if market in key_markets]
+    return markets, sorted(set(reviewer.languages))
+
+
+async def claim_next_audit(
+    session: AsyncSession, *, principal: Principal, lease_minutes: int
+) -> AuditRead | None:
+    """The audit the calling auditor should judge now, or None when there is nothing for them.
+
+    Returns the auditor's unexpired claim if they hold one; otherwise claims the next
+    audit they may judge (see the module docstring) and audit-logs the claim.
+    """
+    auditor_id = principal.reviewer_id
+    if auditor_id is None:
+        return None
+    # Locking the reviewer row serialises this auditor's claims (and reads their profile):
+    # the next statements see whatever a concurrent claim of theirs committed.
+    reviewer = await session.scalar(
+        select(Reviewer).where(Reviewer.id == auditor_id).with_for_update()
+    )
+    if reviewer is None:
+        return None
+    held = await _held_claim(session, auditor_id=auditor_id, markets=principal.markets)
+    if held is not None:
+        audit, decision = held
+        return audit_read(audit, decision, verdict=None, disagreement_id=None, blind=True)
+    markets, languages = _work_scope(reviewer, key_markets=principal.markets)
+    if not markets or not languages:
+        return None
+    now = utcnow()
+    excluded = await capped_codes(session, auditor_id=auditor_id, day=now.date())
+    taken = await _take_next(
+        session,
+        auditor_id=auditor_id,
+        markets=markets,
+        languages=languages,
+        excluded=excluded,
+        now=now,
+    )
+    if taken is None:
+        return None
+    audit, decision = taken
+    before = _audit_snapshot(audit)
+    audit.status = "claimed"
+    audit.auditor_id = auditor_id
+    audit.claimed_at = now
+    audit.lease_expires_at = now + timedelta(minutes=lease_minutes)
+    await session.flush()
+    await record_change(
+        session,
+        actor=principal,
+        action="audit.claim",
+        entity_type=ENTITY,
+        entity_id=audit.id,
+        before=before,
+        after=_audit_snapshot(audit),
+    )
+    return audit_read(audit, decision, verdict=None, disagreement_id=None, blind=True)
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+def _unique(labels: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(labels))
+
+
+def expected_labels_of(data: VerdictCreate, decision: Decision) -> list[str]:
+    """The expected labels, defaulted as ``VerdictCreate`` documents."""
+    if data.expected_labels is not None:
+        return _unique(data.expected_labels)
+    if data.expected_action == NON_ENFORCING_ACTION:
+        return []
+    return list(decision.policy_labels)
+
+
+async def _policy_versions(session: AsyncSession, codes: Iterable[str]) -> dict[str, int]:
+    ordered = sorted(set(codes))
+    if not ordered:
+        return {}
+    # First reference registers them (an auditor may name a policy no decision carried yet).
+    await register_policies(session, ordered)
+    rows = await session.execute(
+        select(Policy.code, Policy.version).where(Policy.code.in_(ordered))
+    )
+    return {code: version for code, version in rows}
+
+
+async def submit_verdict(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    audit_id: uuid.UUID,
+    data: VerdictCreate,
+    dispute_window_hours: int,
+) -> AuditRead:
+    """Record the holder's verdict; an incorrect one opens a disagreement and a correction.
+
+    404 for an audit the caller cannot see; 409 when it is already judged or not claimed by
+    the caller; 422 for an incorrect verdict that expects the moderator's own decision.
+    """
+    row = (
+        await session.execute(
+            select(Audit, Decision)
+            .join(Decision, Decision.id == Audit.decision_id)
+            .where(Audit.id == audit_id)
+            .with_for_update(of=Audit)
+        )
+    ).first()
+    if row is None or not principal.can_see_market(row[0].market):
+        raise NotFound("audit not found")
+    audit, decision = row[0], row[1]
+    auditor_id = principal.reviewer_id
+    if audit.status == "completed":
+        raise Conflict("this audit already has a verdict")
+    if auditor_id is None or audit.status != "claimed" or audit.auditor_id != auditor_id:
+        raise Conflict(
+            "this audit is not claimed by you (never claimed, or its lease expired and it was"
+            " claimed again): claim work with POST /v1/audits/claim"
+        )
+
+    expected_labels: list[str] | None = None
+    error_type = None
+    if data.outcome == "incorrect":
+        assert data.expected_action is not None  # VerdictCreate guarantees it
+        expected_labels = expected_labels_of(data, decision)
+        error_type = derive_error_type(
+            decision.action, decision.policy_labels, data.expected_action, expected_labels
+        )
+        if error_type is None:
+            raise UnprocessableEntity(
+                "an incorrect verdict must expect another decision than the moderator's"
+                f" ({decision.action} with {sorted(set(decision.policy_labels))})",
+                errors=[
+                    {"loc": ["expected_action"], "msg": "is the moderator's own decision"},
+                    {"loc": ["expected_labels"], "msg": "is the moderator's own decision"},
+                ],
+            )
+
+    now = utcnow()
+    versions = await _policy_versions(session, [*decision.policy_labels, *(expected_labels or [])])
+    verdict = Verdict(
+        id=uuid.uuid4(),
+        audit_id=audit.id,
+        decision_id=decision.id,
+        auditor_id=auditor_id,
+        moderator_id=audit.moderator_id,
+        market=audit.market,
+        queue=audit.queue,
+        day=audit.day,
+        outcome=data.outcome,
+        effective_outcome=data.outcome,
+        expected_action=data.expected_action,
+        expected_labels=expected_labels,
+        severity=data.severity,
+        error_type=error_type,
+        comment=data.comment,
+        policy_versions=versions,
+        created_at=now,
+    )
+    session.add(verdict)
+    before = _audit_snapshot(audit)
+    audit.status = "completed"
+    audit.completed_at = now
+    audit.lease_expires_at = None
+    await session.flush()
+    await record_change(
+        session,
+        actor=principal,
+        action="audit.verdict",
+        entity_type=ENTITY,
+        entity_id=audit.id,
+        before=before,
+        after={
+            **_audit_snapshot(audit),
+            "verdict": VerdictRead.model_validate(verdict).model_dump(mode="json"),
+        },
+    )
+
+    disagreement_id = None
+    if data.outcome == "incorrect" and not audit.is_golden:
+        disagreement_id = await _open_disagreement(
+            session,
+            principal=principal,
+            audit=audit,
+            decision=decision,
+            verdict=verdict,
+            dispute_window=timedelta(hours=dispute_window_hours),
+        )
+    return audit_read(
+        audit, decision, verdict=verdict, disagreement_id=disagreement_id, blind=False
+    )
+
+
+async def _open_disagreement(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    audit: Audit,
+    decision: Decision,
+    verdict: Verdict,
+    dispute_window: timedelta,
+) -> uuid.UUID:
+    """Open the disagreement of an incorrect verdict and send its notices and correction."""
+    now = verdict.created_at
+    disagreement = Disagreement(
+        id=uuid.uuid4(),
+        audit_id=audit.id,
+        verdict_id=verdict.id,
+        moderator_id=audit.moderator_id,
+        auditor_id=verdict.auditor_id,
+        market=audit.market,
+        status="open",
+        dispute_deadline=now + dispute_window,
+        created_at=now,
+    )
+    session.add(disagreement)
+    await session.flush()
+    session.add(
+        DisagreementChange(
+            disagreement_id=disagreement.id,
+            from_status=None,
+            to_status="open",
+            actor=verdict.auditor_id,
+            created_at=now,
+        )
+    )
+    await session.flush()
+    await record_change(
+        session,
+        actor=principal,
+        action="disagreement.open",
+        entity_type="disagreement",
+        entity_id=disagreement.id,
+        after={
+            "status": "open",
+            "audit_id": str(audit.id),
+            "verdict_id": str(verdict.id),
+            "moderator_id": audit.moderator_id,
+            "dispute_deadline": disagreement.dispute_deadline.isoformat(),
+        },
+    )
+    await record_event(
+        session,
+        type=EventType.DISAGREEMENT_OPENED,
+        data=DisagreementOpened(
+            id=disagreement.id,
+            audit_id=audit.id,
+            decision_id=decision.id,
+            moderator_id=audit.moderator_id,
+            market=audit.market,
+            queue=audit.queue,
+            error_type=verdict.error_type,
+            severity=verdict.severity,
+            expected_action=verdict.expected_action,
+            dispute_deadline=disagreement.dispute_deadline,
+        ),
+        market=audit.market,
+    )
+    # The downstream half of the labeling loop: the platform can re-action the content.
+    await record_event(
+        session,
+        type=EventType.DECISION_CORRECTED,
+        data=DecisionCorrected(
+            decision_id=decision.id,
+            event_id=decision.event_id,
+            content_id=decision.content_id,
+            original_action=decision.action,
+            corrected_action=verdict.expected_action,
+            corrected_labels=verdict.expected_labels,
+            severity=verdict.severity,
+            error_type=verdict.error_type,
+            verdict_id=verdict.id,
+            corrected_at=now,
+        ),
+        market=decision.market,
+        source_id=decision.source_id,
+    )
+    return disagreement.id
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _visible(query: SelectT, principal: Principal) -> SelectT:
+    """Only the audits the caller may see (see ``list_audits``)."""
+    if principal.role in ("moderator", "qa_auditor"):
+        if principal.reviewer_id is None:
+            return query.where(false())
+        column = Audit.moderator_id if principal.role == "moderator" else Audit.auditor_id
+        query = query.where(column == principal.reviewer_id)
+    if principal.markets is not None:
+        query = query.where(Audit.market.in_(principal.markets))
+    return query
+
+
+def _joined() -> Select[Audit, Decision, Verdict, uuid.UUID]:
+    # Verdict and disagreement id are outer-joined: None for audits not judged (yet).
+    return (
+        select(Audit, Decision, Verdict, Disagreement.id)
+        .join(Decision, Decision.id == Audit.decision_id)
+        .outerjoin(Verdict, Verdict.audit_id == Audit.id)
+        .outerjoin(Disagreement, Disagreement.audit_id == Audit.id)
+    )
+
+
+def _refuse_foreign_filters(principal: Principal, filters: AuditQuery) -> None:
+    own = principal.reviewer_id
+    if principal.role == "moderator" and filters.moderator_id not in (None, own):
+        raise Forbidden("a moderator key sees only its own reviewer's audits")
+    if principal.role == "qa_auditor" and filters.auditor_id not in (None, own):
+        raise Forbidden("a QA auditor sees only the audits they claimed")
+
+
+async def list_audits(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: AuditQuery,
+    before: tuple[date, uuid.UUID] | None,
+) -> list[AuditRead]:
+    """Audits, newest day first, ``filters.limit + 1`` of them (the extra says more exist).
+
+    A moderator key sees its reviewer's audits (asking for another moderator's is 403); a QA
+    auditor the audits they hold or judged, blind until judged (so a ``moderator_id`` filter
+    matches only judged ones); every other role all audits; market-scoped keys only their
+    markets.
+    """
+    _refuse_foreign_filters(principal, filters)
+    query = _visible(_joined(), principal)
+    if filters.status is not None:
+        query = query.where(Audit.status == filters.status)
+    if filters.moderator_id is not None:
+        query = query.where(Audit.moderator_id == filters.moderator_id)
+        if principal.role == "qa_auditor":
+            query = query.where(Audit.status == "completed")
+    if filters.auditor_id is not None:
+        query = query.where(Audit.auditor_id == filters.auditor_id)
+    if filters.market is not None:
+        query = query.where(Audit.market == filters.market)
+    if filters.queue is not None:
+        query = query.where(Audit.queue == filters.queue)
+    if filters.from_ is not None:
+        query = query.where(Audit.day >= filters.from_)
+    if filters.to is not None:
+        query = query.where(Audit.day <= filters.to)
+    if before is not None:
+        query = query.where(tuple_(Audit.day, Audit.id) < tuple_(*before))
+    query = query.order_by(Audit.day.desc(), Audit.id.desc()).limit(filters.limit + 1)
+    rows = (await session.execute(query)).all()
+    return [
+        audit_read(
+            audit,
+            decision,
+            verdict=verdict,
+            disagreement_id=disagreement_id,
+            blind=is_blind(principal, audit),
+        )
+        for audit, decision, verdict, disagreement_id in rows
+    ]
+
+
+async def get_audit(
+    session: AsyncSession, *, principal: Principal, audit_id: uuid.UUID
+) -> AuditRead:
+    """One audit, with the visibility of ``list_audits``; 404 when the caller cannot see it."""
+    row = (
+        await session.execute(_visible(_joined().where(Audit.id == audit_id), principal))
+    ).first()
+    if row is None:
+        raise NotFound("audit not found")
+    audit, decision, verdict, disagreement_id = row
+    return audit_read(
+        audit,
+        decision,
+        verdict=verdict,
+        disagreement_id=disagreement_id,
+        blind=is_blind(principal, audit),
+    )

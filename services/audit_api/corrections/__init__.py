@@ -1,0 +1,1 @@
+"""Corrections back to the source platform: ``/v1/sources/{id}/correction-target``."""

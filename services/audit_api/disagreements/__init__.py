@@ -1,0 +1,1 @@
+"""Disagreements, disputes and arbitration: ``/v1/disagreements``."""

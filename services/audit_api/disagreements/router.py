@@ -1,0 +1,121 @@
+"""Disagreements: list, read, dispute (the moderator's own key), resolve (POC, manager)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from services.audit_api.deps import Principal, SessionDep, require_roles
+from services.audit_api.disagreements import service
+from shared.errors import BadRequest
+from shared.models.base import utcnow
+from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.disagreements import (
+    DisagreementDetail,
+    DisagreementQuery,
+    DisagreementRead,
+    DisputeCreate,
+    ResolutionCreate,
+)
+
+router = APIRouter(prefix="/v1/disagreements", tags=["disagreements"])
+
+ReaderDep = Annotated[
+    Principal, Depends(require_roles("admin", "manager", "policy_poc", "moderator"))
+]
+ModeratorDep = Annotated[Principal, Depends(require_roles("moderator"))]
+ArbiterDep = Annotated[Principal, Depends(require_roles("policy_poc", "manager"))]
+
+_PROBLEMS: dict[int | str, dict[str, object]] = {
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+}
+
+
+def _only_moderator(principal: Principal) -> str | None:
+    if principal.role != "moderator":
+        return None
+    # A moderator key without a reviewer sees nothing rather than everything.
+    return principal.reviewer_id or ""
+
+
+def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    position = decode_cursor(cursor, keys={"created_at", "id"})
+    try:
+        return datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("cursor is not valid") from exc
+
+
+@router.get("", response_model=Page[DisagreementRead])
+async def list_disagreements(
+    query: Annotated[DisagreementQuery, Query()], session: SessionDep, principal: ReaderDep
+) -> Page[DisagreementRead]:
+    """Disagreements, newest first. A moderator key sees only its own reviewer's."""
+    items = await service.list_disagreements(
+        session,
+        filters=query,
+        before=_position(query.cursor) if query.cursor else None,
+        only_moderator=_only_moderator(principal),
+        only_markets=principal.markets,
+    )
+    more = len(items) > query.limit
+    items = items[: query.limit]
+    next_cursor = None
+    if more:
+        last = items[-1]
+        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{disagreement_id}", response_model=DisagreementDetail, responses=_PROBLEMS)
+async def get_disagreement(
+    disagreement_id: uuid.UUID, session: SessionDep, principal: ReaderDep
+) -> DisagreementDetail:
+    """A disagreement with every state change it went through."""
+    return await service.get_disagreement(
+        session,
+        disagreement_id=disagreement_id,
+        only_moderator=_only_moderator(principal),
+        only_markets=principal.markets,
+    )
+
+
+@router.post("/{disagreement_id}/dispute", response_model=DisagreementDetail, responses=_PROBLEMS)
+async def dispute_disagreement(
+    disagreement_id: uuid.UUID, body: DisputeCreate, session: SessionDep, principal: ModeratorDep
+) -> DisagreementDetail:
+    """Contest the verdict (the audited moderator's own key, before ``dispute_deadline``).
+
+    After the deadline: 409 with problem type ``dispute-window-closed``. Disputed or
+    resolved already: 409. Someone else's: 403.
+    """
+    return await service.dispute_disagreement(
+        session, disagreement_id=disagreement_id, reason=body.reason, actor=principal, now=utcnow()
+    )
+
+
+@router.post("/{disagreement_id}/resolve", response_model=DisagreementDetail, responses=_PROBLEMS)
+async def resolve_disagreement(
+    disagreement_id: uuid.UUID,
+    body: ResolutionCreate,
+    session: SessionDep,
+    principal: ArbiterDep,
+) -> DisagreementDetail:
+    """Rule on a disputed verdict (a policy POC or manager who is not the case's auditor).
+
+    ``overturned`` makes the verdict count as correct in every report at once; the
+    auditor's original outcome is kept. Not disputed (or resolved already): 409.
+    """
+    return await service.resolve_disagreement(
+        session,
+        disagreement_id=disagreement_id,
+        outcome=body.outcome,
+        note=body.note,
+        actor=principal,
+        now=utcnow(),
+    )

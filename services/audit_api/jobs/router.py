@@ -1,0 +1,28 @@
+"""Background jobs: ``GET /v1/jobs/{job_id}`` (admin, manager)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from services.audit_api.deps import Principal, SessionDep, require_roles
+from services.audit_api.jobs import service
+from shared.schemas.common import Problem
+from shared.schemas.sampling import JobRead
+
+router = APIRouter(tags=["jobs"])
+
+JobReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+
+
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=JobRead,
+    responses={404: {"model": Problem}},
+)
+async def get_job(job_id: uuid.UUID, session: SessionDep, principal: JobReaderDep) -> JobRead:
+    """A job's state (``queued``, ``running``, ``complete`` or ``failed``) and its result."""
+    job = await service.get_job(session, job_id=job_id, only_markets=principal.markets)
+    return JobRead.model_validate(job)

@@ -1,0 +1,1 @@
+"""Agreement statistics on demand: ``POST /v1/metrics/agreement``."""

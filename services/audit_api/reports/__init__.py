@@ -1,0 +1,1 @@
+"""Reports: ``/v1/reports/accuracy`` (json, csv, xlsx)."""

@@ -1,0 +1,1 @@
+"""Sampling plans, on-demand sampling runs and the sample-size helper."""

@@ -1,0 +1,152 @@
+"""Sampling: ``/v1/sampling-plans``, ``/v1/audits/sample``, ``/v1/sampling-runs`` and
+``/v1/sampling/sample-size``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
+from services.audit_api.sampling import service
+from shared.errors import BadRequest
+from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.sampling import (
+    SampleAccepted,
+    SampleRequest,
+    SampleSize,
+    SampleSizeQuery,
+    SamplingPlanCreate,
+    SamplingPlanQuery,
+    SamplingPlanRead,
+    SamplingPlanUpdate,
+    SamplingRunQuery,
+    SamplingRunRead,
+)
+
+router = APIRouter(tags=["sampling"])
+
+PlannerDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+AnyKeyDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
+
+_PROBLEMS: dict[int | str, dict[str, object]] = {
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+    422: {"model": Problem},
+}
+
+
+def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    position = decode_cursor(cursor, keys={"created_at", "id"})
+    try:
+        return datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("cursor is not valid") from exc
+
+
+def _cursor(created_at: datetime, item_id: uuid.UUID) -> str:
+    return encode_cursor({"created_at": created_at.isoformat(), "id": str(item_id)})
+
+
+@router.post(
+    "/v1/sampling-plans", status_code=201, response_model=SamplingPlanRead, responses=_PROBLEMS
+)
+async def create_sampling_plan(
+    body: SamplingPlanCreate, session: SessionDep, principal: PlannerDep
+) -> SamplingPlanRead:
+    """Create a plan for a queue, a market, or a queue within a market.
+
+    A queue plan wins over its market's plan. Only one active plan per scope: 409 otherwise.
+    """
+    plan = await service.create_plan(session, data=body, actor=principal)
+    return service.plan_read(plan)
+
+
+@router.get("/v1/sampling-plans", response_model=Page[SamplingPlanRead])
+async def list_sampling_plans(
+    query: Annotated[SamplingPlanQuery, Query()], session: SessionDep, principal: PlannerDep
+) -> Page[SamplingPlanRead]:
+    """Plans, oldest first; filter by ``market``, ``queue``, ``active``."""
+    after = _position(query.cursor) if query.cursor else None
+    plans = await service.list_plans(
+        session, filters=query, after=after, only_markets=principal.markets
+    )
+    more = len(plans) > query.limit
+    plans = plans[: query.limit]
+    return Page(
+        items=[service.plan_read(plan) for plan in plans],
+        next_cursor=_cursor(plans[-1].created_at, plans[-1].id) if more else None,
+    )
+
+
+@router.get("/v1/sampling-plans/{plan_id}", response_model=SamplingPlanRead, responses=_PROBLEMS)
+async def get_sampling_plan(
+    plan_id: uuid.UUID, session: SessionDep, principal: PlannerDep
+) -> SamplingPlanRead:
+    plan = await service.get_plan(session, plan_id=plan_id, only_markets=principal.markets)
+    return service.plan_read(plan)
+
+
+@router.patch("/v1/sampling-plans/{plan_id}", response_model=SamplingPlanRead, responses=_PROBLEMS)
+async def update_sampling_plan(
+    plan_id: uuid.UUID, body: SamplingPlanUpdate, session: SessionDep, principal: PlannerDep
+) -> SamplingPlanRead:
+    """Change a plan: only the fields sent change; ``version`` goes up by one.
+
+    The change applies to the next sampling; audits already created stay.
+    """
+    plan = await service.update_plan(session, plan_id=plan_id, data=body, actor=principal)
+    return service.plan_read(plan)
+
+
+@router.delete("/v1/sampling-plans/{plan_id}", status_code=204, responses=_PROBLEMS)
+async def deactivate_sampling_plan(
+    plan_id: uuid.UUID, session: SessionDep, principal: PlannerDep
+) -> Response:
+    """Deactivate a plan: it samples no more, and stays readable (audits refer to it)."""
+    await service.deactivate_plan(session, plan_id=plan_id, actor=principal)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/audits/sample",
+    status_code=202,
+    response_model=SampleAccepted,
+    responses=_PROBLEMS,
+)
+async def request_sampling(
+    body: SampleRequest, session: SessionDep, principal: PlannerDep
+) -> SampleAccepted:
+    """Sample a day now (one market, or every market with a plan); poll ``/v1/jobs/{job_id}``.
+
+    Sampling a day again creates no second audit for a decision: it adds only what decisions
+    that arrived since call for.
+    """
+    job = await service.request_sampling(session, day=body.day, market=body.market, actor=principal)
+    return SampleAccepted(job_id=job.id)
+
+
+@router.get("/v1/sampling-runs", response_model=Page[SamplingRunRead])
+async def list_sampling_runs(
+    query: Annotated[SamplingRunQuery, Query()], session: SessionDep, principal: PlannerDep
+) -> Page[SamplingRunRead]:
+    """Sampling runs (scheduled and on demand), newest first; filter by ``market``, ``day``."""
+    before = _position(query.cursor) if query.cursor else None
+    runs = await service.list_runs(
+        session, filters=query, before=before, only_markets=principal.markets
+    )
+    more = len(runs) > query.limit
+    runs = runs[: query.limit]
+    return Page(
+        items=[SamplingRunRead.model_validate(run) for run in runs],
+        next_cursor=_cursor(runs[-1].created_at, runs[-1].id) if more else None,
+    )
+
+
+@router.get("/v1/sampling/sample-size", response_model=SampleSize)
+async def get_sample_size(query: Annotated[SampleSizeQuery, Query()], _: AnyKeyDep) -> SampleSize:
+    """Audits a slice needs so that the 95 % interval of its accuracy is ``± margin`` wide."""
+    return service.sample_size(expected_accuracy=query.expected_accuracy, margin=query.margin)

@@ -1,0 +1,303 @@
+"""Sampling plans (create, change, list, deactivate), on-demand sampling and sample sizes.
+
+Only one active plan may cover a scope (a queue, a market, or a queue within a market); the
+plan resolution of the worker (``shared.sampling.plans_for_market``) relies on it. Creating
+or re-scoping plans takes a transaction-level advisory lock so two concurrent requests cannot
+both pass that check.
+
+A market-scoped key works only with plans that name one of its markets (a plan naming only a
+queue is about no market it could be scoped to, so such keys cannot see or create those).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit_api.deps import Principal
+from services.audit_api.jobs.service import create_job
+from shared.audit_log import record_change, snapshot
+from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.jobs import SampleDailyAudits
+from shared.models import BackgroundJob, SamplingPlan, SamplingRun
+from shared.models.base import utcnow
+from shared.outbox import add_job
+from shared.reference import register_markets, register_policies, register_queues
+from shared.schemas.sampling import (
+    SampleSize,
+    SamplingPlanCreate,
+    SamplingPlanQuery,
+    SamplingPlanRead,
+    SamplingPlanUpdate,
+    SamplingRunQuery,
+)
+from shared.stats.intervals import sample_size as required_audits
+
+SAMPLING_JOB_KIND = SampleDailyAudits.function
+# Serialises plan-scope checks (any constant key; plans change rarely).
+_PLAN_SCOPE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('sampling_plan_scope', 0))")
+
+
+def plan_read(plan: SamplingPlan) -> SamplingPlanRead:
+    return SamplingPlanRead.model_validate(plan)
+
+
+def _check_market_scope(principal: Principal, market: str | None) -> None:
+    if principal.markets is None:
+        return
+    if market is None:
+        raise Forbidden("a market-scoped key must name one of its markets")
+    if market not in principal.markets:
+        raise Forbidden(f"this key may not act on market '{market}'")
+
+
+async def _ensure_scope_free(
+    session: AsyncSession,
+    *,
+    queue: str | None,
+    market: str | None,
+    except_id: uuid.UUID | None = None,
+) -> None:
+    await session.execute(_PLAN_SCOPE_LOCK)
+    query = select(SamplingPlan.id).where(
+        SamplingPlan.active.is_(True),
+        SamplingPlan.queue.is_not_distinct_from(queue),
+        SamplingPlan.market.is_not_distinct_from(market),
+    )
+    if except_id is not None:
+        query = query.where(SamplingPlan.id != except_id)
+    existing = await session.scalar(query.limit(1))
+    if existing is not None:
+        raise Conflict(
+            f"an active plan for this scope exists already ({existing}); change or deactivate it"
+        )
+
+
+async def _register_references(
+    session: AsyncSession,
+    *,
+    queue: str | None,
+    market: str | None,
+    labels: Sequence[str],
+) -> None:
+    if market is not None:
+        await register_markets(session, [market])
+        if queue is not None:
+            await register_queues(session, [(queue, market)])
+    if labels:
+        await register_policies(session, labels)
+
+
+async def create_plan(
+    session: AsyncSession, *, data: SamplingPlanCreate, actor: Principal
+) -> SamplingPlan:
+    """Create an active plan (409 when an active plan covers the same scope already)."""
+    _check_market_scope(actor, data.market)
+    await _ensure_scope_free(session, queue=data.queue, market=data.market)
+    await _register_references(
+        session,
+        queue=data.queue,
+        market=data.market,
+        labels=[*data.label_boosts, *data.label_quotas],
+    )
+    now = utcnow()
+    plan = SamplingPlan(
+        id=uuid.uuid4(),
+        **data.model_dump(),
+        active=True,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(plan)
+    await session.flush()
+    await record_change(
+        session,
+        actor=actor,
+        action="sampling_plan.created",
+        entity_type="sampling_plan",
+        entity_id=plan.id,
+        after=snapshot(plan_read(plan)),
+    )
+    return plan
+
+
+async def get_plan(
+    session: AsyncSession,
+    *,
+    plan_id: uuid.UUID,
+    only_markets: Sequence[str] | None,
+    for_update: bool = False,
+) -> SamplingPlan:
+    """The plan, or 404 (also when a market-scoped key may not see it)."""
+    plan = await session.get(SamplingPlan, plan_id, with_for_update=for_update)
+    if plan is None or (only_markets is not None and plan.market not in only_markets):
+        raise NotFound("sampling plan not found")
+    return plan
+
+
+async def list_plans(
+    session: AsyncSession,
+    *,
+    filters: SamplingPlanQuery,
+    after: tuple[datetime, uuid.UUID] | None,
+    only_markets: Sequence[str] | None,
+) -> list[SamplingPlan]:
+    """Plans, oldest first, ``filters.limit + 1`` of them (the extra says a page follows)."""
+    query = select(SamplingPlan)
+    if filters.market is not None:
+        query = query.where(SamplingPlan.market == filters.market)
+    if filters.queue is not None:
+        query = query.where(SamplingPlan.queue == filters.queue)
+    if filters.active is not None:
+        query = query.where(SamplingPlan.active.is_(filters.active))
+    if only_markets is not None:
+        query = query.where(SamplingPlan.market.in_(only_markets))
+    if after is not None:
+        query = query.where(tuple_(SamplingPlan.created_at, SamplingPlan.id) > tuple_(*after))
+    query = query.order_by(SamplingPlan.created_at, SamplingPlan.id).limit(filters.limit + 1)
+    return list(await session.scalars(query))
+
+
+async def update_plan(
+    session: AsyncSession,
+    *,
+    plan_id: uuid.UUID,
+    data: SamplingPlanUpdate,
+    actor: Principal,
+) -> SamplingPlan:
+    """Change the fields sent; the version goes up by one. Runs already made keep theirs."""
+    plan = await get_plan(session, plan_id=plan_id, only_markets=actor.markets, for_update=True)
+    before = snapshot(plan_read(plan))
+    changes: dict[str, Any] = {name: getattr(data, name) for name in data.model_fields_set}
+    queue = changes.get("queue", plan.queue)
+    market = changes.get("market", plan.market)
+    if queue is None and market is None:
+        raise UnprocessableEntity(
+            "a plan needs a queue or a market (or both)",
+            errors=[{"loc": ["queue"], "msg": "a plan needs a queue or a market (or both)"}],
+        )
+    if "market" in changes:
+        _check_market_scope(actor, market)
+    active = changes.get("active", plan.active)
+    scope_changed = queue != plan.queue or market != plan.market
+    if active and (scope_changed or not plan.active):
+        await _ensure_scope_free(session, queue=queue, market=market, except_id=plan.id)
+    await _register_references(
+        session,
+        queue=queue,
+        market=market,
+        labels=[*changes.get("label_boosts", {}), *changes.get("label_quotas", {})],
+    )
+    for name, value in changes.items():
+        setattr(plan, name, value)
+    plan.version += 1
+    plan.updated_at = utcnow()
+    await session.flush()
+    await record_change(
+        session,
+        actor=actor,
+        action="sampling_plan.updated",
+        entity_type="sampling_plan",
+        entity_id=plan.id,
+        before=before,
+        after=snapshot(plan_read(plan)),
+    )
+    return plan
+
+
+async def deactivate_plan(
+    session: AsyncSession, *, plan_id: uuid.UUID, actor: Principal
+) -> SamplingPlan:
+    """Stop sampling with a plan. It is kept (audits name it); deactivating twice is a no-op."""
+    plan = await get_plan(session, plan_id=plan_id, only_markets=actor.markets, for_update=True)
+    if not plan.active:
+        return plan
+    before = snapshot(plan_read(plan))
+    plan.active = False
+    plan.version += 1
+    plan.updated_at = utcnow()
+    await session.flush()
+    await record_change(
+        session,
+        actor=actor,
+        action="sampling_plan.deactivated",
+        entity_type="sampling_plan",
+        entity_id=plan.id,
+        before=before,
+        after=snapshot(plan_read(plan)),
+    )
+    return plan
+
+
+async def request_sampling(
+    session: AsyncSession, *, day: date, market: str | None, actor: Principal
+) -> BackgroundJob:
+    """Queue the sampling of ``day`` (one market, or every market with a plan): a job row
+    and its outbox entry, in the caller's transaction."""
+    _check_market_scope(actor, market)
+    # Local days run up to 14 h ahead of UTC: "tomorrow" in UTC may have begun somewhere.
+    if day > utcnow().date() + timedelta(days=1):
+        raise UnprocessableEntity(
+            "day is in the future", errors=[{"loc": ["day"], "msg": "is in the future"}]
+        )
+    params = {"day": day.isoformat(), "market": market}
+    job = await create_job(
+        session, kind=SAMPLING_JOB_KIND, params=params, requested_by=actor.key_id
+    )
+    await add_job(session, SampleDailyAudits(job_id=job.id, day=day, market=market))
+    await record_change(
+        session,
+        actor=actor,
+        action="sampling.requested",
+        entity_type="background_job",
+        entity_id=job.id,
+        after={"kind": job.kind, "params": params, "status": job.status},
+    )
+    return job
+
+
+async def list_runs(
+    session: AsyncSession,
+    *,
+    filters: SamplingRunQuery,
+    before: tuple[datetime, uuid.UUID] | None,
+    only_markets: Sequence[str] | None,
+) -> list[SamplingRun]:
+    """Sampling runs, newest first, ``filters.limit + 1`` of them."""
+    query = select(SamplingRun)
+    if filters.market is not None:
+        query = query.where(SamplingRun.market == filters.market)
+    if filters.day is not None:
+        query = query.where(SamplingRun.day == filters.day)
+    if only_markets is not None:
+        query = query.where(SamplingRun.market.in_(only_markets))
+    if before is not None:
+        query = query.where(tuple_(SamplingRun.created_at, SamplingRun.id) < tuple_(*before))
+    query = query.order_by(SamplingRun.created_at.desc(), SamplingRun.id.desc())
+    return list(await session.scalars(query.limit(filters.limit + 1)))
+
+
+def sample_size(*, expected_accuracy: float, margin: float) -> SampleSize:
+    """Audits a slice needs for a 95 % interval of ``± margin`` around the expected accuracy."""
+    n = required_audits(expected_accuracy, margin)
+    return SampleSize(n=n, expected_accuracy=expected_accuracy, margin=margin)
+
+
+__all__ = [
+    "SAMPLING_JOB_KIND",
+    "create_plan",
+    "deactivate_plan",
+    "get_plan",
+    "list_plans",
+    "list_runs",
+    "plan_read",
+    "request_sampling",
+    "sample_size",
+    "update_plan",
+]

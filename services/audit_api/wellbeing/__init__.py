@@ -1,0 +1,1 @@
+"""Wellbeing: daily caps on sensitive policy categories and each auditor's exposure."""
