@@ -23,6 +23,7 @@ from services.audit_api.middleware import RequestContextMiddleware
 from services.audit_api.openapi import install_openapi
 from services.audit_api.problems import install_problem_handlers
 from services.audit_api.reports.router import router as reports_router
+from services.audit_api.reviewers.router import router as reviewers_router
 from services.audit_api.sampling.router import router as sampling_router
 from services.audit_api.sources.router import router as sources_router
 from services.audit_api.sources.service import SourceDirectory
@@ -89,4 +90,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(wellbeing_router)
     app.include_router(sampling_router)
     app.include_router(jobs_router)
+    app.include_router(reviewers_router)
     return app
