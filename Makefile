@@ -68,6 +68,9 @@ format: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.sampling
+	$(BIN)/python -m benchmarks.claims
+	$(BIN)/python -m benchmarks.agreement
 
 migrate: install
 	$(BIN)/plumbline migrate

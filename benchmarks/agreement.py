@@ -13,18 +13,18 @@ dependency (``pip install -e '.[dev]'``).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from importlib.metadata import version
+from pathlib import Path
 
 import krippendorff
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks.report_file import DEFAULT_REPORT, machine_line, write_section
 from shared.stats.agreement import Level, krippendorff_alpha
 
 # Level, number of scale points, and how raters agree: with probability AGREEMENT a rater
@@ -61,16 +61,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--units", type=int, default=10_000)
     parser.add_argument("--raters", type=int, default=50)
     parser.add_argument("--missing", type=float, default=0.2)
-    options = parser.parse_args(argv)
-
-    print(f"# Krippendorff's alpha: {options.units:,} units x {options.raters} raters,")
-    print(f"{options.missing:.0%} missing, median of {options.repeats} repeats\n")
-    print(
-        f"Python {platform.python_version()}, numpy {np.__version__}, krippendorff"
-        f" {version('krippendorff')}, {platform.machine()}, {os.cpu_count()} CPUs\n"
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_REPORT, help="report file (section 'agreement')"
     )
-    print("| level | values | ours (ms) | krippendorff (ms) | ours / krippendorff | alpha |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    options = parser.parse_args(argv)
+    lines: list[str] = []
+
+    def say(line: str = "", *, to_stderr: bool = False) -> None:
+        print(line, file=sys.stderr if to_stderr else sys.stdout)
+        if not to_stderr:
+            lines.append(line)
+
+    say("## Krippendorff's alpha (issue #4)")
+    say()
+    say(f"- Command: `python -m benchmarks.agreement {' '.join(argv or sys.argv[1:])}`".rstrip())
+    say(f"- Machine: {machine_line()}")
+    say(
+        f"- {options.units:,} units x {options.raters} raters, {options.missing:.0%} missing,"
+        f" median of {options.repeats} repeats; numpy {np.__version__}, krippendorff"
+        f" {version('krippendorff')}"
+    )
+    say()
+    say("| level | values | ours (ms) | krippendorff (ms) | ours / krippendorff | alpha |")
+    say("| --- | --- | ---: | ---: | ---: | ---: |")
     failures = 0
     for seed, (level, scale) in enumerate(CASES):
         data = ratings(options.units, options.raters, options.missing, scale, seed)
@@ -88,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             theirs.append(their_ms)
             if abs(value - reference) > 1e-9:
                 failures += 1
-                print(f"{level}: ours {value!r} but krippendorff {reference!r}", file=sys.stderr)
+                say(f"{level}: ours {value!r} but krippendorff {reference!r}", to_stderr=True)
         ours_median, their_median = statistics.median(ours), statistics.median(theirs)
-        print(
+        say(
             f"| {level} | 1..{scale} | {ours_median:.1f} | {their_median:.1f} |"
             f" {ours_median / their_median:.2f} | {value:.4f} |"
         )
+    write_section(options.output, "agreement", "\n".join(lines))
     return 1 if failures else 0
 
 

@@ -68,6 +68,7 @@ from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from benchmarks.report_file import DEFAULT_REPORT, machine_line, write_section
 from shared.settings import to_asyncpg_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +102,7 @@ class Options:
     saturated_claims: int
     audits: int
     api_workers: int
-    output: Path | None
+    output: Path
     argv: tuple[str, ...]
 
 
@@ -130,7 +131,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--warmup", type=int, default=3, help="untimed claims per auditor (3)")
     parser.add_argument("--audits", type=int, default=20_000, help="pending audits (20000)")
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn workers (1)")
-    parser.add_argument("--output", type=Path, default=None, help="also write the summary here")
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_REPORT, help="report file (section 'claims')"
+    )
     args = parser.parse_args(argv)
     if min(args.auditors, args.claims, args.audits, args.api_workers) < 1:
         parser.error("--auditors, --claims, --audits and --api-workers must be at least 1")
@@ -762,8 +765,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         summary = result.markdown()
         print(summary)
-        if options.output is not None:
-            options.output.write_text(summary)
+        command = "python -m benchmarks.claims " + " ".join(argv or sys.argv[1:])
+        write_section(
+            options.output,
+            "claims",
+            "## Auditor claims (issue #3)\n\n"
+            f"- Command: `{command.strip()}`\n- Machine: {machine_line()}\n\n{summary}",
+        )
         return 1 if result.failures() else 0
     return 1
 

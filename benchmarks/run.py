@@ -63,6 +63,7 @@ from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from benchmarks.report_file import write_section
 from shared.settings import to_asyncpg_url
 from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
 
@@ -1750,8 +1751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, _Terminated, asyncio.CancelledError):
         print("benchmark interrupted", file=sys.stderr)
         return 130
-    options.output.parent.mkdir(parents=True, exist_ok=True)
-    options.output.write_text(render_report(results, context) + "\n")
+    write_section(options.output, "intake", render_report(results, context))
     say(f"wrote {options.output}")
     for line in summary_lines(results):
         print(line)

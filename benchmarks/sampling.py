@@ -42,6 +42,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from benchmarks.report_file import DEFAULT_REPORT, machine_line, write_section
 from services.report_worker.sampling import sample_daily_audits
 from shared.db import create_engine, create_sessionmaker
 from shared.jobs import SampleDailyAudits
@@ -80,7 +81,7 @@ class Options:
     decisions: int
     moderators: int
     repeats: int
-    output: Path | None
+    output: Path
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -88,7 +89,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--decisions", type=int, default=1_000_000)
     parser.add_argument("--moderators", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=DEFAULT_REPORT)
     args = parser.parse_args(argv)
     return Options(args.decisions, args.moderators, args.repeats, args.output)
 
@@ -381,8 +382,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = asyncio.run(run(options, server))
     print()
     print(table)
-    if options.output is not None:
-        options.output.write_text(table)
+    command = "python -m benchmarks.sampling " + " ".join(argv or sys.argv[1:])
+    write_section(
+        options.output,
+        "sampling",
+        "## Daily audit sampling (issue #3)\n\n"
+        f"- Command: `{command.strip()}`\n- Machine: {machine_line()}\n\n{table}",
+    )
     return 0
 
 

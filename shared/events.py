@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.jobs import FanOutEvent
@@ -47,9 +47,58 @@ class SourceSecretRotated(EventPayload):
     previous_secret_expires_at: datetime | None
 
 
+class DisagreementOpened(EventPayload):
+    """An incorrect verdict opened a disagreement; the moderator may dispute it."""
+
+    id: uuid.UUID
+    audit_id: uuid.UUID
+    decision_id: int
+    moderator_id: str
+    market: str
+    queue: str
+    error_type: str | None
+    severity: str | None
+    expected_action: str | None
+    dispute_deadline: AwareDatetime
+
+
+class DisputeAwaitingArbitration(EventPayload):
+    """A disputed verdict has waited for a ruling longer than the SLA."""
+
+    id: uuid.UUID
+    audit_id: uuid.UUID
+    decision_id: int
+    moderator_id: str
+    auditor_id: str
+    market: str
+    queue: str
+    dispute_reason: str | None
+    disputed_at: AwareDatetime
+    waiting_hours: int
+    sla_hours: int
+
+
+class DecisionCorrected(EventPayload):
+    """An audit found a source's decision wrong: what it should have been (sent to the source)."""
+
+    decision_id: int
+    event_id: str = Field(description="The source's own event id of the corrected decision.")
+    content_id: str
+    original_action: str
+    corrected_action: str | None
+    corrected_labels: list[str] | None
+    severity: str | None
+    error_type: str | None
+    verdict_id: uuid.UUID
+    corrected_at: AwareDatetime
+
+
 EVENT_PAYLOADS: dict[EventType, type[EventPayload]] = {
     EventType.SOURCE_REJECTED_BATCH: SourceRejectedBatch,
     EventType.SOURCE_SECRET_ROTATED: SourceSecretRotated,
+    EventType.DISAGREEMENT_OPENED: DisagreementOpened,
+    EventType.DISPUTE_AWAITING_ARBITRATION: DisputeAwaitingArbitration,
+    EventType.DECISION_CORRECTED: DecisionCorrected,
 }
 
 

@@ -20,14 +20,15 @@ from services.report_worker.disputes import (
     run_close_expired_disagreements,
     run_remind_overdue_disputes,
 )
-from shared.events import EventType, record_event
-from shared.models import Disagreement, DisagreementChange, Event, OutboxJob
-from shared.queue import ArqRedis
-from shared.schemas.disagreements import (
+from shared.events import (
     DecisionCorrected,
     DisagreementOpened,
     DisputeAwaitingArbitration,
+    EventType,
+    record_event,
 )
+from shared.models import Disagreement, DisagreementChange, Event, OutboxJob
+from shared.queue import ArqRedis
 from shared.settings import Settings
 from shared.signing import verify_signature
 from tests.conftest import SignedSender, auth, make_key

@@ -22,11 +22,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.events import EventType, record_event
+from shared.events import DisputeAwaitingArbitration, EventType, record_event
 from shared.models import Disagreement, DisagreementChange, Verdict
 from shared.models.base import utcnow
 from shared.queue import Context
-from shared.schemas.disagreements import DisputeAwaitingArbitration
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,8 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from shared.events import EventPayload
 from shared.schemas.channels import MIN_SECRET_LENGTH, ChannelRead
 from shared.schemas.common import PageQuery
 from shared.schemas.fields import MarketCode, ReviewerId
@@ -154,64 +153,15 @@ class CorrectionTargetSaved(CorrectionTargetRead):
 # --- event payloads (to be unified into shared/events.py) --------------------------------
 
 
-class DisagreementOpened(EventPayload):
-    """An incorrect verdict opened a disagreement; the moderator may dispute it."""
-
-    id: uuid.UUID
-    audit_id: uuid.UUID
-    decision_id: int
-    moderator_id: str
-    market: str
-    queue: str
-    error_type: str | None
-    severity: str | None
-    expected_action: str | None
-    dispute_deadline: AwareDatetime
-
-
-class DisputeAwaitingArbitration(EventPayload):
-    """A disputed verdict has waited for a ruling longer than the SLA."""
-
-    id: uuid.UUID
-    audit_id: uuid.UUID
-    decision_id: int
-    moderator_id: str
-    auditor_id: str
-    market: str
-    queue: str
-    dispute_reason: str | None
-    disputed_at: AwareDatetime
-    waiting_hours: int
-    sla_hours: int
-
-
-class DecisionCorrected(EventPayload):
-    """An audit found a source's decision wrong: what it should have been (sent to the source)."""
-
-    decision_id: int
-    event_id: str = Field(description="The source's own event id of the corrected decision.")
-    content_id: str
-    original_action: str
-    corrected_action: str | None
-    corrected_labels: list[str] | None
-    severity: str | None
-    error_type: str | None
-    verdict_id: uuid.UUID
-    corrected_at: AwareDatetime
-
-
 __all__ = [
     "CorrectionTargetRead",
     "CorrectionTargetSaved",
     "CorrectionTargetSet",
-    "DecisionCorrected",
     "DisagreementChangeRead",
     "DisagreementDetail",
-    "DisagreementOpened",
     "DisagreementQuery",
     "DisagreementRead",
     "DisagreementStatus",
-    "DisputeAwaitingArbitration",
     "DisputeCreate",
     "ResolutionCreate",
     "ResolutionOutcome",

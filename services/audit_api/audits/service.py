@@ -61,7 +61,7 @@ from services.audit_api.deps import Principal
 from services.audit_api.wellbeing.service import capped_codes
 from shared.audit_log import record_change
 from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
-from shared.events import EventType, record_event
+from shared.events import DecisionCorrected, DisagreementOpened, EventType, record_event
 from shared.models import (
     Audit,
     Decision,
@@ -80,7 +80,6 @@ from shared.schemas.audits import (
     VerdictCreate,
     VerdictRead,
 )
-from shared.schemas.disagreements import DecisionCorrected, DisagreementOpened
 from shared.verdicts import NON_ENFORCING_ACTION, derive_error_type
 
 ENTITY = "audit"
