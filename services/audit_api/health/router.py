@@ -19,9 +19,9 @@ router = APIRouter(tags=["health"])
 
 
 @lru_cache(maxsize=1)
-def head_revision() -> str | None:
-    """The newest migration this code expects (read once from the scripts)."""
-    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+def head_revisions() -> frozenset[str]:
+    """The newest migrations this code expects (read once from the scripts)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
 
 
 @router.get("/healthz")
@@ -33,11 +33,13 @@ async def healthz() -> dict[str, str]:
 async def _database_problem(request: Request) -> str | None:
     try:
         async with request.app.state.engine.connect() as connection:
-            current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            rows = await connection.scalars(text("SELECT version_num FROM alembic_version"))
+            current = frozenset(rows)
     except Exception as exc:
         return f"database unreachable: {type(exc).__name__}"
-    if current != head_revision():
-        return f"database schema at {current}, expected {head_revision()}: run migrations"
+    if current != head_revisions():
+        expected = ", ".join(sorted(head_revisions()))
+        return f"database schema at {', '.join(sorted(current))}, expected {expected}: migrate"
     return None
 
 
