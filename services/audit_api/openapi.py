@@ -15,10 +15,35 @@ from pydantic import BaseModel
 
 from services.audit_api.problems import PROBLEM_JSON
 from shared.schemas.appeals import AppealBatch, AppealEvent
+from shared.schemas.common import Problem
 from shared.schemas.decisions import DecisionBatch, DecisionEvent
 
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (DecisionEvent, DecisionBatch, AppealEvent, AppealBatch)
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem} for status in (400, 401, 413, 422, 503)
+}
+
+
+def webhook_request_body(single: type[BaseModel], batch: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a signed webhook, which reads its raw body: one event or a batch."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": f"#/components/schemas/{single.__name__}"},
+                            {"$ref": f"#/components/schemas/{batch.__name__}"},
+                        ]
+                    }
+                }
+            },
+        }
+    }
 
 
 def _problem_responses(schema: dict[str, Any]) -> None:

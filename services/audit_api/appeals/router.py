@@ -10,9 +10,15 @@ from services.audit_api.appeals import service
 from services.audit_api.decisions.router import read_body
 from services.audit_api.decisions.service import authenticate_source, record_rejection
 from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_roles
+from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
 from shared.errors import DomainError
 from shared.models.base import utcnow
-from shared.schemas.appeals import AppealOverturnQuery, AppealOverturnReport
+from shared.schemas.appeals import (
+    AppealBatch,
+    AppealEvent,
+    AppealOverturnQuery,
+    AppealOverturnReport,
+)
 from shared.schemas.common import Problem
 from shared.schemas.decisions import IntakeResult
 from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER
@@ -29,27 +35,8 @@ ReportReaderDep = Annotated[
     status_code=202,
     response_model=IntakeResult,
     tags=["appeals"],
-    responses={
-        400: {"model": Problem},
-        401: {"model": Problem},
-        413: {"model": Problem},
-        422: {"model": Problem},
-    },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/AppealEvent"},
-                            {"$ref": "#/components/schemas/AppealBatch"},
-                        ]
-                    }
-                }
-            },
-        }
-    },
+    responses=WEBHOOK_RESPONSES,
+    openapi_extra=webhook_request_body(AppealEvent, AppealBatch),
 )
 async def receive_appeals(
     request: Request, session: SessionDep, settings: SettingsDep

@@ -8,9 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.audit_api.decisions import service
 from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_roles
+from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
 from shared.errors import PayloadTooLarge
-from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.common import Page, decode_cursor, encode_cursor
 from shared.schemas.decisions import (
+    DecisionBatch,
+    DecisionEvent,
     DecisionQuery,
     DecisionRead,
     IntakeResult,
@@ -46,28 +49,8 @@ async def read_body(request: Request, *, limit: int) -> bytes:
     "/v1/webhooks/decisions",
     status_code=202,
     response_model=IntakeResult,
-    responses={
-        400: {"model": Problem},
-        401: {"model": Problem},
-        413: {"model": Problem},
-        422: {"model": Problem},
-        503: {"model": Problem},
-    },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/DecisionEvent"},
-                            {"$ref": "#/components/schemas/DecisionBatch"},
-                        ]
-                    }
-                }
-            },
-        }
-    },
+    responses=WEBHOOK_RESPONSES,
+    openapi_extra=webhook_request_body(DecisionEvent, DecisionBatch),
 )
 async def receive_decisions(request: Request, settings: SettingsDep) -> IntakeResult:
     """Moderator decisions from a platform, signed with the source's secret (HMAC-SHA256).
