@@ -24,6 +24,9 @@ class EventType(StrEnum):
     DISAGREEMENT_OPENED = "disagreement.opened"
     DISPUTE_AWAITING_ARBITRATION = "dispute.awaiting_arbitration"
     DECISION_CORRECTED = "decision.corrected"
+    CALIBRATION_OPENED = "calibration.opened"
+    CALIBRATION_CLOSED = "calibration.closed"
+    TRAINING_ITEM_OVERDUE = "training.item_overdue"
 
 
 class EventPayload(BaseModel):
@@ -93,12 +96,53 @@ class DecisionCorrected(EventPayload):
     corrected_at: AwareDatetime
 
 
+class CalibrationOpened(EventPayload):
+    """A calibration session was opened: its participants are asked to label its items."""
+
+    id: uuid.UUID
+    title: str
+    market: str
+    participants: list[str]
+    deadline: AwareDatetime | None
+
+
+class CalibrationClosed(EventPayload):
+    """A calibration session was closed: the summary of how consistently policy was applied."""
+
+    id: uuid.UUID
+    title: str
+    market: str
+    krippendorff_alpha: float | None
+    percent_agreement: float | None
+    flagged_items: int
+    n_items: int
+    participants: int
+
+
+class TrainingItemOverdue(EventPayload):
+    """A training-plan item is past its due date and not done (sent once per assignee)."""
+
+    plan_id: uuid.UUID
+    plan_title: str
+    plan_kind: str
+    item_id: str
+    item_kind: str
+    reviewer_id: str
+    owners: list[str]
+    policy_code: str | None
+    quiz_id: uuid.UUID | None
+    due_at: AwareDatetime
+
+
 EVENT_PAYLOADS: dict[EventType, type[EventPayload]] = {
     EventType.SOURCE_REJECTED_BATCH: SourceRejectedBatch,
     EventType.SOURCE_SECRET_ROTATED: SourceSecretRotated,
     EventType.DISAGREEMENT_OPENED: DisagreementOpened,
     EventType.DISPUTE_AWAITING_ARBITRATION: DisputeAwaitingArbitration,
     EventType.DECISION_CORRECTED: DecisionCorrected,
+    EventType.CALIBRATION_OPENED: CalibrationOpened,
+    EventType.CALIBRATION_CLOSED: CalibrationClosed,
+    EventType.TRAINING_ITEM_OVERDUE: TrainingItemOverdue,
 }
 
 

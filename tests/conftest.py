@@ -328,17 +328,22 @@ async def relay_all(sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRe
 
 
 async def run_worker_burst(worker_settings: type, settings: Settings, **overrides: Any) -> Any:
-    """Run an arq worker (the real WorkerSettings) until its queue is empty."""
+    """Run an arq worker (the real WorkerSettings) until its queue is empty.
+
+    Its scheduled jobs are left out (a test calls those itself): one firing mid-test at its
+    second of the minute would make the test depend on the clock.
+    """
     from arq.worker import Worker
 
     options = {
         name: getattr(worker_settings, name)
         for name in (
             "functions", "queue_name", "on_startup", "on_shutdown", "job_timeout", "max_tries",
-            "keep_result", "max_jobs", "job_serializer", "job_deserializer", "cron_jobs",
+            "keep_result", "max_jobs", "job_serializer", "job_deserializer",
         )
         if hasattr(worker_settings, name)
     }  # fmt: skip
+    options["cron_jobs"] = []
     options.update(overrides)
     worker = Worker(
         redis_settings=redis_settings(settings),

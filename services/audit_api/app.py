@@ -11,6 +11,7 @@ from services.audit_api.appeals.router import router as appeals_router
 from services.audit_api.audit_log.router import router as audit_log_router
 from services.audit_api.audits.router import router as audits_router
 from services.audit_api.auth.router import router as api_keys_router
+from services.audit_api.calibrations.router import router as calibrations_router
 from services.audit_api.channels.router import router as channels_router
 from services.audit_api.corrections.router import router as corrections_router
 from services.audit_api.decisions.router import router as decisions_router
@@ -22,11 +23,13 @@ from services.audit_api.metrics_agreement.router import router as metrics_agreem
 from services.audit_api.middleware import RequestContextMiddleware
 from services.audit_api.openapi import install_openapi
 from services.audit_api.problems import install_problem_handlers
+from services.audit_api.quizzes.router import router as quizzes_router
 from services.audit_api.reports.router import router as reports_router
 from services.audit_api.reviewers.router import router as reviewers_router
 from services.audit_api.sampling.router import router as sampling_router
 from services.audit_api.sources.router import router as sources_router
 from services.audit_api.sources.service import SourceDirectory
+from services.audit_api.training_plans.router import router as training_plans_router
 from services.audit_api.wellbeing.router import router as wellbeing_router
 from shared.db import create_sessionmaker, engine_from_settings
 from shared.encryption import secret_box
@@ -91,4 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sampling_router)
     app.include_router(jobs_router)
     app.include_router(reviewers_router)
+    app.include_router(quizzes_router)
+    app.include_router(training_plans_router)
+    app.include_router(calibrations_router)
     return app

@@ -10,6 +10,7 @@ from services.report_worker.disputes import (
 )
 from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
 from services.report_worker.sampling import sample_daily_audits, sample_due_market_days
+from services.report_worker.training_reminders import run_remind_overdue_training_items
 from shared.db import create_sessionmaker, engine_from_settings
 from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup, SampleDailyAudits
 from shared.observability import configure_logging
@@ -58,6 +59,12 @@ class WorkerSettings:
         ),
         scheduled_job(
             run_remind_overdue_disputes, name="remind_overdue_disputes", seconds={50}, timeout=60
+        ),
+        scheduled_job(
+            run_remind_overdue_training_items,
+            name="remind_overdue_training_items",
+            seconds={55},
+            timeout=60,
         ),
     ]
     on_startup = startup

@@ -14,6 +14,7 @@ from shared.models.audits import (
 )
 from shared.models.auth import ROLES, ApiKey
 from shared.models.base import Base
+from shared.models.calibration import CalibrationItem, CalibrationLabel, CalibrationSession
 from shared.models.intake import (
     Decision,
     IntakeBatch,
@@ -24,6 +25,14 @@ from shared.models.intake import (
 from shared.models.notify import Channel, Delivery, DeliveryAttempt, Event
 from shared.models.outbox import OutboxJob
 from shared.models.reference import Market, Policy, Queue, Reviewer
+from shared.models.training import (
+    Quiz,
+    QuizAttempt,
+    QuizRetakeGrant,
+    TrainingItemProgress,
+    TrainingPlan,
+    TrainingPlanItem,
+)
 
 __all__ = [
     "ROLES",
@@ -33,6 +42,9 @@ __all__ = [
     "AuditLogEntry",
     "BackgroundJob",
     "Base",
+    "CalibrationItem",
+    "CalibrationLabel",
+    "CalibrationSession",
     "Channel",
     "Decision",
     "Delivery",
@@ -46,11 +58,17 @@ __all__ = [
     "OutboxJob",
     "Policy",
     "Queue",
+    "Quiz",
+    "QuizAttempt",
+    "QuizRetakeGrant",
     "RejectedBatch",
     "Reviewer",
     "SamplingPlan",
     "SamplingRun",
     "SensitiveCategoryCap",
     "Source",
+    "TrainingItemProgress",
+    "TrainingPlan",
+    "TrainingPlanItem",
     "Verdict",
 ]

@@ -55,6 +55,49 @@ TEXT_TEMPLATES: dict[str, dict[str, str]] = {
             "Schweregrad {severity})."
         ),
     },
+    "source.secret_rotated": {
+        "en": (
+            "Source {source} has a new signing secret; the previous one is accepted until "
+            "{previous_secret_expires_at}."
+        ),
+        "de": (
+            "Quelle {source} hat ein neues Signaturgeheimnis; das bisherige gilt noch bis "
+            "{previous_secret_expires_at}."
+        ),
+    },
+    "calibration.opened": {
+        "en": (
+            "Calibration '{title}' ({market}) is open for {participants}; please label by "
+            "{deadline}. Session {id}."
+        ),
+        "de": (
+            "Kalibrierung '{title}' ({market}) ist offen für {participants}; bitte bis "
+            "{deadline} labeln. Sitzung {id}."
+        ),
+    },
+    "calibration.closed": {
+        "en": (
+            "Calibration '{title}' ({market}) closed: Krippendorff's alpha "
+            "{krippendorff_alpha}, agreement {percent_agreement}, {flagged_items} of {n_items} "
+            "items flagged, {participants} participants."
+        ),
+        "de": (
+            "Kalibrierung '{title}' ({market}) abgeschlossen: Krippendorffs Alpha "
+            "{krippendorff_alpha}, Übereinstimmung {percent_agreement}, {flagged_items} von "
+            "{n_items} Items markiert, {participants} Teilnehmende."
+        ),
+    },
+    "training.item_overdue": {
+        "en": (
+            "Training overdue: {reviewer_id} has not completed item {item_id} ({item_kind}) "
+            'of plan "{plan_title}" ({plan_kind}), due {due_at}. Owners: {owners}.'
+        ),
+        "de": (
+            "Schulung überfällig: {reviewer_id} hat Punkt {item_id} ({item_kind}) des Plans "
+            "„{plan_title}“ ({plan_kind}) nicht erledigt, fällig am {due_at}. "
+            "Verantwortlich: {owners}."
+        ),
+    },
 }
 
 # Fields holding codes, and the codes shown to people in their language (a code without a

@@ -1,0 +1,1 @@
+"""Calibration sessions: ``/v1/calibrations``."""

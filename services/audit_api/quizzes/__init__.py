@@ -1,0 +1,1 @@
+"""Knowledge quizzes: ``/v1/quizzes``."""

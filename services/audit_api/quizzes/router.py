@@ -1,0 +1,154 @@
+"""Knowledge quizzes: ``/v1/quizzes``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
+from services.audit_api.quizzes import service
+from shared.errors import BadRequest
+from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.training import (
+    AssignPlanRequest,
+    AssignPlanResult,
+    AttemptCreate,
+    AttemptQuery,
+    AttemptRead,
+    QuizCreate,
+    QuizQuery,
+    QuizRead,
+    QuizScores,
+    RetakeCreate,
+    RetakeRead,
+)
+
+router = APIRouter(prefix="/v1/quizzes", tags=["quizzes"])
+
+AuthorDep = Annotated[Principal, Depends(require_roles(*service.QUIZ_MANAGERS))]
+ManagerDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+AnyKeyDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
+
+_PROBLEMS: dict[int | str, dict[str, object]] = {
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+    422: {"model": Problem},
+}
+
+
+def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    position = decode_cursor(cursor, keys={"created_at", "id"})
+    try:
+        return datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("cursor is not valid") from exc
+
+
+def _cursor(created_at: datetime, item_id: uuid.UUID) -> str:
+    return encode_cursor({"created_at": created_at.isoformat(), "id": str(item_id)})
+
+
+@router.post("", status_code=201, response_model=QuizRead, responses=_PROBLEMS)
+async def create_quiz(body: QuizCreate, session: SessionDep, principal: AuthorDep) -> QuizRead:
+    """Create a quiz about a policy code or a policy update, for reviewers and/or markets.
+
+    A market assignment covers every reviewer whose profile lists the market.
+    """
+    quiz = await service.create_quiz(session, data=body, actor=principal)
+    return service.quiz_read(quiz, with_answers=True)
+
+
+@router.get("", response_model=Page[QuizRead])
+async def list_quizzes(
+    query: Annotated[QuizQuery, Query()], session: SessionDep, principal: AnyKeyDep
+) -> Page[QuizRead]:
+    """Quizzes, oldest first. Admins, managers and policy POCs see all, with answers; other
+    keys see the quizzes assigned to their reviewer, without answers."""
+    after = _position(query.cursor) if query.cursor else None
+    quizzes = await service.list_quizzes(session, filters=query, after=after, actor=principal)
+    more = len(quizzes) > query.limit
+    quizzes = quizzes[: query.limit]
+    with_answers = principal.role in service.QUIZ_MANAGERS
+    return Page(
+        items=[service.quiz_read(quiz, with_answers=with_answers) for quiz in quizzes],
+        next_cursor=_cursor(quizzes[-1].created_at, quizzes[-1].id) if more else None,
+    )
+
+
+@router.get("/{quiz_id}", response_model=QuizRead, responses=_PROBLEMS)
+async def get_quiz(quiz_id: uuid.UUID, session: SessionDep, principal: AnyKeyDep) -> QuizRead:
+    """The quiz: with answers for quiz managers, without for assignees; 404 for others."""
+    return await service.get_quiz_for(session, quiz_id=quiz_id, actor=principal)
+
+
+@router.post(
+    "/{quiz_id}/attempts", status_code=201, response_model=AttemptRead, responses=_PROBLEMS
+)
+async def submit_attempt(
+    quiz_id: uuid.UUID, body: AttemptCreate, session: SessionDep, principal: AnyKeyDep
+) -> AttemptRead:
+    """Submit the caller's answers (a reviewer-bound key of an assignee): the score, whether
+    it passed, and every question's correct answer.
+
+    409 after the due date, or for a second attempt when retakes are off and none was
+    granted; 422 for answers to questions the quiz does not have.
+    """
+    return await service.submit_attempt(session, quiz_id=quiz_id, data=body, actor=principal)
+
+
+@router.get("/{quiz_id}/attempts", response_model=Page[AttemptRead], responses=_PROBLEMS)
+async def list_attempts(
+    quiz_id: uuid.UUID,
+    query: Annotated[AttemptQuery, Query()],
+    session: SessionDep,
+    principal: AnyKeyDep,
+) -> Page[AttemptRead]:
+    """Attempts with their results, oldest first: quiz managers see all (filter by
+    ``reviewer_id``), other keys their own reviewer's."""
+    after = _position(query.cursor) if query.cursor else None
+    quiz, attempts = await service.list_attempts(
+        session,
+        quiz_id=quiz_id,
+        reviewer_id=query.reviewer_id,
+        after=after,
+        limit=query.limit,
+        actor=principal,
+    )
+    more = len(attempts) > query.limit
+    attempts = attempts[: query.limit]
+    return Page(
+        items=[service.attempt_read(quiz, attempt) for attempt in attempts],
+        next_cursor=_cursor(attempts[-1].created_at, attempts[-1].id) if more else None,
+    )
+
+
+@router.post("/{quiz_id}/retakes", status_code=201, response_model=RetakeRead, responses=_PROBLEMS)
+async def grant_retake(
+    quiz_id: uuid.UUID, body: RetakeCreate, session: SessionDep, principal: ManagerDep
+) -> RetakeRead:
+    """Grant an assignee one more attempt, optionally with its own due date."""
+    grant = await service.grant_retake(session, quiz_id=quiz_id, data=body, actor=principal)
+    return RetakeRead.model_validate(grant)
+
+
+@router.get("/{quiz_id}/scores", response_model=QuizScores, responses=_PROBLEMS)
+async def get_scores(quiz_id: uuid.UUID, session: SessionDep, principal: AuthorDep) -> QuizScores:
+    """Per reviewer the best score, per market the pass rate, per question the share of first
+    attempts that got it wrong (most-missed first). Market-scoped keys: their markets."""
+    return await service.quiz_scores(session, quiz_id=quiz_id, only_markets=principal.markets)
+
+
+@router.post(
+    "/{quiz_id}/failures/assign-plan", response_model=AssignPlanResult, responses=_PROBLEMS
+)
+async def assign_failures_to_plan(
+    quiz_id: uuid.UUID, body: AssignPlanRequest, session: SessionDep, principal: ManagerDep
+) -> AssignPlanResult:
+    """Add every reviewer who attempted the quiz and has not passed it to a (remedial) plan."""
+    return await service.assign_failures_to_plan(
+        session, quiz_id=quiz_id, plan_id=body.plan_id, actor=principal
+    )

@@ -1,0 +1,479 @@
+"""Knowledge quizzes: creation, attempts and their scoring, retakes, scores, remedial plans.
+
+Rules of an attempt (each refusal stores nothing):
+
+- Only an assignee may attempt: a reviewer named by the quiz, or one whose profile lists a
+  market the quiz is assigned to. ("Teams" do not exist in Plumbline yet, so a quiz cannot be
+  assigned to one.)
+- After the due date: 409. A retake grant may carry its own due date.
+- A second attempt: allowed when the quiz allows retakes, or when a manager granted one
+  retake (``POST /v1/quizzes/{id}/retakes``; each grant is used by one attempt); 409
+  otherwise. Attempts of one reviewer at one quiz are serialised by an advisory lock, so two
+  concurrent first attempts cannot both be stored.
+- Answers to questions the quiz does not have, or two answers to one question: 422. A
+  question left unanswered counts as wrong.
+
+Score = correct answers / questions; passed when score >= pass mark. Answers are compared
+exactly (after trimming spaces). The per-question statistics use each reviewer's first
+attempt: later ones come after the correct answers were shown.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import any_, literal, or_, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit_api.deps import Principal
+from services.audit_api.training_plans import service as training_plans
+from shared.audit_log import record_change
+from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, Reviewer
+from shared.models.base import utcnow
+from shared.reference import register_markets, register_policies, register_reviewers
+from shared.schemas.training import (
+    NO_VIOLATION,
+    AssignPlanResult,
+    AttemptCreate,
+    AttemptRead,
+    MarketScore,
+    QuestionRead,
+    QuestionResult,
+    QuestionScore,
+    QuizCreate,
+    QuizQuery,
+    QuizRead,
+    QuizScores,
+    RetakeCreate,
+    ReviewerScore,
+)
+
+# Roles that write quizzes and see their answers at any time.
+QUIZ_MANAGERS = ("admin", "manager", "policy_poc")
+_LOCK_ATTEMPTS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+def quiz_read(quiz: Quiz, *, with_answers: bool) -> QuizRead:
+    """The quiz; without answers unless ``with_answers``."""
+    return QuizRead(
+        id=quiz.id,
+        title=quiz.title,
+        policy_code=quiz.policy_code,
+        policy_update_id=quiz.policy_update_id,
+        questions=[
+            QuestionRead(
+                id=q["id"],
+                kind=q["kind"],
+                prompt=q["prompt"],
+                content_id=q.get("content_id"),
+                options=q.get("options"),
+                answer=q["answer"] if with_answers else None,
+            )
+            for q in quiz.questions
+        ],
+        pass_mark=quiz.pass_mark,
+        assignee_reviewer_ids=list(quiz.assignee_reviewer_ids),
+        assignee_markets=list(quiz.assignee_markets),
+        due_at=quiz.due_at,
+        retakes_allowed=quiz.retakes_allowed,
+        created_at=quiz.created_at,
+    )
+
+
+def attempt_read(quiz: Quiz, attempt: QuizAttempt) -> AttemptRead:
+    """A scored attempt with every question's correct answer."""
+    return AttemptRead(
+        id=attempt.id,
+        quiz_id=attempt.quiz_id,
+        reviewer_id=attempt.reviewer_id,
+        score=attempt.score,
+        passed=attempt.passed,
+        correct_count=attempt.correct_count,
+        question_count=attempt.question_count,
+        submitted_at=attempt.created_at,
+        results=[
+            QuestionResult(
+                question_id=q["id"],
+                answer=attempt.answers.get(q["id"]),
+                correct_answer=q["answer"],
+                correct=attempt.answers.get(q["id"]) == q["answer"],
+            )
+            for q in quiz.questions
+        ],
+    )
+
+
+def score_answers(
+    questions: Sequence[dict[str, Any]], answers: dict[str, str]
+) -> tuple[int, float]:
+    """(correct answers, score in 0..1) of ``answers`` ({question id: answer})."""
+    correct = sum(answers.get(q["id"]) == q["answer"] for q in questions)
+    return correct, correct / len(questions)
+
+
+async def create_quiz(session: AsyncSession, *, data: QuizCreate, actor: Principal) -> Quiz:
+    """Create a quiz; policy codes, markets and reviewers are registered on first reference."""
+    if data.policy_code is not None:
+        await register_policies(session, [data.policy_code])
+    await register_policies(
+        session,
+        [q.answer for q in data.questions if q.kind == "label" and q.answer != NO_VIOLATION],
+    )
+    await register_markets(session, data.assignee_markets)
+    await register_reviewers(session, data.assignee_reviewer_ids)
+    quiz = Quiz(
+        id=uuid.uuid4(),
+        title=data.title,
+        policy_code=data.policy_code,
+        policy_update_id=data.policy_update_id,
+        questions=[q.model_dump(mode="json") for q in data.questions],
+        pass_mark=data.pass_mark,
+        assignee_reviewer_ids=sorted(set(data.assignee_reviewer_ids)),
+        assignee_markets=sorted(set(data.assignee_markets)),
+        due_at=data.due_at,
+        retakes_allowed=data.retakes_allowed,
+        created_by=actor.key_id,
+        created_at=utcnow(),
+    )
+    session.add(quiz)
+    await session.flush()
+    await record_change(
+        session,
+        actor=actor,
+        action="quiz.created",
+        entity_type="quiz",
+        entity_id=quiz.id,
+        after=quiz_read(quiz, with_answers=True).model_dump(mode="json"),
+    )
+    return quiz
+
+
+async def is_assigned(session: AsyncSession, *, quiz: Quiz, reviewer_id: str) -> bool:
+    """Whether the quiz names the reviewer or one of the markets of their profile."""
+    if reviewer_id in quiz.assignee_reviewer_ids:
+        return True
+    if not quiz.assignee_markets:
+        return False
+    markets = await session.scalar(select(Reviewer.markets).where(Reviewer.id == reviewer_id))
+    return bool(markets and set(markets) & set(quiz.assignee_markets))
+
+
+async def get_quiz(session: AsyncSession, *, quiz_id: uuid.UUID, for_update: bool = False) -> Quiz:
+    """The quiz, or 404."""
+    quiz = await session.get(Quiz, quiz_id, with_for_update=for_update)
+    if quiz is None:
+        raise NotFound("quiz not found")
+    return quiz
+
+
+async def get_quiz_for(session: AsyncSession, *, quiz_id: uuid.UUID, actor: Principal) -> QuizRead:
+    """The quiz as the caller may see it: quiz managers with answers, assignees without;
+    anyone else gets 404."""
+    quiz = await get_quiz(session, quiz_id=quiz_id)
+    if actor.role in QUIZ_MANAGERS:
+        return quiz_read(quiz, with_answers=True)
+    if actor.reviewer_id and await is_assigned(session, quiz=quiz, reviewer_id=actor.reviewer_id):
+        return quiz_read(quiz, with_answers=False)
+    raise NotFound("quiz not found")
+
+
+async def list_quizzes(
+    session: AsyncSession,
+    *,
+    filters: QuizQuery,
+    after: tuple[datetime, uuid.UUID] | None,
+    actor: Principal,
+) -> list[Quiz]:
+    """Quizzes, oldest first, ``filters.limit + 1`` of them; other roles than quiz managers
+    see only the quizzes assigned to their reviewer."""
+    query = select(Quiz)
+    if actor.role not in QUIZ_MANAGERS:
+        if actor.reviewer_id is None:
+            return []
+        profile_markets = (
+            select(Reviewer.markets).where(Reviewer.id == actor.reviewer_id).scalar_subquery()
+        )
+        query = query.where(
+            or_(
+                literal(actor.reviewer_id) == any_(Quiz.assignee_reviewer_ids),
+                Quiz.assignee_markets.overlap(profile_markets),
+            )
+        )
+    if filters.policy_code is not None:
+        query = query.where(Quiz.policy_code == filters.policy_code)
+    if filters.policy_update_id is not None:
+        query = query.where(Quiz.policy_update_id == filters.policy_update_id)
+    if after is not None:
+        query = query.where(tuple_(Quiz.created_at, Quiz.id) > tuple_(*after))
+    query = query.order_by(Quiz.created_at, Quiz.id).limit(filters.limit + 1)
+    return list(await session.scalars(query))
+
+
+def _checked_answers(quiz: Quiz, data: AttemptCreate) -> dict[str, str]:
+    question_ids = {q["id"] for q in quiz.questions}
+    answers: dict[str, str] = {}
+    errors: list[dict[str, Any]] = []
+    for index, given in enumerate(data.answers):
+        loc = ["body", "answers", index, "question_id"]
+        if given.question_id not in question_ids:
+            errors.append({"loc": loc, "msg": f"the quiz has no question '{given.question_id}'"})
+        elif given.question_id in answers:
+            errors.append({"loc": loc, "msg": f"question '{given.question_id}' answered twice"})
+        else:
+            answers[given.question_id] = given.answer
+    if errors:
+        raise UnprocessableEntity("the answers do not fit the quiz's questions", errors=errors)
+    return answers
+
+
+async def submit_attempt(
+    session: AsyncSession, *, quiz_id: uuid.UUID, data: AttemptCreate, actor: Principal
+) -> AttemptRead:
+    """Score the caller's attempt and store it; passing completes their ``pass_quiz`` items."""
+    reviewer_id = actor.reviewer_id
+    if reviewer_id is None:
+        raise Forbidden("only a reviewer's own key may attempt a quiz")
+    quiz = await get_quiz(session, quiz_id=quiz_id)
+    if not await is_assigned(session, quiz=quiz, reviewer_id=reviewer_id):
+        raise Forbidden("this quiz is not assigned to you")
+    answers = _checked_answers(quiz, data)
+    await session.execute(_LOCK_ATTEMPTS, {"key": f"quiz_attempt:{quiz.id}:{reviewer_id}"})
+    now = utcnow()
+    previous = await session.scalar(
+        select(QuizAttempt.id)
+        .where(QuizAttempt.quiz_id == quiz.id, QuizAttempt.reviewer_id == reviewer_id)
+        .limit(1)
+    )
+    grant: QuizRetakeGrant | None = None
+    due_at = quiz.due_at
+    if previous is not None and not quiz.retakes_allowed:
+        grant = await session.scalar(
+            select(QuizRetakeGrant)
+            .where(
+                QuizRetakeGrant.quiz_id == quiz.id,
+                QuizRetakeGrant.reviewer_id == reviewer_id,
+                QuizRetakeGrant.used_by_attempt_id.is_(None),
+            )
+            .with_for_update()
+        )
+        if grant is None:
+            raise Conflict("you have attempted this quiz already and retakes are off")
+        due_at = grant.due_at or quiz.due_at
+    if due_at is not None and now > due_at:
+        raise Conflict(f"the quiz was due at {due_at.isoformat()}; attempts are closed")
+    correct, score = score_answers(quiz.questions, answers)
+    attempt = QuizAttempt(
+        id=uuid.uuid4(),
+        quiz_id=quiz.id,
+        reviewer_id=reviewer_id,
+        answers=answers,
+        correct_count=correct,
+        question_count=len(quiz.questions),
+        score=score,
+        passed=score >= quiz.pass_mark,
+        retake_grant_id=grant.id if grant else None,
+        created_at=now,
+    )
+    session.add(attempt)
+    if grant is not None:
+        grant.used_by_attempt_id = attempt.id
+    await session.flush()
+    result = attempt_read(quiz, attempt)
+    await record_change(
+        session,
+        actor=actor,
+        action="quiz_attempt.submitted",
+        entity_type="quiz",
+        entity_id=quiz.id,
+        after=result.model_dump(mode="json"),
+    )
+    if attempt.passed:
+        await training_plans.complete_quiz_items(
+            session, quiz_id=quiz.id, reviewer_id=reviewer_id, attempt_id=attempt.id, actor=actor
+        )
+    return result
+
+
+async def list_attempts(
+    session: AsyncSession,
+    *,
+    quiz_id: uuid.UUID,
+    reviewer_id: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+    actor: Principal,
+) -> tuple[Quiz, list[QuizAttempt]]:
+    """Attempts, oldest first (``limit + 1``); other roles than quiz managers see their own."""
+    quiz = await get_quiz(session, quiz_id=quiz_id)
+    query = select(QuizAttempt).where(QuizAttempt.quiz_id == quiz.id)
+    if actor.role not in QUIZ_MANAGERS:
+        if actor.reviewer_id is None or reviewer_id not in (None, actor.reviewer_id):
+            raise Forbidden("you may see only your own attempts")
+        reviewer_id = actor.reviewer_id
+    if reviewer_id is not None:
+        query = query.where(QuizAttempt.reviewer_id == reviewer_id)
+    if after is not None:
+        query = query.where(tuple_(QuizAttempt.created_at, QuizAttempt.id) > tuple_(*after))
+    query = query.order_by(QuizAttempt.created_at, QuizAttempt.id).limit(limit + 1)
+    return quiz, list(await session.scalars(query))
+
+
+async def _reviewer_markets(
+    session: AsyncSession, reviewer_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    rows = await session.execute(
+        select(Reviewer.id, Reviewer.markets).where(Reviewer.id.in_(reviewer_ids))
+    )
+    return {reviewer_id: sorted(markets or []) for reviewer_id, markets in rows}
+
+
+def _in_scope(markets: Sequence[str], only_markets: Sequence[str] | None) -> bool:
+    return only_markets is None or bool(set(markets) & set(only_markets))
+
+
+async def grant_retake(
+    session: AsyncSession, *, quiz_id: uuid.UUID, data: RetakeCreate, actor: Principal
+) -> QuizRetakeGrant:
+    """Grant an assignee one more attempt (409 when retakes are free or one is pending)."""
+    quiz = await get_quiz(session, quiz_id=quiz_id, for_update=True)
+    if not await is_assigned(session, quiz=quiz, reviewer_id=data.reviewer_id):
+        raise UnprocessableEntity(
+            f"reviewer '{data.reviewer_id}' is not assigned to this quiz",
+            errors=[{"loc": ["body", "reviewer_id"], "msg": "not an assignee of this quiz"}],
+        )
+    markets = (await _reviewer_markets(session, [data.reviewer_id])).get(data.reviewer_id, [])
+    if not _in_scope(markets, actor.markets):
+        raise Forbidden("this key may not act on reviewers outside its markets")
+    if quiz.retakes_allowed:
+        raise Conflict("this quiz allows retakes already")
+    pending = await session.scalar(
+        select(QuizRetakeGrant.id).where(
+            QuizRetakeGrant.quiz_id == quiz.id,
+            QuizRetakeGrant.reviewer_id == data.reviewer_id,
+            QuizRetakeGrant.used_by_attempt_id.is_(None),
+        )
+    )
+    if pending is not None:
+        raise Conflict("this reviewer has an unused retake already")
+    grant = QuizRetakeGrant(
+        id=uuid.uuid4(),
+        quiz_id=quiz.id,
+        reviewer_id=data.reviewer_id,
+        due_at=data.due_at,
+        granted_by=actor.key_id,
+        created_at=utcnow(),
+    )
+    session.add(grant)
+    await session.flush()
+    await record_change(
+        session,
+        actor=actor,
+        action="quiz_retake.granted",
+        entity_type="quiz",
+        entity_id=quiz.id,
+        after={
+            "grant_id": str(grant.id),
+            "reviewer_id": grant.reviewer_id,
+            "due_at": grant.due_at.isoformat() if grant.due_at else None,
+        },
+    )
+    return grant
+
+
+async def quiz_scores(
+    session: AsyncSession, *, quiz_id: uuid.UUID, only_markets: Sequence[str] | None
+) -> QuizScores:
+    """Per reviewer best score; per market (of the reviewers' profiles) the share of reviewers
+    who passed; per question the share of first attempts that got it wrong, most-missed first.
+    A market-scoped key counts only reviewers of its markets."""
+    quiz = await get_quiz(session, quiz_id=quiz_id)
+    attempts = list(
+        await session.scalars(
+            select(QuizAttempt)
+            .where(QuizAttempt.quiz_id == quiz.id)
+            .order_by(QuizAttempt.created_at, QuizAttempt.id)
+        )
+    )
+    by_reviewer: dict[str, list[QuizAttempt]] = defaultdict(list)
+    for attempt in attempts:
+        by_reviewer[attempt.reviewer_id].append(attempt)
+    markets_of = await _reviewer_markets(session, list(by_reviewer))
+    reviewers: list[ReviewerScore] = []
+    for reviewer_id in sorted(by_reviewer):
+        markets = markets_of.get(reviewer_id, [])
+        if not _in_scope(markets, only_markets):
+            continue
+        own = by_reviewer[reviewer_id]
+        reviewers.append(
+            ReviewerScore(
+                reviewer_id=reviewer_id,
+                markets=markets,
+                attempts=len(own),
+                best_score=max(a.score for a in own),
+                passed=any(a.passed for a in own),
+            )
+        )
+    per_market: dict[str, list[bool]] = defaultdict(list)
+    for score in reviewers:
+        for market in score.markets:
+            if only_markets is None or market in only_markets:
+                per_market[market].append(score.passed)
+    markets_out = [
+        MarketScore(
+            market=market,
+            reviewers=len(outcomes),
+            passed=sum(outcomes),
+            pass_rate=sum(outcomes) / len(outcomes),
+        )
+        for market, outcomes in sorted(per_market.items())
+    ]
+    firsts = [by_reviewer[score.reviewer_id][0] for score in reviewers]
+    questions: list[tuple[int, QuestionScore]] = []
+    for position, question in enumerate(quiz.questions):
+        wrong = sum(first.answers.get(question["id"]) != question["answer"] for first in firsts)
+        questions.append(
+            (
+                position,
+                QuestionScore(
+                    question_id=question["id"],
+                    prompt=question["prompt"],
+                    answered=len(firsts),
+                    wrong=wrong,
+                    wrong_share=wrong / len(firsts) if firsts else 0.0,
+                ),
+            )
+        )
+    questions.sort(key=lambda pair: (-pair[1].wrong_share, pair[0]))
+    return QuizScores(
+        quiz_id=quiz.id,
+        reviewers=reviewers,
+        markets=markets_out,
+        questions=[score for _, score in questions],
+    )
+
+
+async def assign_failures_to_plan(
+    session: AsyncSession, *, quiz_id: uuid.UUID, plan_id: uuid.UUID, actor: Principal
+) -> AssignPlanResult:
+    """Add every reviewer who attempted the quiz and never passed it to the plan's assignees
+    (a market-scoped key: those of its markets)."""
+    quiz = await get_quiz(session, quiz_id=quiz_id)
+    await training_plans.get_plan(session, plan_id=plan_id)
+    outcomes: dict[str, bool] = defaultdict(bool)
+    for reviewer_id, passed in await session.execute(
+        select(QuizAttempt.reviewer_id, QuizAttempt.passed).where(QuizAttempt.quiz_id == quiz.id)
+    ):
+        outcomes[reviewer_id] |= passed
+    failing = [r for r, passed in outcomes.items() if not passed]
+    if actor.markets is not None:
+        markets_of = await _reviewer_markets(session, failing)
+        failing = [r for r in failing if _in_scope(markets_of.get(r, []), actor.markets)]
+    added, already = await training_plans.add_assignees(
+        session, plan_id=plan_id, reviewer_ids=failing, actor=actor
+    )
+    return AssignPlanResult(plan_id=plan_id, added=added, already_assigned=already)

@@ -1,0 +1,1 @@
+"""Training plans: ``/v1/training-plans``."""

@@ -1,0 +1,300 @@
+"""Training plans: progress, completion, overdue items, pass_quiz items completed by passing,
+remedial plans for failing reviewers, and the overdue reminder (sent once)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.report_worker.training_reminders import run_remind_overdue_training_items
+from shared.events import EventType
+from shared.models import AuditLogEntry, Event, TrainingItemProgress, TrainingPlan
+from shared.settings import Settings
+from tests.conftest import auth, make_key
+from tests.test_quizzes_api import ALL_RIGHT, attempt, create_quiz, reviewer_key
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+
+def _at(hours: float) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
+
+
+def plan_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": "Onboarding DE",
+        "kind": "onboarding",
+        "owners": ["lead-1"],
+        "assignees": ["rev-1", "rev-2"],
+        "items": [
+            {"id": "read", "kind": "read_policy", "policy_code": "hate_speech", "due_at": _at(-1)},
+            {"id": "shadow", "kind": "shadow_audits", "count": 20, "due_at": _at(48)},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+async def create_plan(client: httpx.AsyncClient, key: str, **overrides: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/training-plans", json=plan_body(**overrides), headers=auth(key)
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def progress_of(client: httpx.AsyncClient, plan_id: str, key: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/training-plans/{plan_id}/progress", headers=auth(key))
+    assert response.status_code == 200, response.text
+    return {row["reviewer_id"]: row for row in response.json()["items"]}
+
+
+async def complete(
+    client: httpx.AsyncClient, plan_id: str, item_id: str, key: str, **body: str
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/training-plans/{plan_id}/items/{item_id}/complete",
+        json=body or None,
+        headers=auth(key),
+    )
+
+
+async def test_progress_completion_and_overdue(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
+) -> None:
+    plan = await create_plan(client, admin_key)
+    assert plan["assignees"] == ["rev-1", "rev-2"]
+    assert [item["id"] for item in plan["items"]] == ["read", "shadow"]
+    rev1 = await reviewer_key(sessionmaker, "rev-1")
+    owner = await reviewer_key(sessionmaker, "lead-1", role="qa_auditor")
+    stranger = await reviewer_key(sessionmaker, "rev-9")
+
+    before = await progress_of(client, plan["id"], admin_key)
+    assert before["rev-1"]["done"] == 0
+    assert before["rev-1"]["overdue"] == 1
+    assert [(i["item_id"], i["overdue"]) for i in before["rev-1"]["items"]] == [
+        ("read", True),
+        ("shadow", False),
+    ]
+
+    done = await complete(client, plan["id"], "read", rev1)
+    assert done.status_code == 200, done.text
+    assert done.json()["done"] is True
+    assert done.json()["overdue"] is False
+    assert (await complete(client, plan["id"], "read", rev1)).status_code == 409
+    # The owner completes on behalf of rev-2; a stranger may not.
+    assert (
+        await complete(client, plan["id"], "shadow", stranger, reviewer_id="rev-2")
+    ).status_code == 403
+    assert (await complete(client, plan["id"], "shadow", stranger)).status_code == 403
+    assert (
+        await complete(client, plan["id"], "shadow", owner, reviewer_id="rev-2")
+    ).status_code == 200
+    assert (await complete(client, plan["id"], "nope", rev1)).status_code == 404
+    assert (
+        await complete(client, plan["id"], "read", admin_key, reviewer_id="rev-9")
+    ).status_code == 422
+
+    after = await progress_of(client, plan["id"], owner)
+    assert (after["rev-1"]["done"], after["rev-1"]["overdue"]) == (1, 0)
+    assert (after["rev-2"]["done"], after["rev-2"]["overdue"]) == (1, 1)
+    # An assignee sees their own progress only; a stranger none.
+    assert list(await progress_of(client, plan["id"], rev1)) == ["rev-1"]
+    forbidden = await client.get(
+        f"/v1/training-plans/{plan['id']}/progress", headers=auth(stranger)
+    )
+    assert forbidden.status_code == 403
+
+    overdue = (await client.get("/v1/training-plans/overdue", headers=auth(admin_key))).json()
+    assert [(o["reviewer_id"], o["item_id"]) for o in overdue["items"]] == [("rev-2", "read")]
+    assert overdue["items"][0]["plan_title"] == "Onboarding DE"
+
+    async with sessionmaker() as session:
+        actions = list(
+            await session.scalars(
+                select(AuditLogEntry.action)
+                .where(AuditLogEntry.entity_type == "training_plan")
+                .order_by(AuditLogEntry.id)
+            )
+        )
+    assert actions == ["training_plan.created", "training_item.completed",
+                       "training_item.completed"]  # fmt: skip
+
+
+async def test_overdue_filters_by_market_and_pages(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
+) -> None:
+    for reviewer_id, market in [("de-1", "DE"), ("de-2", "DE"), ("at-1", "AT")]:
+        await client.put(
+            f"/v1/reviewers/{reviewer_id}",
+            json={"markets": [market], "languages": ["de"]},
+            headers=auth(admin_key),
+        )
+    await create_plan(client, admin_key, assignees=["de-1", "de-2", "at-1"])
+    listed = await client.get(
+        "/v1/training-plans/overdue", params={"market": "de", "limit": 1}, headers=auth(admin_key)
+    )
+    page = listed.json()
+    assert [o["reviewer_id"] for o in page["items"]] == ["de-1"]
+    second = await client.get(
+        "/v1/training-plans/overdue",
+        params={"market": "DE", "limit": 1, "cursor": page["next_cursor"]},
+        headers=auth(admin_key),
+    )
+    assert [o["reviewer_id"] for o in second.json()["items"]] == ["de-2"]
+    assert second.json()["next_cursor"] is None
+    at_manager = await make_key(sessionmaker, "manager", markets=["AT"])
+    scoped = await client.get("/v1/training-plans/overdue", headers=auth(at_manager))
+    assert [o["reviewer_id"] for o in scoped.json()["items"]] == ["at-1"]
+
+
+async def test_passing_the_quiz_completes_pass_quiz_items_and_failures_get_a_plan(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
+) -> None:
+    quiz = await create_quiz(client, admin_key, retakes_allowed=True)
+    rev1 = await reviewer_key(sessionmaker, "rev-1")
+    rev2 = await reviewer_key(sessionmaker, "rev-2")
+    await attempt(client, quiz["id"], rev1, {})  # fails
+    await attempt(client, quiz["id"], rev2, ALL_RIGHT)  # passes
+    plan = await create_plan(
+        client,
+        admin_key,
+        kind="remedial",
+        assignees=[],
+        items=[{"id": "quiz", "kind": "pass_quiz", "quiz_id": quiz["id"], "due_at": _at(24)}],
+    )
+    assigned = await client.post(
+        f"/v1/quizzes/{quiz['id']}/failures/assign-plan",
+        json={"plan_id": plan["id"]},
+        headers=auth(admin_key),
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json() == {"plan_id": plan["id"], "added": ["rev-1"], "already_assigned": []}
+    again = await client.post(
+        f"/v1/quizzes/{quiz['id']}/failures/assign-plan",
+        json={"plan_id": plan["id"]},
+        headers=auth(admin_key),
+    )
+    assert again.json()["already_assigned"] == ["rev-1"]
+    assert (await progress_of(client, plan["id"], admin_key))["rev-1"]["done"] == 0
+    # The assignee cannot tick a pass_quiz item by hand: passing does it.
+    assert (await complete(client, plan["id"], "quiz", rev1)).status_code == 409
+
+    passed = await attempt(client, quiz["id"], rev1, ALL_RIGHT)
+    assert passed.json()["passed"] is True
+    item = (await progress_of(client, plan["id"], admin_key))["rev-1"]["items"][0]
+    assert item["done"] is True
+    assert item["completed_by"] == f"quiz_attempt:{passed.json()['id']}"
+
+    # A reviewer who passed before joining a plan has the item done at once.
+    later = await create_plan(
+        client,
+        admin_key,
+        assignees=["rev-2"],
+        items=[{"id": "quiz", "kind": "pass_quiz", "quiz_id": quiz["id"], "due_at": _at(-1)}],
+    )
+    assert (await progress_of(client, later["id"], admin_key))["rev-2"]["done"] == 1
+
+
+async def test_overdue_items_are_reminded_once(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessionmaker,
+) -> None:
+    await client.put(
+        "/v1/reviewers/rev-1",
+        json={"markets": ["DE"], "languages": ["de"]},
+        headers=auth(admin_key),
+    )
+    plan = await create_plan(client, admin_key)
+    rev2 = await reviewer_key(sessionmaker, "rev-2")
+    assert (await complete(client, plan["id"], "read", rev2)).status_code == 200
+    ctx = {"settings": settings, "sessionmaker": sessionmaker}
+
+    assert await run_remind_overdue_training_items(ctx) == 1  # rev-1's "read"; rev-2 is done
+    assert await run_remind_overdue_training_items(ctx) == 0
+    async with sessionmaker() as session:
+        events = list(
+            await session.scalars(
+                select(Event).where(Event.type == EventType.TRAINING_ITEM_OVERDUE.value)
+            )
+        )
+        reminded = await session.scalar(
+            select(func.count())
+            .select_from(TrainingItemProgress)
+            .where(TrainingItemProgress.reminded_at.is_not(None))
+        )
+    assert len(events) == 1
+    assert events[0].market == "DE"
+    assert events[0].data["reviewer_id"] == "rev-1"
+    assert events[0].data["item_id"] == "read"
+    assert events[0].data["plan_id"] == plan["id"]
+    assert events[0].data["owners"] == ["lead-1"]
+    assert reminded == 1
+    overdue = (await client.get("/v1/training-plans/overdue", headers=auth(admin_key))).json()
+    assert overdue["items"][0]["reminded_at"] is not None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kind": "yearly"},
+        {"owners": []},
+        {"items": []},
+        {"items": [{"id": "q", "kind": "pass_quiz", "due_at": "2026-12-01T00:00:00Z"}]},
+        {"items": [{"id": "s", "kind": "shadow_audits", "due_at": "2026-12-01T00:00:00Z"}]},
+        {"items": [{"id": "r", "kind": "read_policy", "policy_code": "x", "due_at": "tomorrow"}]},
+        {
+            "items": [
+                {
+                    "id": "q",
+                    "kind": "pass_quiz",
+                    "quiz_id": "00000000-0000-0000-0000-000000000001",
+                    "due_at": "2026-12-01T00:00:00Z",
+                }
+            ]
+        },
+    ],
+)
+async def test_bad_plans_are_422_and_store_nothing(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: Sessionmaker,
+    change: dict[str, Any],
+) -> None:
+    response = await client.post(
+        "/v1/training-plans", json=plan_body(**change), headers=auth(admin_key)
+    )
+    assert response.status_code == 422, response.text
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(TrainingPlan)) == 0
+
+
+@pytest.mark.parametrize("role", ["admin", "manager", "policy_poc", "qa_auditor", "moderator"])
+async def test_roles(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker, role: str
+) -> None:
+    manages = role in ("admin", "manager")
+    key = await make_key(sessionmaker, role, reviewer_id="someone")
+    plan = await create_plan(client, admin_key)
+    created = await client.post("/v1/training-plans", json=plan_body(), headers=auth(key))
+    assert created.status_code == (201 if manages else 403)
+    for url in ("/v1/training-plans", "/v1/training-plans/overdue"):
+        assert (await client.get(url, headers=auth(key))).status_code == (200 if manages else 403)
+        assert (await client.get(url)).status_code == 401
+    for url in (f"/v1/training-plans/{plan['id']}", f"/v1/training-plans/{plan['id']}/progress"):
+        assert (await client.get(url, headers=auth(key))).status_code == (200 if manages else 403)
+        assert (await client.get(url)).status_code == 401
+    on_behalf = await complete(client, plan["id"], "shadow", key, reviewer_id="rev-1")
+    assert on_behalf.status_code == (200 if manages else 403)
+    assert (
+        await client.post(f"/v1/training-plans/{plan['id']}/items/read/complete")
+    ).status_code == 401
+    assert (await client.post("/v1/training-plans", json=plan_body())).status_code == 401
