@@ -27,6 +27,7 @@ class EventType(StrEnum):
     CALIBRATION_OPENED = "calibration.opened"
     CALIBRATION_CLOSED = "calibration.closed"
     TRAINING_ITEM_OVERDUE = "training.item_overdue"
+    AUDITOR_ACCURACY_DROPPED = "auditor.accuracy_dropped"
 
 
 class EventPayload(BaseModel):
@@ -134,6 +135,17 @@ class TrainingItemOverdue(EventPayload):
     due_at: AwareDatetime
 
 
+class AuditorAccuracyDropped(EventPayload):
+    """An auditor's golden-item accuracy of an ISO week fell below the threshold."""
+
+    auditor_id: str
+    week: str = Field(description="The ISO week, e.g. 2026-W47.")
+    judged: int
+    matched: int
+    accuracy: float
+    threshold: float
+
+
 EVENT_PAYLOADS: dict[EventType, type[EventPayload]] = {
     EventType.SOURCE_REJECTED_BATCH: SourceRejectedBatch,
     EventType.SOURCE_SECRET_ROTATED: SourceSecretRotated,
@@ -143,6 +155,7 @@ EVENT_PAYLOADS: dict[EventType, type[EventPayload]] = {
     EventType.CALIBRATION_OPENED: CalibrationOpened,
     EventType.CALIBRATION_CLOSED: CalibrationClosed,
     EventType.TRAINING_ITEM_OVERDUE: TrainingItemOverdue,
+    EventType.AUDITOR_ACCURACY_DROPPED: AuditorAccuracyDropped,
 }
 
 

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     dispute_sla_hours: int = 24
     sampling_seed: str = "plumbline"
 
+    # Golden items: the share of claims that hand out a golden item, and the weekly golden
+    # accuracy below which ``auditor.accuracy_dropped`` is sent.
+    golden_rate: float = Field(0.05, ge=0, le=1)
+    auditor_accuracy_threshold: float = Field(0.9, ge=0, le=1)
+
     # Notifier deliveries.
     delivery_max_attempts: int = 8
     delivery_base_delay_seconds: float = 1.0

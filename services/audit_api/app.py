@@ -17,6 +17,7 @@ from services.audit_api.corrections.router import router as corrections_router
 from services.audit_api.decisions.router import router as decisions_router
 from services.audit_api.decisions.writer import DecisionWriter
 from services.audit_api.disagreements.router import router as disagreements_router
+from services.audit_api.golden.router import router as golden_router
 from services.audit_api.health.router import router as health_router
 from services.audit_api.jobs.router import router as jobs_router
 from services.audit_api.metrics_agreement.router import router as metrics_agreement_router
@@ -97,4 +98,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quizzes_router)
     app.include_router(training_plans_router)
     app.include_router(calibrations_router)
+    app.include_router(golden_router)
     return app

@@ -4,7 +4,8 @@ A market day is the decisions whose ``decided_at``, in the market's time zone, f
 date. One market day is sampled in one transaction under an advisory lock on (market, day),
 so a scheduled run and an on-demand run of the same day take turns; the second finds the
 first's audits and adds only what it must (usually nothing). Audits are inserted with
-``ON CONFLICT (decision_id) DO NOTHING``: whatever happens, a decision is audited once.
+``ON CONFLICT (decision_id) WHERE NOT is_golden DO NOTHING``: whatever happens, a decision is
+audited once (golden audits, one per auditor, are not sampled).
 
 Speed (a day of 1,000,000 decisions): decisions are streamed from a server-side cursor in
 large batches straight from asyncpg (no ORM rows), each is hashed and routed in Python, only
@@ -116,7 +117,7 @@ _INSERT_AUDITS = """
              AS s(decision_id, plan_id, reason, priority)
         JOIN decisions d ON d.id = s.decision_id
         ORDER BY d.id
-        ON CONFLICT (decision_id) DO NOTHING
+        ON CONFLICT (decision_id) WHERE NOT is_golden DO NOTHING
         RETURNING plan_id, reason, moderator_id
     )
     SELECT plan_id, reason, moderator_id, count(*) AS created

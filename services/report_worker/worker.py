@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from services.report_worker.auditor_quality import run_announce_accuracy_drops
 from services.report_worker.disputes import (
     run_close_expired_disagreements,
     run_remind_overdue_disputes,
@@ -64,6 +65,12 @@ class WorkerSettings:
             run_remind_overdue_training_items,
             name="remind_overdue_training_items",
             seconds={55},
+            timeout=60,
+        ),
+        scheduled_job(
+            run_announce_accuracy_drops,
+            name="announce_auditor_accuracy_drops",
+            seconds={35},
             timeout=60,
         ),
     ]

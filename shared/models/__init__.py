@@ -15,6 +15,7 @@ from shared.models.audits import (
 from shared.models.auth import ROLES, ApiKey
 from shared.models.base import Base
 from shared.models.calibration import CalibrationItem, CalibrationLabel, CalibrationSession
+from shared.models.golden import AuditorAccuracyAnnouncement, GoldenItem, GoldenVerdict
 from shared.models.intake import (
     Decision,
     IntakeBatch,
@@ -40,6 +41,7 @@ __all__ = [
     "Appeal",
     "Audit",
     "AuditLogEntry",
+    "AuditorAccuracyAnnouncement",
     "BackgroundJob",
     "Base",
     "CalibrationItem",
@@ -52,6 +54,8 @@ __all__ = [
     "Disagreement",
     "DisagreementChange",
     "Event",
+    "GoldenItem",
+    "GoldenVerdict",
     "IntakeBatch",
     "IntakeDailyRollup",
     "Market",

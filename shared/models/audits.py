@@ -117,11 +117,25 @@ class Audit(CreatedAtMixin, Base):
         Index("ix_audits_moderator_id_day", "moderator_id", "day"),
         Index("ix_audits_auditor_id_status", "auditor_id", "status"),
         Index("ix_audits_day_market", "day", "market"),
+        # One real audit per decision, however often a day is sampled; golden audits of a
+        # decision are one per auditor.
+        Index(
+            "uq_audits_decision_id",
+            "decision_id",
+            unique=True,
+            postgresql_where=text("NOT is_golden"),
+        ),
+        Index(
+            "uq_audits_golden_decision_id_auditor_id",
+            "decision_id",
+            "auditor_id",
+            unique=True,
+            postgresql_where=text("is_golden"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    # One audit per decision, however often a day is sampled.
-    decision_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    decision_id: Mapped[int] = mapped_column(BigInteger)
     sampling_run_id: Mapped[uuid.UUID | None]
     plan_id: Mapped[uuid.UUID | None]
     reason: Mapped[str] = mapped_column(String(32))

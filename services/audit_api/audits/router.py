@@ -40,7 +40,10 @@ async def claim_audit(
     a reviewer, or whose reviewer has no markets or languages, gets 204.
     """
     audit = await service.claim_next_audit(
-        session, principal=principal, lease_minutes=settings.claim_lease_minutes
+        session,
+        principal=principal,
+        lease_minutes=settings.claim_lease_minutes,
+        golden_rate=settings.golden_rate,
     )
     if audit is None:
         return Response(status_code=204)

@@ -31,6 +31,12 @@ best record of the one in force at decision time. An incorrect verdict opens a d
 (``disagreement.opened``) and sends the correction to the decision's source platform
 (``decision.corrected``, to that source's own channel only). Golden items (``is_golden``)
 test the auditor, not a moderator: they open no disagreement and send no correction.
+
+Golden items (issue 4, ``services.audit_api.golden.service``): with probability
+``golden_rate`` (deterministic per auditor and claim number) a claim hands out a golden
+audit instead, created for this auditor; nothing else claims it. A QA auditor is never told
+an audit is golden (``is_golden`` reads false for them), a moderator never sees golden audits
+of their decisions, and the verdict on a golden audit is compared with the golden expectation.
 """
 
 from __future__ import annotations
@@ -58,6 +64,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit_api.deps import Principal
+from services.audit_api.golden.service import (
+    claim_golden_audit,
+    claim_number,
+    is_golden_turn,
+    record_golden_verdict,
+)
 from services.audit_api.wellbeing.service import capped_codes
 from shared.audit_log import record_change
 from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
@@ -101,8 +113,10 @@ def audit_read(
     verdict: Verdict | None,
     disagreement_id: uuid.UUID | None,
     blind: bool,
+    hide_golden: bool = False,
 ) -> AuditRead:
-    """The API view of an audit; ``blind`` leaves the moderator out."""
+    """The API view of an audit; ``blind`` leaves the moderator out, ``hide_golden`` says
+    every audit is a real one (what QA auditors see)."""
     moderator_id = None if blind else audit.moderator_id
     return AuditRead(
         id=audit.id,
@@ -113,7 +127,7 @@ def audit_read(
         language=audit.language,
         day=audit.day,
         priority=audit.priority,
-        is_golden=audit.is_golden,
+        is_golden=audit.is_golden and not hide_golden,
         auditor_id=audit.auditor_id,
         claimed_at=audit.claimed_at,
         lease_expires_at=audit.lease_expires_at,
@@ -168,7 +182,7 @@ _CANDIDATES = (
         CROSS JOIN LATERAL (
             SELECT x.id FROM audits AS x
             WHERE x.market = m.code AND x.language = l.tag AND x.status <> 'completed'
-              AND (x.status = 'pending' OR x.lease_expires_at <= :now)
+              AND (x.status = 'pending' OR (x.lease_expires_at <= :now AND NOT x.is_golden))
               AND x.moderator_id <> :auditor
               AND NOT (x.policy_labels && CAST(:excluded AS varchar[]))
             ORDER BY x.priority
@@ -196,7 +210,12 @@ def _claim_statement(*, fast: bool) -> Select[Audit, Decision]:
             Audit.status != "completed",
             or_(
                 Audit.status == "pending",
-                and_(Audit.status == "claimed", Audit.lease_expires_at <= bindparam("now")),
+                and_(
+                    Audit.status == "claimed",
+                    Audit.lease_expires_at <= bindparam("now"),
+                    # A golden audit handed to an auditor is theirs alone.
+                    not_(Audit.is_golden),
+                ),
             ),
             Audit.moderator_id != bindparam("auditor"),
             not_(Audit.policy_labels.overlap(excluded)),
@@ -276,12 +295,17 @@ def _work_scope(
 
 
 async def claim_next_audit(
-    session: AsyncSession, *, principal: Principal, lease_minutes: int
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    lease_minutes: int,
+    golden_rate: float = 0.0,
 ) -> AuditRead | None:
     """The audit the calling auditor should judge now, or None when there is nothing for them.
 
     Returns the auditor's unexpired claim if they hold one; otherwise claims the next
-    audit they may judge (see the module docstring) and audit-logs the claim.
+    audit they may judge (see the module docstring), a golden one at ``golden_rate`` when one
+    fits, and audit-logs the claim.
     """
     auditor_id = principal.reviewer_id
     if auditor_id is None:
@@ -296,12 +320,39 @@ async def claim_next_audit(
     held = await _held_claim(session, auditor_id=auditor_id, markets=principal.markets)
     if held is not None:
         audit, decision = held
-        return audit_read(audit, decision, verdict=None, disagreement_id=None, blind=True)
+        return audit_read(
+            audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
+        )
     markets, languages = _work_scope(reviewer, key_markets=principal.markets)
     if not markets or not languages:
         return None
     now = utcnow()
     excluded = await capped_codes(session, auditor_id=auditor_id, day=now.date())
+    if golden_rate > 0 and is_golden_turn(
+        auditor_id, await claim_number(session, auditor_id=auditor_id), golden_rate
+    ):
+        golden = await claim_golden_audit(
+            session,
+            auditor_id=auditor_id,
+            markets=markets,
+            languages=languages,
+            excluded=excluded,
+            now=now,
+            lease=timedelta(minutes=lease_minutes),
+        )
+        if golden is not None:
+            audit, decision = golden
+            await record_change(
+                session,
+                actor=principal,
+                action="audit.claim",
+                entity_type=ENTITY,
+                entity_id=audit.id,
+                after={**_audit_snapshot(audit), "is_golden": True},
+            )
+            return audit_read(
+                audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
+            )
     taken = await _take_next(
         session,
         auditor_id=auditor_id,
@@ -328,7 +379,9 @@ async def claim_next_audit(
         before=before,
         after=_audit_snapshot(audit),
     )
-    return audit_read(audit, decision, verdict=None, disagreement_id=None, blind=True)
+    return audit_read(
+        audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
+    )
 
 
 # ---------------------------------------------------------------------------- verdicts
@@ -450,6 +503,8 @@ async def submit_verdict(
         },
     )
 
+    if audit.is_golden:
+        await record_golden_verdict(session, audit=audit, verdict=verdict)
     disagreement_id = None
     if data.outcome == "incorrect" and not audit.is_golden:
         disagreement_id = await _open_disagreement(
@@ -461,7 +516,12 @@ async def submit_verdict(
             dispute_window=timedelta(hours=dispute_window_hours),
         )
     return audit_read(
-        audit, decision, verdict=verdict, disagreement_id=disagreement_id, blind=False
+        audit,
+        decision,
+        verdict=verdict,
+        disagreement_id=disagreement_id,
+        blind=False,
+        hide_golden=principal.role == "qa_auditor",
     )
 
 
@@ -562,6 +622,9 @@ def _visible(query: SelectT, principal: Principal) -> SelectT:
             return query.where(false())
         column = Audit.moderator_id if principal.role == "moderator" else Audit.auditor_id
         query = query.where(column == principal.reviewer_id)
+        if principal.role == "moderator":
+            # Golden audits test the auditor: they are not the moderator's audits.
+            query = query.where(not_(Audit.is_golden))
     if principal.markets is not None:
         query = query.where(Audit.market.in_(principal.markets))
     return query
@@ -628,6 +691,7 @@ async def list_audits(
             verdict=verdict,
             disagreement_id=disagreement_id,
             blind=is_blind(principal, audit),
+            hide_golden=principal.role == "qa_auditor",
         )
         for audit, decision, verdict, disagreement_id in rows
     ]
@@ -649,4 +713,5 @@ async def get_audit(
         verdict=verdict,
         disagreement_id=disagreement_id,
         blind=is_blind(principal, audit),
+        hide_golden=principal.role == "qa_auditor",
     )

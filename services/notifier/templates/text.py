@@ -98,6 +98,16 @@ TEXT_TEMPLATES: dict[str, dict[str, str]] = {
             "Verantwortlich: {owners}."
         ),
     },
+    "auditor.accuracy_dropped": {
+        "en": (
+            "QA auditor {auditor_id}: accuracy on golden items in week {week} was {accuracy} "
+            "({matched} of {judged} matched), below the threshold of {threshold}."
+        ),
+        "de": (
+            "QA-Auditor {auditor_id}: Die Genauigkeit bei Golden Items in Woche {week} lag bei "
+            "{accuracy} ({matched} von {judged} getroffen), unter dem Schwellenwert {threshold}."
+        ),
+    },
 }
 
 # Fields holding codes, and the codes shown to people in their language (a code without a

@@ -1,0 +1,550 @@
+"""Golden items: decisions with a known right verdict, mixed into auditors' claims.
+
+Golden items are curated from a decision (``expected_outcome`` and, when incorrect, the
+expected action and labels) or imported from a closed calibration session. An import maps an
+item's golden label to an expectation of the item's decision:
+
+- a golden label in ``NO_VIOLATION_LABELS`` (``no_violation``, ``approve``) expects the
+  non-enforcing action (``approve``, no labels): ``correct`` when the moderator approved,
+  otherwise ``incorrect`` expecting ``approve`` with no labels;
+- any other golden label is a policy code the content violates: ``correct`` when the
+  moderator enforced (any action but ``approve``) with that label among theirs, otherwise
+  ``incorrect`` expecting the moderator's action (``remove`` when they approved) with labels
+  ``[golden]``.
+
+Mixing (see ``claim_golden_audit``): a claim is a golden turn when a hash of (auditor, number
+of audits the auditor holds or held) falls below ``golden_rate``: deterministic, and at the
+configured rate over many claims. A golden turn hands out an active golden item the auditor
+has not judged (nor been handed) before, in their markets and languages, not their own
+decision, not one they created, not from a calibration session they took part in, and not
+carrying a sensitive label they reached the cap of. It becomes an ``Audit`` with ``is_golden``
+set (one per decision and auditor), shaped like any other audit; the claim response does not
+say it is golden.
+
+Verdicts on golden audits are compared with the expectation: matched when the outcome is the
+expected one and, for an expected ``incorrect``, the expected action is the golden one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import any_, func, literal, not_, or_, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.audit_api.deps import Principal
+from shared.audit_log import record_change, snapshot
+from shared.errors import Conflict, NotFound, UnprocessableEntity
+from shared.models import (
+    Audit,
+    CalibrationItem,
+    CalibrationSession,
+    Decision,
+    GoldenItem,
+    GoldenVerdict,
+    Verdict,
+)
+from shared.models.base import utcnow
+from shared.schemas.golden import (
+    AuditorQualityRow,
+    GoldenItemCreate,
+    GoldenItemQuery,
+    GoldenItemRead,
+    SkippedCalibrationItem,
+)
+from shared.stats.intervals import wilson_interval
+from shared.verdicts import NON_ENFORCING_ACTION, derive_error_type
+
+ENTITY = "golden_item"
+NO_VIOLATION_LABELS = frozenset({"no_violation", "approve"})
+DEFAULT_ENFORCING_ACTION = "remove"
+DEFAULT_REPORT_WEEKS = 8
+
+# ---------------------------------------------------------------------------- curating
+
+
+def _unique(labels: list[str]) -> list[str]:
+    return list(dict.fromkeys(labels))
+
+
+async def _decision(session: AsyncSession, decision_id: int) -> Decision | None:
+    return await session.scalar(select(Decision).where(Decision.id == decision_id))
+
+
+async def _active_exists(session: AsyncSession, decision_id: int) -> bool:
+    found = await session.scalar(
+        select(GoldenItem.id).where(GoldenItem.decision_id == decision_id, GoldenItem.active)
+    )
+    return found is not None
+
+
+async def _add(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    decision: Decision,
+    expected_outcome: str,
+    expected_action: str | None,
+    expected_labels: list[str] | None,
+    source: str,
+    calibration_id: uuid.UUID | None,
+) -> GoldenItem:
+    item = GoldenItem(
+        id=uuid.uuid4(),
+        decision_id=decision.id,
+        market=decision.market,
+        expected_outcome=expected_outcome,
+        expected_action=expected_action,
+        expected_labels=expected_labels,
+        source=source,
+        calibration_id=calibration_id,
+        active=True,
+        created_by=principal.key_id,
+        created_by_reviewer_id=principal.reviewer_id,
+        created_at=utcnow(),
+        deactivated_at=None,
+    )
+    session.add(item)
+    await session.flush()
+    await record_change(
+        session,
+        actor=principal,
+        action="golden_item.create",
+        entity_type=ENTITY,
+        entity_id=item.id,
+        after=snapshot(GoldenItemRead.model_validate(item)),
+    )
+    return item
+
+
+async def create_golden_item(
+    session: AsyncSession, *, principal: Principal, data: GoldenItemCreate
+) -> GoldenItem:
+    """Curate a golden item from a decision.
+
+    422 when the decision does not exist (or is outside a market-scoped key's markets) or an
+    incorrect expectation is the moderator's own decision; 409 when the decision already is
+    an active golden item.
+    """
+    decision = await _decision(session, data.decision_id)
+    if decision is None or not principal.can_see_market(decision.market):
+        raise UnprocessableEntity(
+            f"decision {data.decision_id} does not exist",
+            errors=[{"loc": ["decision_id"], "msg": "no such decision"}],
+        )
+    expected_labels: list[str] | None = None
+    if data.expected_outcome == "incorrect":
+        assert data.expected_action is not None  # GoldenItemCreate guarantees it
+        if data.expected_labels is not None:
+            expected_labels = _unique(data.expected_labels)
+        elif data.expected_action == NON_ENFORCING_ACTION:
+            expected_labels = []
+        else:
+            expected_labels = list(decision.policy_labels)
+        error_type = derive_error_type(
+            decision.action, decision.policy_labels, data.expected_action, expected_labels
+        )
+        if error_type is None:
+            raise UnprocessableEntity(
+                "an incorrect golden item must expect another decision than the moderator's",
+                errors=[{"loc": ["expected_action"], "msg": "is the moderator's own decision"}],
+            )
+    if await _active_exists(session, decision.id):
+        raise Conflict(f"decision {decision.id} already is an active golden item")
+    return await _add(
+        session,
+        principal=principal,
+        decision=decision,
+        expected_outcome=data.expected_outcome,
+        expected_action=data.expected_action,
+        expected_labels=expected_labels,
+        source="curated",
+        calibration_id=None,
+    )
+
+
+def expectation_from_golden_label(
+    golden: str, *, action: str, labels: list[str]
+) -> tuple[str, str | None, list[str] | None]:
+    """(expected_outcome, expected_action, expected_labels) for a decision whose content has
+    this golden calibration label (the mapping of the module docstring)."""
+    if golden in NO_VIOLATION_LABELS:
+        if action == NON_ENFORCING_ACTION:
+            return "correct", None, None
+        return "incorrect", NON_ENFORCING_ACTION, []
+    if action != NON_ENFORCING_ACTION and golden in labels:
+        return "correct", None, None
+    expected_action = action if action != NON_ENFORCING_ACTION else DEFAULT_ENFORCING_ACTION
+    return "incorrect", expected_action, [golden]
+
+
+async def import_from_calibration(
+    session: AsyncSession, *, principal: Principal, calibration_id: uuid.UUID
+) -> tuple[list[GoldenItem], list[SkippedCalibrationItem]]:
+    """Golden items from a closed session's items that have a golden answer and a decision.
+
+    404 for an unknown session (or outside a market-scoped key's markets); 409 while it is
+    open. Items without a golden answer or a decision, whose decision is unknown, or whose
+    decision already is an active golden item are skipped, with the reason.
+    """
+    calibration = await session.scalar(
+        select(CalibrationSession).where(CalibrationSession.id == calibration_id)
+    )
+    if calibration is None or not principal.can_see_market(calibration.market):
+        raise NotFound("calibration session not found")
+    if calibration.status != "closed":
+        raise Conflict("only a closed calibration session can give golden items")
+    items = list(
+        await session.scalars(
+            select(CalibrationItem)
+            .where(CalibrationItem.session_id == calibration_id)
+            .order_by(CalibrationItem.position)
+        )
+    )
+    created: list[GoldenItem] = []
+    skipped: list[SkippedCalibrationItem] = []
+    for item in items:
+        if item.golden is None or item.decision_id is None:
+            reason = "no golden answer" if item.golden is None else "no decision"
+            skipped.append(SkippedCalibrationItem(content_id=item.content_id, reason=reason))
+            continue
+        decision = await _decision(session, item.decision_id)
+        if decision is None:
+            skipped.append(
+                SkippedCalibrationItem(content_id=item.content_id, reason="unknown decision")
+            )
+            continue
+        if await _active_exists(session, decision.id):
+            skipped.append(
+                SkippedCalibrationItem(
+                    content_id=item.content_id, reason="already an active golden item"
+                )
+            )
+            continue
+        outcome, action, labels = expectation_from_golden_label(
+            item.golden, action=decision.action, labels=list(decision.policy_labels)
+        )
+        created.append(
+            await _add(
+                session,
+                principal=principal,
+                decision=decision,
+                expected_outcome=outcome,
+                expected_action=action,
+                expected_labels=labels,
+                source="calibration",
+                calibration_id=calibration.id,
+            )
+        )
+    return created, skipped
+
+
+async def list_golden_items(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filters: GoldenItemQuery,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[GoldenItem]:
+    """Golden items newest first, ``filters.limit + 1`` of them (the extra says more exist)."""
+    query = select(GoldenItem)
+    if principal.markets is not None:
+        query = query.where(GoldenItem.market.in_(principal.markets))
+    if filters.active is not None:
+        query = query.where(GoldenItem.active.is_(filters.active))
+    if filters.source is not None:
+        query = query.where(GoldenItem.source == filters.source)
+    if before is not None:
+        query = query.where(tuple_(GoldenItem.created_at, GoldenItem.id) < tuple_(*before))
+    query = query.order_by(GoldenItem.created_at.desc(), GoldenItem.id.desc()).limit(
+        filters.limit + 1
+    )
+    return list(await session.scalars(query))
+
+
+async def deactivate_golden_item(
+    session: AsyncSession, *, principal: Principal, golden_item_id: uuid.UUID
+) -> GoldenItem:
+    """Stop handing the item out (verdicts already given keep counting); idempotent."""
+    item = await session.scalar(
+        select(GoldenItem).where(GoldenItem.id == golden_item_id).with_for_update()
+    )
+    if item is None or not principal.can_see_market(item.market):
+        raise NotFound("golden item not found")
+    if not item.active:
+        return item
+    before = snapshot(GoldenItemRead.model_validate(item))
+    item.active = False
+    item.deactivated_at = utcnow()
+    await session.flush()
+    await record_change(
+        session,
+        actor=principal,
+        action="golden_item.deactivate",
+        entity_type=ENTITY,
+        entity_id=item.id,
+        before=before,
+        after=snapshot(GoldenItemRead.model_validate(item)),
+    )
+    return item
+
+
+# ---------------------------------------------------------------------------- mixing
+
+
+def _unit_hash(*parts: object) -> float:
+    digest = hashlib.sha256(":".join(str(part) for part in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_golden_turn(auditor_id: str, claim_number: int, rate: float) -> bool:
+    """Whether the auditor's ``claim_number``-th claim hands out a golden item.
+
+    A hash of both, read as a number in [0, 1), below ``rate``: deterministic, and over many
+    claims golden at ``rate`` (0 never, 1 always).
+    """
+    return rate > 0 and _unit_hash(auditor_id, claim_number) < rate
+
+
+async def claim_number(session: AsyncSession, *, auditor_id: str) -> int:
+    """How many audits the auditor holds or held: the ordinal of their next claim."""
+    count = await session.scalar(select(func.count()).where(Audit.auditor_id == auditor_id))
+    return int(count or 0)
+
+
+async def claim_golden_audit(
+    session: AsyncSession,
+    *,
+    auditor_id: str,
+    markets: list[str],
+    languages: list[str],
+    excluded: list[str],
+    now: datetime,
+    lease: timedelta,
+) -> tuple[Audit, Decision] | None:
+    """Hand the auditor a golden audit (see the module docstring), or None when none fits.
+
+    The auditor's own golden audit whose lease expired is handed back first (golden audits
+    never go to anyone else).
+    """
+    expired = (
+        await session.execute(
+            select(Audit, Decision)
+            .join(Decision, Decision.id == Audit.decision_id)
+            .where(
+                Audit.is_golden,
+                Audit.auditor_id == auditor_id,
+                Audit.status == "claimed",
+                Audit.lease_expires_at <= now,
+                Audit.market.in_(markets),
+                Audit.language.in_(languages),
+            )
+            .order_by(Audit.claimed_at, Audit.id)
+            .limit(1)
+            .with_for_update(of=Audit)
+        )
+    ).first()
+    if expired is not None:
+        audit, decision = expired[0], expired[1]
+        audit.claimed_at = now
+        audit.lease_expires_at = now + lease
+        await session.flush()
+        return audit, decision
+
+    seen = select(Audit.id).where(
+        Audit.decision_id == GoldenItem.decision_id, Audit.auditor_id == auditor_id
+    )
+    participated = select(CalibrationSession.id).where(
+        CalibrationSession.id == GoldenItem.calibration_id,
+        literal(auditor_id) == any_(CalibrationSession.participants),
+    )
+    row = (
+        await session.execute(
+            select(GoldenItem, Decision)
+            .join(Decision, Decision.id == GoldenItem.decision_id)
+            .where(
+                GoldenItem.active,
+                Decision.market.in_(markets),
+                Decision.language.in_(languages),
+                Decision.moderator_id != auditor_id,
+                or_(
+                    GoldenItem.created_by_reviewer_id.is_(None),
+                    GoldenItem.created_by_reviewer_id != auditor_id,
+                ),
+                not_(Decision.policy_labels.overlap(excluded)),
+                not_(seen.exists()),
+                not_(participated.exists()),
+            )
+            # A different order per auditor, so auditors do not all get the same item first.
+            .order_by(func.md5(func.concat(GoldenItem.id, ":", auditor_id)))
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    item, decision = row[0], row[1]
+    audit = Audit(
+        id=uuid.uuid4(),
+        decision_id=decision.id,
+        sampling_run_id=None,
+        plan_id=None,
+        reason="base_rate",
+        market=decision.market,
+        queue=decision.queue,
+        language=decision.language,
+        moderator_id=decision.moderator_id,
+        policy_labels=list(decision.policy_labels),
+        day=await _market_day(session, decision),
+        status="claimed",
+        priority=_unit_hash(auditor_id, item.id),
+        auditor_id=auditor_id,
+        claimed_at=now,
+        lease_expires_at=now + lease,
+        is_golden=True,
+        created_at=now,
+    )
+    session.add(audit)
+    await session.flush()
+    return audit, decision
+
+
+async def _market_day(session: AsyncSession, decision: Decision) -> date:
+    """The decision's day in its market's time zone (UTC when the market has none)."""
+    day = await session.scalar(
+        text(
+            "SELECT CAST((CAST(:at AS timestamptz) AT TIME ZONE coalesce("
+            "(SELECT time_zone FROM markets WHERE code = :market), 'UTC')) AS date)"
+        ),
+        {"at": decision.decided_at, "market": decision.market},
+    )
+    return day if isinstance(day, date) else decision.decided_at.date()
+
+
+async def record_golden_verdict(
+    session: AsyncSession, *, audit: Audit, verdict: Verdict
+) -> GoldenVerdict | None:
+    """Compare a golden audit's verdict with the golden expectation and store the result.
+
+    The expectation is the decision's golden item (the active one, else the latest).
+    """
+    item = await session.scalar(
+        select(GoldenItem)
+        .where(GoldenItem.decision_id == audit.decision_id)
+        .order_by(GoldenItem.active.desc(), GoldenItem.created_at.desc())
+        .limit(1)
+    )
+    if item is None:
+        return None
+    matched = verdict.outcome == item.expected_outcome and (
+        item.expected_outcome == "correct"
+        or item.expected_action is None
+        or verdict.expected_action == item.expected_action
+    )
+    result = GoldenVerdict(
+        verdict_id=verdict.id,
+        golden_item_id=item.id,
+        audit_id=audit.id,
+        decision_id=audit.decision_id,
+        auditor_id=verdict.auditor_id,
+        market=audit.market,
+        outcome=verdict.outcome,
+        expected_action=verdict.expected_action,
+        matched=matched,
+        judged_at=verdict.created_at,
+    )
+    session.add(result)
+    await session.flush()
+    return result
+
+
+# ---------------------------------------------------------------------------- quality
+
+
+def iso_week(day: date) -> tuple[str, date]:
+    """The ISO week of a day (``2026-W48``) and its Monday."""
+    year, week, weekday = day.isocalendar()
+    return f"{year}-W{week:02d}", day - timedelta(days=weekday - 1)
+
+
+def majority(outcomes: list[str]) -> str | None:
+    """The most frequent outcome; None when there is none or a tie."""
+    ranked = Counter(outcomes).most_common()
+    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
+def default_range(today: date) -> tuple[date, date]:
+    """The last ``DEFAULT_REPORT_WEEKS`` ISO weeks, this one included."""
+    _, monday = iso_week(today)
+    return monday - timedelta(weeks=DEFAULT_REPORT_WEEKS - 1), today
+
+
+async def auditor_quality(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    from_: date,
+    to: date,
+    auditor_id: str | None,
+) -> list[AuditorQualityRow]:
+    """Per auditor per ISO week: golden verdicts judged and matched, accuracy with its Wilson
+    interval, and agreement with the other auditors' majority on the same golden decisions.
+
+    Weeks are of the verdicts' UTC time; ``from`` and ``to`` are UTC days, inclusive. A
+    market-scoped key sees the golden verdicts of its markets only.
+    """
+    start = datetime.combine(from_, time(), tzinfo=UTC)
+    end = datetime.combine(to + timedelta(days=1), time(), tzinfo=UTC)
+    query = select(GoldenVerdict).where(
+        GoldenVerdict.judged_at >= start, GoldenVerdict.judged_at < end
+    )
+    if principal.markets is not None:
+        query = query.where(GoldenVerdict.market.in_(principal.markets))
+    if auditor_id is not None:
+        query = query.where(GoldenVerdict.auditor_id == auditor_id)
+    verdicts = list(await session.scalars(query))
+    decision_ids = sorted({v.decision_id for v in verdicts})
+    outcomes_of: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    if decision_ids:
+        others_query = select(
+            GoldenVerdict.decision_id, GoldenVerdict.auditor_id, GoldenVerdict.outcome
+        ).where(GoldenVerdict.decision_id.in_(decision_ids))
+        for decision_id, who, outcome in await session.execute(others_query):
+            outcomes_of[decision_id].append((who, outcome))
+
+    groups: dict[tuple[str, str, date], list[GoldenVerdict]] = defaultdict(list)
+    for verdict in verdicts:
+        week, monday = iso_week(verdict.judged_at.astimezone(UTC).date())
+        groups[(verdict.auditor_id, week, monday)].append(verdict)
+    rows = []
+    for (auditor, week, monday), group in sorted(groups.items()):
+        judged = len(group)
+        matched = sum(1 for v in group if v.matched)
+        low, high = wilson_interval(matched, judged)
+        compared = agreeing = 0
+        for verdict in group:
+            others = [o for who, o in outcomes_of[verdict.decision_id] if who != auditor]
+            consensus = majority(others)
+            if consensus is None:
+                continue
+            compared += 1
+            agreeing += verdict.outcome == consensus
+        rows.append(
+            AuditorQualityRow(
+                auditor_id=auditor,
+                week=week,
+                week_start=monday,
+                golden_judged=judged,
+                golden_matched=matched,
+                accuracy=matched / judged,
+                ci_low=low,
+                ci_high=high,
+                agreement=agreeing / compared if compared else None,
+                agreement_compared=compared,
+            )
+        )
+    return rows
