@@ -248,6 +248,8 @@ async def test_answers_that_do_not_fit_are_422(
         {"questions": [{**QUESTIONS[1], "options": None}]},
         {"questions": [{**QUESTIONS[0], "answer": "Hate Speech!"}]},
         {"due_at": "2026-12-01T10:00:00"},
+        {"assignee_reviewer_ids": [], "assignee_teams": ["de hate"]},
+        {"assignee_reviewer_ids": [], "assignee_teams": []},
     ],
 )
 async def test_bad_quizzes_are_422(
@@ -320,6 +322,7 @@ async def test_market_assignment_and_scores_most_missed_first(
         {"market": "AT", "reviewers": 1, "passed": 0, "pass_rate": 0.0},
         {"market": "DE", "reviewers": 2, "passed": 1, "pass_rate": 0.5},
     ]
+    assert scores["teams"] == []  # no profile names a team
 
     at_manager = await make_key(sessionmaker, "manager", markets=["AT"])
     scoped = (await client.get(f"/v1/quizzes/{quiz['id']}/scores", headers=auth(at_manager))).json()
@@ -329,6 +332,92 @@ async def test_market_assignment_and_scores_most_missed_first(
         "question_id": "q2", "prompt": "Which action fits?", "answered": 1, "wrong": 1,
         "wrong_share": 1.0,
     }  # fmt: skip
+
+
+async def _team_profile(
+    client: httpx.AsyncClient, key: str, reviewer_id: str, market: str, team: str | None
+) -> None:
+    response = await client.put(
+        f"/v1/reviewers/{reviewer_id}",
+        json={"markets": [market], "languages": ["de"], "team": team},
+        headers=auth(key),
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+async def test_team_assignment_and_scores_per_team(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
+) -> None:
+    profiles = [
+        ("h-1", "DE", "de-hate"),
+        ("h-2", "AT", "de-hate"),
+        ("h-3", "DE", "de-hate"),
+        ("s-1", "DE", "de-spam"),
+        ("n-1", "FR", None),
+    ]
+    for reviewer_id, market, team in profiles:
+        await _team_profile(client, admin_key, reviewer_id, market, team)
+    # Assigned to the hate team, plus one reviewer of no team by id.
+    quiz = await create_quiz(
+        client,
+        admin_key,
+        assignee_reviewer_ids=["n-1"],
+        assignee_teams=["de-hate"],
+        pass_mark=0.6,
+    )
+    assert quiz["assignee_teams"] == ["de-hate"]
+    assert quiz["assignee_markets"] == []
+    keys = {r: await reviewer_key(sessionmaker, r) for r, _, _ in profiles}
+
+    # Another team's reviewer: not assigned, nothing stored, the quiz is hidden.
+    refused = await attempt(client, quiz["id"], keys["s-1"], ALL_RIGHT)
+    assert refused.status_code == 403
+    assert await attempts_stored(sessionmaker) == 0
+    hidden = await client.get(f"/v1/quizzes/{quiz['id']}", headers=auth(keys["s-1"]))
+    assert hidden.status_code == 404
+    assert (await client.get("/v1/quizzes", headers=auth(keys["s-1"]))).json()["items"] == []
+    # A team member sees the quiz (without answers) and lists it.
+    seen = await client.get(f"/v1/quizzes/{quiz['id']}", headers=auth(keys["h-1"]))
+    assert seen.status_code == 200
+    assert [q["answer"] for q in seen.json()["questions"]] == [None, None, None]
+    listed = (await client.get("/v1/quizzes", headers=auth(keys["h-2"]))).json()
+    assert [q["id"] for q in listed["items"]] == [quiz["id"]]
+
+    # h-1 3/3 passes, h-2 1/3 fails, h-3 2/3 passes (>= 0.6); n-1 (no team) passes.
+    for reviewer_id, given in [
+        ("h-1", ALL_RIGHT),
+        ("h-2", {"q1": "hate_speech"}),
+        ("h-3", {**ALL_RIGHT, "q3": "yes"}),
+        ("n-1", ALL_RIGHT),
+    ]:
+        response = await attempt(client, quiz["id"], keys[reviewer_id], given)
+        assert response.status_code == 201, response.text
+
+    # Moving s-1 into the team assigns the quiz from then on.
+    await _team_profile(client, admin_key, "s-1", "DE", "de-hate")
+    moved = await attempt(client, quiz["id"], keys["s-1"], {"q2": "remove"})
+    assert moved.status_code == 201
+    assert moved.json()["passed"] is False
+
+    scores = (await client.get(f"/v1/quizzes/{quiz['id']}/scores", headers=auth(admin_key))).json()
+    # de-hate: h-1, h-3 passed; h-2, s-1 failed. n-1 has no team, so it counts in no team.
+    assert scores["teams"] == [
+        {"team": "de-hate", "reviewers": 4, "passed": 2, "pass_rate": 0.5},
+    ]
+    assert {r["reviewer_id"]: r["team"] for r in scores["reviewers"]} == {
+        "h-1": "de-hate", "h-2": "de-hate", "h-3": "de-hate", "n-1": None, "s-1": "de-hate",
+    }  # fmt: skip
+    # DE: h-1, h-3 passed, s-1 failed; AT: h-2 failed; FR: n-1 passed.
+    assert scores["markets"] == [
+        {"market": "AT", "reviewers": 1, "passed": 0, "pass_rate": 0.0},
+        {"market": "DE", "reviewers": 3, "passed": 2, "pass_rate": pytest.approx(2 / 3)},
+        {"market": "FR", "reviewers": 1, "passed": 1, "pass_rate": 1.0},
+    ]
+
+    # A market-scoped key counts only its markets' reviewers in the team's rate.
+    at_manager = await make_key(sessionmaker, "manager", markets=["AT"])
+    scoped = (await client.get(f"/v1/quizzes/{quiz['id']}/scores", headers=auth(at_manager))).json()
+    assert scoped["teams"] == [{"team": "de-hate", "reviewers": 1, "passed": 0, "pass_rate": 0.0}]
 
 
 async def test_list_pages(client: httpx.AsyncClient, admin_key: str) -> None:

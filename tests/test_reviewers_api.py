@@ -60,6 +60,9 @@ async def test_moderator_first_seen_in_a_decision_gets_a_profile_as_update(
         {"markets": ["DE"], "languages": ["German!"]},
         {"languages": ["de"]},
         {"markets": ["DE"], "languages": ["de"], "colour": "blue"},
+        {"markets": ["DE"], "languages": ["de"], "team": "trust and safety"},
+        {"markets": ["DE"], "languages": ["de"], "team": ""},
+        {"markets": ["DE"], "languages": ["de"], "team": "t" * 65},
     ],
 )
 async def test_bad_profiles_are_422(
@@ -128,3 +131,32 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient, admin_key: str)
     assert [r["id"] for r in rest.json()["items"]] == ["r-2", "r-3", "r-4"]
     german = await client.get("/v1/reviewers?market=DE", headers=auth(admin_key))
     assert [r["id"] for r in german.json()["items"]] == ["r-1", "r-3"]
+
+
+async def test_team_is_set_replaced_cleared_and_filtered(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    base = {"markets": ["DE"], "languages": ["de"]}
+    for reviewer_id, team in [("t-1", "de-hate"), ("t-2", "de-spam"), ("t-3", "de-hate")]:
+        response = await client.put(
+            f"/v1/reviewers/{reviewer_id}", json={**base, "team": team}, headers=auth(admin_key)
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["team"] == team
+    hate = await client.get("/v1/reviewers?team=de-hate", headers=auth(admin_key))
+    assert [r["id"] for r in hate.json()["items"]] == ["t-1", "t-3"]
+
+    moved = await client.put(
+        "/v1/reviewers/t-3", json={**base, "team": "de-spam"}, headers=auth(admin_key)
+    )
+    assert moved.json()["team"] == "de-spam"
+    spam = await client.get("/v1/reviewers?team=de-spam", headers=auth(admin_key))
+    assert [r["id"] for r in spam.json()["items"]] == ["t-2", "t-3"]
+
+    # A PUT replaces the profile: no team given, no team kept.
+    cleared = await client.put("/v1/reviewers/t-1", json=base, headers=auth(admin_key))
+    assert cleared.json()["team"] is None
+    emptied = await client.get("/v1/reviewers?team=de-hate", headers=auth(admin_key))
+    assert emptied.json()["items"] == []
+    bad = await client.get("/v1/reviewers?team=no%20spaces", headers=auth(admin_key))
+    assert bad.status_code == 422

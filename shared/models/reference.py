@@ -46,3 +46,5 @@ class Reviewer(CreatedAtMixin, Base):
         ARRAY(String(16)), default=list, server_default="{}"
     )
     started_on: Mapped[date | None]
+    # The team the person works in (free text); quizzes may be assigned to a team.
+    team: Mapped[str | None] = mapped_column(String(64), index=True)

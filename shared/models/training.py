@@ -53,6 +53,10 @@ class Quiz(CreatedAtMixin, Base):
     assignee_markets: Mapped[list[str]] = mapped_column(
         ARRAY(String(2)), default=list, server_default="{}"
     )
+    # A team assignment covers every reviewer whose profile names the team.
+    assignee_teams: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), default=list, server_default="{}"
+    )
     due_at: Mapped[datetime | None]
     retakes_allowed: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_by: Mapped[str | None] = mapped_column(String(64))

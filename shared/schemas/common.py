@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.errors import BadRequest
 
 ItemT = TypeVar("ItemT")
+RowT = TypeVar("RowT")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -51,6 +53,20 @@ class PageQuery(StrictQuery):
 def encode_cursor(position: dict[str, Any]) -> str:
     """An opaque cursor for the position after the last item of a page."""
     return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
+
+
+def page_rows(
+    rows: Sequence[RowT], *, limit: int, position: Callable[[RowT], dict[str, Any]]
+) -> tuple[list[RowT], str | None]:
+    """Cut a ``limit + 1`` fetch to a page, with the cursor after its last row (None: no more).
+
+    List queries fetch one row more than the page holds: its presence says another page
+    exists, without a count.
+    """
+    page = list(rows[:limit])
+    if len(rows) <= limit or not page:
+        return page, None
+    return page, encode_cursor(position(page[-1]))
 
 
 def decode_cursor(cursor: str, *, keys: set[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.common import PageQuery
-from shared.schemas.fields import LanguageTag, MarketCode
+from shared.schemas.fields import LanguageTag, MarketCode, TeamName
 
 
 class ReviewerUpsert(BaseModel):
@@ -17,6 +17,7 @@ class ReviewerUpsert(BaseModel):
     markets: list[MarketCode] = Field(max_length=300)
     languages: list[LanguageTag] = Field(max_length=50)
     started_on: date | None = None
+    team: TeamName | None = None
 
 
 class ReviewerRead(BaseModel):
@@ -27,9 +28,11 @@ class ReviewerRead(BaseModel):
     markets: list[str]
     languages: list[str]
     started_on: date | None
+    team: str | None
     created_at: datetime
 
 
 class ReviewerQuery(PageQuery):
     market: MarketCode | None = None
     language: LanguageTag | None = None
+    team: TeamName | None = None

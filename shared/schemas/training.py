@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.schemas.common import PageQuery
-from shared.schemas.fields import MarketCode, PolicyCode, ReviewerId
+from shared.schemas.fields import MarketCode, PolicyCode, ReviewerId, TeamName
 
 NO_VIOLATION = "no_violation"
 _POLICY_CODE = re.compile(r"^[a-z0-9_.-]{1,64}$")
@@ -73,6 +73,7 @@ class QuizCreate(_Strict):
     pass_mark: float = Field(ge=0, le=1)
     assignee_reviewer_ids: list[ReviewerId] = Field(default_factory=list, max_length=5000)
     assignee_markets: list[MarketCode] = Field(default_factory=list, max_length=300)
+    assignee_teams: list[TeamName] = Field(default_factory=list, max_length=300)
     due_at: AwareDatetime | None = None
     retakes_allowed: bool = False
 
@@ -80,8 +81,10 @@ class QuizCreate(_Strict):
     def _consistent(self) -> QuizCreate:
         if self.policy_code is None and self.policy_update_id is None:
             raise ValueError("a quiz is about a policy_code or a policy_update_id")
-        if not self.assignee_reviewer_ids and not self.assignee_markets:
-            raise ValueError("a quiz needs assignees: assignee_reviewer_ids or assignee_markets")
+        if not (self.assignee_reviewer_ids or self.assignee_markets or self.assignee_teams):
+            raise ValueError(
+                "a quiz needs assignees: assignee_reviewer_ids, assignee_markets or assignee_teams"
+            )
         ids = [question.id for question in self.questions]
         if len(set(ids)) != len(ids):
             raise ValueError("question ids must be unique")
@@ -99,6 +102,7 @@ class QuizRead(BaseModel):
     pass_mark: float
     assignee_reviewer_ids: list[str]
     assignee_markets: list[str]
+    assignee_teams: list[str]
     due_at: datetime | None
     retakes_allowed: bool
     created_at: datetime
@@ -163,6 +167,7 @@ class RetakeRead(BaseModel):
 class ReviewerScore(BaseModel):
     reviewer_id: str
     markets: list[str]
+    team: str | None
     attempts: int
     best_score: float
     passed: bool
@@ -170,6 +175,13 @@ class ReviewerScore(BaseModel):
 
 class MarketScore(BaseModel):
     market: str
+    reviewers: int
+    passed: int
+    pass_rate: float
+
+
+class TeamScore(BaseModel):
+    team: str
     reviewers: int
     passed: int
     pass_rate: float
@@ -184,11 +196,13 @@ class QuestionScore(BaseModel):
 
 
 class QuizScores(BaseModel):
-    """Per reviewer best score; per market pass rate; per question, most-missed first."""
+    """Per reviewer best score; per market and per team pass rate; per question, most-missed
+    first."""
 
     quiz_id: uuid.UUID
     reviewers: list[ReviewerScore]
     markets: list[MarketScore]
+    teams: list[TeamScore]
     questions: list[QuestionScore]
 
 

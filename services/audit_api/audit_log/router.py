@@ -11,7 +11,7 @@ from services.audit_api.audit_log import service
 from services.audit_api.deps import Principal, SessionDep, require_roles
 from shared.errors import BadRequest
 from shared.schemas.audit_log import AuditLogEntryRead, AuditLogQuery
-from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 
 router = APIRouter(prefix="/v1/audit-log", tags=["audit log"])
 
@@ -43,12 +43,11 @@ async def list_audit_log(
     entries = await service.list_entries(
         session, filters=query, before=before, viewer_markets=principal.markets
     )
-    more = len(entries) > query.limit
-    entries = entries[: query.limit]
-    next_cursor = None
-    if more:
-        last = entries[-1]
-        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": last.id})
+    entries, next_cursor = page_rows(
+        entries,
+        limit=query.limit,
+        position=lambda last: {"created_at": last.created_at.isoformat(), "id": last.id},
+    )
     return Page(
         items=[AuditLogEntryRead.model_validate(entry) for entry in entries],
         next_cursor=next_cursor,

@@ -12,7 +12,7 @@ from services.audit_api.audits import service
 from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, SettingsDep, require_roles
 from shared.errors import BadRequest
 from shared.schemas.audits import AuditQuery, AuditRead, VerdictCreate
-from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"])
 
@@ -98,12 +98,11 @@ async def list_audits(
     """
     before = _position(query.cursor) if query.cursor else None
     items = await service.list_audits(session, principal=principal, filters=query, before=before)
-    more = len(items) > query.limit
-    items = items[: query.limit]
-    next_cursor = None
-    if more:
-        last = items[-1]
-        next_cursor = encode_cursor({"day": last.day.isoformat(), "id": str(last.id)})
+    items, next_cursor = page_rows(
+        items,
+        limit=query.limit,
+        position=lambda last: {"day": last.day.isoformat(), "id": str(last.id)},
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from services.audit_api.auth import service
 from services.audit_api.deps import AdminDep, SessionDep
 from shared.schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
-from shared.schemas.common import Page, PageQuery, decode_cursor, encode_cursor
+from shared.schemas.common import Page, PageQuery, decode_cursor, page_rows
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -39,11 +39,12 @@ async def list_api_keys(
     if query.cursor is not None:
         after = uuid.UUID(decode_cursor(query.cursor, keys={"id"})["id"])
     keys = await service.list_api_keys(session, limit=query.limit, after=after)
-    more = len(keys) > query.limit
-    keys = keys[: query.limit]
+    keys, next_cursor = page_rows(
+        keys, limit=query.limit, position=lambda last: {"id": str(last.id)}
+    )
     return Page(
         items=[ApiKeyRead.model_validate(key) for key in keys],
-        next_cursor=encode_cursor({"id": str(keys[-1].id)}) if more else None,
+        next_cursor=next_cursor,
     )
 
 

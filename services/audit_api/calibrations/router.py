@@ -24,7 +24,7 @@ from shared.schemas.calibration import (
     TrendPoint,
     TrendQuery,
 )
-from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 
 router = APIRouter(prefix="/v1/calibrations", tags=["calibrations"])
 
@@ -73,16 +73,17 @@ async def list_calibrations(
     """
     before = _position(query.cursor, "created_at") if query.cursor else None
     rows = await service.list_calibrations(session, filters=query, before=before, viewer=principal)
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    last = rows[-1][0] if rows else None
+    rows, next_cursor = page_rows(
+        rows,
+        limit=query.limit,
+        position=lambda last: {
+            "created_at": last[0].created_at.isoformat(),
+            "id": str(last[0].id),
+        },
+    )
     return Page(
         items=[service.list_item(calibration, n_items) for calibration, n_items in rows],
-        next_cursor=(
-            encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
-            if more and last is not None
-            else None
-        ),
+        next_cursor=next_cursor,
     )
 
 
@@ -95,16 +96,12 @@ async def calibration_trend(
     points = await service.calibration_trend(
         session, market=query.market, limit=query.limit, after=after, viewer=principal
     )
-    more = len(points) > query.limit
-    points = points[: query.limit]
-    return Page(
-        items=points,
-        next_cursor=(
-            encode_cursor({"closed_at": points[-1].closed_at.isoformat(), "id": str(points[-1].id)})
-            if more
-            else None
-        ),
+    points, next_cursor = page_rows(
+        points,
+        limit=query.limit,
+        position=lambda last: {"closed_at": last.closed_at.isoformat(), "id": str(last.id)},
     )
+    return Page(items=points, next_cursor=next_cursor)
 
 
 @router.get("/{calibration_id}", response_model=CalibrationRead, responses=_PROBLEMS)

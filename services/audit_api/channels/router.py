@@ -20,7 +20,7 @@ from shared.schemas.channels import (
     DeliveryQuery,
     DeliveryRead,
 )
-from shared.schemas.common import Page, PageQuery, Problem, decode_cursor, encode_cursor
+from shared.schemas.common import Page, PageQuery, Problem, decode_cursor, page_rows
 
 router = APIRouter()
 
@@ -58,11 +58,12 @@ async def list_channels(
 ) -> Page[ChannelRead]:
     after = decode_cursor(query.cursor, keys={"name"})["name"] if query.cursor else None
     channels = await service.list_channels(session, limit=query.limit, after=after)
-    more = len(channels) > query.limit
-    channels = channels[: query.limit]
+    channels, next_cursor = page_rows(
+        channels, limit=query.limit, position=lambda last: {"name": last.name}
+    )
     return Page(
         items=[service.channel_read(channel) for channel in channels],
-        next_cursor=encode_cursor({"name": channels[-1].name}) if more else None,
+        next_cursor=next_cursor,
     )
 
 
@@ -95,12 +96,11 @@ async def list_deliveries(
     """Deliveries, newest first; ``status=dead`` is the dead-letter list."""
     before = _delivery_position(query.cursor) if query.cursor else None
     deliveries = await service.list_deliveries(session, filters=query, before=before)
-    more = len(deliveries) > query.limit
-    deliveries = deliveries[: query.limit]
-    next_cursor = None
-    if more:
-        last = deliveries[-1]
-        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
+    deliveries, next_cursor = page_rows(
+        deliveries,
+        limit=query.limit,
+        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+    )
     return Page(
         items=[service.delivery_read(delivery) for delivery in deliveries], next_cursor=next_cursor
     )

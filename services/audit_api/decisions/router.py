@@ -10,7 +10,7 @@ from services.audit_api.decisions import service
 from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_roles
 from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
 from shared.errors import PayloadTooLarge
-from shared.schemas.common import Page, decode_cursor, encode_cursor
+from shared.schemas.common import Page, decode_cursor, page_rows
 from shared.schemas.decisions import (
     DecisionBatch,
     DecisionEvent,
@@ -89,9 +89,8 @@ async def list_decisions(
         only_moderator=principal.reviewer_id if principal.role == "moderator" else None,
         only_markets=principal.markets,
     )
-    more = len(items) > query.limit
-    items = items[: query.limit]
-    return Page(items=items, next_cursor=encode_cursor({"id": items[-1].id}) if more else None)
+    items, next_cursor = page_rows(items, limit=query.limit, position=lambda last: {"id": last.id})
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/v1/decisions/{decision_id}", response_model=DecisionRead)
@@ -116,14 +115,13 @@ async def list_intake_rollups(
     rows = await service.list_intake_rollups(
         session, filters=query, after=after, only_markets=principal.markets
     )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        next_cursor = encode_cursor(
-            {"k": [last.day.isoformat(), last.market, last.queue, last.moderator_id]}
-        )
+    rows, next_cursor = page_rows(
+        rows,
+        limit=query.limit,
+        position=lambda last: {
+            "k": [last.day.isoformat(), last.market, last.queue, last.moderator_id]
+        },
+    )
     return Page(
         items=[IntakeRollupRow.model_validate(row) for row in rows], next_cursor=next_cursor
     )

@@ -12,7 +12,7 @@ from services.audit_api.deps import Principal, SessionDep, require_roles
 from services.audit_api.disagreements import service
 from shared.errors import BadRequest
 from shared.models.base import utcnow
-from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 from shared.schemas.disagreements import (
     DisagreementDetail,
     DisagreementQuery,
@@ -63,12 +63,11 @@ async def list_disagreements(
         only_moderator=_only_moderator(principal),
         only_markets=principal.markets,
     )
-    more = len(items) > query.limit
-    items = items[: query.limit]
-    next_cursor = None
-    if more:
-        last = items[-1]
-        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
+    items, next_cursor = page_rows(
+        items,
+        limit=query.limit,
+        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+    )
     return Page(items=items, next_cursor=next_cursor)
 
 

@@ -12,7 +12,7 @@ from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_
 from services.audit_api.golden import service
 from shared.errors import BadRequest
 from shared.models.base import utcnow
-from shared.schemas.common import Page, decode_cursor, encode_cursor
+from shared.schemas.common import Page, decode_cursor, page_rows
 from shared.schemas.golden import (
     AuditorQualityQuery,
     AuditorQualityReport,
@@ -74,15 +74,13 @@ async def list_golden_items(
     items = await service.list_golden_items(
         session, principal=principal, filters=query, before=before
     )
-    more = len(items) > query.limit
-    items = items[: query.limit]
+    items, next_cursor = page_rows(
+        items,
+        limit=query.limit,
+        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+    )
     return Page(
-        items=[GoldenItemRead.model_validate(item) for item in items],
-        next_cursor=encode_cursor(
-            {"created_at": items[-1].created_at.isoformat(), "id": str(items[-1].id)}
-        )
-        if more
-        else None,
+        items=[GoldenItemRead.model_validate(item) for item in items], next_cursor=next_cursor
     )
 
 

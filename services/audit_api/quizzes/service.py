@@ -3,8 +3,8 @@
 Rules of an attempt (each refusal stores nothing):
 
 - Only an assignee may attempt: a reviewer named by the quiz, or one whose profile lists a
-  market the quiz is assigned to. ("Teams" do not exist in Plumbline yet, so a quiz cannot be
-  assigned to one.)
+  market or names the team the quiz is assigned to (resolved at attempt time, from the
+  profile as it is then).
 - After the due date: 409. A retake grant may carry its own due date.
 - A second attempt: allowed when the quiz allows retakes, or when a manager granted one
   retake (``POST /v1/quizzes/{id}/retakes``; each grant is used by one attempt); 409
@@ -51,6 +51,7 @@ from shared.schemas.training import (
     QuizScores,
     RetakeCreate,
     ReviewerScore,
+    TeamScore,
 )
 
 # Roles that write quizzes and see their answers at any time.
@@ -79,6 +80,7 @@ def quiz_read(quiz: Quiz, *, with_answers: bool) -> QuizRead:
         pass_mark=quiz.pass_mark,
         assignee_reviewer_ids=list(quiz.assignee_reviewer_ids),
         assignee_markets=list(quiz.assignee_markets),
+        assignee_teams=list(quiz.assignee_teams),
         due_at=quiz.due_at,
         retakes_allowed=quiz.retakes_allowed,
         created_at=quiz.created_at,
@@ -135,6 +137,7 @@ async def create_quiz(session: AsyncSession, *, data: QuizCreate, actor: Princip
         pass_mark=data.pass_mark,
         assignee_reviewer_ids=sorted(set(data.assignee_reviewer_ids)),
         assignee_markets=sorted(set(data.assignee_markets)),
+        assignee_teams=sorted(set(data.assignee_teams)),
         due_at=data.due_at,
         retakes_allowed=data.retakes_allowed,
         created_by=actor.key_id,
@@ -154,13 +157,22 @@ async def create_quiz(session: AsyncSession, *, data: QuizCreate, actor: Princip
 
 
 async def is_assigned(session: AsyncSession, *, quiz: Quiz, reviewer_id: str) -> bool:
-    """Whether the quiz names the reviewer or one of the markets of their profile."""
+    """Whether the quiz names the reviewer, one of the markets of their profile, or its team."""
     if reviewer_id in quiz.assignee_reviewer_ids:
         return True
-    if not quiz.assignee_markets:
+    if not quiz.assignee_markets and not quiz.assignee_teams:
         return False
-    markets = await session.scalar(select(Reviewer.markets).where(Reviewer.id == reviewer_id))
-    return bool(markets and set(markets) & set(quiz.assignee_markets))
+    profile = (
+        await session.execute(
+            select(Reviewer.markets, Reviewer.team).where(Reviewer.id == reviewer_id)
+        )
+    ).one_or_none()
+    if profile is None:
+        return False
+    markets, team = profile
+    if markets and set(markets) & set(quiz.assignee_markets):
+        return True
+    return team is not None and team in quiz.assignee_teams
 
 
 async def get_quiz(session: AsyncSession, *, quiz_id: uuid.UUID, for_update: bool = False) -> Quiz:
@@ -198,10 +210,14 @@ async def list_quizzes(
         profile_markets = (
             select(Reviewer.markets).where(Reviewer.id == actor.reviewer_id).scalar_subquery()
         )
+        profile_team = (
+            select(Reviewer.team).where(Reviewer.id == actor.reviewer_id).scalar_subquery()
+        )
         query = query.where(
             or_(
                 literal(actor.reviewer_id) == any_(Quiz.assignee_reviewer_ids),
                 Quiz.assignee_markets.overlap(profile_markets),
+                profile_team == any_(Quiz.assignee_teams),
             )
         )
     if filters.policy_code is not None:
@@ -332,6 +348,15 @@ async def _reviewer_markets(
     return {reviewer_id: sorted(markets or []) for reviewer_id, markets in rows}
 
 
+async def _reviewer_teams(
+    session: AsyncSession, reviewer_ids: Sequence[str]
+) -> dict[str, str | None]:
+    rows = await session.execute(
+        select(Reviewer.id, Reviewer.team).where(Reviewer.id.in_(reviewer_ids))
+    )
+    return {reviewer_id: team for reviewer_id, team in rows}
+
+
 def _in_scope(markets: Sequence[str], only_markets: Sequence[str] | None) -> bool:
     return only_markets is None or bool(set(markets) & set(only_markets))
 
@@ -388,9 +413,9 @@ async def grant_retake(
 async def quiz_scores(
     session: AsyncSession, *, quiz_id: uuid.UUID, only_markets: Sequence[str] | None
 ) -> QuizScores:
-    """Per reviewer best score; per market (of the reviewers' profiles) the share of reviewers
-    who passed; per question the share of first attempts that got it wrong, most-missed first.
-    A market-scoped key counts only reviewers of its markets."""
+    """Per reviewer best score; per market and per team (of the reviewers' profiles) the share
+    of reviewers who passed; per question the share of first attempts that got it wrong,
+    most-missed first. A market-scoped key counts only reviewers of its markets."""
     quiz = await get_quiz(session, quiz_id=quiz_id)
     attempts = list(
         await session.scalars(
@@ -403,6 +428,7 @@ async def quiz_scores(
     for attempt in attempts:
         by_reviewer[attempt.reviewer_id].append(attempt)
     markets_of = await _reviewer_markets(session, list(by_reviewer))
+    teams_of = await _reviewer_teams(session, list(by_reviewer))
     reviewers: list[ReviewerScore] = []
     for reviewer_id in sorted(by_reviewer):
         markets = markets_of.get(reviewer_id, [])
@@ -413,6 +439,7 @@ async def quiz_scores(
             ReviewerScore(
                 reviewer_id=reviewer_id,
                 markets=markets,
+                team=teams_of.get(reviewer_id),
                 attempts=len(own),
                 best_score=max(a.score for a in own),
                 passed=any(a.passed for a in own),
@@ -431,6 +458,19 @@ async def quiz_scores(
             pass_rate=sum(outcomes) / len(outcomes),
         )
         for market, outcomes in sorted(per_market.items())
+    ]
+    per_team: dict[str, list[bool]] = defaultdict(list)
+    for score in reviewers:
+        if score.team is not None:
+            per_team[score.team].append(score.passed)
+    teams_out = [
+        TeamScore(
+            team=team,
+            reviewers=len(outcomes),
+            passed=sum(outcomes),
+            pass_rate=sum(outcomes) / len(outcomes),
+        )
+        for team, outcomes in sorted(per_team.items())
     ]
     firsts = [by_reviewer[score.reviewer_id][0] for score in reviewers]
     questions: list[tuple[int, QuestionScore]] = []
@@ -453,6 +493,7 @@ async def quiz_scores(
         quiz_id=quiz.id,
         reviewers=reviewers,
         markets=markets_out,
+        teams=teams_out,
         questions=[score for _, score in questions],
     )
 

@@ -60,6 +60,7 @@ async def list_reviewers(
         after=after,
         market=query.market,
         language=query.language,
+        team=query.team,
         only_markets=principal.markets,
     )
     more = len(reviewers) > query.limit

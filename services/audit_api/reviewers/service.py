@@ -36,6 +36,7 @@ async def upsert_reviewer(
     existing.markets = sorted(set(profile.markets))
     existing.languages = sorted(set(profile.languages))
     existing.started_on = profile.started_on
+    existing.team = profile.team
     await session.flush()
     await session.refresh(existing)
     await record_change(
@@ -64,6 +65,7 @@ async def list_reviewers(
     after: str | None,
     market: str | None,
     language: str | None,
+    team: str | None,
     only_markets: Sequence[str] | None,
 ) -> list[Reviewer]:
     """Reviewers by id, ``limit + 1`` of them (the extra one says another page exists)."""
@@ -74,6 +76,8 @@ async def list_reviewers(
         query = query.where(Reviewer.markets.any(market))  # type: ignore[arg-type]
     if language is not None:
         query = query.where(Reviewer.languages.any(language))  # type: ignore[arg-type]
+    if team is not None:
+        query = query.where(Reviewer.team == team)
     if only_markets is not None:
         query = query.where(Reviewer.markets.overlap(list(only_markets)))
     return list(await session.scalars(query))

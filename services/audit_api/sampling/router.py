@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
 from services.audit_api.sampling import service
 from shared.errors import BadRequest
-from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.models import SamplingPlan, SamplingRun
+from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 from shared.schemas.sampling import (
     SampleAccepted,
     SampleRequest,
@@ -47,8 +48,8 @@ def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadRequest("cursor is not valid") from exc
 
 
-def _cursor(created_at: datetime, item_id: uuid.UUID) -> str:
-    return encode_cursor({"created_at": created_at.isoformat(), "id": str(item_id)})
+def _row_position(row: SamplingPlan | SamplingRun) -> dict[str, str]:
+    return {"created_at": row.created_at.isoformat(), "id": str(row.id)}
 
 
 @router.post(
@@ -74,12 +75,8 @@ async def list_sampling_plans(
     plans = await service.list_plans(
         session, filters=query, after=after, only_markets=principal.markets
     )
-    more = len(plans) > query.limit
-    plans = plans[: query.limit]
-    return Page(
-        items=[service.plan_read(plan) for plan in plans],
-        next_cursor=_cursor(plans[-1].created_at, plans[-1].id) if more else None,
-    )
+    plans, next_cursor = page_rows(plans, limit=query.limit, position=_row_position)
+    return Page(items=[service.plan_read(plan) for plan in plans], next_cursor=next_cursor)
 
 
 @router.get("/v1/sampling-plans/{plan_id}", response_model=SamplingPlanRead, responses=_PROBLEMS)
@@ -138,11 +135,9 @@ async def list_sampling_runs(
     runs = await service.list_runs(
         session, filters=query, before=before, only_markets=principal.markets
     )
-    more = len(runs) > query.limit
-    runs = runs[: query.limit]
+    runs, next_cursor = page_rows(runs, limit=query.limit, position=_row_position)
     return Page(
-        items=[SamplingRunRead.model_validate(run) for run in runs],
-        next_cursor=_cursor(runs[-1].created_at, runs[-1].id) if more else None,
+        items=[SamplingRunRead.model_validate(run) for run in runs], next_cursor=next_cursor
     )
 
 

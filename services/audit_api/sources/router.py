@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep
 from services.audit_api.sources import service
 from shared.encryption import secret_box
-from shared.schemas.common import Page, PageQuery, decode_cursor, encode_cursor
+from shared.schemas.common import Page, PageQuery, decode_cursor, page_rows
 from shared.schemas.decisions import RejectedBatchRead
 from shared.schemas.sources import (
     SecretRotated,
@@ -43,11 +43,12 @@ async def list_sources(
 ) -> Page[SourceRead]:
     after = decode_cursor(query.cursor, keys={"name"})["name"] if query.cursor else None
     sources = await service.list_sources(session, limit=query.limit, after=after)
-    more = len(sources) > query.limit
-    sources = sources[: query.limit]
+    sources, next_cursor = page_rows(
+        sources, limit=query.limit, position=lambda last: {"name": last.name}
+    )
     return Page(
         items=[SourceRead.model_validate(source) for source in sources],
-        next_cursor=encode_cursor({"name": sources[-1].name}) if more else None,
+        next_cursor=next_cursor,
     )
 
 
@@ -71,12 +72,11 @@ async def list_rejected_batches(
     rows = await service.list_rejected_batches(
         session, source_id=source_id, limit=query.limit, before=before
     )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        next_cursor = encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
+    rows, next_cursor = page_rows(
+        rows,
+        limit=query.limit,
+        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+    )
     return Page(
         items=[RejectedBatchRead.model_validate(row) for row in rows], next_cursor=next_cursor
     )

@@ -10,7 +10,7 @@ from services.audit_api.deps import Principal, SessionDep, require_roles
 from services.audit_api.wellbeing import service
 from shared.errors import BadRequest
 from shared.schemas.audits import CapQuery, CapRead, CapSet, ExposureQuery, ExposureRow
-from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 
 router = APIRouter(prefix="/v1/wellbeing", tags=["wellbeing"])
 
@@ -60,11 +60,12 @@ async def list_caps(
     """Every sensitive category's daily cap, by policy code."""
     after = decode_cursor(query.cursor, keys={"code"})["code"] if query.cursor else None
     caps = await service.list_caps(session, limit=query.limit, after=after)
-    more = len(caps) > query.limit
-    caps = caps[: query.limit]
+    caps, next_cursor = page_rows(
+        caps, limit=query.limit, position=lambda last: {"code": last.policy_code}
+    )
     return Page(
         items=[service.cap_read(cap) for cap in caps],
-        next_cursor=encode_cursor({"code": caps[-1].policy_code}) if more else None,
+        next_cursor=next_cursor,
     )
 
 
@@ -91,9 +92,7 @@ async def list_exposure(
         limit=query.limit,
         after=after,
     )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    next_cursor = (
-        encode_cursor({"k": [rows[-1].auditor_id, rows[-1].policy_code]}) if more else None
+    rows, next_cursor = page_rows(
+        rows, limit=query.limit, position=lambda last: {"k": [last.auditor_id, last.policy_code]}
     )
     return Page(items=rows, next_cursor=next_cursor)
