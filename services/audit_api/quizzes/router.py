@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query
 from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
 from services.audit_api.quizzes import service
 from shared.errors import BadRequest
-from shared.schemas.common import Page, Problem, decode_cursor, encode_cursor
+from shared.models import Quiz, QuizAttempt
+from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 from shared.schemas.training import (
     AssignPlanRequest,
     AssignPlanResult,
@@ -48,8 +49,8 @@ def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadRequest("cursor is not valid") from exc
 
 
-def _cursor(created_at: datetime, item_id: uuid.UUID) -> str:
-    return encode_cursor({"created_at": created_at.isoformat(), "id": str(item_id)})
+def _row_position(row: Quiz | QuizAttempt) -> dict[str, str]:
+    return {"created_at": row.created_at.isoformat(), "id": str(row.id)}
 
 
 @router.post("", status_code=201, response_model=QuizRead, responses=_PROBLEMS)
@@ -70,12 +71,11 @@ async def list_quizzes(
     keys see the quizzes assigned to their reviewer, without answers."""
     after = _position(query.cursor) if query.cursor else None
     quizzes = await service.list_quizzes(session, filters=query, after=after, actor=principal)
-    more = len(quizzes) > query.limit
-    quizzes = quizzes[: query.limit]
+    quizzes, next_cursor = page_rows(quizzes, limit=query.limit, position=_row_position)
     with_answers = principal.role in service.QUIZ_MANAGERS
     return Page(
         items=[service.quiz_read(quiz, with_answers=with_answers) for quiz in quizzes],
-        next_cursor=_cursor(quizzes[-1].created_at, quizzes[-1].id) if more else None,
+        next_cursor=next_cursor,
     )
 
 
@@ -118,11 +118,10 @@ async def list_attempts(
         limit=query.limit,
         actor=principal,
     )
-    more = len(attempts) > query.limit
-    attempts = attempts[: query.limit]
+    attempts, next_cursor = page_rows(attempts, limit=query.limit, position=_row_position)
     return Page(
         items=[service.attempt_read(quiz, attempt) for attempt in attempts],
-        next_cursor=_cursor(attempts[-1].created_at, attempts[-1].id) if more else None,
+        next_cursor=next_cursor,
     )
 
 

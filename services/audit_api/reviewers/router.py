@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from services.audit_api.deps import Principal, SessionDep, require_roles
 from services.audit_api.reviewers import service
 from shared.errors import Forbidden
-from shared.schemas.common import Page, decode_cursor, encode_cursor
+from shared.schemas.common import Page, decode_cursor, page_rows
 from shared.schemas.reviewers import ReviewerQuery, ReviewerRead, ReviewerUpsert
 
 router = APIRouter(prefix="/v1/reviewers", tags=["reviewers"])
@@ -63,9 +63,10 @@ async def list_reviewers(
         team=query.team,
         only_markets=principal.markets,
     )
-    more = len(reviewers) > query.limit
-    reviewers = reviewers[: query.limit]
+    reviewers, next_cursor = page_rows(
+        reviewers, limit=query.limit, position=lambda last: {"id": last.id}
+    )
     return Page(
         items=[ReviewerRead.model_validate(r) for r in reviewers],
-        next_cursor=encode_cursor({"id": reviewers[-1].id}) if more else None,
+        next_cursor=next_cursor,
     )

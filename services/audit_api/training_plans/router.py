@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
 from services.audit_api.training_plans import service
 from shared.errors import BadRequest
-from shared.schemas.common import Page, PageQuery, Problem, decode_cursor, encode_cursor
+from shared.schemas.common import Page, PageQuery, Problem, decode_cursor, page_rows
 from shared.schemas.training import (
     AssigneeProgress,
     CompleteItemRequest,
@@ -57,16 +57,13 @@ async def list_plans(
         except (TypeError, ValueError) as exc:
             raise BadRequest("cursor is not valid") from exc
     plans = await service.list_plans(session, filters=query, after=after)
-    more = len(plans) > query.limit
-    plans = plans[: query.limit]
-    last = plans[-1] if plans else None
+    plans, next_cursor = page_rows(
+        plans,
+        limit=query.limit,
+        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+    )
     return Page(
-        items=[await service.plan_read(session, plan) for plan in plans],
-        next_cursor=(
-            encode_cursor({"created_at": last.created_at.isoformat(), "id": str(last.id)})
-            if more and last
-            else None
-        ),
+        items=[await service.plan_read(session, plan) for plan in plans], next_cursor=next_cursor
     )
 
 
@@ -95,24 +92,17 @@ async def list_overdue(
         after=after,
         limit=query.limit,
     )
-    more = len(items) > query.limit
-    items = items[: query.limit]
-    last = items[-1] if items else None
-    return Page(
-        items=items,
-        next_cursor=(
-            encode_cursor(
-                {
-                    "due_at": last.due_at.isoformat(),
-                    "plan_id": str(last.plan_id),
-                    "item_id": last.item_id,
-                    "reviewer_id": last.reviewer_id,
-                }
-            )
-            if more and last
-            else None
-        ),
+    items, next_cursor = page_rows(
+        items,
+        limit=query.limit,
+        position=lambda last: {
+            "due_at": last.due_at.isoformat(),
+            "plan_id": str(last.plan_id),
+            "item_id": last.item_id,
+            "reviewer_id": last.reviewer_id,
+        },
     )
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{plan_id}", response_model=PlanRead, responses=_PROBLEMS)
@@ -144,11 +134,12 @@ async def get_progress(
         after=str(after) if after is not None else None,
         limit=query.limit,
     )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
+    rows, next_cursor = page_rows(
+        rows, limit=query.limit, position=lambda last: {"reviewer_id": last.reviewer_id}
+    )
     return Page(
         items=rows,
-        next_cursor=encode_cursor({"reviewer_id": rows[-1].reviewer_id}) if more else None,
+        next_cursor=next_cursor,
     )
 
 
