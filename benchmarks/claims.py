@@ -35,8 +35,9 @@ cold caches), but every claim counts for the checks:
 
 Besides the load generator's latencies, the summary gives the share of claims the API served
 within 50 ms by its own clock (its ``GET /metrics`` histogram; one API worker only). The
-summary (Markdown) goes to stdout, and to ``--output`` when given. The exit status is 1 when
-a check fails; missing the latency target is reported, not an error.
+summary (Markdown) goes to stdout and to its section of ``docs/benchmarks.md`` (``--output``
+names another file). The exit status is 1 when a check fails; missing the latency target is
+reported, not an error.
 """
 
 from __future__ import annotations

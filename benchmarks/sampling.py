@@ -16,7 +16,8 @@ already). The target is a first run under 30 s on this machine.
 
 PostgreSQL comes from ``PLUMBLINE_BENCH_DATABASE_URL``, else ``PLUMBLINE_TEST_DATABASE_URL``
 (any database on the server: the benchmark uses its own), else an embedded server under a
-temporary directory. Results: a markdown table on stdout (and in ``--output`` if given).
+temporary directory. Results: a markdown table on stdout and in its section of
+``docs/benchmarks.md`` (``--output`` names another file).
 """
 
 from __future__ import annotations
