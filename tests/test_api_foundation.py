@@ -17,6 +17,7 @@ from services.report_worker.worker import WorkerSettings
 from shared.models import ApiKey, OutboxJob
 from shared.observability import request_id_var
 from shared.queue import ArqRedis
+from shared.schemas.common import encode_cursor
 from shared.settings import Settings
 from tests.conftest import (
     SignedSender,
@@ -415,3 +416,34 @@ async def test_rejected_batches_are_kept_for_the_source(
     [older] = second.json()["items"]
     assert older["reason"].startswith("event 1 is invalid")
     assert second.json()["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/deliveries",
+        "/v1/audit-log",
+        "/v1/sampling-plans",
+        "/v1/sampling-runs",
+        "/v1/disagreements",
+        "/v1/quizzes",
+        "/v1/training-plans",
+        "/v1/golden-items",
+        "/v1/calibrations",
+        "/v1/sources/{source_id}/rejected-batches",
+    ],
+)
+async def test_time_cursors_we_did_not_make_are_400(
+    client: httpx.AsyncClient, admin_key: str, sender: SignedSender, path: str
+) -> None:
+    # Well-formed cursors (the right keys) whose values are not a time and an id.
+    [source] = (await client.get("/v1/sources", headers=auth(admin_key))).json()["items"]
+    url = path.format(source_id=source["id"])
+    for position in (
+        {"created_at": "yesterday", "id": "1"},
+        {"created_at": "2026-11-24", "id": "x"},
+    ):
+        response = await client.get(
+            url, params={"cursor": encode_cursor(position)}, headers=auth(admin_key)
+        )
+        assert_problem(response, 400)

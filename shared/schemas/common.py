@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -14,6 +15,7 @@ from shared.errors import BadRequest
 
 ItemT = TypeVar("ItemT")
 RowT = TypeVar("RowT")
+IdT = TypeVar("IdT")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -67,6 +69,24 @@ def page_rows(
     if len(rows) <= limit or not page:
         return page, None
     return page, encode_cursor(position(page[-1]))
+
+
+def time_position(
+    when: datetime, row_id: object, *, time_key: str = "created_at"
+) -> dict[str, str]:
+    """The cursor position of a row in a list ordered by a time and then its id."""
+    return {time_key: when.isoformat(), "id": str(row_id)}
+
+
+def decode_time_cursor(
+    cursor: str, *, id_type: Callable[[str], IdT], time_key: str = "created_at"
+) -> tuple[datetime, IdT]:
+    """The (time, id) a ``time_position`` cursor stands for; one we did not make is a 400."""
+    position = decode_cursor(cursor, keys={time_key, "id"})
+    try:
+        return datetime.fromisoformat(position[time_key]), id_type(position["id"])
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("cursor is not valid") from exc
 
 
 def decode_cursor(cursor: str, *, keys: set[str]) -> dict[str, Any]:

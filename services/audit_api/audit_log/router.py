@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.audit_log import service
 from services.audit_api.deps import Principal, SessionDep, require_roles
-from shared.errors import BadRequest
 from shared.schemas.audit_log import AuditLogEntryRead, AuditLogQuery
-from shared.schemas.common import Page, Problem, decode_cursor, page_rows
+from shared.schemas.common import (
+    Page,
+    Problem,
+    decode_time_cursor,
+    page_rows,
+    time_position,
+)
 
 router = APIRouter(prefix="/v1/audit-log", tags=["audit log"])
 
 AuditLogReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
-
-
-def _position(cursor: str) -> tuple[datetime, int]:
-    position = decode_cursor(cursor, keys={"created_at", "id"})
-    try:
-        return datetime.fromisoformat(position["created_at"]), int(position["id"])
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("cursor is not valid") from exc
 
 
 @router.get(
@@ -39,14 +35,14 @@ async def list_audit_log(
     Entries are not attributed to markets, so a market-scoped key may not read them (403).
     Secrets never appear in ``before`` or ``after``.
     """
-    before = _position(query.cursor) if query.cursor else None
+    before = decode_time_cursor(query.cursor, id_type=int) if query.cursor else None
     entries = await service.list_entries(
         session, filters=query, before=before, viewer_markets=principal.markets
     )
     entries, next_cursor = page_rows(
         entries,
         limit=query.limit,
-        position=lambda last: {"created_at": last.created_at.isoformat(), "id": last.id},
+        position=lambda last: time_position(last.created_at, last.id),
     )
     return Page(
         items=[AuditLogEntryRead.model_validate(entry) for entry in entries],

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from services.audit_api.calibrations import service
 from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
-from shared.errors import BadRequest
 from shared.schemas.calibration import (
     CalibrationCreate,
     CalibrationItemRead,
@@ -24,7 +22,13 @@ from shared.schemas.calibration import (
     TrendPoint,
     TrendQuery,
 )
-from shared.schemas.common import Page, Problem, decode_cursor, page_rows
+from shared.schemas.common import (
+    Page,
+    Problem,
+    decode_time_cursor,
+    page_rows,
+    time_position,
+)
 
 router = APIRouter(prefix="/v1/calibrations", tags=["calibrations"])
 
@@ -40,14 +44,6 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
     409: {"model": Problem},
     422: {"model": Problem},
 }
-
-
-def _position(cursor: str, key: str) -> tuple[datetime, uuid.UUID]:
-    position = decode_cursor(cursor, keys={key, "id"})
-    try:
-        return datetime.fromisoformat(position[key]), uuid.UUID(position["id"])
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("cursor is not valid") from exc
 
 
 @router.post("", status_code=201, response_model=CalibrationRead, responses=_PROBLEMS)
@@ -71,7 +67,7 @@ async def list_calibrations(
     Managers and admins see every session (of their markets); others the sessions they
     take part in or created.
     """
-    before = _position(query.cursor, "created_at") if query.cursor else None
+    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     rows = await service.list_calibrations(session, filters=query, before=before, viewer=principal)
     rows, next_cursor = page_rows(
         rows,
@@ -92,14 +88,18 @@ async def calibration_trend(
     query: Annotated[TrendQuery, Query()], session: SessionDep, principal: TrendReaderDep
 ) -> Page[TrendPoint]:
     """The market's closed sessions in the order they closed, with their overall agreement."""
-    after = _position(query.cursor, "closed_at") if query.cursor else None
+    after = (
+        decode_time_cursor(query.cursor, id_type=uuid.UUID, time_key="closed_at")
+        if query.cursor
+        else None
+    )
     points = await service.calibration_trend(
         session, market=query.market, limit=query.limit, after=after, viewer=principal
     )
     points, next_cursor = page_rows(
         points,
         limit=query.limit,
-        position=lambda last: {"closed_at": last.closed_at.isoformat(), "id": str(last.id)},
+        position=lambda last: time_position(last.closed_at, last.id, time_key="closed_at"),
     )
     return Page(items=points, next_cursor=next_cursor)
 

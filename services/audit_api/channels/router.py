@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -11,7 +10,6 @@ from fastapi import APIRouter, Depends, Query, Response
 from services.audit_api.channels import service
 from services.audit_api.deps import AdminDep, Principal, SessionDep, SettingsDep, require_roles
 from shared.encryption import secret_box
-from shared.errors import BadRequest
 from shared.schemas.channels import (
     ChannelCreate,
     ChannelCreated,
@@ -20,7 +18,15 @@ from shared.schemas.channels import (
     DeliveryQuery,
     DeliveryRead,
 )
-from shared.schemas.common import Page, PageQuery, Problem, decode_cursor, page_rows
+from shared.schemas.common import (
+    Page,
+    PageQuery,
+    Problem,
+    decode_cursor,
+    decode_time_cursor,
+    page_rows,
+    time_position,
+)
 
 router = APIRouter()
 
@@ -81,25 +87,17 @@ async def delete_channel(
     return Response(status_code=204)
 
 
-def _delivery_position(cursor: str) -> tuple[datetime, uuid.UUID]:
-    position = decode_cursor(cursor, keys={"created_at", "id"})
-    try:
-        return datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("cursor is not valid") from exc
-
-
 @router.get("/v1/deliveries", response_model=Page[DeliveryRead], tags=["deliveries"])
 async def list_deliveries(
     query: Annotated[DeliveryQuery, Query()], session: SessionDep, _: DeliveryReaderDep
 ) -> Page[DeliveryRead]:
     """Deliveries, newest first; ``status=dead`` is the dead-letter list."""
-    before = _delivery_position(query.cursor) if query.cursor else None
+    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     deliveries = await service.list_deliveries(session, filters=query, before=before)
     deliveries, next_cursor = page_rows(
         deliveries,
         limit=query.limit,
-        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+        position=lambda last: time_position(last.created_at, last.id),
     )
     return Page(
         items=[service.delivery_read(delivery) for delivery in deliveries], next_cursor=next_cursor

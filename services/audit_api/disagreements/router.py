@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import Principal, SessionDep, require_roles
 from services.audit_api.disagreements import service
-from shared.errors import BadRequest
 from shared.models.base import utcnow
-from shared.schemas.common import Page, Problem, decode_cursor, page_rows
+from shared.schemas.common import (
+    Page,
+    Problem,
+    decode_time_cursor,
+    page_rows,
+    time_position,
+)
 from shared.schemas.disagreements import (
     DisagreementDetail,
     DisagreementQuery,
@@ -43,14 +47,6 @@ def _only_moderator(principal: Principal) -> str | None:
     return principal.reviewer_id or ""
 
 
-def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
-    position = decode_cursor(cursor, keys={"created_at", "id"})
-    try:
-        return datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("cursor is not valid") from exc
-
-
 @router.get("", response_model=Page[DisagreementRead])
 async def list_disagreements(
     query: Annotated[DisagreementQuery, Query()], session: SessionDep, principal: ReaderDep
@@ -59,14 +55,14 @@ async def list_disagreements(
     items = await service.list_disagreements(
         session,
         filters=query,
-        before=_position(query.cursor) if query.cursor else None,
+        before=decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None,
         only_moderator=_only_moderator(principal),
         only_markets=principal.markets,
     )
     items, next_cursor = page_rows(
         items,
         limit=query.limit,
-        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+        position=lambda last: time_position(last.created_at, last.id),
     )
     return Page(items=items, next_cursor=next_cursor)
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_roles
 from services.audit_api.golden import service
-from shared.errors import BadRequest
 from shared.models.base import utcnow
-from shared.schemas.common import Page, decode_cursor, page_rows
+from shared.schemas.common import Page, decode_time_cursor, page_rows, time_position
 from shared.schemas.golden import (
     AuditorQualityQuery,
     AuditorQualityReport,
@@ -64,20 +62,14 @@ async def list_golden_items(
     query: Annotated[GoldenItemQuery, Query()], session: SessionDep, principal: ManagerDep
 ) -> Page[GoldenItemRead]:
     """Golden items, newest first."""
-    before = None
-    if query.cursor:
-        position = decode_cursor(query.cursor, keys={"created_at", "id"})
-        try:
-            before = (datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"]))
-        except (TypeError, ValueError):
-            raise BadRequest("cursor is not valid") from None
+    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     items = await service.list_golden_items(
         session, principal=principal, filters=query, before=before
     )
     items, next_cursor = page_rows(
         items,
         limit=query.limit,
-        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+        position=lambda last: time_position(last.created_at, last.id),
     )
     return Page(
         items=[GoldenItemRead.model_validate(item) for item in items], next_cursor=next_cursor

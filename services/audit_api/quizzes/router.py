@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
 from services.audit_api.quizzes import service
-from shared.errors import BadRequest
 from shared.models import Quiz, QuizAttempt
-from shared.schemas.common import Page, Problem, decode_cursor, page_rows
+from shared.schemas.common import (
+    Page,
+    Problem,
+    decode_time_cursor,
+    page_rows,
+    time_position,
+)
 from shared.schemas.training import (
     AssignPlanRequest,
     AssignPlanResult,
@@ -41,16 +45,8 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
-    position = decode_cursor(cursor, keys={"created_at", "id"})
-    try:
-        return datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("cursor is not valid") from exc
-
-
 def _row_position(row: Quiz | QuizAttempt) -> dict[str, str]:
-    return {"created_at": row.created_at.isoformat(), "id": str(row.id)}
+    return time_position(row.created_at, row.id)
 
 
 @router.post("", status_code=201, response_model=QuizRead, responses=_PROBLEMS)
@@ -69,7 +65,7 @@ async def list_quizzes(
 ) -> Page[QuizRead]:
     """Quizzes, oldest first. Admins, managers and policy POCs see all, with answers; other
     keys see the quizzes assigned to their reviewer, without answers."""
-    after = _position(query.cursor) if query.cursor else None
+    after = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     quizzes = await service.list_quizzes(session, filters=query, after=after, actor=principal)
     quizzes, next_cursor = page_rows(quizzes, limit=query.limit, position=_row_position)
     with_answers = principal.role in service.QUIZ_MANAGERS
@@ -109,7 +105,7 @@ async def list_attempts(
 ) -> Page[AttemptRead]:
     """Attempts with their results, oldest first: quiz managers see all (filter by
     ``reviewer_id``), other keys their own reviewer's."""
-    after = _position(query.cursor) if query.cursor else None
+    after = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     quiz, attempts = await service.list_attempts(
         session,
         quiz_id=quiz_id,

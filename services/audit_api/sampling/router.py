@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
 from services.audit_api.sampling import service
-from shared.errors import BadRequest
 from shared.models import SamplingPlan, SamplingRun
-from shared.schemas.common import Page, Problem, decode_cursor, page_rows
+from shared.schemas.common import (
+    Page,
+    Problem,
+    decode_time_cursor,
+    page_rows,
+    time_position,
+)
 from shared.schemas.sampling import (
     SampleAccepted,
     SampleRequest,
@@ -40,16 +44,8 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
-    position = decode_cursor(cursor, keys={"created_at", "id"})
-    try:
-        return datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("cursor is not valid") from exc
-
-
 def _row_position(row: SamplingPlan | SamplingRun) -> dict[str, str]:
-    return {"created_at": row.created_at.isoformat(), "id": str(row.id)}
+    return time_position(row.created_at, row.id)
 
 
 @router.post(
@@ -71,7 +67,7 @@ async def list_sampling_plans(
     query: Annotated[SamplingPlanQuery, Query()], session: SessionDep, principal: PlannerDep
 ) -> Page[SamplingPlanRead]:
     """Plans, oldest first; filter by ``market``, ``queue``, ``active``."""
-    after = _position(query.cursor) if query.cursor else None
+    after = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     plans = await service.list_plans(
         session, filters=query, after=after, only_markets=principal.markets
     )
@@ -131,7 +127,7 @@ async def list_sampling_runs(
     query: Annotated[SamplingRunQuery, Query()], session: SessionDep, principal: PlannerDep
 ) -> Page[SamplingRunRead]:
     """Sampling runs (scheduled and on demand), newest first; filter by ``market``, ``day``."""
-    before = _position(query.cursor) if query.cursor else None
+    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     runs = await service.list_runs(
         session, filters=query, before=before, only_markets=principal.markets
     )

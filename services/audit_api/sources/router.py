@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -11,7 +11,14 @@ from fastapi import APIRouter, Query, Request
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep
 from services.audit_api.sources import service
 from shared.encryption import secret_box
-from shared.schemas.common import Page, PageQuery, decode_cursor, page_rows
+from shared.schemas.common import (
+    Page,
+    PageQuery,
+    decode_cursor,
+    decode_time_cursor,
+    page_rows,
+    time_position,
+)
 from shared.schemas.decisions import RejectedBatchRead
 from shared.schemas.sources import (
     SecretRotated,
@@ -65,17 +72,14 @@ async def list_rejected_batches(
     _: AdminDep,
 ) -> Page[RejectedBatchRead]:
     """Authentic requests of this source that were refused, newest first, with the reason."""
-    before = None
-    if query.cursor:
-        position = decode_cursor(query.cursor, keys={"created_at", "id"})
-        before = (datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"]))
+    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     rows = await service.list_rejected_batches(
         session, source_id=source_id, limit=query.limit, before=before
     )
     rows, next_cursor = page_rows(
         rows,
         limit=query.limit,
-        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+        position=lambda last: time_position(last.created_at, last.id),
     )
     return Page(
         items=[RejectedBatchRead.model_validate(row) for row in rows], next_cursor=next_cursor

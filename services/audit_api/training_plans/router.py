@@ -11,7 +11,15 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
 from services.audit_api.training_plans import service
 from shared.errors import BadRequest
-from shared.schemas.common import Page, PageQuery, Problem, decode_cursor, page_rows
+from shared.schemas.common import (
+    Page,
+    PageQuery,
+    Problem,
+    decode_cursor,
+    decode_time_cursor,
+    page_rows,
+    time_position,
+)
 from shared.schemas.training import (
     AssigneeProgress,
     CompleteItemRequest,
@@ -49,18 +57,12 @@ async def list_plans(
     query: Annotated[PlanQuery, Query()], session: SessionDep, _: ManagerDep
 ) -> Page[PlanRead]:
     """Plans, oldest first; filter by ``kind`` and by an assignee's ``reviewer_id``."""
-    after = None
-    if query.cursor:
-        position = decode_cursor(query.cursor, keys={"created_at", "id"})
-        try:
-            after = datetime.fromisoformat(position["created_at"]), uuid.UUID(position["id"])
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("cursor is not valid") from exc
+    after = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
     plans = await service.list_plans(session, filters=query, after=after)
     plans, next_cursor = page_rows(
         plans,
         limit=query.limit,
-        position=lambda last: {"created_at": last.created_at.isoformat(), "id": str(last.id)},
+        position=lambda last: time_position(last.created_at, last.id),
     )
     return Page(
         items=[await service.plan_read(session, plan) for plan in plans], next_cursor=next_cursor
