@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.stats.agreement import AgreementSummary
+
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 
 # Bounds that keep one request to well under a second of computation.
@@ -208,3 +210,17 @@ class AgreementResult(BaseModel):
         description="Fleiss' P-bar: mean share of agreeing rater pairs, units with 2+ ratings."
     )
     notes: list[str] = Field(description="Why a statistic is null, and what was left out.")
+
+    @classmethod
+    def from_summary(cls, summary: AgreementSummary) -> AgreementResult:
+        """The response for a computed summary (the endpoint's and calibration results')."""
+        return cls(
+            n_units=summary.n_units,
+            n_raters=summary.n_raters,
+            krippendorff_alpha=summary.krippendorff_alpha,
+            fleiss_kappa=summary.fleiss_kappa,
+            cohen_kappa=summary.cohen_kappa,
+            gwet_ac1=summary.gwet_ac1,
+            percent_agreement=summary.percent_agreement,
+            notes=list(summary.notes),
+        )

@@ -52,7 +52,7 @@ from shared.schemas.calibration import (
     ParticipantResult,
     TrendPoint,
 )
-from shared.stats.agreement import AgreementSummary, encode_labels, summarize_ratings
+from shared.stats.agreement import encode_labels, summarize_ratings
 
 OVERSEER_ROLES = frozenset({"admin", "manager"})
 
@@ -386,20 +386,6 @@ async def save_labels(
 # --- results ----------------------------------------------------------------------------
 
 
-def agreement_result(summary: AgreementSummary) -> AgreementResult:
-    """An `AgreementSummary` in the shape ``POST /v1/metrics/agreement`` returns."""
-    return AgreementResult(
-        n_units=summary.n_units,
-        n_raters=summary.n_raters,
-        krippendorff_alpha=summary.krippendorff_alpha,
-        fleiss_kappa=summary.fleiss_kappa,
-        cohen_kappa=summary.cohen_kappa,
-        gwet_ac1=summary.gwet_ac1,
-        percent_agreement=summary.percent_agreement,
-        notes=list(summary.notes),
-    )
-
-
 def consensus(labels: Sequence[str]) -> tuple[str | None, float | None]:
     """The most chosen label and its share of the labels; a tie goes to the alphabetically
     first label. ``(None, None)`` when nobody labeled."""
@@ -483,7 +469,7 @@ def compute_results(
             )
         )
     return CalibrationResults(
-        agreement=agreement_result(overall),
+        agreement=AgreementResult.from_summary(overall),
         participants=participant_results,
         items=item_results,
         per_category=per_category,

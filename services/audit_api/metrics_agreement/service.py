@@ -59,13 +59,4 @@ def _from_ratings(request: AgreementRequest) -> AgreementSummary:
 def measure_agreement(request: AgreementRequest) -> AgreementResult:
     """Every agreement statistic of the request's data, null with a note where undefined."""
     summary = _from_counts(request) if request.counts is not None else _from_ratings(request)
-    return AgreementResult(
-        n_units=summary.n_units,
-        n_raters=summary.n_raters,
-        krippendorff_alpha=summary.krippendorff_alpha,
-        fleiss_kappa=summary.fleiss_kappa,
-        cohen_kappa=summary.cohen_kappa,
-        gwet_ac1=summary.gwet_ac1,
-        percent_agreement=summary.percent_agreement,
-        notes=list(summary.notes),
-    )
+    return AgreementResult.from_summary(summary)
