@@ -66,11 +66,14 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 from cryptography.fernet import Fernet
-from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
 
+from benchmarks.bench_database import (
+    drop_database,
+    flush_redis,
+    plain_dsn,
+    recreate_database,
+)
 from benchmarks.report_file import DEFAULT_REPORT, machine_line, write_section
-from shared.settings import to_asyncpg_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "plumbline_bench_claims"
@@ -156,45 +159,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 
 
 # ----------------------------------------------------------------- PostgreSQL and Redis
-
-
-def plain_dsn(url: str) -> str:
-    """``url`` as a DSN asyncpg accepts (no ``+asyncpg`` driver suffix)."""
-    return make_url(to_asyncpg_url(url)).set(drivername="postgresql").render_as_string(False)
-
-
-def _database_url(server_url: str, database: str) -> str:
-    url = make_url(to_asyncpg_url(server_url)).set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
-async def recreate_database(server_url: str) -> str:
-    """Drop and create the benchmark database; return its (asyncpg) URL."""
-    connection = await asyncpg.connect(plain_dsn(_database_url(server_url, "postgres")))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    finally:
-        await connection.close()
-    return _database_url(server_url, BENCH_DATABASE)
-
-
-async def drop_database(server_url: str) -> None:
-    """Drop the benchmark database (the summary keeps the numbers)."""
-    with contextlib.suppress(Exception):
-        connection = await asyncpg.connect(plain_dsn(_database_url(server_url, "postgres")))
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-
-async def flush_redis(url: str) -> None:
-    client = Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
 
 
 def resolve_servers(exits: contextlib.ExitStack, workdir: Path) -> tuple[str, str]:
@@ -737,8 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as exits:
         workdir = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="plumbline-claims-")))
         server_url, redis_url = resolve_servers(exits, workdir)
-        database_url = asyncio.run(recreate_database(server_url))
-        exits.callback(lambda: asyncio.run(drop_database(server_url)))
+        database_url = asyncio.run(recreate_database(server_url, BENCH_DATABASE))
+        exits.callback(lambda: asyncio.run(drop_database(server_url, BENCH_DATABASE)))
         asyncio.run(flush_redis(redis_url))
         port = free_port()
         admin_key = "plk_bench_" + secrets.token_urlsafe(24)

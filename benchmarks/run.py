@@ -61,10 +61,9 @@ import httpx
 import orjson
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
 
+from benchmarks.bench_database import drop_database, flush_redis, plain_dsn, recreate_database
 from benchmarks.report_file import write_section
-from shared.settings import to_asyncpg_url
 from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -234,11 +233,6 @@ class Backing:
     redis_origin: str
 
 
-def plain_dsn(url: str) -> str:
-    """``url`` as a DSN asyncpg accepts (no ``+asyncpg`` driver suffix)."""
-    return make_url(to_asyncpg_url(url)).set(drivername="postgresql").render_as_string(False)
-
-
 def redacted(url: str) -> str:
     """``url`` without its password, for the report."""
     parts = urlsplit(url)
@@ -287,8 +281,8 @@ def resolve_backing(exits: contextlib.ExitStack, workdir: Path) -> Backing:
     else:
         redis_origin = f"{redacted(redis_url)} (from {redis_origin})"
 
-    database_url = asyncio.run(recreate_database(server_url))
-    exits.callback(lambda: asyncio.run(drop_database(server_url)))
+    database_url = asyncio.run(recreate_database(server_url, BENCH_DATABASE))
+    exits.callback(lambda: asyncio.run(drop_database(server_url, BENCH_DATABASE)))
     asyncio.run(flush_redis(redis_url))
     return Backing(
         server_url=server_url,
@@ -297,44 +291,6 @@ def resolve_backing(exits: contextlib.ExitStack, workdir: Path) -> Backing:
         redis_url=redis_url,
         redis_origin=redis_origin,
     )
-
-
-def _maintenance_dsn(server_url: str) -> str:
-    url = make_url(to_asyncpg_url(server_url))
-    if url.database in (None, "", BENCH_DATABASE):
-        url = url.set(database="postgres")
-    return plain_dsn(url.render_as_string(hide_password=False))
-
-
-async def recreate_database(server_url: str) -> str:
-    """Drop and create ``plumbline_bench`` on the server; return its (asyncpg) URL."""
-    connection = await asyncpg.connect(_maintenance_dsn(server_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    finally:
-        await connection.close()
-    url = make_url(to_asyncpg_url(server_url)).set(database=BENCH_DATABASE)
-    return url.render_as_string(hide_password=False)
-
-
-async def drop_database(server_url: str) -> None:
-    """Drop ``plumbline_bench`` (at the end of the run; the report keeps the numbers)."""
-    with contextlib.suppress(Exception):
-        connection = await asyncpg.connect(_maintenance_dsn(server_url))
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-
-async def flush_redis(url: str) -> None:
-    """Empty the benchmark's Redis database, so no job of an earlier run is waiting."""
-    client = Redis.from_url(url)
-    try:
-        await client.flushdb()
-    finally:
-        await client.aclose()
 
 
 # ------------------------------------------------------------------------------- stack

@@ -43,6 +43,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from benchmarks.bench_database import drop_database, plain_dsn, recreate_database
 from benchmarks.report_file import DEFAULT_REPORT, machine_line, write_section
 from services.report_worker.sampling import sample_daily_audits
 from shared.db import create_engine, create_sessionmaker
@@ -95,15 +96,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     return Options(args.decisions, args.moderators, args.repeats, args.output)
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 @contextlib.contextmanager
 def server_url() -> Iterator[str]:
     """A PostgreSQL server: the configured one, or an embedded one for this run."""
@@ -121,23 +113,6 @@ def server_url() -> Iterator[str]:
             yield server.url
         finally:
             server.stop()
-
-
-async def recreate_database(server: str) -> None:
-    connection = await asyncpg.connect(_plain(_with_database(server, "postgres")))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    finally:
-        await connection.close()
-
-
-async def drop_database(server: str) -> None:
-    connection = await asyncpg.connect(_plain(_with_database(server, "postgres")))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 def _weighted(rng: random.Random, choices: Sequence[tuple[str, float]]) -> list[str]:
@@ -289,11 +264,10 @@ def _median(values: Sequence[float]) -> float:
 
 
 async def run(options: Options, server: str) -> str:
-    await recreate_database(server)
-    database_url = _with_database(server, BENCH_DATABASE)
+    database_url = await recreate_database(server, BENCH_DATABASE)
     try:
         await asyncio.to_thread(upgrade_to_head, database_url)
-        connection = await asyncpg.connect(_plain(database_url))
+        connection = await asyncpg.connect(plain_dsn(database_url))
         try:
             started = time.perf_counter()
             await load(connection, options)
@@ -323,7 +297,7 @@ async def run(options: Options, server: str) -> str:
         finally:
             await connection.close()
     finally:
-        await drop_database(server)
+        await drop_database(server, BENCH_DATABASE)
     return report(options, rows, load_seconds)
 
 
