@@ -8,7 +8,7 @@ import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
-from shared.settings import to_asyncpg_url
+from shared.core.settings import to_asyncpg_url
 
 
 def plain_dsn(url: str) -> str:

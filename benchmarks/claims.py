@@ -167,7 +167,7 @@ def resolve_servers(exits: contextlib.ExitStack, workdir: Path) -> tuple[str, st
         "PLUMBLINE_TEST_DATABASE_URL"
     )
     if not server_url:
-        from shared.embedded import start_embedded_postgres
+        from shared.core.embedded import start_embedded_postgres
 
         postgres = start_embedded_postgres(workdir / "servers")
         exits.callback(postgres.stop)
@@ -176,7 +176,7 @@ def resolve_servers(exits: contextlib.ExitStack, workdir: Path) -> tuple[str, st
     if not redis_url and (given := os.environ.get("PLUMBLINE_TEST_REDIS_URL")):
         redis_url = urlunsplit(urlsplit(given)._replace(path=f"/{SHARED_REDIS_DATABASE}"))
     if not redis_url:
-        from shared.embedded import start_embedded_redis
+        from shared.core.embedded import start_embedded_redis
 
         server = start_embedded_redis(workdir / "servers")
         exits.callback(server.stop)

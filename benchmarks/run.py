@@ -64,7 +64,7 @@ from redis.asyncio import Redis
 
 from benchmarks.bench_database import drop_database, flush_redis, plain_dsn, recreate_database
 from benchmarks.report_file import write_section
-from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
+from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = Path(__file__).resolve().with_name("wrk_requests.lua")
@@ -255,7 +255,7 @@ def resolve_backing(exits: contextlib.ExitStack, workdir: Path) -> Backing:
         database_origin = "PLUMBLINE_TEST_DATABASE_URL"
         server_url = os.environ.get(database_origin)
     if not server_url:
-        from shared.embedded import start_embedded_postgres
+        from shared.core.embedded import start_embedded_postgres
 
         postgres = start_embedded_postgres(workdir / "servers")
         exits.callback(postgres.stop)
@@ -272,7 +272,7 @@ def resolve_backing(exits: contextlib.ExitStack, workdir: Path) -> Backing:
             redis_url = with_redis_database(given, SHARED_REDIS_DATABASE)
             redis_origin = f"PLUMBLINE_TEST_REDIS_URL, database {SHARED_REDIS_DATABASE}"
     if not redis_url:
-        from shared.embedded import start_embedded_redis
+        from shared.core.embedded import start_embedded_redis
 
         redis_server = start_embedded_redis(workdir / "servers")
         exits.callback(redis_server.stop)

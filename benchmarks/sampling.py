@@ -46,10 +46,10 @@ import orjson
 from benchmarks.bench_database import drop_database, plain_dsn, recreate_database
 from benchmarks.report_file import DEFAULT_REPORT, machine_line, write_section
 from services.report_worker.sampling import sample_daily_audits
-from shared.db import create_engine, create_sessionmaker
+from shared.core.db import create_engine, create_sessionmaker
+from shared.core.migrate import upgrade_to_head
+from shared.core.settings import Settings, to_asyncpg_url
 from shared.jobs import SampleDailyAudits
-from shared.migrate import upgrade_to_head
-from shared.settings import Settings, to_asyncpg_url
 
 BENCH_DATABASE = "plumbline_bench_sampling"
 TARGET_SECONDS = 30.0
@@ -105,7 +105,7 @@ def server_url() -> Iterator[str]:
     if given:
         yield to_asyncpg_url(given)
         return
-    from shared.embedded import start_embedded_postgres
+    from shared.core.embedded import start_embedded_postgres
 
     with tempfile.TemporaryDirectory(prefix="plumbline-bench-") as directory:
         server = start_embedded_postgres(Path(directory) / "postgres")

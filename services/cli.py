@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from shared.settings import Settings, get_settings
+from shared.core.settings import Settings, get_settings
 
 # `plumbline run` must be gone within 10 s of SIGTERM: the children get this long to exit
 # by themselves, the embedded servers the rest.
@@ -41,7 +41,7 @@ class _Interrupted(BaseException):
 
 
 class EmbeddedServer(Protocol):
-    """What ``shared.embedded`` servers have in common."""
+    """What ``shared.core.embedded`` servers have in common."""
 
     url: str
     pid: int
@@ -97,7 +97,7 @@ def _start_embedded(
     Each server in use (started here or found running) is appended to ``servers`` as soon
     as it is up, so the caller's cleanup sees it even when the next one fails to start.
     """
-    from shared.embedded import start_embedded_postgres, start_embedded_redis
+    from shared.core.embedded import start_embedded_postgres, start_embedded_redis
 
     updates: dict[str, object] = {}
     if settings.database_url is None:
@@ -173,7 +173,7 @@ async def ensure_admin_key(settings: Settings, *, generate: bool) -> str | None:
         ensure_bootstrap_admin_key,
         has_admin_key,
     )
-    from shared.db import create_sessionmaker, engine_from_settings, unit_of_work
+    from shared.core.db import create_sessionmaker, engine_from_settings, unit_of_work
 
     key = _bootstrap_key(settings)
     if key is None and not generate:
@@ -273,14 +273,14 @@ def run_all() -> int:
         resolved = _start_embedded(settings, servers, redis=True, announce=True)
         if resolved.database_url is None:
             raise RuntimeError("database URL not resolved")
-        from shared.migrate import upgrade_to_head
+        from shared.core.migrate import upgrade_to_head
 
         upgrade_to_head(resolved.database_url)
         generated = asyncio.run(ensure_admin_key(resolved, generate=True))
 
         # Create the local encryption key file (when no key is configured) before four
         # processes race to create it.
-        from shared.encryption import secret_box
+        from shared.core.encryption import secret_box
 
         secret_box(resolved)
 
@@ -317,7 +317,7 @@ def run_all() -> int:
 
 
 def _configure_logging(settings: Settings, service: str) -> None:
-    from shared.observability import configure_logging
+    from shared.core.observability import configure_logging
 
     configure_logging(service=service, level=settings.log_level, json=settings.log_json)
 
@@ -348,7 +348,7 @@ def run_api() -> int:
 
 def run_worker(module: str, service: str) -> int:
     """``plumbline report-worker | notifier``: an arq worker from ``module.WorkerSettings``."""
-    from shared.queue import run_worker as arq_run_worker
+    from shared.core.queue import run_worker as arq_run_worker
 
     with _resolved_settings(redis=True) as settings:
         _configure_logging(settings, service)
@@ -359,7 +359,7 @@ def run_worker(module: str, service: str) -> int:
 
 
 async def _relay_until_stopped(settings: Settings) -> None:
-    from shared.outbox import run_relay
+    from shared.core.outbox import run_relay
 
     task = asyncio.create_task(run_relay(settings))
     loop = asyncio.get_running_loop()
@@ -379,7 +379,7 @@ def run_relay() -> int:
 
 def run_migrate() -> int:
     """``plumbline migrate``: upgrade the schema to head and ensure the bootstrap admin key."""
-    from shared.migrate import upgrade_to_head
+    from shared.core.migrate import upgrade_to_head
 
     with _resolved_settings(redis=False) as settings:
         assert settings.database_url is not None
@@ -393,7 +393,7 @@ async def _create_key(
     settings: Settings, *, name: str, role: str, reviewer_id: str | None, markets: list[str]
 ) -> tuple[str, str]:
     from services.audit_api.auth.service import create_api_key
-    from shared.db import create_sessionmaker, engine_from_settings, unit_of_work
+    from shared.core.db import create_sessionmaker, engine_from_settings, unit_of_work
 
     engine = engine_from_settings(settings)
     try:
@@ -425,7 +425,7 @@ def run_api_key_create(args: argparse.Namespace) -> int:
 
 def run_revision(args: argparse.Namespace) -> int:
     """``plumbline revision -m MSG``: autogenerate a migration against an up-to-date schema."""
-    from shared.migrate import make_revision, upgrade_to_head
+    from shared.core.migrate import make_revision, upgrade_to_head
 
     with _resolved_settings(redis=False) as settings:
         assert settings.database_url is not None

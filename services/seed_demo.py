@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 
-from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
+from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
 
 MAX_BATCH = 1000
 

@@ -7,8 +7,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.observability import request_id_var
 from shared.models import AuditLogEntry
-from shared.observability import request_id_var
 
 
 class Actor(Protocol):

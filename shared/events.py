@@ -10,11 +10,11 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.observability import request_id_var
+from shared.core.outbox import add_job
 from shared.jobs import FanOutEvent
 from shared.models import Event
 from shared.models.base import utcnow
-from shared.observability import request_id_var
-from shared.outbox import add_job
 
 
 class EventType(StrEnum):

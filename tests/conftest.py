@@ -28,12 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.audit_api.app import create_app
 from services.audit_api.auth.service import create_api_key
-from shared.db import create_engine, create_sessionmaker
-from shared.migrate import upgrade_to_head
-from shared.outbox import relay_batch
-from shared.queue import ArqRedis, create_queue_pool, redis_settings
-from shared.settings import Settings, to_asyncpg_url
-from shared.signing import sign_payload
+from shared.core.db import create_engine, create_sessionmaker
+from shared.core.migrate import upgrade_to_head
+from shared.core.outbox import relay_batch
+from shared.core.queue import ArqRedis, create_queue_pool, redis_settings
+from shared.core.settings import Settings, to_asyncpg_url
+from shared.core.signing import sign_payload
 
 pytest_plugins: list[str] = []
 
@@ -58,7 +58,7 @@ def server_database_url(data_dir: Path) -> Iterator[str]:
     if given:
         yield to_asyncpg_url(given)
         return
-    from shared.embedded import start_embedded_postgres
+    from shared.core.embedded import start_embedded_postgres
 
     server = start_embedded_postgres(data_dir / "postgres")
     try:
@@ -111,7 +111,7 @@ def redis_url(data_dir: Path) -> Iterator[str]:
     if given:
         yield given
         return
-    from shared.embedded import start_embedded_redis
+    from shared.core.embedded import start_embedded_redis
 
     server = start_embedded_redis(data_dir / "redis")
     try:

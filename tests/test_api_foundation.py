@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.auth.service import ensure_bootstrap_admin_key, hash_key
 from services.report_worker.worker import WorkerSettings
+from shared.core.observability import request_id_var
+from shared.core.queue import ArqRedis
+from shared.core.settings import Settings
 from shared.models import ApiKey, OutboxJob
-from shared.observability import request_id_var
-from shared.queue import ArqRedis
 from shared.schemas.common import encode_cursor
-from shared.settings import Settings
 from tests.conftest import (
     SignedSender,
     auth,

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import SUPPORTED_KINDS
 from services.notifier.deliveries import fan_out_event
-from shared.encryption import secret_box
+from shared.core.encryption import secret_box
+from shared.core.settings import Settings
 from shared.events import EventType, SourceSecretRotated, record_event
 from shared.models import Channel, Delivery, Market
 from shared.models.base import utcnow
-from shared.settings import Settings
 from tests.conftest import auth, make_key
 
 TARGET = "https://hooks.example.com/services/team-7/Zx81sEcretPath?token=abc"

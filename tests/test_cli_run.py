@@ -25,7 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.settings import to_asyncpg_url
+from shared.core.settings import to_asyncpg_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLI_DATABASE = "plumbline_cli_test"
@@ -36,7 +36,7 @@ _ENTRY_POINTS = (
     "services.audit_api.app",
     "services.report_worker.worker",
     "services.notifier.worker",
-    "shared.outbox",
+    "shared.core.outbox",
 )
 _missing = [name for name in _ENTRY_POINTS if importlib.util.find_spec(name) is None]
 pytestmark = pytest.mark.skipif(

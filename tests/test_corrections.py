@@ -17,13 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import SUPPORTED_KINDS
 from services.notifier.deliveries import events_missing_deliveries, fan_out_event
-from shared.encryption import secret_box
+from shared.core.encryption import secret_box
+from shared.core.queue import ArqRedis
+from shared.core.settings import Settings
+from shared.core.signing import verify_signature
 from shared.events import DecisionCorrected, EventType, record_event
 from shared.models import AuditLogEntry, Channel, Decision, Delivery, Event
 from shared.models.base import utcnow
-from shared.queue import ArqRedis
-from shared.settings import Settings
-from shared.signing import verify_signature
 from tests.conftest import SignedSender, auth, decision_event, make_key
 from tests.test_notifier import WebhookReceiver, create_channel, notify
 

@@ -20,6 +20,9 @@ from services.report_worker.disputes import (
     run_close_expired_disagreements,
     run_remind_overdue_disputes,
 )
+from shared.core.queue import ArqRedis
+from shared.core.settings import Settings
+from shared.core.signing import verify_signature
 from shared.events import (
     DecisionCorrected,
     DisagreementOpened,
@@ -28,9 +31,6 @@ from shared.events import (
     record_event,
 )
 from shared.models import Disagreement, DisagreementChange, Event, OutboxJob
-from shared.queue import ArqRedis
-from shared.settings import Settings
-from shared.signing import verify_signature
 from tests.conftest import SignedSender, auth, make_key
 from tests.test_disagreements_api import Case, new_case, set_status, state_of
 from tests.test_notifier import SECRET, WebhookReceiver, create_channel, notify

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.embedded import (
+from shared.core.embedded import (
     _pid_alive,
     _redis_command,
     start_embedded_postgres,

@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.migrate import alembic_config, upgrade_to_head
+from shared.core.migrate import alembic_config, upgrade_to_head
 from shared.models import Base
 from tests.conftest import scratch_database
 

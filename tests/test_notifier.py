@@ -31,13 +31,13 @@ from services.notifier.deliveries import (
 )
 from services.notifier.templates import render_text, render_webhook_body
 from services.notifier.worker import WorkerSettings
+from shared.core.queue import ArqRedis, enqueue
+from shared.core.settings import Settings
+from shared.core.signing import verify_signature
 from shared.events import EventType, SourceRejectedBatch, record_event
 from shared.jobs import FanOutEvent
 from shared.models import Delivery, DeliveryAttempt, Event
 from shared.models.base import utcnow
-from shared.queue import ArqRedis, enqueue
-from shared.settings import Settings
-from shared.signing import verify_signature
 from tests.conftest import SignedSender, _free_port, auth, relay_all, run_worker_burst
 
 SECRET = "whsec_test-channel-secret-0123456789"

@@ -18,11 +18,11 @@ from services.report_worker.intake_rollups import (
     sweep_intake_batches,
 )
 from services.report_worker.worker import WorkerSettings
+from shared.core.outbox import add_job, purge_relayed, relay_batch
+from shared.core.queue import ArqRedis
+from shared.core.settings import Settings
 from shared.jobs import ApplyIntakeRollup
 from shared.models import IntakeBatch, OutboxJob
-from shared.outbox import add_job, purge_relayed, relay_batch
-from shared.queue import ArqRedis
-from shared.settings import Settings
 from tests.conftest import (
     SignedSender,
     auth,

@@ -19,6 +19,8 @@ from services.report_worker.sampling import (
     sample_due_markets,
 )
 from services.report_worker.worker import WorkerSettings
+from shared.core.queue import ArqRedis, Context, job_function
+from shared.core.settings import Settings
 from shared.jobs import SampleDailyAudits
 from shared.models import (
     Audit,
@@ -31,8 +33,6 @@ from shared.models import (
     SamplingPlan,
     SamplingRun,
 )
-from shared.queue import ArqRedis, Context, job_function
-from shared.settings import Settings
 from tests.conftest import (
     LiveServer,
     SignedSender,

@@ -10,8 +10,8 @@ import httpx
 import orjson
 
 from services.seed_demo import SeedOptions, generate_decisions, seed_demo
+from shared.core.signing import verify_signature
 from shared.schemas.decisions import DecisionEvent
-from shared.signing import verify_signature
 
 END = datetime(2026, 11, 23, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from shared.signing import parse_signature_header, sign_payload, verify_signature
+from shared.core.signing import parse_signature_header, sign_payload, verify_signature
 
 SECRET = "whsec-test"
 BODY = b'{"event_id":"evt-1"}'

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.report_worker.training_reminders import run_remind_overdue_training_items
+from shared.core.settings import Settings
 from shared.events import EventType
 from shared.models import AuditLogEntry, Event, TrainingItemProgress, TrainingPlan
-from shared.settings import Settings
 from tests.conftest import auth, make_key
 from tests.test_quizzes_api import ALL_RIGHT, attempt, create_quiz, reviewer_key
 

@@ -32,12 +32,12 @@ from services.audit_api.sources.router import router as sources_router
 from services.audit_api.sources.service import SourceDirectory
 from services.audit_api.training_plans.router import router as training_plans_router
 from services.audit_api.wellbeing.router import router as wellbeing_router
-from shared.db import create_sessionmaker, engine_from_settings
-from shared.encryption import secret_box
-from shared.garbage_collection import tune_for_throughput
-from shared.observability import configure_logging
-from shared.queue import create_queue_pool
-from shared.settings import Settings, get_settings
+from shared.core.db import create_sessionmaker, engine_from_settings
+from shared.core.encryption import secret_box
+from shared.core.garbage_collection import tune_for_throughput
+from shared.core.observability import configure_logging
+from shared.core.queue import create_queue_pool
+from shared.core.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

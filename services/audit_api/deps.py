@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit_api.auth import service as auth_service
-from shared.db import unit_of_work
-from shared.errors import Forbidden, Unauthorized
-from shared.settings import Settings
+from shared.core.auth import ALL_ROLES, Principal, Role
+from shared.core.db import unit_of_work
+from shared.core.errors import Forbidden, Unauthorized
+from shared.core.settings import Settings
 
 
 async def get_settings(request: Request) -> Settings:
@@ -28,19 +28,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: an API key's role and, for reviewer-bound keys, the reviewer."""
-
-    key_id: str
-    role: str
-    reviewer_id: str | None
-    markets: tuple[str, ...] | None
-
-    def can_see_market(self, market: str) -> bool:
-        return self.markets is None or market in self.markets
 
 
 def _bearer_token(request: Request) -> str:
@@ -60,7 +47,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
         raise Unauthorized("API key is not valid")
     return Principal(
         key_id=str(key.id),
-        role=key.role,
+        role=Role(key.role),
         reviewer_id=key.reviewer_id,
         markets=tuple(key.markets) if key.markets else None,
     )
@@ -69,7 +56,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+def require_roles(*roles: Role | str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency admitting only these roles: 401 without a valid key, 403 for others."""
     allowed = frozenset(roles)
 
@@ -81,5 +68,5 @@ def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return check
 
 
-ANY_ROLE = ("admin", "manager", "policy_poc", "qa_auditor", "moderator")
+ANY_ROLE = ALL_ROLES
 AdminDep = Annotated[Principal, Depends(require_roles("admin"))]

@@ -8,7 +8,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.audit_api.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from shared.observability import new_request_id, request_id_var
+from shared.core.observability import new_request_id, request_id_var
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

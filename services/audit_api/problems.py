@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from shared.errors import DomainError, problem_type_uri
+from shared.core.errors import DomainError, problem_type_uri
 from shared.schemas.common import Problem, ProblemError
 
 logger = logging.getLogger(__name__)

@@ -44,9 +44,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.channels import ChannelAdapter, SendResult
 from services.notifier.templates import WEBHOOK_CONTENT_TYPE, render_webhook_body
-from shared.encryption import SecretBox
+from shared.core.encryption import SecretBox
+from shared.core.settings import Settings
 from shared.models import Channel, Delivery, DeliveryAttempt, Event
-from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 

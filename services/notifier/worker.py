@@ -34,12 +34,10 @@ from services.notifier.deliveries import (
     record_attempt,
     send_claimed,
 )
-from shared.db import create_sessionmaker, engine_from_settings
-from shared.encryption import secret_box
-from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent
-from shared.models.base import utcnow
-from shared.observability import configure_logging, request_id_var
-from shared.queue import (
+from shared.core.db import create_sessionmaker, engine_from_settings
+from shared.core.encryption import secret_box
+from shared.core.observability import configure_logging, request_id_var
+from shared.core.queue import (
     ArqRedis,
     Context,
     RedisSettings,
@@ -50,8 +48,10 @@ from shared.queue import (
     scheduled_job,
     serialize_job,
 )
-from shared.queue import redis_settings as queue_redis_settings
-from shared.settings import get_settings
+from shared.core.queue import redis_settings as queue_redis_settings
+from shared.core.settings import get_settings
+from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent
+from shared.models.base import utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.queue import Context
 from shared.events import AuditorAccuracyDropped, EventType, record_event
 from shared.models import AuditorAccuracyAnnouncement, GoldenVerdict, Reviewer
 from shared.models.base import utcnow
-from shared.queue import Context
 
 logger = logging.getLogger(__name__)
 

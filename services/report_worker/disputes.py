@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.queue import Context
 from shared.events import DisputeAwaitingArbitration, EventType, record_event
 from shared.models import Disagreement, DisagreementChange, Verdict
 from shared.models.base import utcnow
-from shared.queue import Context
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.queue import Context
 from shared.jobs import ApplyIntakeRollup
-from shared.queue import Context
 
 logger = logging.getLogger(__name__)
 

@@ -30,11 +30,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.core.queue import Context
 from shared.jobs import SampleDailyAudits
 from shared.markets import default_time_zone
 from shared.models import BackgroundJob, SamplingPlan, SamplingRun
 from shared.models.base import utcnow
-from shared.queue import Context
 from shared.sampling import (
     DaySampler,
     ModeratorStanding,

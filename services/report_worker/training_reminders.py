@@ -19,10 +19,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.queue import Context
 from shared.events import EventType, TrainingItemOverdue, record_event
 from shared.models import Reviewer, TrainingItemProgress, TrainingPlan, TrainingPlanItem
 from shared.models.base import utcnow
-from shared.queue import Context
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from services.report_worker.disputes import (
 from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
 from services.report_worker.sampling import sample_daily_audits, sample_due_market_days
 from services.report_worker.training_reminders import run_remind_overdue_training_items
-from shared.db import create_sessionmaker, engine_from_settings
-from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup, SampleDailyAudits
-from shared.observability import configure_logging
-from shared.queue import (
+from shared.core.db import create_sessionmaker, engine_from_settings
+from shared.core.observability import configure_logging
+from shared.core.queue import (
     Context,
     RedisSettings,
     deserialize_job,
@@ -23,8 +22,9 @@ from shared.queue import (
     scheduled_job,
     serialize_job,
 )
-from shared.queue import redis_settings as queue_redis_settings
-from shared.settings import get_settings
+from shared.core.queue import redis_settings as queue_redis_settings
+from shared.core.settings import get_settings
+from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup, SampleDailyAudits
 
 
 async def startup(ctx: Context) -> None:

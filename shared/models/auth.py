@@ -9,9 +9,10 @@ from sqlalchemy import CheckConstraint, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.core.auth import Role
 from shared.models.base import Base, CreatedAtMixin, new_id
 
-ROLES = ("admin", "manager", "policy_poc", "qa_auditor", "moderator")
+ROLES = tuple(role.value for role in Role)
 
 
 class ApiKey(CreatedAtMixin, Base):

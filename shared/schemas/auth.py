@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.core.auth import Role
 from shared.schemas.fields import MarketCode, ReviewerId
-
-Role = Literal["admin", "manager", "policy_poc", "qa_auditor", "moderator"]
 
 
 class ApiKeyCreate(BaseModel):

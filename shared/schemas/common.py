@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.errors import BadRequest
+from shared.core.errors import BadRequest
 
 ItemT = TypeVar("ItemT")
 RowT = TypeVar("RowT")

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.audit_api.appeals import service
 from services.audit_api.decisions.router import read_body
 from services.audit_api.decisions.service import authenticate_source, record_rejection
-from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_roles
+from services.audit_api.deps import SessionDep, SettingsDep, require_roles
 from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
-from shared.errors import DomainError
+from shared.core.auth import Principal
+from shared.core.errors import DomainError
+from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER
 from shared.models.base import utcnow
 from shared.schemas.appeals import (
     AppealBatch,
@@ -21,7 +23,6 @@ from shared.schemas.appeals import (
 )
 from shared.schemas.common import Problem
 from shared.schemas.decisions import IntakeResult
-from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER
 
 router = APIRouter()
 

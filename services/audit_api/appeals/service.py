@@ -23,7 +23,7 @@ from sqlalchemy import Date, cast, distinct, func, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import BadRequest, DomainError, Forbidden, UnprocessableEntity
+from shared.core.errors import BadRequest, DomainError, Forbidden, UnprocessableEntity
 from shared.models import Appeal, Decision, Market
 from shared.schemas.appeals import (
     AppealBatch,

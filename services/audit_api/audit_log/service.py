@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import Forbidden
+from shared.core.errors import Forbidden
 from shared.models import AuditLogEntry
 from shared.schemas.audit_log import AuditLogQuery
 

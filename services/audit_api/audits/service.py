@@ -63,7 +63,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.deps import Principal
 from services.audit_api.golden.service import (
     claim_golden_audit,
     claim_number,
@@ -72,7 +71,8 @@ from services.audit_api.golden.service import (
 )
 from services.audit_api.wellbeing.service import capped_codes
 from shared.audit_log import record_change
-from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.auth import Principal
+from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.events import DecisionCorrected, DisagreementOpened, EventType, record_event
 from shared.models import (
     Audit,

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log import Actor, record_change
-from shared.errors import NotFound
+from shared.core.errors import NotFound
 from shared.models import ApiKey
 from shared.models.base import utcnow
 from shared.reference import register_markets, register_reviewers

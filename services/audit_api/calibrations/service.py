@@ -27,9 +27,9 @@ from sqlalchemy import any_, func, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.deps import Principal
 from shared.audit_log import record_change
-from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.auth import Principal
+from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.events import CalibrationClosed, CalibrationOpened, EventType, record_event
 from shared.models import CalibrationItem, CalibrationLabel, CalibrationSession, Decision
 from shared.models.base import utcnow

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from services.audit_api.channels import service
-from services.audit_api.deps import AdminDep, Principal, SessionDep, SettingsDep, require_roles
-from shared.encryption import secret_box
+from services.audit_api.deps import AdminDep, SessionDep, SettingsDep, require_roles
+from shared.core.auth import Principal
+from shared.core.encryption import secret_box
 from shared.schemas.channels import (
     ChannelCreate,
     ChannelCreated,

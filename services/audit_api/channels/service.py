@@ -18,12 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log import Actor, record_change
-from shared.encryption import SecretBox
-from shared.errors import Conflict, NotFound, UnprocessableEntity
+from shared.core.encryption import SecretBox
+from shared.core.errors import Conflict, NotFound, UnprocessableEntity
+from shared.core.outbox import add_job
 from shared.jobs import DeliverMessage
 from shared.models import Channel, Delivery, DeliveryAttempt
 from shared.models.base import utcnow
-from shared.outbox import add_job
 from shared.reference import register_markets
 from shared.schemas.channels import (
     ChannelCreate,

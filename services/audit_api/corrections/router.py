@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from services.audit_api.corrections import service
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep
-from shared.encryption import secret_box
+from shared.core.encryption import secret_box
 from shared.schemas.common import Problem
 from shared.schemas.disagreements import (
     CorrectionTargetRead,

@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit_api.channels.service import channel_read, generate_secret, url_target_hint
-from services.audit_api.deps import Principal
 from shared.audit_log import record_change
-from shared.encryption import SecretBox
-from shared.errors import Conflict, NotFound, UnprocessableEntity
+from shared.core.auth import Principal
+from shared.core.encryption import SecretBox
+from shared.core.errors import Conflict, NotFound, UnprocessableEntity
 from shared.events import EventType
 from shared.models import Channel, Source
 from shared.schemas.disagreements import CorrectionTargetRead, CorrectionTargetSet

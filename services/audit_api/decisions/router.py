@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.audit_api.decisions import service
-from services.audit_api.deps import Principal, SessionDep, SettingsDep, require_roles
+from services.audit_api.deps import SessionDep, SettingsDep, require_roles
 from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
-from shared.errors import PayloadTooLarge
+from shared.core.auth import Principal
+from shared.core.errors import PayloadTooLarge
+from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER
 from shared.schemas.common import Page, decode_cursor, page_rows
 from shared.schemas.decisions import (
     DecisionBatch,
@@ -20,7 +22,6 @@ from shared.schemas.decisions import (
     IntakeRollupQuery,
     IntakeRollupRow,
 )
-from shared.signing import SIGNATURE_HEADER, SOURCE_HEADER
 
 router = APIRouter(tags=["decisions"])
 

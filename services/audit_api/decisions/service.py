@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.decisions.writer import DecisionWriter
 from services.audit_api.sources.service import SigningSource, SourceDirectory
-from shared.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
-from shared.errors import UnprocessableEntity as Unprocessable
+from shared.core.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
+from shared.core.errors import UnprocessableEntity as Unprocessable
+from shared.core.signing import verify_signature
 from shared.events import EventType, SourceRejectedBatch, record_event
 from shared.models import Decision, IntakeDailyRollup, RejectedBatch, Source
 from shared.models.base import utcnow
@@ -29,7 +30,6 @@ from shared.schemas.decisions import (
     IntakeResult,
     IntakeRollupQuery,
 )
-from shared.signing import verify_signature
 
 logger = logging.getLogger(__name__)
 

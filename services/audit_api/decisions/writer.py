@@ -24,10 +24,10 @@ import asyncpg
 from pydantic import TypeAdapter
 
 from services.audit_api.metrics import DECISIONS_ACCEPTED, DECISIONS_DUPLICATE, INTAKE_FLUSH_EVENTS
-from shared.errors import ServiceUnavailable
+from shared.core.errors import ServiceUnavailable
+from shared.core.observability import request_id_var
+from shared.core.outbox import OUTBOX_CHANNEL
 from shared.jobs import ApplyIntakeRollup
-from shared.observability import request_id_var
-from shared.outbox import OUTBOX_CHANNEL
 from shared.reference import market_rows
 from shared.schemas.decisions import DecisionEvent, IntakeResult
 

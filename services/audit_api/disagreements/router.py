@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from services.audit_api.deps import Principal, SessionDep, require_roles
+from services.audit_api.deps import SessionDep, require_roles
 from services.audit_api.disagreements import service
+from shared.core.auth import Principal
 from shared.models.base import utcnow
 from shared.schemas.common import (
     Page,

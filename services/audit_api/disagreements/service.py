@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.deps import Principal
 from shared.audit_log import record_change
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.core.auth import Principal
+from shared.core.errors import Conflict, Forbidden, NotFound
 from shared.models import Disagreement, DisagreementChange, Verdict
 from shared.schemas.disagreements import (
     DisagreementChangeRead,

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from services.audit_api.metrics import REGISTRY
 from services.audit_api.problems import problem_response
-from shared.migrate import alembic_config
+from shared.core.migrate import alembic_config
 
 router = APIRouter(tags=["health"])
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import NotFound
+from shared.core.errors import NotFound
 from shared.models import BackgroundJob
 
 

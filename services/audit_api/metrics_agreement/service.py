@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.errors import UnprocessableEntity
+from shared.core.errors import UnprocessableEntity
 from shared.schemas.agreement import AgreementRequest, AgreementResult
 from shared.stats.agreement import (
     AgreementSummary,

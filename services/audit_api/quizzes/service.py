@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import any_, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.deps import Principal
 from services.audit_api.training_plans import service as training_plans
 from shared.audit_log import record_change
-from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.auth import Principal
+from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, Reviewer
 from shared.models.base import utcnow
 from shared.reference import register_markets, register_policies, register_reviewers

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import Forbidden, UnprocessableEntity
+from shared.core.errors import Forbidden, UnprocessableEntity
 from shared.models import Audit, Verdict
 from shared.reports import NO_POLICY_KEY, accuracy_row, report_window
 from shared.schemas.reports import AccuracyGroup, AccuracyQuery, AccuracyRow

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from services.audit_api.deps import Principal, SessionDep, require_roles
+from services.audit_api.deps import SessionDep, require_roles
 from services.audit_api.reviewers import service
-from shared.errors import Forbidden
+from shared.core.auth import Principal
+from shared.core.errors import Forbidden
 from shared.schemas.common import Page, decode_cursor, page_rows
 from shared.schemas.reviewers import ReviewerQuery, ReviewerRead, ReviewerUpsert
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log import Actor, record_change
-from shared.errors import NotFound
+from shared.core.errors import NotFound
 from shared.models import Reviewer
 from shared.reference import register_markets, register_reviewers
 from shared.schemas.reviewers import ReviewerRead, ReviewerUpsert

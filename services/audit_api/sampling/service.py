@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.deps import Principal
 from services.audit_api.jobs.service import create_job
 from shared.audit_log import record_change, snapshot
-from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.auth import Principal
+from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.outbox import add_job
 from shared.jobs import SampleDailyAudits
 from shared.models import BackgroundJob, SamplingPlan, SamplingRun
 from shared.models.base import utcnow
-from shared.outbox import add_job
 from shared.reference import register_markets, register_policies, register_queues
 from shared.schemas.sampling import (
     SampleSize,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep
 from services.audit_api.sources import service
-from shared.encryption import secret_box
+from shared.core.encryption import secret_box
 from shared.schemas.common import (
     Page,
     PageQuery,

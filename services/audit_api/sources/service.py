@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.audit_log import Actor, record_change
-from shared.encryption import SecretBox
-from shared.errors import Conflict, NotFound
+from shared.core.encryption import SecretBox
+from shared.core.errors import Conflict, NotFound
 from shared.events import EventType, SourceSecretRotated, record_event
 from shared.models import RejectedBatch, Source
 from shared.models.base import utcnow

@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 
-from services.audit_api.deps import ANY_ROLE, Principal, SessionDep, require_roles
+from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
 from services.audit_api.training_plans import service
-from shared.errors import BadRequest
+from shared.core.auth import Principal
+from shared.core.errors import BadRequest
 from shared.schemas.common import (
     Page,
     PageQuery,

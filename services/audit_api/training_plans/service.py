@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import any_, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.deps import Principal
 from shared.audit_log import Actor, record_change
-from shared.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.auth import Principal
+from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.models import (
     Quiz,
     QuizAttempt,

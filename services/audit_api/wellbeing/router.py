@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from services.audit_api.deps import Principal, SessionDep, require_roles
+from services.audit_api.deps import SessionDep, require_roles
 from services.audit_api.wellbeing import service
-from shared.errors import BadRequest
+from shared.core.auth import Principal
+from shared.core.errors import BadRequest
 from shared.schemas.audits import CapQuery, CapRead, CapSet, ExposureQuery, ExposureRow
 from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 

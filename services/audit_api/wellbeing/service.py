@@ -30,9 +30,9 @@ from sqlalchemy import String as SqlString
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.deps import Principal
 from shared.audit_log import record_change
-from shared.errors import Forbidden, NotFound
+from shared.core.auth import Principal
+from shared.core.errors import Forbidden, NotFound
 from shared.models import Audit, SensitiveCategoryCap
 from shared.models.base import utcnow
 from shared.reference import register_policies

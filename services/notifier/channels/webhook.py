@@ -16,7 +16,7 @@ from typing import ClassVar
 import httpx
 
 from services.notifier.channels.base import SendResult, parse_retry_after
-from shared.signing import SIGNATURE_HEADER, sign_payload
+from shared.core.signing import SIGNATURE_HEADER, sign_payload
 
 EVENT_ID_HEADER = "X-Plumbline-Event-Id"
 ATTEMPT_HEADER = "X-Plumbline-Delivery-Attempt"

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLUMBLINE_", extra="ignore")
 
-    # None means "start the embedded server under data_dir" (see shared.embedded).
+    # None means "start the embedded server under data_dir" (see shared.core.embedded).
     database_url: str | None = None
     redis_url: str | None = None
     data_dir: Path = Path(".plumbline")

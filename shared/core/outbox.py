@@ -18,12 +18,12 @@ import asyncpg
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.core.observability import request_id_var
+from shared.core.queue import ArqRedis, create_queue_pool
+from shared.core.settings import Settings
 from shared.jobs import Job
 from shared.models import OutboxJob
 from shared.models.base import utcnow
-from shared.observability import request_id_var
-from shared.queue import ArqRedis, create_queue_pool
-from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def _plain_dsn(database_url: str) -> str:
 
 async def run_relay(settings: Settings) -> None:
     """Relay outbox rows to arq until cancelled, woken by NOTIFY and by a short poll."""
-    from shared.db import create_sessionmaker, engine_from_settings
+    from shared.core.db import create_sessionmaker, engine_from_settings
 
     engine = engine_from_settings(settings)
     sessionmaker = create_sessionmaker(engine)

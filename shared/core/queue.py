@@ -17,9 +17,9 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, func, run_worker
 
+from shared.core.observability import request_id_var
+from shared.core.settings import Settings
 from shared.jobs import NOTIFY_QUEUE, REPORT_QUEUE, Job
-from shared.observability import request_id_var
-from shared.settings import Settings
 
 __all__ = [
     "NOTIFY_QUEUE",

@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
-from shared.settings import to_asyncpg_url
+from shared.core.settings import to_asyncpg_url
 
 POSTGRES_DIRNAME = "postgres"
 REDIS_DIRNAME = "redis"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from shared.settings import Settings
+from shared.core.settings import Settings
 
 
 class SecretBox:
