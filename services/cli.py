@@ -168,7 +168,7 @@ async def ensure_admin_key(settings: Settings, *, generate: bool) -> str | None:
 
     Returns the plaintext of a generated key (shown once), else None.
     """
-    from services.audit_api.auth.service import (
+    from shared.api_keys.service import (
         create_api_key,
         ensure_bootstrap_admin_key,
         has_admin_key,
@@ -392,7 +392,7 @@ def run_migrate() -> int:
 async def _create_key(
     settings: Settings, *, name: str, role: str, reviewer_id: str | None, markets: list[str]
 ) -> tuple[str, str]:
-    from services.audit_api.auth.service import create_api_key
+    from shared.api_keys.service import create_api_key
     from shared.core.db import create_sessionmaker, engine_from_settings, unit_of_work
 
     engine = engine_from_settings(settings)

@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.audit_api.app import create_app
-from services.audit_api.auth.service import create_api_key
+from shared.api_keys.service import create_api_key
 from shared.core.db import create_engine, create_sessionmaker
 from shared.core.migrate import upgrade_to_head
 from shared.core.outbox import relay_batch

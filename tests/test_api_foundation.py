@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.audit_api.auth.service import ensure_bootstrap_admin_key, hash_key
 from services.report_worker.worker import WorkerSettings
+from shared.api_keys.service import ensure_bootstrap_admin_key, hash_key
 from shared.core.observability import request_id_var
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings

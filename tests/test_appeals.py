@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.audit_api.appeals.service import overturn_row, report_days
+from shared.appeals.service import overturn_row, report_days
 from shared.models import Appeal, Decision, RejectedBatch, Source
 from shared.schemas.appeals import AppealOverturnQuery
 from tests.conftest import SignedSender, auth, decision_event, make_key

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.audit_api.auth.service import create_api_key, hash_key
+from shared.api_keys.service import create_api_key, hash_key
 from shared.models import ApiKey
 from tests.conftest import auth, make_key
 

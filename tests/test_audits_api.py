@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.audit_api.audits import service as audits_service
+from shared.audits import service as audits_service
 from shared.models import (
     Audit,
     AuditLogEntry,

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.audit_api.calibrations.service import compute_results, consensus
+from shared.calibrations.service import compute_results, consensus
 from shared.models import (
     AuditLogEntry,
     CalibrationLabel,

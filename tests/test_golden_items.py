@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from services.audit_api.golden.service import expectation_from_golden_label, is_golden_turn
 from services.report_worker.auditor_quality import announce_accuracy_drops
+from shared.golden.service import expectation_from_golden_label, is_golden_turn
 from shared.models import (
     Audit,
     AuditLogEntry,

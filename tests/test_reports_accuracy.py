@@ -21,7 +21,7 @@ from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.models import Audit, Decision, Market, Verdict
-from shared.reports import accuracy_row, column_headers, report_window
+from shared.reports.rows import accuracy_row, column_headers, report_window
 from shared.stats.intervals import wilson_interval
 from tests.conftest import SignedSender, auth, decision_event, make_key
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from shared.sampling import (
+from shared.sampling.selection import (
     Candidate,
     DaySampler,
     ModeratorStanding,

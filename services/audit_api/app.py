@@ -29,7 +29,6 @@ from services.audit_api.reports.router import router as reports_router
 from services.audit_api.reviewers.router import router as reviewers_router
 from services.audit_api.sampling.router import router as sampling_router
 from services.audit_api.sources.router import router as sources_router
-from services.audit_api.sources.service import SourceDirectory
 from services.audit_api.training_plans.router import router as training_plans_router
 from services.audit_api.wellbeing.router import router as wellbeing_router
 from shared.core.db import create_sessionmaker, engine_from_settings
@@ -38,6 +37,7 @@ from shared.core.garbage_collection import tune_for_throughput
 from shared.core.observability import configure_logging
 from shared.core.queue import create_queue_pool
 from shared.core.settings import Settings, get_settings
+from shared.sources.service import SourceDirectory
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.auth import service as auth_service
+from shared.api_keys import service as auth_service
 from shared.core.auth import ALL_ROLES, Principal, Role
 from shared.core.db import unit_of_work
 from shared.core.errors import Forbidden, Unauthorized

@@ -1,4 +1,4 @@
-"""Daily audit sampling: the on-demand job and the schedule (see ``shared.sampling``).
+"""Daily audit sampling: the on-demand job and the schedule (see ``shared.sampling.selection``).
 
 A market day is the decisions whose ``decided_at``, in the market's time zone, falls on that
 date. One market day is sampled in one transaction under an advisory lock on (market, day),
@@ -35,7 +35,7 @@ from shared.jobs import SampleDailyAudits
 from shared.markets import default_time_zone
 from shared.models import BackgroundJob, SamplingPlan, SamplingRun
 from shared.models.base import utcnow
-from shared.sampling import (
+from shared.sampling.selection import (
     DaySampler,
     ModeratorStanding,
     PlanRules,

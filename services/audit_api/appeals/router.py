@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from services.audit_api.appeals import service
 from services.audit_api.decisions.router import read_body
 from services.audit_api.decisions.service import authenticate_source, record_rejection
 from services.audit_api.deps import SessionDep, SettingsDep, require_roles
 from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
+from shared.appeals import service
 from shared.core.auth import Principal
 from shared.core.errors import DomainError
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER

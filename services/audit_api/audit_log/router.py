@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from services.audit_api.audit_log import service
 from services.audit_api.deps import SessionDep, require_roles
+from shared.audit_log import service
 from shared.core.auth import Principal
 from shared.schemas.audit_log import AuditLogEntryRead, AuditLogQuery
 from shared.schemas.common import (

@@ -8,8 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from services.audit_api.audits import service
 from services.audit_api.deps import ANY_ROLE, SessionDep, SettingsDep, require_roles
+from shared.audits import service
 from shared.core.auth import Principal
 from shared.core.errors import BadRequest
 from shared.schemas.audits import AuditQuery, AuditRead, VerdictCreate

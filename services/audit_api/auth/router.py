@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.audit_api.auth import service
 from services.audit_api.deps import AdminDep, SessionDep
+from shared.api_keys import service
 from shared.schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from shared.schemas.common import Page, PageQuery, decode_cursor, page_rows
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from services.audit_api.calibrations import service
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
+from shared.calibrations import service
 from shared.core.auth import Principal
 from shared.schemas.calibration import (
     CalibrationCreate,

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from services.audit_api.channels import service
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep, require_roles
+from shared.channels import service
 from shared.core.auth import Principal
 from shared.core.encryption import secret_box
 from shared.schemas.channels import (

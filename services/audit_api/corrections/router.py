@@ -6,9 +6,9 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from services.audit_api.corrections import service
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep
 from shared.core.encryption import secret_box
+from shared.corrections import service
 from shared.schemas.common import Problem
 from shared.schemas.disagreements import (
     CorrectionTargetRead,

@@ -14,7 +14,6 @@ from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.decisions.writer import DecisionWriter
-from services.audit_api.sources.service import SigningSource, SourceDirectory
 from shared.core.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
 from shared.core.errors import UnprocessableEntity as Unprocessable
 from shared.core.signing import verify_signature
@@ -30,6 +29,7 @@ from shared.schemas.decisions import (
     IntakeResult,
     IntakeRollupQuery,
 )
+from shared.sources.service import SigningSource, SourceDirectory
 
 logger = logging.getLogger(__name__)
 

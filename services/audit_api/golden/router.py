@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import SessionDep, SettingsDep, require_roles
-from services.audit_api.golden import service
 from shared.core.auth import Principal
+from shared.golden import service
 from shared.models.base import utcnow
 from shared.schemas.common import Page, decode_time_cursor, page_rows, time_position
 from shared.schemas.golden import (

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from services.audit_api.deps import SessionDep, require_roles
-from services.audit_api.jobs import service
+from shared.background_jobs import service
 from shared.core.auth import Principal
 from shared.schemas.common import Problem
 from shared.schemas.sampling import JobRead

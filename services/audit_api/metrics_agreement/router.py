@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.audit_api.deps import PrincipalDep
-from services.audit_api.metrics_agreement import service
+from shared.agreement import service
 from shared.schemas.agreement import AgreementRequest, AgreementResult
 from shared.schemas.common import Problem
 

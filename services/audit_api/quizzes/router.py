@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
-from services.audit_api.quizzes import service
 from shared.core.auth import Principal
 from shared.models import Quiz, QuizAttempt
+from shared.quizzes import service
 from shared.schemas.common import (
     Page,
     Problem,

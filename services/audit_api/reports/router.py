@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
-from services.audit_api.reports import exports, service
 from shared.core.auth import Principal
+from shared.reports import exports, service
 from shared.schemas.common import Problem
 from shared.schemas.reports import AccuracyQuery, AccuracyReport
 

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.audit_api.deps import SessionDep, require_roles
-from services.audit_api.reviewers import service
 from shared.core.auth import Principal
 from shared.core.errors import Forbidden
+from shared.reviewers import service
 from shared.schemas.common import Page, decode_cursor, page_rows
 from shared.schemas.reviewers import ReviewerQuery, ReviewerRead, ReviewerUpsert
 

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
-from services.audit_api.sampling import service
 from shared.core.auth import Principal
 from shared.models import SamplingPlan, SamplingRun
+from shared.sampling import service
 from shared.schemas.common import (
     Page,
     Problem,

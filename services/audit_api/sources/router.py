@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep
-from services.audit_api.sources import service
 from shared.core.encryption import secret_box
 from shared.schemas.common import (
     Page,
@@ -27,6 +26,7 @@ from shared.schemas.sources import (
     SourceCreated,
     SourceRead,
 )
+from shared.sources import service
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"])
 

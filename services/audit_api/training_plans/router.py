@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
-from services.audit_api.training_plans import service
 from shared.core.auth import Principal
 from shared.core.errors import BadRequest
 from shared.schemas.common import (
@@ -31,6 +30,7 @@ from shared.schemas.training import (
     PlanQuery,
     PlanRead,
 )
+from shared.training_plans import service
 
 router = APIRouter(prefix="/v1/training-plans", tags=["training plans"])
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.audit_api.deps import SessionDep, require_roles
-from services.audit_api.wellbeing import service
 from shared.core.auth import Principal
 from shared.core.errors import BadRequest
 from shared.schemas.audits import CapQuery, CapRead, CapSet, ExposureQuery, ExposureRow
 from shared.schemas.common import Page, Problem, decode_cursor, page_rows
+from shared.wellbeing import service
 
 router = APIRouter(prefix="/v1/wellbeing", tags=["wellbeing"])
 

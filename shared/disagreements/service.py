@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit_log import record_change
+from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound
 from shared.models import Disagreement, DisagreementChange, Verdict

@@ -11,7 +11,7 @@ from openpyxl.cell.cell import TYPE_STRING
 from openpyxl.chart import BarChart, Reference
 from openpyxl.utils import get_column_letter
 
-from shared.reports import ROW_FIELDS, WILSON_Z, column_headers
+from shared.reports.rows import ROW_FIELDS, WILSON_Z, column_headers
 from shared.schemas.reports import AccuracyGroup, AccuracyRow, ReportLanguage
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"

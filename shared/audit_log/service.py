@@ -1,4 +1,4 @@
-"""Reading the audit log (entries are written by ``shared.audit_log.record_change``)."""
+"""Reading the audit log (entries are written by ``shared.audit_log.record.record_change``)."""
 
 from __future__ import annotations
 

@@ -29,8 +29,7 @@ from typing import Any
 from sqlalchemy import any_, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.training_plans import service as training_plans
-from shared.audit_log import record_change
+from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, Reviewer
@@ -53,6 +52,7 @@ from shared.schemas.training import (
     ReviewerScore,
     TeamScore,
 )
+from shared.training_plans import service as training_plans
 
 # Roles that write quizzes and see their answers at any time.
 QUIZ_MANAGERS = ("admin", "manager", "policy_poc")

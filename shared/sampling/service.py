@@ -1,7 +1,8 @@
 """Sampling plans (create, change, list, deactivate), on-demand sampling and sample sizes.
 
-Only one active plan may cover a scope (a queue, a market, or a queue within a market); the
-plan resolution of the worker (``shared.sampling.plans_for_market``) relies on it. Creating
+Only one active plan may cover a scope (a queue, a market, or a queue within a market);
+the plan resolution of the worker (``shared.sampling.selection.plans_for_market``) relies on
+it. Creating
 or re-scoping plans takes a transaction-level advisory lock so two concurrent requests cannot
 both pass that check.
 
@@ -19,8 +20,8 @@ from typing import Any
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.jobs.service import create_job
-from shared.audit_log import record_change, snapshot
+from shared.audit_log.record import record_change, snapshot
+from shared.background_jobs.service import create_job
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.core.outbox import add_job

@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import any_, func, literal, not_, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit_log import record_change, snapshot
+from shared.audit_log.record import record_change, snapshot
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, NotFound, UnprocessableEntity
 from shared.models import (

@@ -12,7 +12,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.audit_log import Actor, record_change
+from shared.audit_log.record import Actor, record_change
 from shared.core.encryption import SecretBox
 from shared.core.errors import Conflict, NotFound
 from shared.events import EventType, SourceSecretRotated, record_event

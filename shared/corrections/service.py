@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.channels.service import channel_read, generate_secret, url_target_hint
-from shared.audit_log import record_change
+from shared.audit_log.record import record_change
+from shared.channels.service import channel_read, generate_secret, url_target_hint
 from shared.core.auth import Principal
 from shared.core.encryption import SecretBox
 from shared.core.errors import Conflict, NotFound, UnprocessableEntity

@@ -27,7 +27,7 @@ from sqlalchemy import any_, func, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit_log import record_change
+from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.events import CalibrationClosed, CalibrationOpened, EventType, record_event

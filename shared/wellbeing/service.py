@@ -30,7 +30,7 @@ from sqlalchemy import String as SqlString
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit_log import record_change
+from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Forbidden, NotFound
 from shared.models import Audit, SensitiveCategoryCap

@@ -3,7 +3,7 @@
 ``accuracy_rows`` is the one place that decides what counts: non-golden verdicts, by their
 ``effective_outcome`` (so a verdict overturned on dispute is correct), on their decision's
 market-local ``day``. A scheduled rollup can later keep the same counts per (day, market,
-queue, moderator) and per policy label and feed them to ``shared.reports.accuracy_row``:
+queue, moderator) and per policy label and feed them to ``shared.reports.rows.accuracy_row``:
 the answers stay the same because the rows are made from counts alone.
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.core.errors import Forbidden, UnprocessableEntity
 from shared.models import Audit, Verdict
-from shared.reports import NO_POLICY_KEY, accuracy_row, report_window
+from shared.reports.rows import NO_POLICY_KEY, accuracy_row, report_window
 from shared.schemas.reports import AccuracyGroup, AccuracyQuery, AccuracyRow
 
 

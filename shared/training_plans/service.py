@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import any_, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit_log import Actor, record_change
+from shared.audit_log.record import Actor, record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.models import (

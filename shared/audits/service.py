@@ -8,7 +8,7 @@ with the lowest ``priority`` among those they may judge, under a lease of
   and languages (tags compared exactly: a profile lists ``de-AT`` to get ``de-AT`` work);
 - never a decision of their own (``moderator_id`` is not the auditor's reviewer id);
 - not carrying a sensitive policy label whose daily cap the auditor has reached
-  (see ``services.audit_api.wellbeing.service``);
+  (see ``shared.wellbeing.service``);
 - ``pending``, or ``claimed`` with an expired lease: an abandoned claim returns to the queue.
 
 The row is taken with ``FOR UPDATE SKIP LOCKED``: concurrent claims never wait for each other
@@ -32,7 +32,7 @@ best record of the one in force at decision time. An incorrect verdict opens a d
 (``decision.corrected``, to that source's own channel only). Golden items (``is_golden``)
 test the auditor, not a moderator: they open no disagreement and send no correction.
 
-Golden items (issue 4, ``services.audit_api.golden.service``): with probability
+Golden items (issue 4, ``shared.golden.service``): with probability
 ``golden_rate`` (deterministic per auditor and claim number) a claim hands out a golden
 audit instead, created for this auditor; nothing else claims it. A QA auditor is never told
 an audit is golden (``is_golden`` reads false for them), a moderator never sees golden audits
@@ -63,17 +63,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.golden.service import (
+from shared.audit_log.record import record_change
+from shared.core.auth import Principal
+from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.events import DecisionCorrected, DisagreementOpened, EventType, record_event
+from shared.golden.service import (
     claim_golden_audit,
     claim_number,
     is_golden_turn,
     record_golden_verdict,
 )
-from services.audit_api.wellbeing.service import capped_codes
-from shared.audit_log import record_change
-from shared.core.auth import Principal
-from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
-from shared.events import DecisionCorrected, DisagreementOpened, EventType, record_event
 from shared.models import (
     Audit,
     Decision,
@@ -93,6 +92,7 @@ from shared.schemas.audits import (
     VerdictRead,
 )
 from shared.verdicts import NON_ENFORCING_ACTION, derive_error_type
+from shared.wellbeing.service import capped_codes
 
 ENTITY = "audit"
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit_log import Actor, record_change
+from shared.audit_log.record import Actor, record_change
 from shared.core.errors import NotFound
 from shared.models import ApiKey
 from shared.models.base import utcnow
