@@ -41,6 +41,10 @@ class Case:
     queue: str = "de-video-standard"
     labels: list[str] = field(default_factory=lambda: ["hate_speech"])
     decided_at: str = "2026-11-10T10:00:00Z"
+    action: str = "remove"
+    # What an incorrect verdict expected instead (by default: approve, no labels).
+    expected_action: str = "approve"
+    expected_labels: list[str] | None = None
     # Set only to place a verdict on a day relative to today (the default window).
     day: date | None = None
 
@@ -62,6 +66,7 @@ async def seed(
             queue=case.queue,
             policy_labels=case.labels,
             decided_at=case.decided_at,
+            action=case.action,
         )
         for n, case in enumerate(cases)
     ]
@@ -114,7 +119,8 @@ async def seed(
                 day=day,
                 outcome=case.outcome,
                 effective_outcome="correct" if case.overturned else case.outcome,
-                expected_action="approve" if incorrect else None,
+                expected_action=case.expected_action if incorrect else None,
+                expected_labels=case.expected_labels if incorrect else None,
                 error_type="over_enforcement" if incorrect else None,
                 severity="minor" if incorrect else None,
                 policy_versions={},
@@ -316,6 +322,48 @@ async def test_every_group_by(
         ("2026-11-11", 1, 0),
     ]
     assert await grouped("market", market="FR") == []
+
+
+async def test_policy_rows_count_the_moderators_and_the_auditors_policies(
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Under-enforcement shows under the policy the auditor expected (not under "(none)"),
+    over-enforcement under the policy the moderator applied, each policy once per verdict."""
+    await seed(
+        sender,
+        sessionmaker,
+        [
+            # Missed hate speech: approved with no label, should have been removed for it.
+            Case(
+                action="approve",
+                labels=[],
+                outcome="incorrect",
+                expected_action="remove",
+                expected_labels=["hate_speech"],
+            ),
+            # Over-enforcement: removed for spam, should have been approved.
+            Case(labels=["spam"], outcome="incorrect", expected_labels=[]),
+            # Wrong policy: removed for hate_speech, it was violent_graphic.
+            Case(
+                labels=["hate_speech"],
+                outcome="incorrect",
+                expected_action="remove",
+                expected_labels=["violent_graphic", "hate_speech", "violent_graphic"],
+            ),
+            # Correct approve without a label: about no policy.
+            Case(action="approve", labels=[], outcome="correct"),
+        ],
+    )
+    body = await report(client, admin_key, group_by="policy", **WINDOW)
+    assert summary(body) == [
+        ("(none)", 1, 1),
+        ("hate_speech", 2, 0),
+        ("spam", 1, 0),
+        ("violent_graphic", 1, 0),
+    ]
 
 
 async def test_days_are_inclusive_and_counted_in_each_market_time_zone(

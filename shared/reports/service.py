@@ -2,7 +2,8 @@
 
 ``accuracy_rows`` is the one place that decides what counts: non-golden verdicts, by their
 ``effective_outcome`` (so a verdict overturned on dispute is correct), on their decision's
-market-local ``day``. A scheduled rollup can later keep the same counts per (day, market,
+market-local ``day``; by policy, under every policy the moderator applied or the auditor
+expected, each once per verdict. A scheduled rollup can later keep the same counts per (day, market,
 queue, moderator) and per policy label and feed them to ``shared.reports.rows.accuracy_row``:
 the answers stay the same because the rows are made from counts alone.
 """
@@ -93,14 +94,19 @@ async def accuracy_rows(
     correct = func.count().filter(Verdict.effective_outcome == "correct").label("correct")
     source = Verdict.__table__.join(Audit.__table__, Audit.id == Verdict.audit_id)
     if group_by == "policy":
+        # The policies the moderator applied and those the auditor expected, each once: an
+        # approve that should have been a hate_speech removal counts under hate_speech, so
+        # under-enforcement shows where it happened instead of under "(none)".
+        # (array_cat with a NULL array, a correct verdict's expected labels, is the other.)
+        concerned = func.array_cat(Audit.policy_labels, Verdict.expected_labels)
         label = (
-            select(func.unnest(Audit.policy_labels).label("label"))
+            select(func.unnest(concerned).label("label"))
             .distinct()
-            .correlate(Audit)
+            .correlate(Audit, Verdict)
             .lateral("policy_label")
         )
         key: Any = func.coalesce(label.c.label, literal(NO_POLICY_KEY)).label("key")
-        # LEFT JOIN: a decision without labels yields one NULL label, counted as "(none)".
+        # LEFT JOIN: a verdict about no policy at all yields one NULL label, "(none)".
         source = source.outerjoin(label, true())
         order: Any = key.collate("C")
     elif group_by == "day":
