@@ -353,8 +353,9 @@ def run_worker(module: str, service: str) -> int:
     with _resolved_settings(redis=True) as settings:
         _configure_logging(settings, service)
         worker_settings = importlib.import_module(module).WorkerSettings
-        # arq handles SIGINT and SIGTERM itself: it cancels running jobs and closes.
-        arq_run_worker(worker_settings)
+        # Runs until SIGINT or SIGTERM (running jobs are cancelled and re-queued); a lost
+        # Redis is waited for, never a reason to exit.
+        arq_run_worker(worker_settings, settings=settings)
     return 0
 
 

@@ -294,7 +294,13 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether Redis could listen on ``port`` now.
+
+    SO_REUSEADDR as Redis itself sets it: connections of a server that just died linger in
+    TIME_WAIT on its port, which does not stop a new server from listening there.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -338,12 +344,16 @@ def _redis_config(directory: Path, port: int) -> str:
     )
 
 
-def start_embedded_redis(data_dir: Path, timeout: float = 30.0) -> EmbeddedRedis:
+def start_embedded_redis(
+    data_dir: Path, timeout: float = 30.0, *, port: int | None = None
+) -> EmbeddedRedis:
     """Start (or find running) the Redis server under ``data_dir/redis``.
 
     The port is the one used last time when it is free, else any free port; it is recorded
     in ``redis/embedded.json`` so that other commands on the same data directory find this
-    server. Returns once Redis answers PING (after replaying its append-only file).
+    server. With ``port``, that port and no other (a restart under ``plumbline run``: the
+    running processes know only that URL). Returns once Redis answers PING (after replaying
+    its append-only file).
     """
     directory = data_dir.expanduser().resolve() / REDIS_DIRNAME
     directory.mkdir(parents=True, exist_ok=True)
@@ -362,9 +372,13 @@ def start_embedded_redis(data_dir: Path, timeout: float = 30.0) -> EmbeddedRedis
     errors: list[str] = []
     # Another process can take a free port between our check and Redis binding it: retry.
     for attempt in range(3):
-        port = previous if attempt == 0 and previous and _port_is_free(previous) else _free_port()
+        if port is None:
+            reuse = attempt == 0 and previous and _port_is_free(previous)
+            chosen = previous if reuse and previous else _free_port()
+        else:
+            chosen = port
         config = directory / _REDIS_CONFIG_FILE
-        config.write_text(_redis_config(directory, port))
+        config.write_text(_redis_config(directory, chosen))
         # The binary comes from an installed package and the arguments are our own paths.
         process = subprocess.Popen(  # noqa: S603
             [str(binary), str(config)],
@@ -378,11 +392,11 @@ def start_embedded_redis(data_dir: Path, timeout: float = 30.0) -> EmbeddedRedis
         )
         deadline = time.monotonic() + timeout
         while process.poll() is None and time.monotonic() < deadline:
-            if _redis_pid(port) == process.pid:
-                _write_state(directory, process.pid, port)
+            if _redis_pid(chosen) == process.pid:
+                _write_state(directory, process.pid, chosen)
                 return EmbeddedRedis(
-                    url=f"redis://127.0.0.1:{port}/0",
-                    port=port,
+                    url=f"redis://127.0.0.1:{chosen}/0",
+                    port=chosen,
                     pid=process.pid,
                     directory=directory,
                     started=True,
@@ -395,4 +409,6 @@ def start_embedded_redis(data_dir: Path, timeout: float = 30.0) -> EmbeddedRedis
             raise EmbeddedServerError(f"embedded Redis did not answer within {timeout:.0f} s")
         log = directory / _REDIS_LOG_FILE
         errors.append(log.read_text(errors="replace")[-1000:] if log.exists() else "")
+        if port is not None:
+            time.sleep(0.5)  # the port is ours to wait for: whoever holds it may let go
     raise EmbeddedServerError("embedded Redis did not start:\n" + "\n".join(errors))

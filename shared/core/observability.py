@@ -24,6 +24,18 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The request id and the ``extra=`` fields of ``record``."""
+    fields: dict[str, Any] = {}
+    request_id = request_id_var.get()
+    if request_id is not None:
+        fields["request_id"] = request_id
+    for key, value in vars(record).items():
+        if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            fields[key] = value
+    return fields
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id and extras."""
 
@@ -39,24 +51,43 @@ class JsonFormatter(logging.Formatter):
             "service": self.service,
             "message": record.getMessage(),
         }
-        request_id = request_id_var.get()
-        if request_id is not None:
-            entry["request_id"] = request_id
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
+        entry.update(_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -> None:
-    """Route every logger (ours, uvicorn's, arq's) to stderr, as JSON lines by default."""
+class TextFormatter(logging.Formatter):
+    """One line for a person: local time, level, service, message, then ``key=value`` fields.
+
+    ``10:07:20 WARNING  relay  Redis unreachable; retrying until it is back error=...``
+    """
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        line = f"{when} {record.levelname:<7} {self.service:<13} {record.getMessage()}"
+        fields = " ".join(f"{key}={value}" for key, value in _fields(record).items())
+        if fields:
+            line = f"{line}  {fields}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+def configure_logging(*, service: str, level: str = "INFO", json: bool | None = None) -> None:
+    """Route every logger (ours, uvicorn's, arq's) to stderr.
+
+    JSON lines with ``json``, human-readable lines without; None decides by stderr: a
+    terminal gets readable lines, anything else (a file, a collector) JSON.
+    """
+    if json is None:
+        json = not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
-    if json:
-        handler.setFormatter(JsonFormatter(service))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter(service) if json else TextFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

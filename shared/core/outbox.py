@@ -15,11 +15,13 @@ import uuid
 from datetime import timedelta
 
 import asyncpg
+from redis.exceptions import RedisError
 from sqlalchemy import delete, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.core.observability import request_id_var
-from shared.core.queue import ArqRedis, create_queue_pool
+from shared.core.queue import ArqRedis, Outage, create_queue_pool
 from shared.core.settings import Settings
 from shared.jobs import Job
 from shared.models import OutboxJob
@@ -95,18 +97,30 @@ def _plain_dsn(database_url: str) -> str:
 
 
 async def run_relay(settings: Settings) -> None:
-    """Relay outbox rows to arq until cancelled, woken by NOTIFY and by a short poll."""
+    """Relay outbox rows to arq until cancelled, woken by NOTIFY and by a short poll.
+
+    Redis or PostgreSQL going away never ends the relay: the rows stay pending, it waits
+    with backoff (one warning per outage) and carries on once both answer again.
+    """
     from shared.core.db import create_sessionmaker, engine_from_settings
 
     engine = engine_from_settings(settings)
     sessionmaker = create_sessionmaker(engine)
-    redis = await create_queue_pool(settings)
+    redis_outage = Outage("Redis", log=logger)
+    database_outage = Outage("PostgreSQL", log=logger)
+    redis: ArqRedis | None = None
     wake = asyncio.Event()
     listener: asyncpg.Connection | None = None
     last_purge = 0.0
     loop = asyncio.get_running_loop()
     try:
         while True:
+            if redis is None:
+                try:
+                    redis = await create_queue_pool(settings, retry=False)
+                except (RedisError, OSError) as exc:
+                    await asyncio.sleep(redis_outage.failed(exc))
+                    continue
             if listener is None or listener.is_closed():
                 listener = await _listen(settings, wake)
             try:
@@ -117,28 +131,47 @@ async def run_relay(settings: Settings) -> None:
                         sessionmaker, older_than=timedelta(hours=settings.outbox_retention_hours)
                     )
                     last_purge = loop.time()
+            except RedisError as exc:
+                # The pool reconnects by itself on the next command; the claimed rows were
+                # rolled back and stay pending.
+                await asyncio.sleep(redis_outage.failed(exc))
+                continue
+            except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                await asyncio.sleep(database_outage.failed(exc))
+                continue
             except Exception as exc:
-                # Redis or PostgreSQL away: the rows stay pending and are retried.
-                logger.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
+                logger.exception("outbox relay failed; retrying")
+                await asyncio.sleep(database_outage.failed(exc))
+                continue
+            redis_outage.recovered()
+            database_outage.recovered()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=settings.relay_poll_seconds)
             wake.clear()
     finally:
         if listener is not None and not listener.is_closed():
-            await listener.close()
-        await redis.aclose()
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=1)
+        if redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await redis.aclose()
         await engine.dispose()
 
 
 async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection | None:
+    """A connection LISTENing for new outbox rows, or None (the poll alone then serves).
+
+    Quiet on failure: PostgreSQL being away is reported by the relay's own queries.
+    """
     assert settings.database_url is not None
     try:
-        connection: asyncpg.Connection = await asyncpg.connect(_plain_dsn(settings.database_url))
-    except (OSError, asyncpg.PostgresError) as exc:
-        logger.warning("outbox relay cannot LISTEN, polling", extra={"error": str(exc)})
+        connection: asyncpg.Connection = await asyncpg.connect(
+            _plain_dsn(settings.database_url), timeout=5
+        )
+        await connection.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        logger.debug("outbox relay cannot LISTEN, polling", extra={"error": repr(exc)})
         return None
-    await connection.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
     return connection
 
 

@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     insecure_target_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     log_level: str = "INFO"
-    log_json: bool = True
+    # JSON lines (true), human-readable lines (false), or unset: human-readable when stderr
+    # is a terminal (someone is reading), JSON otherwise (a collector is).
+    log_json: bool | None = None
 
     # Enough for every request in flight to keep a warm connection (with its prepared
     # statements): an overflow connection is opened and closed per request, at ~1 ms a time.
