@@ -32,8 +32,8 @@ best record of the one in force at decision time. An incorrect verdict opens a d
 (``decision.corrected``, to that source's own channel only). Golden items (``is_golden``)
 test the auditor, not a moderator: they open no disagreement and send no correction.
 
-Golden items (issue 4, ``shared.golden.service``): with probability
-``golden_rate`` (deterministic per auditor and claim number) a claim hands out a golden
+Golden items (issue 4, ``shared.golden.service``): with probability ``golden_rate``
+(deterministic per auditor and claim number, under a secret key) a claim hands out a golden
 audit instead, created for this auditor; nothing else claims it. A QA auditor is never told
 an audit is golden (``is_golden`` reads false for them), a moderator never sees golden audits
 of their decisions, and the verdict on a golden audit is compared with the golden expectation.
@@ -66,7 +66,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
-from shared.events import DecisionCorrected, DisagreementOpened, EventType, record_event
+from shared.disagreements.lifecycle import open_disagreement
 from shared.golden.service import (
     claim_golden_audit,
     claim_number,
@@ -77,7 +77,6 @@ from shared.models import (
     Audit,
     Decision,
     Disagreement,
-    DisagreementChange,
     Policy,
     Reviewer,
     Verdict,
@@ -299,13 +298,14 @@ async def claim_next_audit(
     *,
     principal: Principal,
     lease_minutes: int,
-    golden_rate: float = 0.0,
+    golden_rate: float,
+    golden_key: bytes,
 ) -> AuditRead | None:
     """The audit the calling auditor should judge now, or None when there is nothing for them.
 
     Returns the auditor's unexpired claim if they hold one; otherwise claims the next
     audit they may judge (see the module docstring), a golden one at ``golden_rate`` when one
-    fits, and audit-logs the claim.
+    fits (turns chosen under the secret ``golden_key``), and audit-logs the claim.
     """
     auditor_id = principal.reviewer_id
     if auditor_id is None:
@@ -329,7 +329,10 @@ async def claim_next_audit(
     now = utcnow()
     excluded = await capped_codes(session, auditor_id=auditor_id, day=now.date())
     if golden_rate > 0 and is_golden_turn(
-        auditor_id, await claim_number(session, auditor_id=auditor_id), golden_rate
+        auditor_id,
+        await claim_number(session, auditor_id=auditor_id),
+        golden_rate,
+        key=golden_key,
     ):
         golden = await claim_golden_audit(
             session,
@@ -507,14 +510,15 @@ async def submit_verdict(
         await record_golden_verdict(session, audit=audit, verdict=verdict)
     disagreement_id = None
     if data.outcome == "incorrect" and not audit.is_golden:
-        disagreement_id = await _open_disagreement(
+        disagreement = await open_disagreement(
             session,
-            principal=principal,
+            actor=principal,
             audit=audit,
             decision=decision,
             verdict=verdict,
             dispute_window=timedelta(hours=dispute_window_hours),
         )
+        disagreement_id = disagreement.id
     return audit_read(
         audit,
         decision,
@@ -523,93 +527,6 @@ async def submit_verdict(
         blind=False,
         hide_golden=principal.role == "qa_auditor",
     )
-
-
-async def _open_disagreement(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    audit: Audit,
-    decision: Decision,
-    verdict: Verdict,
-    dispute_window: timedelta,
-) -> uuid.UUID:
-    """Open the disagreement of an incorrect verdict and send its notices and correction."""
-    now = verdict.created_at
-    disagreement = Disagreement(
-        id=uuid.uuid4(),
-        audit_id=audit.id,
-        verdict_id=verdict.id,
-        moderator_id=audit.moderator_id,
-        auditor_id=verdict.auditor_id,
-        market=audit.market,
-        status="open",
-        dispute_deadline=now + dispute_window,
-        created_at=now,
-    )
-    session.add(disagreement)
-    await session.flush()
-    session.add(
-        DisagreementChange(
-            disagreement_id=disagreement.id,
-            from_status=None,
-            to_status="open",
-            actor=verdict.auditor_id,
-            created_at=now,
-        )
-    )
-    await session.flush()
-    await record_change(
-        session,
-        actor=principal,
-        action="disagreement.open",
-        entity_type="disagreement",
-        entity_id=disagreement.id,
-        after={
-            "status": "open",
-            "audit_id": str(audit.id),
-            "verdict_id": str(verdict.id),
-            "moderator_id": audit.moderator_id,
-            "dispute_deadline": disagreement.dispute_deadline.isoformat(),
-        },
-    )
-    await record_event(
-        session,
-        type=EventType.DISAGREEMENT_OPENED,
-        data=DisagreementOpened(
-            id=disagreement.id,
-            audit_id=audit.id,
-            decision_id=decision.id,
-            moderator_id=audit.moderator_id,
-            market=audit.market,
-            queue=audit.queue,
-            error_type=verdict.error_type,
-            severity=verdict.severity,
-            expected_action=verdict.expected_action,
-            dispute_deadline=disagreement.dispute_deadline,
-        ),
-        market=audit.market,
-    )
-    # The downstream half of the labeling loop: the platform can re-action the content.
-    await record_event(
-        session,
-        type=EventType.DECISION_CORRECTED,
-        data=DecisionCorrected(
-            decision_id=decision.id,
-            event_id=decision.event_id,
-            content_id=decision.content_id,
-            original_action=decision.action,
-            corrected_action=verdict.expected_action,
-            corrected_labels=verdict.expected_labels,
-            severity=verdict.severity,
-            error_type=verdict.error_type,
-            verdict_id=verdict.id,
-            corrected_at=now,
-        ),
-        market=decision.market,
-        source_id=decision.source_id,
-    )
-    return disagreement.id
 
 
 # ---------------------------------------------------------------------------- reading

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import SessionDep, require_roles
 from shared.core.auth import Principal
-from shared.disagreements import service
+from shared.disagreements import lifecycle, service
 from shared.models.base import utcnow
 from shared.schemas.common import (
     Page,
@@ -41,13 +41,6 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _only_moderator(principal: Principal) -> str | None:
-    if principal.role != "moderator":
-        return None
-    # A moderator key without a reviewer sees nothing rather than everything.
-    return principal.reviewer_id or ""
-
-
 @router.get("", response_model=Page[DisagreementRead])
 async def list_disagreements(
     query: Annotated[DisagreementQuery, Query()], session: SessionDep, principal: ReaderDep
@@ -57,8 +50,7 @@ async def list_disagreements(
         session,
         filters=query,
         before=decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None,
-        only_moderator=_only_moderator(principal),
-        only_markets=principal.markets,
+        viewer=principal,
     )
     items, next_cursor = page_rows(
         items,
@@ -74,10 +66,7 @@ async def get_disagreement(
 ) -> DisagreementDetail:
     """A disagreement with every state change it went through."""
     return await service.get_disagreement(
-        session,
-        disagreement_id=disagreement_id,
-        only_moderator=_only_moderator(principal),
-        only_markets=principal.markets,
+        session, disagreement_id=disagreement_id, viewer=principal
     )
 
 
@@ -90,7 +79,7 @@ async def dispute_disagreement(
     After the deadline: 409 with problem type ``dispute-window-closed``. Disputed or
     resolved already: 409. Someone else's: 403.
     """
-    return await service.dispute_disagreement(
+    return await lifecycle.dispute(
         session, disagreement_id=disagreement_id, reason=body.reason, actor=principal, now=utcnow()
     )
 
@@ -107,7 +96,7 @@ async def resolve_disagreement(
     ``overturned`` makes the verdict count as correct in every report at once; the
     auditor's original outcome is kept. Not disputed (or resolved already): 409.
     """
-    return await service.resolve_disagreement(
+    return await lifecycle.resolve(
         session,
         disagreement_id=disagreement_id,
         outcome=body.outcome,
