@@ -28,21 +28,7 @@ from tests.conftest import (
     run_worker_burst,
     wait_for_outbox,
 )
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, object] = response.json()
-    assert body["status"] == status
-    assert isinstance(body["type"], str)
-    assert body["type"].startswith("https://")
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert "Traceback" not in response.text
-    return body
+from tests.support.problems import assert_problem
 
 
 async def test_api_key_is_shown_once_and_stored_hashed(

@@ -19,6 +19,7 @@ from shared.appeals.service import overturn_row, report_days
 from shared.models import Appeal, Decision, RejectedBatch, Source
 from shared.schemas.appeals import AppealOverturnQuery
 from tests.conftest import SignedSender, auth, decision_event, make_key
+from tests.support.problems import assert_problem
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 Z = 1.959964
@@ -66,13 +67,6 @@ async def decision_ids(sessionmaker: Sessionmaker, source: str) -> dict[str, int
 async def count_appeals(sessionmaker: Sessionmaker) -> int:
     async with sessionmaker() as session:
         return int(await session.scalar(select(func.count()).select_from(Appeal)) or 0)
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 # --- intake -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from shared.events import EventType, SourceSecretRotated, record_event
 from shared.models import Channel, Delivery, Market
 from shared.models.base import utcnow
 from tests.conftest import auth, make_key
+from tests.support.problems import assert_problem
 
 TARGET = "https://hooks.example.com/services/team-7/Zx81sEcretPath?token=abc"
 SECRET = "whsec_supplied-secret-0123456789"
@@ -33,14 +34,6 @@ def channel(**overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 async def test_create_channel_never_echoes_target_or_secret(

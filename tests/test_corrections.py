@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import orjson
@@ -25,7 +24,8 @@ from shared.events import DecisionCorrected, EventType, record_event
 from shared.models import AuditLogEntry, Channel, Decision, Delivery, Event
 from shared.models.base import utcnow
 from tests.conftest import SignedSender, auth, decision_event, make_key
-from tests.test_notifier import WebhookReceiver, create_channel, notify
+from tests.support.problems import assert_problem
+from tests.support.webhooks import WebhookReceiver, create_channel, notify
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 ACME_SECRET = "whsec_acme-corrections-secret-0001"
@@ -63,13 +63,6 @@ async def stored_channel(sessionmaker: Sessionmaker, channel_id: str) -> Channel
         channel = await session.get(Channel, uuid.UUID(channel_id))
     assert channel is not None
     return channel
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_admin_sets_a_correction_target_and_sees_a_generated_secret_once(

@@ -9,186 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.models import (
-    Audit,
     AuditLogEntry,
-    Decision,
-    Disagreement,
-    DisagreementChange,
-    Verdict,
 )
 from shared.models.base import utcnow
-from tests.conftest import SignedSender, auth, decision_event, make_key
-
-Sessionmaker = async_sessionmaker[AsyncSession]
-
+from tests.conftest import SignedSender, auth, make_key
+from tests.support.disagreements import (
+    Case,
+    Sessionmaker,
+    new_case,
+    set_status,
+    state_of,
+)
+from tests.support.problems import assert_problem
 
 # --- factories: the rows the verdict endpoint creates -------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    """An audited decision judged incorrect, and the disagreement it opened."""
-
-    decision_id: int
-    audit_id: uuid.UUID
-    verdict_id: uuid.UUID
-    disagreement_id: uuid.UUID
-    moderator_id: str
-    auditor_id: str
-    market: str
-
-
-async def post_decision(
-    sender: SignedSender, sessionmaker: Sessionmaker, n: int, **fields: Any
-) -> Decision:
-    """Post one decision through the signed webhook and return it as stored."""
-    response = await sender.post(decision_event(n, **fields))
-    assert response.status_code == 202, response.text
-    async with sessionmaker() as session:
-        decision = await session.scalar(select(Decision).where(Decision.event_id == f"evt-{n}"))
-    assert decision is not None
-    return decision
-
-
-async def open_disagreement(
-    sessionmaker: Sessionmaker,
-    decision: Decision,
-    *,
-    auditor_id: str = "aud-1",
-    deadline: timedelta = timedelta(hours=72),
-    created_at: datetime | None = None,
-    expected_action: str = "approve",
-) -> Case:
-    """What an incorrect verdict leaves behind: a completed audit, its verdict, and an open
-    disagreement with its first history row."""
-    now = created_at or utcnow()
-    async with sessionmaker() as session, session.begin():
-        audit = Audit(
-            id=uuid.uuid4(),
-            decision_id=decision.id,
-            reason="base_rate",
-            market=decision.market,
-            queue=decision.queue,
-            language=decision.language,
-            moderator_id=decision.moderator_id,
-            policy_labels=decision.policy_labels,
-            day=decision.decided_at.date(),
-            status="completed",
-            priority=0.5,
-            auditor_id=auditor_id,
-            claimed_at=now,
-            completed_at=now,
-        )
-        session.add(audit)
-        await session.flush()
-        verdict = Verdict(
-            id=uuid.uuid4(),
-            audit_id=audit.id,
-            decision_id=decision.id,
-            auditor_id=auditor_id,
-            moderator_id=decision.moderator_id,
-            market=decision.market,
-            queue=decision.queue,
-            day=decision.decided_at.date(),
-            outcome="incorrect",
-            effective_outcome="incorrect",
-            expected_action=expected_action,
-            expected_labels=[],
-            severity="major",
-            error_type="over_enforcement",
-            comment="no violation visible",
-            policy_versions={},
-        )
-        session.add(verdict)
-        await session.flush()
-        disagreement = Disagreement(
-            id=uuid.uuid4(),
-            audit_id=audit.id,
-            verdict_id=verdict.id,
-            moderator_id=decision.moderator_id,
-            auditor_id=auditor_id,
-            market=decision.market,
-            status="open",
-            dispute_deadline=now + deadline,
-            created_at=now,
-        )
-        session.add(disagreement)
-        await session.flush()
-        session.add(
-            DisagreementChange(
-                disagreement_id=disagreement.id,
-                from_status=None,
-                to_status="open",
-                actor=auditor_id,
-                created_at=now,
-            )
-        )
-    return Case(
-        decision_id=decision.id,
-        audit_id=audit.id,
-        verdict_id=verdict.id,
-        disagreement_id=disagreement.id,
-        moderator_id=decision.moderator_id,
-        auditor_id=auditor_id,
-        market=decision.market,
-    )
-
-
-async def new_case(
-    sender: SignedSender, sessionmaker: Sessionmaker, n: int = 1, **options: Any
-) -> Case:
-    """A decision (``decision_event(n)`` with ``fields``) judged incorrect, disagreement open."""
-    fields = options.pop("fields", {})
-    decision = await post_decision(sender, sessionmaker, n, **fields)
-    return await open_disagreement(sessionmaker, decision, **options)
-
-
-async def set_status(
-    sessionmaker: Sessionmaker, case: Case, status: str, *, disputed_ago: timedelta | None = None
-) -> None:
-    """Put a disagreement straight into ``status`` (as if the API had moved it there)."""
-    async with sessionmaker() as session, session.begin():
-        disagreement = await session.get(Disagreement, case.disagreement_id)
-        assert disagreement is not None
-        session.add(
-            DisagreementChange(
-                disagreement_id=disagreement.id,
-                from_status=disagreement.status,
-                to_status=status,
-                actor="test",
-            )
-        )
-        disagreement.status = status
-        if status == "disputed":
-            disagreement.dispute_reason = "I followed the policy"
-            disagreement.disputed_at = utcnow() - (disputed_ago or timedelta(0))
-
-
-async def state_of(sessionmaker: Sessionmaker, case: Case) -> tuple[Disagreement, Verdict, int]:
-    """The disagreement, its verdict, and how many history rows it has."""
-    async with sessionmaker() as session:
-        disagreement = await session.get(Disagreement, case.disagreement_id)
-        verdict = await session.get(Verdict, case.verdict_id)
-        changes = list(
-            await session.scalars(
-                select(DisagreementChange).where(
-                    DisagreementChange.disagreement_id == case.disagreement_id
-                )
-            )
-        )
-    assert disagreement is not None
-    assert verdict is not None
-    return disagreement, verdict, len(changes)
 
 
 async def audit_log(sessionmaker: Sessionmaker) -> list[AuditLogEntry]:
@@ -200,14 +41,6 @@ async def audit_log(sessionmaker: Sessionmaker) -> list[AuditLogEntry]:
                 .order_by(AuditLogEntry.id)
             )
         )
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def dispute_url(case: Case) -> str:

@@ -28,8 +28,8 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.stats.intervals import wilson_interval
 from tests.conftest import LiveServer, SignedSender, auth, decision_event, make_key
-from tests.test_api_foundation import assert_problem
-from tests.test_audits_api import Sessions, auditor, claim, make_audits, verdict
+from tests.support.audits import Sessions, auditor, claim, make_audits, verdict
+from tests.support.problems import assert_problem
 
 GOLDEN = "/v1/golden-items"
 QUALITY = "/v1/auditor-quality"

@@ -3,14 +3,11 @@ dead letters and redrives, against a real local HTTP server and real arq workers
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -18,7 +15,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,90 +35,16 @@ from shared.jobs import FanOutEvent
 from shared.models import Delivery, DeliveryAttempt, Event
 from shared.models.base import utcnow
 from tests.conftest import SignedSender, _free_port, auth, relay_all, run_worker_burst
-
-SECRET = "whsec_test-channel-secret-0123456789"
-
+from tests.support.webhooks import (
+    SECRET,
+    ReceivedRequest,
+    Reply,
+    WebhookReceiver,
+    create_channel,
+    notify,
+)
 
 # --- a real HTTP endpoint standing in for a customer's webhook receiver ---------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b"ok"
-    hang_seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    at: float
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class WebhookReceiver:
-    """Records every request and answers with the scripted replies in order, then 200."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hooks/plumbline"
-        self.requests: list[ReceivedRequest] = []
-        self.replies: list[Reply] = []
-        self._stopping = asyncio.Event()
-        config = uvicorn.Config(
-            self, host="127.0.0.1", port=self.port, log_config=None, lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.task: asyncio.Task[None] | None = None
-
-    def answer(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "http"
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        self.requests.append(
-            ReceivedRequest(
-                at=time.monotonic(),
-                method=scope["method"],
-                path=scope["path"],
-                headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
-                body=body,
-            )
-        )
-        reply = self.replies.pop(0) if self.replies else Reply()
-        if reply.hang_seconds:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), reply.hang_seconds)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": reply.status,
-                "headers": [(k.encode(), v.encode()) for k, v in reply.headers.items()],
-            }
-        )
-        await send({"type": "http.response.body", "body": reply.body})
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self.server.should_exit = True
-        if self.task is not None:
-            await self.task
 
 
 @pytest.fixture
@@ -134,34 +56,6 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-async def create_channel(
-    client: httpx.AsyncClient,
-    admin_key: str,
-    target: str,
-    *,
-    name: str = "ops webhook",
-    kind: str = "webhook",
-    events: tuple[str, ...] = ("source.rejected_batch",),
-    markets: list[str] | None = None,
-    secret: str | None = SECRET,
-) -> str:
-    payload: dict[str, Any] = {
-        "name": name,
-        "kind": kind,
-        "target": target,
-        "language": "en",
-        "events": list(events),
-    }
-    if markets is not None:
-        payload["markets"] = markets
-    if secret is not None:
-        payload["secret"] = secret
-    response = await client.post("/v1/channels", json=payload, headers=auth(admin_key))
-    assert response.status_code == 201, response.text
-    channel_id: str = response.json()["id"]
-    return channel_id
 
 
 def rejected_batch_data(
@@ -187,14 +81,6 @@ async def emit_event(
             data=rejected_batch_data(),
             market=market,
         )
-
-
-async def notify(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
-) -> None:
-    """Relay the outbox, then run the notifier until its queue is empty."""
-    await relay_all(sessionmaker, queue)
-    await run_worker_burst(WorkerSettings, settings)
 
 
 async def deliveries_of(

@@ -9,79 +9,19 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.models import AuditLogEntry, QuizAttempt, QuizRetakeGrant
 from tests.conftest import auth, make_key
-
-Sessionmaker = async_sessionmaker[AsyncSession]
-
-QUESTIONS: list[dict[str, Any]] = [
-    {
-        "id": "q1",
-        "kind": "label",
-        "prompt": "Label this video.",
-        "content_id": "vid-1",
-        "answer": "hate_speech",
-    },
-    {
-        "id": "q2",
-        "kind": "choice",
-        "prompt": "Which action fits?",
-        "options": ["approve", "remove", "restrict"],
-        "answer": "remove",
-    },
-    {
-        "id": "q3",
-        "kind": "choice",
-        "prompt": "Is satire exempt?",
-        "options": ["yes", "no"],
-        "answer": "no",
-    },
-]
-ALL_RIGHT = {"q1": "hate_speech", "q2": "remove", "q3": "no"}
-
-
-def _future(hours: int = 24) -> str:
-    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
-
-
-def quiz_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "Hate speech update",
-        "policy_code": "hate_speech",
-        "questions": QUESTIONS,
-        "pass_mark": 0.6,
-        "assignee_reviewer_ids": ["rev-1", "rev-2"],
-        "due_at": _future(),
-    }
-    body.update(overrides)
-    return body
-
-
-async def create_quiz(client: httpx.AsyncClient, key: str, **overrides: Any) -> dict[str, Any]:
-    response = await client.post("/v1/quizzes", json=quiz_body(**overrides), headers=auth(key))
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def answers(**given: str) -> dict[str, Any]:
-    return {"answers": [{"question_id": q, "answer": a} for q, a in given.items()]}
-
-
-async def reviewer_key(
-    sessionmaker: Sessionmaker, reviewer_id: str, role: str = "moderator"
-) -> str:
-    return await make_key(sessionmaker, role, reviewer_id=reviewer_id)
-
-
-async def attempt(
-    client: httpx.AsyncClient, quiz_id: str, key: str, given: dict[str, str]
-) -> httpx.Response:
-    return await client.post(
-        f"/v1/quizzes/{quiz_id}/attempts", json=answers(**given), headers=auth(key)
-    )
+from tests.support.quizzes import (
+    ALL_RIGHT,
+    QUESTIONS,
+    Sessionmaker,
+    attempt,
+    create_quiz,
+    hours_from_now,
+    quiz_body,
+    reviewer_key,
+)
 
 
 async def attempts_stored(sessionmaker: Sessionmaker) -> int:
@@ -469,7 +409,7 @@ async def test_roles(
                     "id": "read",
                     "kind": "read_policy",
                     "policy_code": "hate_speech",
-                    "due_at": _future(),
+                    "due_at": hours_from_now(),
                 }
             ],
         },

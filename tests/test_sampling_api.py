@@ -42,7 +42,7 @@ from tests.conftest import (
     relay_all,
     run_worker_burst,
 )
-from tests.test_api_foundation import assert_problem
+from tests.support.problems import assert_problem
 
 DAY = "2026-11-24"
 SOURCE_ID = uuid.UUID("00000000-0000-0000-0000-00000000abcd")

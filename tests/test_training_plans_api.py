@@ -16,7 +16,7 @@ from shared.core.settings import Settings
 from shared.events import EventType
 from shared.models import AuditLogEntry, Event, TrainingItemProgress, TrainingPlan
 from tests.conftest import auth, make_key
-from tests.test_quizzes_api import ALL_RIGHT, attempt, create_quiz, reviewer_key
+from tests.support.quizzes import ALL_RIGHT, attempt, create_quiz, reviewer_key
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.models import Audit, AuditLogEntry, Policy, SensitiveCategoryCap
 from tests.conftest import SignedSender, auth, decision_event, make_key
-from tests.test_api_foundation import assert_problem
-from tests.test_audits_api import auditor, claim, drain, make_audits
+from tests.support.audits import auditor, claim, drain, make_audits
+from tests.support.problems import assert_problem
 
 Sessions = async_sessionmaker[AsyncSession]
 

@@ -1,0 +1,141 @@
+"""A real local HTTP server standing in for a customer's webhook receiver, channels that
+deliver to it, and running the notifier until its queue is empty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notifier.worker import WorkerSettings
+from shared.core.queue import ArqRedis
+from shared.core.settings import Settings
+from tests.conftest import _free_port, auth, relay_all, run_worker_burst
+
+SECRET = "whsec_test-channel-secret-0123456789"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the receiver answers to one request."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    hang_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One request the receiver got."""
+
+    at: float
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class WebhookReceiver:
+    """Records every request and answers with the scripted replies in order, then 200."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks/plumbline"
+        self.requests: list[ReceivedRequest] = []
+        self.replies: list[Reply] = []
+        self._stopping = asyncio.Event()
+        config = uvicorn.Config(
+            self, host="127.0.0.1", port=self.port, log_config=None, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    def answer(self, *replies: Reply) -> None:
+        self.replies = list(replies)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        self.requests.append(
+            ReceivedRequest(
+                at=time.monotonic(),
+                method=scope["method"],
+                path=scope["path"],
+                headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
+                body=body,
+            )
+        )
+        reply = self.replies.pop(0) if self.replies else Reply()
+        if reply.hang_seconds:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), reply.hang_seconds)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [(k.encode(), v.encode()) for k, v in reply.headers.items()],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+
+
+async def create_channel(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    target: str,
+    *,
+    name: str = "ops webhook",
+    kind: str = "webhook",
+    events: tuple[str, ...] = ("source.rejected_batch",),
+    markets: list[str] | None = None,
+    secret: str | None = SECRET,
+) -> str:
+    """Create a channel to ``target`` with ``admin_key``; its id."""
+    payload: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "target": target,
+        "language": "en",
+        "events": list(events),
+    }
+    if markets is not None:
+        payload["markets"] = markets
+    if secret is not None:
+        payload["secret"] = secret
+    response = await client.post("/v1/channels", json=payload, headers=auth(admin_key))
+    assert response.status_code == 201, response.text
+    channel_id: str = response.json()["id"]
+    return channel_id
+
+
+async def notify(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
+) -> None:
+    """Relay the outbox, then run the notifier until its queue is empty."""
+    await relay_all(sessionmaker, queue)
+    await run_worker_burst(WorkerSettings, settings)
