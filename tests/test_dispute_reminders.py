@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.templates import render_text
 from services.report_worker.disputes import (
-    CLOSE_NOTE,
     run_close_expired_disagreements,
     run_remind_overdue_disputes,
 )
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings
 from shared.core.signing import verify_signature
+from shared.disagreements.lifecycle import CLOSE_NOTE
 from shared.events import (
     DecisionCorrected,
     DisagreementOpened,
@@ -30,7 +30,7 @@ from shared.events import (
     EventType,
     record_event,
 )
-from shared.models import Disagreement, DisagreementChange, Event, OutboxJob
+from shared.models import AuditLogEntry, Disagreement, DisagreementChange, Event, OutboxJob
 from tests.conftest import SignedSender, auth, make_key
 from tests.support.disagreements import Case, new_case, set_status, state_of
 from tests.support.webhooks import SECRET, WebhookReceiver, create_channel, notify
@@ -110,6 +110,31 @@ async def test_undisputed_disagreements_close_after_their_deadline(
     )
     assert late.status_code == 409
     assert late.json()["type"].endswith("/dispute-window-closed")
+
+
+async def test_the_scheduled_close_is_in_the_audit_log_like_every_other_change(
+    sender: SignedSender, settings: Settings, sessionmaker: Sessionmaker
+) -> None:
+    # The worker closes through the same lifecycle as the API's changes: the close has its
+    # audit-log entry (no actor: the schedule did it), with the state before and after.
+    expired = await new_case(sender, sessionmaker, 1, deadline=-timedelta(minutes=1))
+    assert await run_close_expired_disagreements(worker_context(settings, sessionmaker)) == 1
+    async with sessionmaker() as session:
+        entries = list(
+            await session.scalars(
+                select(AuditLogEntry).where(
+                    AuditLogEntry.entity_type == "disagreement",
+                    AuditLogEntry.entity_id == str(expired.disagreement_id),
+                )
+            )
+        )
+    assert [(e.action, e.actor_key_id, e.actor_role) for e in entries] == [
+        ("disagreement.closed", None, None)
+    ]
+    [entry] = entries
+    assert entry.before is not None
+    assert entry.after is not None
+    assert (entry.before["status"], entry.after["status"]) == ("open", "closed")
 
 
 # --- SLA reminders ------------------------------------------------------------------------
