@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -50,8 +52,34 @@ def _box(key: bytes) -> SecretBox:
     return SecretBox(key)
 
 
+def _encryption_key(settings: Settings) -> bytes:
+    if settings.encryption_key is not None:
+        return settings.encryption_key.get_secret_value().encode()
+    return _key_file_key(settings.data_dir.resolve())
+
+
 def secret_box(settings: Settings) -> SecretBox:
     """The box for the configured key, or for the key file under the data directory."""
-    if settings.encryption_key is not None:
-        return _box(settings.encryption_key.get_secret_value().encode())
-    return _box(_key_file_key(settings.data_dir.resolve()))
+    return _box(_encryption_key(settings))
+
+
+def derived_key(settings: Settings, *, purpose: str) -> bytes:
+    """A secret key for one ``purpose``, derived from the encryption key (HMAC-SHA256).
+
+    As secret as the encryption key and the same on every replica; knowing one purpose's key
+    tells nothing about another's or about the encryption key.
+    """
+    return _derive(_encryption_key(settings), purpose)
+
+
+@lru_cache(maxsize=16)
+def _derive(key: bytes, purpose: str) -> bytes:
+    return hmac.new(key, f"plumbline:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def golden_selection_key(settings: Settings) -> bytes:
+    """The key choosing which claims hand out golden items (``PLUMBLINE_GOLDEN_SELECTION_KEY``,
+    else derived from the encryption key)."""
+    if settings.golden_selection_key is not None:
+        return settings.golden_selection_key.get_secret_value().encode()
+    return derived_key(settings, purpose="golden-selection")

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # Golden items: the share of claims that hand out a golden item, and the weekly golden
     # accuracy below which ``auditor.accuracy_dropped`` is sent.
     golden_rate: float = Field(0.05, ge=0, le=1)
+    # Keys which claims are golden turns. Unset: derived from the encryption key, so it is as
+    # secret as that and shared by every replica; an auditor who could compute it could tell
+    # golden audits from real ones.
+    golden_selection_key: SecretStr | None = None
     auditor_accuracy_threshold: float = Field(0.9, ge=0, le=1)
 
     # Notifier deliveries.

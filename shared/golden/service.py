@@ -12,14 +12,20 @@ item's golden label to an expectation of the item's decision:
   ``incorrect`` expecting the moderator's action (``remove`` when they approved) with labels
   ``[golden]``.
 
-Mixing (see ``claim_golden_audit``): a claim is a golden turn when a hash of (auditor, number
-of audits the auditor holds or held) falls below ``golden_rate``: deterministic, and at the
-configured rate over many claims. A golden turn hands out an active golden item the auditor
+Mixing (see ``claim_golden_audit``): a claim is a golden turn when a keyed hash (HMAC-SHA256
+under ``golden_selection_key``, a secret) of (auditor, number of audits the auditor holds or
+held) falls below ``golden_rate``: deterministic, at the configured rate over many claims, and
+unpredictable to anyone without the key (an auditor who could compute it would know which of
+their claims are tests). A golden turn hands out an active golden item the auditor
 has not judged (nor been handed) before, in their markets and languages, not their own
 decision, not one they created, not from a calibration session they took part in, and not
 carrying a sensitive label they reached the cap of. It becomes an ``Audit`` with ``is_golden``
-set (one per decision and auditor), shaped like any other audit; the claim response does not
-say it is golden.
+set (one per decision and auditor), shaped like any other audit, down to what a real one
+carries: reason ``base`` (the sampler's commonest), a priority in [0, 1), and a ``created_at``
+when the sampler would have created it (the creation time of the real audits of the same
+market day, else that day's scheduled sampling at 01:00 market time once it has passed, else
+when the decision arrived), never the claim time. The claim response does not say it is
+golden.
 
 Verdicts on golden audits are compared with the expectation: matched when the outcome is the
 expected one and, for an expected ``incorrect``, the expected action is the golden one.
@@ -28,6 +34,7 @@ expected one and, for an expected ``incorrect``, the expected action is the gold
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
@@ -48,6 +55,7 @@ from shared.models import (
     Verdict,
 )
 from shared.models.base import utcnow
+from shared.sampling.selection import SampleReason
 from shared.schemas.golden import (
     AuditorQualityRow,
     GoldenItemCreate,
@@ -62,6 +70,7 @@ ENTITY = "golden_item"
 NO_VIOLATION_LABELS = frozenset({"no_violation", "approve"})
 DEFAULT_ENFORCING_ACTION = "remove"
 DEFAULT_REPORT_WEEKS = 8
+GOLDEN_AUDIT_REASON: SampleReason = "base"
 
 # ---------------------------------------------------------------------------- curating
 
@@ -300,13 +309,17 @@ def _unit_hash(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def is_golden_turn(auditor_id: str, claim_number: int, rate: float) -> bool:
+def is_golden_turn(auditor_id: str, claim_number: int, rate: float, *, key: bytes) -> bool:
     """Whether the auditor's ``claim_number``-th claim hands out a golden item.
 
-    A hash of both, read as a number in [0, 1), below ``rate``: deterministic, and over many
-    claims golden at ``rate`` (0 never, 1 always).
+    HMAC-SHA256 of both under the secret ``key``, read as a number in [0, 1), below ``rate``:
+    deterministic, over many claims golden at ``rate`` (0 never, 1 always), and not
+    predictable without the key.
     """
-    return rate > 0 and _unit_hash(auditor_id, claim_number) < rate
+    if rate <= 0:
+        return False
+    digest = hmac.new(key, f"{auditor_id}:{claim_number}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
 async def claim_number(session: AsyncSession, *, auditor_id: str) -> int:
@@ -386,29 +399,54 @@ async def claim_golden_audit(
     if row is None:
         return None
     item, decision = row[0], row[1]
+    day = await _market_day(session, decision)
     audit = Audit(
         id=uuid.uuid4(),
         decision_id=decision.id,
         sampling_run_id=None,
         plan_id=None,
-        reason="base_rate",
+        # What the sampler most often says: a golden audit must read like a real one.
+        reason=GOLDEN_AUDIT_REASON,
         market=decision.market,
         queue=decision.queue,
         language=decision.language,
         moderator_id=decision.moderator_id,
         policy_labels=list(decision.policy_labels),
-        day=await _market_day(session, decision),
+        day=day,
         status="claimed",
         priority=_unit_hash(auditor_id, item.id),
         auditor_id=auditor_id,
         claimed_at=now,
         lease_expires_at=now + lease,
         is_golden=True,
-        created_at=now,
+        created_at=await _sampled_at(session, decision=decision, day=day, now=now),
     )
     session.add(audit)
     await session.flush()
     return audit, decision
+
+
+# When the daily sampler runs for a market day: 01:00 market time on the day after.
+_SCHEDULED_SAMPLING = text(
+    "SELECT (CAST(:day AS date) + 1 + time '01:00') AT TIME ZONE coalesce("
+    "(SELECT time_zone FROM markets WHERE code = :market), 'UTC')"
+)
+
+
+async def _sampled_at(
+    session: AsyncSession, *, decision: Decision, day: date, now: datetime
+) -> datetime:
+    """When the sampler would have created an audit of the decision (module docstring)."""
+    sampled = await session.scalar(
+        select(func.min(Audit.created_at)).where(
+            Audit.day == day, Audit.market == decision.market, not_(Audit.is_golden)
+        )
+    )
+    if sampled is None:
+        sampled = await session.scalar(_SCHEDULED_SAMPLING, {"day": day, "market": decision.market})
+    if not isinstance(sampled, datetime) or sampled > now:
+        return min(decision.received_at, now)
+    return max(sampled, decision.received_at)
 
 
 async def _market_day(session: AsyncSession, decision: Decision) -> date:

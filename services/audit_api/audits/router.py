@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, SettingsDep, require_roles
 from shared.audits import service
-from shared.core.auth import Principal
-from shared.core.errors import BadRequest
+from shared.core.auth import Principal, Role
+from shared.core.encryption import golden_selection_key
 from shared.schemas.audits import AuditQuery, AuditRead, VerdictCreate
 from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 
@@ -45,6 +45,7 @@ async def claim_audit(
         principal=principal,
         lease_minutes=settings.claim_lease_minutes,
         golden_rate=settings.golden_rate,
+        golden_key=golden_selection_key(settings),
     )
     if audit is None:
         return Response(status_code=204)

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import SessionDep, SettingsDep, require_roles
-from shared.core.auth import Principal
 from shared.golden import service
+from shared.core.auth import Principal, Role
 from shared.models.base import utcnow
 from shared.schemas.common import Page, decode_time_cursor, page_rows, time_position
 from shared.schemas.golden import (
@@ -23,15 +23,16 @@ from shared.schemas.golden import (
 
 router = APIRouter(tags=["golden items"])
 
-CuratorDep = Annotated[Principal, Depends(require_roles("admin", "manager", "qa_auditor"))]
-ManagerDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+# Only managers and admins curate or see golden items: an auditor who could ask whether a
+# decision is golden (a 409 on curating it again) could tell golden audits from real ones.
+ManagerDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 
 
 @router.post("/v1/golden-items", response_model=GoldenItemRead, status_code=201)
 async def create_golden_item(
-    body: GoldenItemCreate, session: SessionDep, principal: CuratorDep
+    body: GoldenItemCreate, session: SessionDep, principal: ManagerDep
 ) -> GoldenItemRead:
-    """Curate a golden item: an existing decision and the verdict it should get.
+    """Curate a golden item (admin, manager): an existing decision and the verdict it should get.
 
     Golden items are mixed into auditors' claims (never to the curator) and measure the
     auditors' accuracy; they never count in moderators' numbers.
