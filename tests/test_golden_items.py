@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from services.report_worker.auditor_quality import announce_accuracy_drops
+from shared.golden.quality import announce_accuracy_drops
 from shared.golden.service import expectation_from_golden_label, is_golden_turn
 from shared.models import (
     Audit,
@@ -377,6 +377,16 @@ async def test_accuracy_drop_is_announced_once(
         "accuracy": 0.2,
         "threshold": 0.9,
     }
+    # The announcement and GET /v1/auditor-quality count with one query: the same numbers.
+    shown = await client.get(QUALITY, params={"auditor_id": "aud-1"}, headers=auth(admin_key))
+    assert shown.status_code == 200, shown.text
+    [row] = shown.json()["rows"]
+    assert (row["week"], row["golden_judged"], row["golden_matched"], row["accuracy"]) == (
+        f"{year}-W{week:02d}",
+        5,
+        1,
+        0.2,
+    )
     # Above the threshold, or fewer than 5 verdicts: never announced.
     async with sessionmaker() as session, session.begin():
         assert await announce_accuracy_drops(session, now=next_week, threshold=0.1) == 0

@@ -30,10 +30,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.background_jobs.service import FINAL_STATUSES, complete_job, fail_job, start_job
+from shared.core.db import unit_of_work
 from shared.core.queue import Context
 from shared.jobs import SampleDailyAudits
 from shared.markets import default_time_zone
-from shared.models import BackgroundJob, SamplingPlan, SamplingRun
+from shared.models import SamplingPlan, SamplingRun
 from shared.models.base import utcnow
 from shared.sampling.selection import (
     DaySampler,
@@ -479,17 +481,15 @@ async def sample_daily_audits(ctx: Context, job: SampleDailyAudits) -> dict[str,
     """
     sessionmaker = ctx["sessionmaker"]
     settings = ctx["settings"]
-    async with sessionmaker() as session, session.begin():
-        record = await session.get(BackgroundJob, job.job_id, with_for_update=True)
-        if record is None:
-            logger.warning("sampling job without its row, skipped", extra={"job_id": job.job_id})
-            return None
-        if record.status in ("complete", "failed"):
-            return {"status": record.status, "already_done": True}
-        record.status = "running"
-        record.started_at = utcnow()
+    async with unit_of_work(sessionmaker) as session:
+        record = await start_job(session, job_id=job.job_id, now=utcnow())
+    if record is None:
+        logger.warning("sampling job without its row, skipped", extra={"job_id": job.job_id})
+        return None
+    if record.status in FINAL_STATUSES:
+        return {"status": record.status, "already_done": True}
     try:
-        async with sessionmaker() as session, session.begin():
+        async with unit_of_work(sessionmaker) as session:
             result = await sample_day(
                 session,
                 day=job.day,
@@ -497,20 +497,13 @@ async def sample_daily_audits(ctx: Context, job: SampleDailyAudits) -> dict[str,
                 seed_base=settings.sampling_seed,
                 job_id=job.job_id,
             )
-            record = await session.get(BackgroundJob, job.job_id, with_for_update=True)
-            assert record is not None
-            record.status = "complete"
-            record.result = result.model_dump(mode="json")
-            record.error = None
-            record.finished_at = utcnow()
+            await complete_job(
+                session, job_id=job.job_id, result=result.model_dump(mode="json"), now=utcnow()
+            )
     except Exception as exc:
         logger.exception("sampling job failed", extra={"job_id": str(job.job_id)})
-        async with sessionmaker() as session, session.begin():
-            record = await session.get(BackgroundJob, job.job_id, with_for_update=True)
-            if record is not None:
-                record.status = "failed"
-                record.error = _failure_message(exc)
-                record.finished_at = utcnow()
+        async with unit_of_work(sessionmaker) as session:
+            await fail_job(session, job_id=job.job_id, error=_failure_message(exc), now=utcnow())
         return None
     logger.info(
         "sampling job complete",

@@ -1,9 +1,16 @@
-"""Background jobs: work the API accepts (202) and a worker does, tracked in PostgreSQL."""
+"""Background jobs: work the API accepts (202) and a worker does, tracked in PostgreSQL.
+
+The whole life of a job row is here: the API creates it (``create_job``, its work queued
+through the outbox in the same transaction) and reads it; the worker doing the work marks
+it ``running`` (``start_job``), then ``complete`` with its result in the work's own
+transaction (``complete_job``) or ``failed`` (``fail_job``).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,3 +47,55 @@ async def get_job(
     if only_markets is not None and job_market(job) not in only_markets:
         raise NotFound("job not found")
     return job
+
+
+# Statuses after which a job is never run again (at-least-once delivery may bring it back).
+FINAL_STATUSES = frozenset({"complete", "failed"})
+
+
+async def _locked(session: AsyncSession, job_id: uuid.UUID) -> BackgroundJob | None:
+    return await session.get(BackgroundJob, job_id, with_for_update=True, populate_existing=True)
+
+
+async def start_job(
+    session: AsyncSession, *, job_id: uuid.UUID, now: datetime
+) -> BackgroundJob | None:
+    """Mark the job ``running`` as a worker takes it up; None when it has no row.
+
+    A job already ``complete`` or ``failed`` is returned unchanged: the worker must not run
+    it again (its stored result stands). One found ``running`` (a worker died with it) is
+    taken up again; the work is idempotent.
+    """
+    job = await _locked(session, job_id)
+    if job is None or job.status in FINAL_STATUSES:
+        return job
+    job.status = "running"
+    job.started_at = now
+    await session.flush()
+    return job
+
+
+async def complete_job(
+    session: AsyncSession, *, job_id: uuid.UUID, result: dict[str, Any], now: datetime
+) -> None:
+    """Keep the job's result and mark it ``complete`` (in the transaction of its work)."""
+    job = await _locked(session, job_id)
+    if job is None:  # pragma: no cover - the row outlives its job
+        raise NotFound("job not found")
+    job.status = "complete"
+    job.result = result
+    job.error = None
+    job.finished_at = now
+    await session.flush()
+
+
+async def fail_job(session: AsyncSession, *, job_id: uuid.UUID, error: str, now: datetime) -> None:
+    """Mark the job ``failed`` with ``error``, what API clients are shown (say what failed,
+    not how: the details belong in the worker's log)."""
+    job = await _locked(session, job_id)
+    if job is None:
+        return
+    job.status = "failed"
+    job.error = error
+    job.finished_at = now
+    await session.flush()

@@ -36,8 +36,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections import Counter, defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import any_, func, literal, not_, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,19 +56,16 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.sampling.selection import SampleReason
 from shared.schemas.golden import (
-    AuditorQualityRow,
     GoldenItemCreate,
     GoldenItemQuery,
     GoldenItemRead,
     SkippedCalibrationItem,
 )
-from shared.stats.intervals import wilson_interval
 from shared.verdicts import NON_ENFORCING_ACTION, derive_error_type
 
 ENTITY = "golden_item"
 NO_VIOLATION_LABELS = frozenset({"no_violation", "approve"})
 DEFAULT_ENFORCING_ACTION = "remove"
-DEFAULT_REPORT_WEEKS = 8
 GOLDEN_AUDIT_REASON: SampleReason = "base"
 
 # ---------------------------------------------------------------------------- curating
@@ -496,93 +492,3 @@ async def record_golden_verdict(
     session.add(result)
     await session.flush()
     return result
-
-
-# ---------------------------------------------------------------------------- quality
-
-
-def iso_week(day: date) -> tuple[str, date]:
-    """The ISO week of a day (``2026-W48``) and its Monday."""
-    year, week, weekday = day.isocalendar()
-    return f"{year}-W{week:02d}", day - timedelta(days=weekday - 1)
-
-
-def majority(outcomes: list[str]) -> str | None:
-    """The most frequent outcome; None when there is none or a tie."""
-    ranked = Counter(outcomes).most_common()
-    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
-        return None
-    return ranked[0][0]
-
-
-def default_range(today: date) -> tuple[date, date]:
-    """The last ``DEFAULT_REPORT_WEEKS`` ISO weeks, this one included."""
-    _, monday = iso_week(today)
-    return monday - timedelta(weeks=DEFAULT_REPORT_WEEKS - 1), today
-
-
-async def auditor_quality(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    from_: date,
-    to: date,
-    auditor_id: str | None,
-) -> list[AuditorQualityRow]:
-    """Per auditor per ISO week: golden verdicts judged and matched, accuracy with its Wilson
-    interval, and agreement with the other auditors' majority on the same golden decisions.
-
-    Weeks are of the verdicts' UTC time; ``from`` and ``to`` are UTC days, inclusive. A
-    market-scoped key sees the golden verdicts of its markets only.
-    """
-    start = datetime.combine(from_, time(), tzinfo=UTC)
-    end = datetime.combine(to + timedelta(days=1), time(), tzinfo=UTC)
-    query = select(GoldenVerdict).where(
-        GoldenVerdict.judged_at >= start, GoldenVerdict.judged_at < end
-    )
-    if principal.markets is not None:
-        query = query.where(GoldenVerdict.market.in_(principal.markets))
-    if auditor_id is not None:
-        query = query.where(GoldenVerdict.auditor_id == auditor_id)
-    verdicts = list(await session.scalars(query))
-    decision_ids = sorted({v.decision_id for v in verdicts})
-    outcomes_of: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    if decision_ids:
-        others_query = select(
-            GoldenVerdict.decision_id, GoldenVerdict.auditor_id, GoldenVerdict.outcome
-        ).where(GoldenVerdict.decision_id.in_(decision_ids))
-        for decision_id, who, outcome in await session.execute(others_query):
-            outcomes_of[decision_id].append((who, outcome))
-
-    groups: dict[tuple[str, str, date], list[GoldenVerdict]] = defaultdict(list)
-    for verdict in verdicts:
-        week, monday = iso_week(verdict.judged_at.astimezone(UTC).date())
-        groups[(verdict.auditor_id, week, monday)].append(verdict)
-    rows = []
-    for (auditor, week, monday), group in sorted(groups.items()):
-        judged = len(group)
-        matched = sum(1 for v in group if v.matched)
-        low, high = wilson_interval(matched, judged)
-        compared = agreeing = 0
-        for verdict in group:
-            others = [o for who, o in outcomes_of[verdict.decision_id] if who != auditor]
-            consensus = majority(others)
-            if consensus is None:
-                continue
-            compared += 1
-            agreeing += verdict.outcome == consensus
-        rows.append(
-            AuditorQualityRow(
-                auditor_id=auditor,
-                week=week,
-                week_start=monday,
-                golden_judged=judged,
-                golden_matched=matched,
-                accuracy=matched / judged,
-                ci_low=low,
-                ci_high=high,
-                agreement=agreeing / compared if compared else None,
-                agreement_compared=compared,
-            )
-        )
-    return rows

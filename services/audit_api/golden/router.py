@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import SessionDep, SettingsDep, require_roles
-from shared.golden import service
 from shared.core.auth import Principal, Role
+from shared.golden import quality, service
 from shared.models.base import utcnow
 from shared.schemas.common import Page, decode_time_cursor, page_rows, time_position
 from shared.schemas.golden import (
@@ -99,8 +99,8 @@ async def auditor_quality(
     """Per auditor per ISO week: golden-item accuracy (Wilson 95 %) and agreement with the
     other auditors' majority on the same golden items."""
     to = query.to or max(utcnow().date(), query.from_ or utcnow().date())
-    from_ = query.from_ or service.default_range(to)[0]
-    rows = await service.auditor_quality(
+    from_ = query.from_ or quality.default_range(to)[0]
+    rows = await quality.auditor_quality(
         session, principal=principal, from_=from_, to=to, auditor_id=query.auditor_id
     )
     return AuditorQualityReport(
