@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Iterable
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,17 +56,40 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role | str) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency admitting only these roles: 401 without a valid key, 403 for others."""
-    allowed = frozenset(roles)
+class RoleCheck:
+    """A dependency admitting only ``roles``: 401 without a valid key, 403 for the others.
 
-    async def check(principal: PrincipalDep) -> Principal:
-        if principal.role not in allowed:
+    ``roles`` is also the operation's declaration of who may call it: the role x endpoint
+    test reads it from every route's dependencies.
+    """
+
+    def __init__(self, roles: Iterable[Role]) -> None:
+        self.roles = frozenset(roles)
+
+    async def __call__(self, principal: PrincipalDep) -> Principal:
+        if principal.role not in self.roles:
             raise Forbidden(f"role '{principal.role}' may not do this")
         return principal
 
-    return check
+
+def require_roles(*roles: Role) -> RoleCheck:
+    """A dependency admitting only these roles (see ``RoleCheck``)."""
+    return RoleCheck(roles)
+
+
+class PublicAccess:
+    """Declares an operation open without an API key, and why (probes, the schema, webhooks
+    that carry their own HMAC signature). The role x endpoint test requires every operation
+    to declare either this or a role check."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def __call__(self) -> None:
+        return None
 
 
 ANY_ROLE = ALL_ROLES
-AdminDep = Annotated[Principal, Depends(require_roles("admin"))]
+AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+PROBE = PublicAccess("probes and metrics: load balancers and Prometheus call them without a key")
+SIGNED_WEBHOOK = PublicAccess("signed webhook: the source's HMAC signature, not an API key")

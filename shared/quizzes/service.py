@@ -30,7 +30,7 @@ from sqlalchemy import any_, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, Reviewer
 from shared.models.base import utcnow
@@ -55,7 +55,7 @@ from shared.schemas.training import (
 from shared.training_plans import service as training_plans
 
 # Roles that write quizzes and see their answers at any time.
-QUIZ_MANAGERS = ("admin", "manager", "policy_poc")
+QUIZ_MANAGERS = (Role.ADMIN, Role.MANAGER, Role.POLICY_POC)
 _LOCK_ATTEMPTS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 

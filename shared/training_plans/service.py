@@ -18,7 +18,7 @@ from sqlalchemy import any_, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import Actor, record_change
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.models import (
     Quiz,
@@ -40,7 +40,7 @@ from shared.schemas.training import (
     PlanRead,
 )
 
-PLAN_MANAGERS = ("admin", "manager")
+PLAN_MANAGERS = (Role.ADMIN, Role.MANAGER)
 
 
 async def _items(session: AsyncSession, plan_id: uuid.UUID) -> list[TrainingPlanItem]:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.audit_api.decisions.router import read_body
 from services.audit_api.decisions.service import authenticate_source, record_rejection
-from services.audit_api.deps import SessionDep, SettingsDep, require_roles
+from services.audit_api.deps import SIGNED_WEBHOOK, SessionDep, SettingsDep, require_roles
 from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
 from shared.appeals import service
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.errors import DomainError
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER
 from shared.models.base import utcnow
@@ -27,12 +27,13 @@ from shared.schemas.decisions import IntakeResult
 router = APIRouter()
 
 ReportReaderDep = Annotated[
-    Principal, Depends(require_roles("admin", "manager", "policy_poc", "moderator"))
+    Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.POLICY_POC, Role.MODERATOR))
 ]
 
 
 @router.post(
     "/v1/webhooks/appeals",
+    dependencies=[Depends(SIGNED_WEBHOOK)],
     status_code=202,
     response_model=IntakeResult,
     tags=["appeals"],
@@ -82,7 +83,7 @@ async def appeal_overturns(
         session,
         query=query,
         today=utcnow().date(),
-        only_moderator=(principal.reviewer_id or "") if principal.role == "moderator" else None,
+        only_moderator=(principal.reviewer_id or "") if principal.role == Role.MODERATOR else None,
         only_markets=principal.markets,
     )
     return AppealOverturnReport(rows=rows)

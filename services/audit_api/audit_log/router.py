@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import SessionDep, require_roles
 from shared.audit_log import service
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.schemas.audit_log import AuditLogEntryRead, AuditLogQuery
 from shared.schemas.common import (
     Page,
@@ -20,7 +20,7 @@ from shared.schemas.common import (
 
 router = APIRouter(prefix="/v1/audit-log", tags=["audit log"])
 
-AuditLogReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+AuditLogReaderDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 
 
 @router.get(

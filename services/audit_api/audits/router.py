@@ -17,7 +17,7 @@ from shared.schemas.common import Page, Problem, decode_cursor, page_rows
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"])
 
-AuditorDep = Annotated[Principal, Depends(require_roles("qa_auditor"))]
+AuditorDep = Annotated[Principal, Depends(require_roles(Role.QA_AUDITOR))]
 ReaderDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
 
 

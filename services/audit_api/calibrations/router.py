@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
 from shared.calibrations import service
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.schemas.calibration import (
     CalibrationCreate,
     CalibrationItemRead,
@@ -33,8 +33,10 @@ from shared.schemas.common import (
 
 router = APIRouter(prefix="/v1/calibrations", tags=["calibrations"])
 
-CreatorDep = Annotated[Principal, Depends(require_roles("qa_auditor", "manager", "admin"))]
-TrendReaderDep = Annotated[Principal, Depends(require_roles("qa_auditor", "manager", "admin"))]
+CreatorDep = Annotated[Principal, Depends(require_roles(Role.QA_AUDITOR, Role.MANAGER, Role.ADMIN))]
+TrendReaderDep = Annotated[
+    Principal, Depends(require_roles(Role.QA_AUDITOR, Role.MANAGER, Role.ADMIN))
+]
 # Participants label with keys of any role; the service checks who is what in the session.
 AnyKeyDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
 ContentIdPath = Annotated[str, Path(min_length=1, max_length=256)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep, require_roles
 from shared.channels import service
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.encryption import secret_box
 from shared.schemas.channels import (
     ChannelCreate,
@@ -31,7 +31,7 @@ from shared.schemas.common import (
 
 router = APIRouter()
 
-DeliveryReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+DeliveryReaderDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 
 
 @router.post(

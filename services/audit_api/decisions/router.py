@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.audit_api.decisions import service
-from services.audit_api.deps import SessionDep, SettingsDep, require_roles
+from services.audit_api.deps import SIGNED_WEBHOOK, SessionDep, SettingsDep, require_roles
 from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.errors import PayloadTooLarge
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER
 from shared.schemas.common import Page, decode_cursor, page_rows
@@ -26,9 +26,11 @@ from shared.schemas.decisions import (
 router = APIRouter(tags=["decisions"])
 
 ReaderDep = Annotated[
-    Principal, Depends(require_roles("admin", "manager", "policy_poc", "moderator"))
+    Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.POLICY_POC, Role.MODERATOR))
 ]
-RollupReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager", "policy_poc"))]
+RollupReaderDep = Annotated[
+    Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.POLICY_POC))
+]
 
 
 async def read_body(request: Request, *, limit: int) -> bytes:
@@ -48,6 +50,7 @@ async def read_body(request: Request, *, limit: int) -> bytes:
 
 @router.post(
     "/v1/webhooks/decisions",
+    dependencies=[Depends(SIGNED_WEBHOOK)],
     status_code=202,
     response_model=IntakeResult,
     responses=WEBHOOK_RESPONSES,
@@ -87,7 +90,7 @@ async def list_decisions(
         session,
         filters=query,
         before_id=before,
-        only_moderator=principal.reviewer_id if principal.role == "moderator" else None,
+        only_moderator=principal.reviewer_id if principal.role == Role.MODERATOR else None,
         only_markets=principal.markets,
     )
     items, next_cursor = page_rows(items, limit=query.limit, position=lambda last: {"id": last.id})
@@ -99,7 +102,7 @@ async def get_decision(decision_id: int, session: SessionDep, principal: ReaderD
     return await service.get_decision(
         session,
         decision_id=decision_id,
-        only_moderator=principal.reviewer_id if principal.role == "moderator" else None,
+        only_moderator=principal.reviewer_id if principal.role == Role.MODERATOR else None,
         only_markets=principal.markets,
     )
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import SessionDep, require_roles
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.disagreements import lifecycle, service
 from shared.models.base import utcnow
 from shared.schemas.common import (
@@ -29,10 +29,10 @@ from shared.schemas.disagreements import (
 router = APIRouter(prefix="/v1/disagreements", tags=["disagreements"])
 
 ReaderDep = Annotated[
-    Principal, Depends(require_roles("admin", "manager", "policy_poc", "moderator"))
+    Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.POLICY_POC, Role.MODERATOR))
 ]
-ModeratorDep = Annotated[Principal, Depends(require_roles("moderator"))]
-ArbiterDep = Annotated[Principal, Depends(require_roles("policy_poc", "manager"))]
+ModeratorDep = Annotated[Principal, Depends(require_roles(Role.MODERATOR))]
+ArbiterDep = Annotated[Principal, Depends(require_roles(Role.POLICY_POC, Role.MANAGER))]
 
 _PROBLEMS: dict[int | str, dict[str, object]] = {
     403: {"model": Problem},

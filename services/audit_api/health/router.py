@@ -6,16 +6,17 @@ import asyncio
 from functools import lru_cache
 
 from alembic.script import ScriptDirectory
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from services.audit_api.deps import PROBE
 from services.audit_api.metrics import REGISTRY
 from services.audit_api.problems import problem_response
 from shared.core.migrate import alembic_config
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(PROBE)])
 
 
 @lru_cache(maxsize=1)

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends
 
 from services.audit_api.deps import SessionDep, require_roles
 from shared.background_jobs import service
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.schemas.common import Problem
 from shared.schemas.sampling import JobRead
 
 router = APIRouter(tags=["jobs"])
 
-JobReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+JobReaderDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 
 
 @router.get(

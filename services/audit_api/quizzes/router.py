@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.models import Quiz, QuizAttempt
 from shared.quizzes import service
 from shared.schemas.common import (
@@ -35,7 +35,7 @@ from shared.schemas.training import (
 router = APIRouter(prefix="/v1/quizzes", tags=["quizzes"])
 
 AuthorDep = Annotated[Principal, Depends(require_roles(*service.QUIZ_MANAGERS))]
-ManagerDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+ManagerDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 AnyKeyDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
 
 _PROBLEMS: dict[int | str, dict[str, object]] = {

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.audit_api.deps import SessionDep, require_roles
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.errors import Forbidden
 from shared.reviewers import service
 from shared.schemas.common import Page, decode_cursor, page_rows
@@ -15,9 +15,9 @@ from shared.schemas.reviewers import ReviewerQuery, ReviewerRead, ReviewerUpsert
 
 router = APIRouter(prefix="/v1/reviewers", tags=["reviewers"])
 
-EditorDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+EditorDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 ReaderDep = Annotated[
-    Principal, Depends(require_roles("admin", "manager", "policy_poc", "qa_auditor"))
+    Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.POLICY_POC, Role.QA_AUDITOR))
 ]
 ReviewerIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 

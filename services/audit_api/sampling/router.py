@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.models import SamplingPlan, SamplingRun
 from shared.sampling import service
 from shared.schemas.common import (
@@ -34,7 +34,7 @@ from shared.schemas.sampling import (
 
 router = APIRouter(tags=["sampling"])
 
-PlannerDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+PlannerDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 AnyKeyDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
 
 _PROBLEMS: dict[int | str, dict[str, object]] = {

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.audit_api.deps import SessionDep, require_roles
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.errors import BadRequest
 from shared.schemas.audits import CapQuery, CapRead, CapSet, ExposureQuery, ExposureRow
 from shared.schemas.common import Page, Problem, decode_cursor, page_rows
@@ -15,11 +15,13 @@ from shared.wellbeing import service
 
 router = APIRouter(prefix="/v1/wellbeing", tags=["wellbeing"])
 
-CapEditorDep = Annotated[Principal, Depends(require_roles("admin", "manager"))]
+CapEditorDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 CapReaderDep = Annotated[
-    Principal, Depends(require_roles("admin", "manager", "policy_poc", "qa_auditor"))
+    Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.POLICY_POC, Role.QA_AUDITOR))
 ]
-ExposureReaderDep = Annotated[Principal, Depends(require_roles("admin", "manager", "qa_auditor"))]
+ExposureReaderDep = Annotated[
+    Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.QA_AUDITOR))
+]
 PolicyCodePath = Annotated[str, Path(pattern=r"^[a-z0-9_.-]{1,64}$")]
 
 
