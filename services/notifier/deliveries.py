@@ -30,8 +30,10 @@ once. Dead deliveries can be re-driven through the API once the receiver is fixe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
+import traceback
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifier.channels import ChannelAdapter, SendResult
 from services.notifier.templates import WEBHOOK_CONTENT_TYPE, render_webhook_body
 from shared.core.encryption import SecretBox
+from shared.core.observability import redact
 from shared.core.settings import Settings
 from shared.models import Channel, Delivery, DeliveryAttempt, Event
 
@@ -271,24 +274,39 @@ async def send_claimed(
     claim: ClaimedDelivery, *, adapters: Mapping[str, ChannelAdapter], box: SecretBox
 ) -> SendResult:
     """Make the claimed attempt. Never raises: a bug or a bad key is a failed attempt too,
-    recorded and retried like any other, so it shows on the delivery."""
+    recorded and retried like any other, so it shows on the delivery.
+
+    Neither the log nor the stored error quotes the target or the secret, whatever an
+    exception's text says: for Slack, Teams and Lark the target URL is the credential.
+    """
+    target: str | None = None
+    secret: str | None = None
     try:
-        adapter = adapters[claim.channel_kind]
-        return await adapter.send(
-            target=box.decrypt(claim.target_encrypted),
-            secret=(
-                box.decrypt(claim.secret_encrypted) if claim.secret_encrypted is not None else None
-            ),
+        target = box.decrypt(claim.target_encrypted)
+        if claim.secret_encrypted is not None:
+            secret = box.decrypt(claim.secret_encrypted)
+        result = await adapters[claim.channel_kind].send(
+            target=target,
+            secret=secret,
             body=claim.body,
             content_type=claim.content_type,
             event_id=claim.event_id,
             attempt=claim.attempt,
         )
     except Exception as exc:
-        logger.exception("delivery attempt failed unexpectedly")
-        return SendResult(
-            status_code=None, error=f"unexpected error: {type(exc).__name__}: {exc}", duration_ms=0
+        error = redact(f"{type(exc).__name__}: {exc}", target, secret)
+        logger.error(
+            "delivery attempt failed unexpectedly",
+            extra={
+                "delivery_id": str(claim.delivery_id),
+                "error": error,
+                "traceback": redact("".join(traceback.format_exception(exc)), target, secret),
+            },
         )
+        return SendResult(status_code=None, error=f"unexpected error: {error}", duration_ms=0)
+    if result.error is None:
+        return result
+    return dataclasses.replace(result, error=redact(result.error, target, secret))
 
 
 @dataclass(frozen=True, slots=True)

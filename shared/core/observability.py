@@ -11,6 +11,10 @@ from typing import Any
 
 import orjson
 
+# HTTP client loggers that would log credentials (see ``configure_logging``).
+QUIET_HTTP_LOGGERS = ("httpx", "httpcore")
+REDACTED = "[redacted]"
+
 request_id_var: ContextVar[str | None] = ContextVar("plumbline_request_id", default=None)
 
 # Attributes every LogRecord has; anything else passed via ``extra=`` is logged as a field.
@@ -97,3 +101,16 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool | None = 
         logger.propagate = True
     # Access logs per request would dominate the output; /metrics counts requests instead.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's full URL at INFO (httpcore each step at DEBUG), and for
+    # Slack, Teams and Lark channels the URL is the credential: only their warnings pass.
+    for name in QUIET_HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every occurrence of each non-empty secret replaced by ``[redacted]``:
+    for messages that may quote a credential (an HTTP client's error naming its URL)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
