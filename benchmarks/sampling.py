@@ -48,7 +48,9 @@ from benchmarks.report_file import DEFAULT_REPORT, machine_line, write_section
 from services.report_worker.sampling import sample_daily_audits
 from shared.core.db import create_engine, create_sessionmaker
 from shared.core.migrate import upgrade_to_head
+from shared.core.queue import ArqRedis
 from shared.core.settings import Settings, to_asyncpg_url
+from shared.core.workers import WorkerState
 from shared.jobs import SampleDailyAudits
 
 BENCH_DATABASE = "plumbline_bench_sampling"
@@ -239,7 +241,7 @@ async def reset_day(connection: asyncpg.Connection) -> None:
     await connection.execute("VACUUM ANALYZE audits")
 
 
-async def timed_job(ctx: dict[str, Any], connection: asyncpg.Connection) -> tuple[float, Any]:
+async def timed_job(ctx: WorkerState, connection: asyncpg.Connection) -> tuple[float, Any]:
     """Queue a job row as the API does and run the real job function; returns (s, result)."""
     job_id = uuid.uuid4()
     await connection.execute(
@@ -274,10 +276,14 @@ async def run(options: Options, server: str) -> str:
             load_seconds = time.perf_counter() - started
             print(f"loaded {options.decisions:,} decisions in {load_seconds:.1f} s", flush=True)
             engine = create_engine(database_url, pool_size=2, max_overflow=0)
-            ctx: dict[str, Any] = {
-                "sessionmaker": create_sessionmaker(engine),
-                "settings": Settings(database_url=database_url),
-            }
+            # The report worker's state; the sampling job never touches Redis (the client
+            # connects only when used).
+            ctx = WorkerState(
+                settings=Settings(database_url=database_url),
+                engine=engine,
+                sessionmaker=create_sessionmaker(engine),
+                redis=ArqRedis(),
+            )
             rows = []
             try:
                 for repeat in range(1, options.repeats + 1):

@@ -34,6 +34,7 @@ from shared.models import AuditLogEntry, Disagreement, DisagreementChange, Event
 from tests.conftest import SignedSender, auth, make_key
 from tests.support.disagreements import Case, new_case, set_status, state_of
 from tests.support.webhooks import SECRET, WebhookReceiver, create_channel, notify
+from tests.support.workers import worker_state
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -44,11 +45,6 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
     await server.start()
     yield server
     await server.stop()
-
-
-def worker_context(settings: Settings, sessionmaker: Sessionmaker) -> dict[str, object]:
-    """What the report worker's start-up puts in the ctx its scheduled jobs get."""
-    return {"settings": settings, "sessionmaker": sessionmaker}
 
 
 async def events_of(sessionmaker: Sessionmaker, event_type: str) -> list[Event]:
@@ -73,7 +69,7 @@ async def test_undisputed_disagreements_close_after_their_deadline(
     running = await new_case(sender, sessionmaker, 2, deadline=timedelta(hours=1))
     disputed = await new_case(sender, sessionmaker, 3, deadline=-timedelta(minutes=1))
     await set_status(sessionmaker, disputed, "disputed")
-    ctx = worker_context(settings, sessionmaker)
+    ctx = worker_state(settings, sessionmaker)
 
     assert await run_close_expired_disagreements(ctx) == 1
     assert await run_close_expired_disagreements(ctx) == 0  # nothing twice
@@ -118,7 +114,7 @@ async def test_the_scheduled_close_is_in_the_audit_log_like_every_other_change(
     # The worker closes through the same lifecycle as the API's changes: the close has its
     # audit-log entry (no actor: the schedule did it), with the state before and after.
     expired = await new_case(sender, sessionmaker, 1, deadline=-timedelta(minutes=1))
-    assert await run_close_expired_disagreements(worker_context(settings, sessionmaker)) == 1
+    assert await run_close_expired_disagreements(worker_state(settings, sessionmaker)) == 1
     async with sessionmaker() as session:
         entries = list(
             await session.scalars(
@@ -152,7 +148,7 @@ async def test_disputes_past_their_sla_are_reminded_once_with_their_market(
     resolved = await new_case(sender, sessionmaker, 4)
     await set_status(sessionmaker, resolved, "disputed", disputed_ago=timedelta(hours=48))
     await set_status(sessionmaker, resolved, "upheld")
-    ctx = worker_context(settings, sessionmaker)
+    ctx = worker_state(settings, sessionmaker)
 
     assert await run_remind_overdue_disputes(ctx) == 1
     assert await run_remind_overdue_disputes(ctx) == 0  # once per dispute
@@ -184,7 +180,7 @@ async def test_disputes_past_their_sla_are_reminded_once_with_their_market(
 
     # The clock moves on: the recent dispute is overdue now, and reminded in its turn.
     later = settings.model_copy(update={"dispute_sla_hours": 22})
-    assert await run_remind_overdue_disputes(worker_context(later, sessionmaker)) == 1
+    assert await run_remind_overdue_disputes(worker_state(later, sessionmaker)) == 1
     assert len(await events_of(sessionmaker, "dispute.awaiting_arbitration")) == 2
 
 
@@ -227,7 +223,7 @@ async def test_reminders_and_openings_reach_the_markets_channels_only(
     # What the verdict endpoint records when it opens a disagreement.
     opened = await opened_event(sessionmaker, case)
 
-    assert await run_remind_overdue_disputes(worker_context(settings, sessionmaker)) == 1
+    assert await run_remind_overdue_disputes(worker_state(settings, sessionmaker)) == 1
     await notify(settings, sessionmaker, queue)
 
     by_path = {request.path: request for request in receiver.requests}

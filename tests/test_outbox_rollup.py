@@ -31,6 +31,7 @@ from tests.conftest import (
     run_worker_burst,
     wait_for_outbox,
 )
+from tests.support.workers import worker_state
 
 
 async def pending_outbox(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
@@ -105,12 +106,14 @@ async def test_scheduled_sweep_applies_batches_whose_job_was_lost(
     sender: SignedSender,
     client: httpx.AsyncClient,
     admin_key: str,
+    settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     await sender.post({"events": [decision_event(n) for n in range(7)]})
+    state = worker_state(settings, sessionmaker)
     # The outbox job is never relayed (as if Redis lost it); the sweep still counts the batch.
-    assert await sweep_intake_batches({"sessionmaker": sessionmaker}) == 7
-    assert await sweep_intake_batches({"sessionmaker": sessionmaker}) == 0
+    assert await sweep_intake_batches(state) == 7
+    assert await sweep_intake_batches(state) == 0
     response = await client.get("/v1/intake-rollups", headers=auth(admin_key))
     assert [r["decisions"] for r in response.json()["items"]] == [7]
 

@@ -19,7 +19,7 @@ from services.report_worker.sampling import (
     sample_due_markets,
 )
 from services.report_worker.worker import WorkerSettings
-from shared.core.queue import ArqRedis, Context, job_function
+from shared.core.queue import ArqRedis, job_function
 from shared.core.settings import Settings
 from shared.jobs import SampleDailyAudits
 from shared.models import (
@@ -43,6 +43,7 @@ from tests.conftest import (
     run_worker_burst,
 )
 from tests.support.problems import assert_problem
+from tests.support.workers import worker_state
 
 DAY = "2026-11-24"
 SOURCE_ID = uuid.UUID("00000000-0000-0000-0000-00000000abcd")
@@ -751,21 +752,21 @@ async def test_sampling_job_is_idempotent_and_reports_failures(
         "/v1/audits/sample", json={"day": DAY, "market": "DE"}, headers=auth(admin_key)
     )
     job_id = uuid.UUID(response.json()["job_id"])
-    ctx: Context = {"sessionmaker": sessionmaker, "settings": settings}
+    state = worker_state(settings, sessionmaker)
     job = SampleDailyAudits(job_id=job_id, day=date(2026, 11, 24), market="DE")
-    first = await sample_daily_audits(ctx, job)
+    first = await sample_daily_audits(state, job)
     assert first is not None
     created = first["audits_created"]
     assert 60 < created < 140
     # Delivered again: the finished job is left alone.
-    assert await sample_daily_audits(ctx, job) == {"status": "complete", "already_done": True}
+    assert await sample_daily_audits(state, job) == {"status": "complete", "already_done": True}
     assert await count(sessionmaker, SamplingRun) == 1
     # Even run again from scratch, it creates no second audit for any decision.
     async with sessionmaker() as session, session.begin():
         await session.execute(
             text("UPDATE background_jobs SET status = 'queued' WHERE id = :id"), {"id": job_id}
         )
-    await sample_daily_audits(ctx, job)
+    await sample_daily_audits(state, job)
     stored = (await client.get(f"/v1/jobs/{job_id}", headers=auth(admin_key))).json()
     assert stored["status"] == "complete"
     assert stored["result"]["audits_created"] == 0
@@ -781,7 +782,7 @@ async def test_sampling_job_is_idempotent_and_reports_failures(
     )
     broken_id = uuid.UUID(broken.json()["job_id"])
     await sample_daily_audits(
-        ctx, SampleDailyAudits(job_id=broken_id, day=date(2026, 11, 24), market="DE")
+        state, SampleDailyAudits(job_id=broken_id, day=date(2026, 11, 24), market="DE")
     )
     failed = (await client.get(f"/v1/jobs/{broken_id}", headers=auth(admin_key))).json()
     assert failed["status"] == "failed"

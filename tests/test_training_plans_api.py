@@ -17,6 +17,7 @@ from shared.events import EventType
 from shared.models import AuditLogEntry, Event, TrainingItemProgress, TrainingPlan
 from tests.conftest import auth, make_key
 from tests.support.quizzes import ALL_RIGHT, attempt, create_quiz, reviewer_key
+from tests.support.workers import worker_state
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -216,10 +217,10 @@ async def test_overdue_items_are_reminded_once(
     plan = await create_plan(client, admin_key)
     rev2 = await reviewer_key(sessionmaker, "rev-2")
     assert (await complete(client, plan["id"], "read", rev2)).status_code == 200
-    ctx = {"settings": settings, "sessionmaker": sessionmaker}
+    state = worker_state(settings, sessionmaker)
 
-    assert await run_remind_overdue_training_items(ctx) == 1  # rev-1's "read"; rev-2 is done
-    assert await run_remind_overdue_training_items(ctx) == 0
+    assert await run_remind_overdue_training_items(state) == 1  # rev-1's "read"; rev-2 is done
+    assert await run_remind_overdue_training_items(state) == 0
     async with sessionmaker() as session:
         events = list(
             await session.scalars(

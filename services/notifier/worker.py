@@ -12,16 +12,18 @@ nothing, so duplicated jobs cost one query each.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 from redis.exceptions import RedisError
 
-from services.notifier.channels import build_adapters
+from services.notifier.channels import ChannelAdapter, build_adapters
 from services.notifier.deliveries import (
     LEASE_MARGIN_SECONDS,
     RetryPolicy,
@@ -34,13 +36,12 @@ from services.notifier.deliveries import (
     record_attempt,
     send_claimed,
 )
-from shared.core.db import create_sessionmaker, engine_from_settings
-from shared.core.encryption import secret_box
+from shared.core.db import unit_of_work
+from shared.core.encryption import SecretBox, secret_box
 from shared.core.observability import configure_logging, request_id_var
 from shared.core.queue import (
     ArqRedis,
     Context,
-    RedisSettings,
     Retry,
     deserialize_job,
     enqueue,
@@ -48,17 +49,26 @@ from shared.core.queue import (
     scheduled_job,
     serialize_job,
 )
-from shared.core.queue import redis_settings as queue_redis_settings
-from shared.core.settings import get_settings
+from shared.core.settings import Settings
+from shared.core.workers import (
+    WorkerState,
+    install_state,
+    installed_state,
+    queue_of,
+    startup_settings,
+)
 from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent
 from shared.models.base import utcnow
 
 logger = logging.getLogger(__name__)
 
-# Longer than the send timeout plus two short transactions, shorter than the claim's lease
-# (send timeout + LEASE_MARGIN_SECONDS): arq cancels a stuck job before its lease runs out,
-# so two workers never send the same delivery at once.
-DELIVER_JOB_TIMEOUT = get_settings().delivery_timeout_seconds + 20
+# A delivery job stops after the send timeout plus this (two short transactions), shorter
+# than the claim's lease (send timeout + LEASE_MARGIN_SECONDS): a stuck job is cancelled
+# before its lease runs out, so two workers never send the same delivery at once. The
+# handler applies it, from the settings read at start-up; arq's own timeout below is only
+# the backstop (and bounds how soon a killed worker's job runs again).
+DELIVER_JOB_OVERHEAD_SECONDS = 20.0
+DELIVER_JOB_TIMEOUT = 120
 # Attempts are counted and capped in PostgreSQL; this only has to exceed them.
 DELIVER_JOB_MAX_TRIES = 1000
 SWEEP_BATCH = 500
@@ -72,36 +82,54 @@ EVENT_SWEEP_GRACE = timedelta(seconds=30)
 EVENT_SWEEP_WINDOW = timedelta(hours=24)
 
 
-async def startup(ctx: Context) -> None:
-    """Open the database engine and HTTP client, then sweep work left unfinished."""
-    # Tests hand their own settings in through the worker's ctx.
-    settings = ctx.get("settings") or get_settings()
-    configure_logging(service="notifier", level=settings.log_level, json=settings.log_json)
-    engine = engine_from_settings(settings)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifierState(WorkerState):
+    """The notifier's state: one HTTP client (one connection pool) behind every adapter."""
+
+    http: httpx.AsyncClient
+    adapters: Mapping[str, ChannelAdapter]
+    box: SecretBox
+    retry_policy: RetryPolicy
+
+    async def close(self) -> None:
+        """Close the HTTP client and the database engine."""
+        await self.http.aclose()
+        await WorkerState.close(self)
+
+
+def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState:
+    """The notifier's state for ``settings``: database, HTTP client, adapters, keys."""
     http = httpx.AsyncClient(
         follow_redirects=False,
         timeout=settings.delivery_timeout_seconds,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
-    ctx["settings"] = settings
-    ctx["engine"] = engine
-    ctx["sessionmaker"] = create_sessionmaker(engine)
-    ctx["http"] = http
-    ctx["adapters"] = build_adapters(http, timeout_seconds=settings.delivery_timeout_seconds)
-    ctx["box"] = secret_box(settings)
-    ctx["retry_policy"] = RetryPolicy.from_settings(settings)
+    return NotifierState(
+        **WorkerState.base_fields(settings, redis=redis),
+        http=http,
+        adapters=build_adapters(http, timeout_seconds=settings.delivery_timeout_seconds),
+        box=secret_box(settings),
+        retry_policy=RetryPolicy.from_settings(settings),
+    )
+
+
+async def startup(ctx: Context) -> None:
+    """Open the database engine and HTTP client, then sweep work left unfinished."""
+    settings = startup_settings(ctx)
+    configure_logging(service="notifier", level=settings.log_level, json=settings.log_json)
+    state = open_notifier_state(settings, redis=queue_of(ctx))
+    install_state(ctx, state)
     # Work left by a killed worker or lost with Redis runs now, not at the next sweep.
     try:
-        await sweep_due_deliveries(ctx, grace=timedelta(0))
-        await sweep_events_missing_deliveries(ctx, grace=timedelta(0))
+        await sweep_due_deliveries(state, grace=timedelta(0))
+        await sweep_events_missing_deliveries(state, grace=timedelta(0))
     except Exception:
         logger.exception("start-up sweep failed; the periodic sweep will retry")
 
 
 async def shutdown(ctx: Context) -> None:
     """Close what ``startup`` opened."""
-    await ctx["http"].aclose()
-    await ctx["engine"].dispose()
+    await installed_state(ctx).close()
 
 
 async def enqueue_deliveries(redis: ArqRedis, deliveries: Iterable[tuple[uuid.UUID, int]]) -> int:
@@ -118,14 +146,14 @@ async def enqueue_deliveries(redis: ArqRedis, deliveries: Iterable[tuple[uuid.UU
     return queued
 
 
-async def run_fan_out_event(ctx: Context, job: FanOutEvent) -> int:
+async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
     """arq entry point: create the event's deliveries (one unit of work), then queue them."""
-    async with ctx["sessionmaker"]() as session, session.begin():
+    async with unit_of_work(state.sessionmaker) as session:
         unattempted = await fan_out_event(
-            session, event_id=job.event_id, now=utcnow(), supported_kinds=ctx["adapters"].keys()
+            session, event_id=job.event_id, now=utcnow(), supported_kinds=state.adapters.keys()
         )
     try:
-        await enqueue_deliveries(ctx["redis"], ((delivery_id, 0) for delivery_id in unattempted))
+        await enqueue_deliveries(state.redis, ((delivery_id, 0) for delivery_id in unattempted))
     except (RedisError, OSError):
         # The deliveries are committed and due: the sweep queues them.
         logger.warning("could not queue deliveries; the sweep will", exc_info=True)
@@ -136,32 +164,31 @@ async def run_fan_out_event(ctx: Context, job: FanOutEvent) -> int:
     return len(unattempted)
 
 
-async def run_deliver_message(ctx: Context, job: DeliverMessage) -> str:
+async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
     """arq entry point: one attempt of one delivery, if it is due (see ``deliveries``).
 
     Claim and record are separate transactions; the HTTP call runs between them with no
     transaction open. When the attempt failed and another is due later, the job asks arq to
     run it again then; the schedule itself is in PostgreSQL, should that job be lost.
     """
-    settings = ctx["settings"]
-    policy: RetryPolicy = ctx["retry_policy"]
-    sessionmaker = ctx["sessionmaker"]
-    async with sessionmaker() as session, session.begin():
-        claim = await claim_delivery(
-            session,
-            delivery_id=job.delivery_id,
-            now=utcnow(),
-            lease_seconds=settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS,
-            max_attempts=policy.max_attempts,
-            supported_kinds=ctx["adapters"].keys(),
-        )
-    if claim is None:
-        return "nothing to do"
-    result = await send_claimed(claim, adapters=ctx["adapters"], box=ctx["box"])
-    async with sessionmaker() as session, session.begin():
-        outcome = await record_attempt(
-            session, claim=claim, result=result, now=utcnow(), policy=policy
-        )
+    timeout = state.settings.delivery_timeout_seconds
+    async with asyncio.timeout(timeout + DELIVER_JOB_OVERHEAD_SECONDS):
+        async with unit_of_work(state.sessionmaker) as session:
+            claim = await claim_delivery(
+                session,
+                delivery_id=job.delivery_id,
+                now=utcnow(),
+                lease_seconds=timeout + LEASE_MARGIN_SECONDS,
+                max_attempts=state.retry_policy.max_attempts,
+                supported_kinds=state.adapters.keys(),
+            )
+        if claim is None:
+            return "nothing to do"
+        result = await send_claimed(claim, adapters=state.adapters, box=state.box)
+        async with unit_of_work(state.sessionmaker) as session:
+            outcome = await record_attempt(
+                session, claim=claim, result=result, now=utcnow(), policy=state.retry_policy
+            )
     logger.info(
         "delivery attempted",
         extra={
@@ -178,17 +205,19 @@ async def run_deliver_message(ctx: Context, job: DeliverMessage) -> str:
     return outcome.status
 
 
-async def sweep_due_deliveries(ctx: Context, *, grace: timedelta = DELIVERY_SWEEP_GRACE) -> int:
+async def sweep_due_deliveries(
+    state: NotifierState, *, grace: timedelta = DELIVERY_SWEEP_GRACE
+) -> int:
     """Queue every pending delivery due for longer than ``grace``; returns how many."""
     cutoff = utcnow() - grace
     after: tuple[datetime, uuid.UUID] | None = None
     queued = seen = 0
     while seen < SWEEP_MAX_PER_RUN:
-        async with ctx["sessionmaker"]() as session:
+        async with unit_of_work(state.sessionmaker) as session:
             due = await due_deliveries(session, now=cutoff, limit=SWEEP_BATCH, after=after)
         if not due:
             break
-        queued += await enqueue_deliveries(ctx["redis"], ((row.id, row.attempts) for row in due))
+        queued += await enqueue_deliveries(state.redis, ((row.id, row.attempts) for row in due))
         seen += len(due)
         after = (due[-1].next_attempt_at, due[-1].id)
         if len(due) < SWEEP_BATCH:
@@ -199,34 +228,34 @@ async def sweep_due_deliveries(ctx: Context, *, grace: timedelta = DELIVERY_SWEE
 
 
 async def sweep_events_missing_deliveries(
-    ctx: Context, *, grace: timedelta = EVENT_SWEEP_GRACE
+    state: NotifierState, *, grace: timedelta = EVENT_SWEEP_GRACE
 ) -> int:
     """Fan out again every recent event that lacks a delivery it should have."""
     now = utcnow()
-    async with ctx["sessionmaker"]() as session:
+    async with unit_of_work(state.sessionmaker) as session:
         event_ids = await events_missing_deliveries(
             session,
             since=now - EVENT_SWEEP_WINDOW,
             until=now - grace,
-            supported_kinds=ctx["adapters"].keys(),
+            supported_kinds=state.adapters.keys(),
             limit=SWEEP_BATCH,
         )
     queued = 0
     for event_id in event_ids:
         queued += await enqueue(
-            ctx["redis"], FanOutEvent(event_id=event_id), job_id=fan_out_job_id(event_id)
+            state.redis, FanOutEvent(event_id=event_id), job_id=fan_out_job_id(event_id)
         )
     if queued:
         logger.info("sweep queued fan-outs", extra={"queued": queued})
     return queued
 
 
-async def _sweep_due_deliveries_cron(ctx: Context) -> int:
-    return await sweep_due_deliveries(ctx)
+async def _sweep_due_deliveries_cron(state: NotifierState) -> int:
+    return await sweep_due_deliveries(state)
 
 
-async def _sweep_events_cron(ctx: Context) -> int:
-    return await sweep_events_missing_deliveries(ctx)
+async def _sweep_events_cron(state: NotifierState) -> int:
+    return await sweep_events_missing_deliveries(state)
 
 
 class WorkerSettings:
@@ -269,7 +298,5 @@ class WorkerSettings:
     # fan-out is idempotent anyway, so a minute is plenty and frees failed ids soon.
     keep_result = 60
     max_jobs = 50
-    # Resolved when `plumbline notifier` imports this (it sets PLUMBLINE_REDIS_URL first).
-    redis_settings: RedisSettings | None = (
-        queue_redis_settings(get_settings()) if get_settings().redis_url else None
-    )
+    # No redis_settings: whoever runs the worker connects it to the Redis of the settings it
+    # resolved at start-up (shared.core.queue.run_worker, the tests' burst runner).

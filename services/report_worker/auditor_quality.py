@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import logging
 
-from shared.core.queue import Context
+from shared.core.db import unit_of_work
+from shared.core.workers import WorkerState
 from shared.golden.quality import announce_accuracy_drops
 from shared.models.base import utcnow
 
 logger = logging.getLogger(__name__)
 
 
-async def run_announce_accuracy_drops(ctx: Context) -> int:
+async def run_announce_accuracy_drops(state: WorkerState) -> int:
     """Scheduled: one unit of work announcing last week's auditor accuracy drops."""
-    settings = ctx["settings"]
-    async with ctx["sessionmaker"]() as session, session.begin():
+    async with unit_of_work(state.sessionmaker) as session:
         announced = await announce_accuracy_drops(
-            session, now=utcnow(), threshold=settings.auditor_accuracy_threshold
+            session, now=utcnow(), threshold=state.settings.auditor_accuracy_threshold
         )
     if announced:
         logger.info("auditor accuracy drops announced", extra={"announced": announced})

@@ -10,26 +10,27 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from shared.core.queue import Context
+from shared.core.db import unit_of_work
+from shared.core.workers import WorkerState
 from shared.disagreements import lifecycle
 from shared.models.base import utcnow
 
 logger = logging.getLogger(__name__)
 
 
-async def run_close_expired_disagreements(ctx: Context) -> int:
+async def run_close_expired_disagreements(state: WorkerState) -> int:
     """Scheduled: one unit of work closing what the dispute window left open."""
-    async with ctx["sessionmaker"]() as session, session.begin():
+    async with unit_of_work(state.sessionmaker) as session:
         closed = await lifecycle.close_expired(session, now=utcnow())
     if closed:
         logger.info("undisputed disagreements closed", extra={"closed": closed})
     return closed
 
 
-async def run_remind_overdue_disputes(ctx: Context) -> int:
+async def run_remind_overdue_disputes(state: WorkerState) -> int:
     """Scheduled: one unit of work reminding policy POCs of disputes past their SLA."""
-    sla = timedelta(hours=ctx["settings"].dispute_sla_hours)
-    async with ctx["sessionmaker"]() as session, session.begin():
+    sla = timedelta(hours=state.settings.dispute_sla_hours)
+    async with unit_of_work(state.sessionmaker) as session:
         reminded = await lifecycle.remind_overdue(session, now=utcnow(), sla=sla)
     if reminded:
         logger.info("dispute SLA reminders sent", extra={"reminded": reminded})

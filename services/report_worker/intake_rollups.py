@@ -16,7 +16,8 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.core.queue import Context
+from shared.core.db import unit_of_work
+from shared.core.workers import WorkerState
 from shared.jobs import ApplyIntakeRollup
 
 logger = logging.getLogger(__name__)
@@ -85,9 +86,9 @@ async def apply_pending_intake_batches(
     return int(counted or 0)
 
 
-async def run_apply_intake_rollup(ctx: Context, job: ApplyIntakeRollup) -> int:
+async def run_apply_intake_rollup(state: WorkerState, job: ApplyIntakeRollup) -> int:
     """arq entry point: one unit of work."""
-    async with ctx["sessionmaker"]() as session, session.begin():
+    async with unit_of_work(state.sessionmaker) as session:
         counted = await apply_pending_intake_batches(session)
     if counted:
         logger.info(
@@ -96,7 +97,7 @@ async def run_apply_intake_rollup(ctx: Context, job: ApplyIntakeRollup) -> int:
     return counted
 
 
-async def sweep_intake_batches(ctx: Context) -> int:
+async def sweep_intake_batches(state: WorkerState) -> int:
     """Scheduled: apply batches whose job was lost (a Redis outage, a flushed queue)."""
-    async with ctx["sessionmaker"]() as session, session.begin():
+    async with unit_of_work(state.sessionmaker) as session:
         return await apply_pending_intake_batches(session)

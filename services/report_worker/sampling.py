@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.background_jobs.service import FINAL_STATUSES, complete_job, fail_job, start_job
 from shared.core.db import unit_of_work
-from shared.core.queue import Context
+from shared.core.workers import WorkerState
 from shared.jobs import SampleDailyAudits
 from shared.markets import default_time_zone
 from shared.models import SamplingPlan, SamplingRun
@@ -473,14 +473,13 @@ def _failure_message(exc: BaseException) -> str:
     return f"sampling failed ({type(exc).__name__}); the report worker's log has the details"
 
 
-async def sample_daily_audits(ctx: Context, job: SampleDailyAudits) -> dict[str, Any] | None:
+async def sample_daily_audits(state: WorkerState, job: SampleDailyAudits) -> dict[str, Any] | None:
     """arq entry point: run a requested sampling and keep its state on the BackgroundJob.
 
     Idempotent: a job found complete or failed is not run again (its stored result stands),
     and a job that runs twice anyway creates no second audit for any decision.
     """
-    sessionmaker = ctx["sessionmaker"]
-    settings = ctx["settings"]
+    sessionmaker = state.sessionmaker
     async with unit_of_work(sessionmaker) as session:
         record = await start_job(session, job_id=job.job_id, now=utcnow())
     if record is None:
@@ -494,7 +493,7 @@ async def sample_daily_audits(ctx: Context, job: SampleDailyAudits) -> dict[str,
                 session,
                 day=job.day,
                 market=job.market,
-                seed_base=settings.sampling_seed,
+                seed_base=state.settings.sampling_seed,
                 job_id=job.job_id,
             )
             await complete_job(
@@ -533,7 +532,7 @@ async def sample_due_markets(
             day = due_sampling_day(now, zone)
         except (ZoneInfoNotFoundError, ValueError):
             day = due_sampling_day(now, "UTC")
-        async with sessionmaker() as session, session.begin():
+        async with unit_of_work(sessionmaker) as session:
             if await session.scalar(_HAS_RUN, {"market": market, "day": day}):
                 continue
             await session.execute(_LOCK_MARKET_DAY, {"key": f"sampling:{market}:{day.isoformat()}"})
@@ -553,10 +552,10 @@ async def sample_due_markets(
     return created
 
 
-async def sample_due_market_days(ctx: Context) -> int:
+async def sample_due_market_days(state: WorkerState) -> int:
     """Scheduled (every minute): sample every market day that is due and not yet sampled."""
     return await sample_due_markets(
-        ctx["sessionmaker"], seed_base=ctx["settings"].sampling_seed, now=utcnow()
+        state.sessionmaker, seed_base=state.settings.sampling_seed, now=utcnow()
     )
 
 

@@ -19,7 +19,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.core.queue import Context
+from shared.core.db import unit_of_work
+from shared.core.workers import WorkerState
 from shared.events import EventType, TrainingItemOverdue, record_event
 from shared.models import Reviewer, TrainingItemProgress, TrainingPlan, TrainingPlanItem
 from shared.models.base import utcnow
@@ -85,9 +86,9 @@ async def remind_overdue_training_items(
     return len(rows)
 
 
-async def run_remind_overdue_training_items(ctx: Context) -> int:
+async def run_remind_overdue_training_items(state: WorkerState) -> int:
     """Scheduled: one unit of work reminding assignees (and owners) of overdue training."""
-    async with ctx["sessionmaker"]() as session, session.begin():
+    async with unit_of_work(state.sessionmaker) as session:
         reminded = await remind_overdue_training_items(session, now=utcnow())
     if reminded:
         logger.info("training reminders sent", extra={"reminded": reminded})

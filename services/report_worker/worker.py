@@ -12,33 +12,34 @@ from services.report_worker.disputes import (
 from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
 from services.report_worker.sampling import sample_daily_audits, sample_due_market_days
 from services.report_worker.training_reminders import run_remind_overdue_training_items
-from shared.core.db import create_sessionmaker, engine_from_settings
 from shared.core.observability import configure_logging
 from shared.core.queue import (
     Context,
-    RedisSettings,
     deserialize_job,
     job_function,
     scheduled_job,
     serialize_job,
 )
-from shared.core.queue import redis_settings as queue_redis_settings
-from shared.core.settings import get_settings
+from shared.core.workers import (
+    WorkerState,
+    install_state,
+    installed_state,
+    queue_of,
+    startup_settings,
+)
 from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup, SampleDailyAudits
 
 
 async def startup(ctx: Context) -> None:
-    # Tests hand their own settings in through the worker's ctx.
-    settings = ctx.get("settings") or get_settings()
+    """Read the settings and open the database: the state every job receives."""
+    settings = startup_settings(ctx)
     configure_logging(service="report_worker", level=settings.log_level, json=settings.log_json)
-    engine = engine_from_settings(settings)
-    ctx["settings"] = settings
-    ctx["engine"] = engine
-    ctx["sessionmaker"] = create_sessionmaker(engine)
+    install_state(ctx, WorkerState.open(settings, redis=queue_of(ctx)))
 
 
 async def shutdown(ctx: Context) -> None:
-    await ctx["engine"].dispose()
+    """Close what ``startup`` opened."""
+    await installed_state(ctx).close()
 
 
 class WorkerSettings:
@@ -83,7 +84,5 @@ class WorkerSettings:
     max_tries = 5
     keep_result = 3600
     max_jobs = 20
-    # Resolved when `plumbline report-worker` imports this (it sets PLUMBLINE_REDIS_URL first).
-    redis_settings: RedisSettings | None = (
-        queue_redis_settings(get_settings()) if get_settings().redis_url else None
-    )
+    # No redis_settings: whoever runs the worker connects it to the Redis of the settings it
+    # resolved at start-up (shared.core.queue.run_worker, the tests' burst runner).

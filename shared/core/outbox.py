@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.core.observability import request_id_var
-from shared.core.queue import ArqRedis, Outage, create_queue_pool
+from shared.core.queue import ArqRedis, Outage, create_queue_pool, enqueue_payload
 from shared.core.settings import Settings
 from shared.jobs import Job
 from shared.models import OutboxJob
@@ -70,12 +70,13 @@ async def relay_batch(
         if not rows:
             return 0
         for row in rows:
-            await redis.enqueue_job(
-                row.function,
-                row.payload,
-                row.request_id,
-                _job_id=str(row.id),
-                _queue_name=row.queue_name,
+            await enqueue_payload(
+                redis,
+                function=row.function,
+                payload=row.payload,
+                queue_name=row.queue_name,
+                job_id=str(row.id),
+                request_id=row.request_id,
             )
         await session.execute(_MARK, {"ids": [row.id for row in rows]})
     return len(rows)

@@ -41,6 +41,7 @@ __all__ = [
     "create_queue_pool",
     "deserialize_job",
     "enqueue",
+    "enqueue_payload",
     "job_function",
     "redis_settings",
     "run_worker",
@@ -51,7 +52,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 JobT = TypeVar("JobT", bound=Job)
+StateT = TypeVar("StateT")
 Context = dict[str, Any]
+# Where a worker's start-up hook puts its typed state (``shared.core.workers.WorkerState``);
+# the wrappers below hand it to the handlers, so no job body reads arq's ctx dict.
+STATE_KEY = "state"
 
 
 def serialize_job(data: dict[str, Any]) -> bytes:
@@ -95,28 +100,46 @@ async def create_queue_pool(
 
 async def enqueue(redis: ArqRedis, job: Job, *, job_id: str, request_id: str | None = None) -> bool:
     """Enqueue a job; False when arq already holds a job (or result) with this id."""
+    return await enqueue_payload(
+        redis,
+        function=job.function,
+        payload=job.model_dump(mode="json"),
+        queue_name=job.queue,
+        job_id=job_id,
+        request_id=request_id,
+    )
+
+
+async def enqueue_payload(
+    redis: ArqRedis,
+    *,
+    function: str,
+    payload: dict[str, Any],
+    queue_name: str,
+    job_id: str,
+    request_id: str | None,
+) -> bool:
+    """Enqueue an already serialised job (the outbox keeps them so); False when arq already
+    holds a job (or result) with this id. Every enqueue of the code base comes here."""
     queued = await redis.enqueue_job(
-        job.function,
-        job.model_dump(mode="json"),
-        request_id,
-        _job_id=job_id,
-        _queue_name=job.queue,
+        function, payload, request_id, _job_id=job_id, _queue_name=queue_name
     )
     return queued is not None
 
 
 def job_function(
     model: type[JobT],
-    handler: Callable[[Context, JobT], Awaitable[Any]],
+    handler: Callable[[StateT, JobT], Awaitable[Any]],
     *,
     timeout: float | None = None,
     max_tries: int | None = None,
     keep_result: float | None = None,
 ) -> Function:
-    """Wrap ``handler(ctx, job)`` as an arq function named after the job model.
+    """Wrap ``handler(state, job)`` as an arq function named after the job model.
 
-    The payload is validated before the handler runs, and the request id that caused the job
-    is bound for the handler's logs.
+    ``state`` is the worker's typed state (put in place by its start-up hook). The payload is
+    validated before the handler runs, and the request id that caused the job is bound for
+    the handler's logs.
     """
 
     @functools.wraps(handler)
@@ -124,7 +147,7 @@ def job_function(
         token = request_id_var.set(request_id)
         try:
             job = model.model_validate(payload)
-            return await handler(ctx, job)
+            return await handler(ctx[STATE_KEY], job)
         finally:
             request_id_var.reset(token)
 
@@ -134,13 +157,20 @@ def job_function(
 
 
 def scheduled_job(
-    coroutine: WorkerCoroutine,
+    handler: Callable[[StateT], Awaitable[Any]],
     *,
     name: str,
     seconds: set[int],
     timeout: float,
 ) -> CronJob:
-    """A job run by the worker at these seconds of every minute (unique across workers)."""
+    """``handler(state)`` run by the worker at these seconds of every minute (unique across
+    workers); ``state`` is the worker's typed state."""
+
+    @functools.wraps(handler)
+    async def run(ctx: Context) -> Any:
+        return await handler(ctx[STATE_KEY])
+
+    coroutine: WorkerCoroutine = run
     return cron(coroutine, name=name, second=seconds, timeout=timeout, run_at_startup=False)
 
 
