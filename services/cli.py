@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import os
 import signal
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -197,25 +198,72 @@ async def ensure_admin_key(settings: Settings, *, generate: bool) -> str | None:
 # ------------------------------------------------------------------------------ run
 
 
+# A dead child or embedded server is started again after a delay that doubles from
+# RESTART_MIN_SECONDS to RESTART_MAX_SECONDS while it keeps dying, and starts over once it
+# has stayed up for RESTART_RESET_SECONDS: a crash now and then costs half a second, a
+# crash loop (say, a port someone else holds) costs little CPU and log.
+RESTART_MIN_SECONDS = 0.5
+RESTART_MAX_SECONDS = 30.0
+RESTART_RESET_SECONDS = 60.0
+# How long `plumbline run` waits for the API's /readyz before it prints the start-up block
+# anyway (with a note that the API is not ready yet).
+READY_WAIT_SECONDS = 90.0
+
+
+@dataclass
+class Restarts:
+    """When a dead process may start again: exponential backoff, reset after a good run."""
+
+    failures: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    due_at: float | None = None
+
+    def schedule(self) -> float:
+        """Record a death; returns the delay before the restart."""
+        now = time.monotonic()
+        if now - self.started_at >= RESTART_RESET_SECONDS:
+            self.failures = 0
+        delay = min(RESTART_MAX_SECONDS, RESTART_MIN_SECONDS * 2.0 ** min(self.failures, 16))
+        self.failures += 1
+        self.due_at = now + delay
+        return delay
+
+    def due(self) -> bool:
+        """Whether a scheduled restart may happen now."""
+        return self.due_at is not None and time.monotonic() >= self.due_at
+
+    def started(self) -> None:
+        """Record a (re)start."""
+        self.started_at = time.monotonic()
+        self.due_at = None
+
+
 @dataclass
 class Child:
     """One supervised ``plumbline <command>`` process."""
 
     command: str
     process: subprocess.Popen[bytes]
+    restarts: Restarts = field(default_factory=Restarts)
 
 
-def _spawn(command: str, env: dict[str, str]) -> Child:
+def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # `python -m services.cli` works without the console script on PATH. Each child leads
     # its own process group: a terminal's Ctrl-C reaches only us, we stop the children in
     # order, and a SIGKILL to the group also takes uvicorn's worker processes.
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "services.cli", command],
         env=env,
         stdin=subprocess.DEVNULL,
         process_group=0,
     )
-    return Child(command=command, process=process)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL what is left of a child's process group (uvicorn workers), then reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _stop_children(children: Sequence[Child], grace: float) -> None:
@@ -230,26 +278,127 @@ def _stop_children(children: Sequence[Child], grace: float) -> None:
         except subprocess.TimeoutExpired:
             _say(f"{child.command} did not stop in time; killing it", stderr=True)
         # Also reaps what the leader left behind (uvicorn workers), whether it exited or not.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.process.pid, signal.SIGKILL)
-        child.process.wait()
+        _kill_group(child.process)
+
+
+@dataclass
+class SupervisedServer:
+    """An embedded server ``plumbline run`` keeps alive, and how to start it again."""
+
+    name: str
+    server: EmbeddedServer
+    restart: Callable[[], EmbeddedServer]
+    restarts: Restarts = field(default_factory=Restarts)
+
+
+def _supervised_servers(
+    servers: Sequence[EmbeddedServer], data_dir: Path
+) -> list[SupervisedServer]:
+    """How to restart each embedded server: Redis on the same port, PostgreSQL on its
+    socket, so the children's URLs stay right."""
+    from shared.core.embedded import (
+        EmbeddedRedis,
+        start_embedded_postgres,
+        start_embedded_redis,
+    )
+
+    supervised = []
+    for server in servers:
+        if isinstance(server, EmbeddedRedis):
+            restart = functools.partial(start_embedded_redis, data_dir, port=server.port)
+            supervised.append(SupervisedServer("Redis", server, restart))
+        else:
+            supervised.append(
+                SupervisedServer("PostgreSQL", server, lambda: start_embedded_postgres(data_dir))
+            )
+    return supervised
+
+
+def _heal_child(child: Child, env: dict[str, str]) -> None:
+    """Schedule the restart of a child that died; restart it when that time has come."""
+    if child.restarts.due_at is None:
+        code = child.process.poll()
+        if code is None:
+            return
+        _kill_group(child.process)
+        delay = child.restarts.schedule()
+        _say(
+            f"{child.command} exited with code {code}; restarting it in {delay:.1f} s",
+            stderr=True,
+        )
+    if child.restarts.due():
+        child.process = _spawn(child.command, env)
+        child.restarts.started()
+        _say(f"{child.command} running again (pid {child.process.pid})")
+
+
+def _heal_server(supervised: SupervisedServer) -> None:
+    """The same for an embedded server (a failed start is retried with the same backoff)."""
+    if supervised.restarts.due_at is None:
+        if supervised.server.is_running():
+            return
+        # Reaps the process and drops the handles a later start would trip over.
+        with contextlib.suppress(Exception):
+            supervised.server.stop(0.5)
+        delay = supervised.restarts.schedule()
+        _say(
+            f"embedded {supervised.name} (pid {supervised.server.pid}) died; "
+            f"restarting it in {delay:.1f} s",
+            stderr=True,
+        )
+    if supervised.restarts.due():
+        try:
+            supervised.server = supervised.restart()
+        except Exception as exc:
+            delay = supervised.restarts.schedule()
+            _say(
+                f"embedded {supervised.name} did not start ({exc}); retrying in {delay:.1f} s",
+                stderr=True,
+            )
+            return
+        supervised.restarts.started()
+        _say(
+            f"embedded {supervised.name} running again at {supervised.server.url} "
+            f"(pid {supervised.server.pid})"
+        )
+
+
+def _api_ready(base_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == httpx.codes.OK
+    except httpx.HTTPError:
+        return False
 
 
 def _supervise(
-    children: Sequence[Child], servers: Sequence[EmbeddedServer], stop: StopSignal
+    children: Sequence[Child],
+    servers: Sequence[SupervisedServer],
+    stop: StopSignal,
+    *,
+    env: dict[str, str],
+    on_ready: Callable[[bool], None],
+    base_url: str,
 ) -> int:
-    """Wait for a stop signal (0) or for a child or embedded server to die (1)."""
+    """Keep children and embedded servers alive until a stop signal; returns 0.
+
+    ``on_ready(ready)`` is called once: when the API first answers /readyz (True), or
+    after READY_WAIT_SECONDS without that (False).
+    """
+    announced = False
+    give_up_waiting = time.monotonic() + READY_WAIT_SECONDS
     while not stop.requested:
+        for supervised in servers:
+            _heal_server(supervised)
         for child in children:
-            code = child.process.poll()
-            if code is not None:
-                _say(f"{child.command} exited with code {code}; stopping everything", stderr=True)
-                return 1
-        for server in servers:
-            if not server.is_running():
-                _say(f"embedded server (pid {server.pid}) died; stopping everything", stderr=True)
-                return 1
-        time.sleep(0.1)
+            _heal_child(child, env)
+        if not announced:
+            ready = _api_ready(base_url)
+            if ready or time.monotonic() > give_up_waiting:
+                announced = True
+                on_ready(ready)
+        time.sleep(0.2)
     return 0
 
 
@@ -260,6 +409,30 @@ def _public_host(host: str) -> str:
     if host == "::":
         return "[::1]"
     return f"[{host}]" if ":" in host else host
+
+
+def _print_started(
+    base_url: str, *, ready: bool, generated_key: str | None, settings: Settings
+) -> None:
+    """The block a person looks for: URLs and the admin key, after the start-up logs."""
+    if generated_key is not None:
+        key_line = f"generated admin API key (shown only now, keep it): {generated_key}"
+    elif _bootstrap_key(settings) is not None:
+        key_line = "admin API key: the value of PLUMBLINE_BOOTSTRAP_ADMIN_KEY"
+    else:
+        key_line = "admin API key: created on an earlier run (new one: plumbline api-key create)"
+    rule = "=" * 72
+    lines = [
+        rule,
+        "Plumbline is running" if ready else "Plumbline started; the API is not ready yet",
+        f"  API:   {base_url}",
+        f"  docs:  {base_url}/docs",
+        f"  {key_line}",
+        "  stop:  Ctrl-C",
+        rule,
+    ]
+    for line in lines:
+        _say(line)
 
 
 def run_all() -> int:
@@ -289,16 +462,26 @@ def run_all() -> int:
         # would leave a child nobody stops.
         stop.raising = False
         for command in CHILD_COMMANDS:
-            child = _spawn(command, env)
+            child = Child(command=command, process=_spawn(command, env))
             children.append(child)
             _say(f"started {command} (pid {child.process.pid})")
 
         base = f"http://{_public_host(resolved.api_host)}:{resolved.api_port}"
-        _say(f"API: {base}  docs: {base}/docs")
-        if generated is not None:
-            _say(f"generated admin API key (shown only now, keep it): {generated}")
-        _say("press Ctrl-C to stop")
-        code = _supervise(children, servers, stop)
+        supervised = _supervised_servers(servers, _data_dir(resolved))
+        try:
+            code = _supervise(
+                children,
+                supervised,
+                stop,
+                env=env,
+                base_url=base,
+                on_ready=lambda ready: _print_started(
+                    base, ready=ready, generated_key=generated, settings=resolved
+                ),
+            )
+        finally:
+            # Stop the servers running now (a restarted one replaced the one started first).
+            servers[:] = [entry.server for entry in supervised]
     except _Interrupted:
         code = 0
     except Exception as exc:
@@ -437,26 +620,44 @@ def run_revision(args: argparse.Namespace) -> int:
 
 
 def run_seed_demo(args: argparse.Namespace) -> int:
-    """``plumbline seed-demo``: post a demo week of decisions through the HTTP API."""
-    from services.seed_demo import SeedOptions, seed_demo
+    """``plumbline seed-demo``: a demo week of decisions and QA work, through the HTTP API.
 
-    admin_key = args.admin_key or _bootstrap_key(get_settings())
+    The API's address comes from the settings ``plumbline run`` uses (PLUMBLINE_API_HOST,
+    PLUMBLINE_API_PORT) unless ``--api-url`` is given. Any failure is one line on stderr and
+    exit code 1.
+    """
+    from services.seed_demo import SeedError, SeedOptions, seed_demo
+
+    settings = get_settings()
+    admin_key = args.admin_key or _bootstrap_key(settings)
     if not admin_key:
         _say("seed-demo needs --admin-key or PLUMBLINE_BOOTSTRAP_ADMIN_KEY", stderr=True)
         return 2
+    api_url = args.api_url or f"http://{_public_host(settings.api_host)}:{settings.api_port}"
     options = SeedOptions(
-        api_url=args.api_url,
+        api_url=api_url,
         admin_key=admin_key,
         days=args.days,
         moderators=args.moderators,
         seed=args.seed,
         source_name=args.source,
+        decisions_only=args.decisions_only,
     )
-    summary = seed_demo(options, progress=_say)
+    try:
+        summary = seed_demo(options, progress=_say)
+    except SeedError as exc:
+        _say(f"seed-demo failed: {exc}", stderr=True)
+        return 1
     _say(
-        f"seeded {summary.sent} decisions ({summary.accepted} accepted, "
-        f"{summary.duplicates} duplicates) from source {summary.source_name!r}"
+        f"seeded {summary.sent} decisions ({summary.accepted} new, "
+        f"{summary.duplicates} already there) from source {summary.source_name!r}"
     )
+    if not args.decisions_only:
+        _say(
+            f"{summary.reviewers} reviewer profiles, {summary.plans_created} new sampling plans, "
+            f"{summary.days_sampled} days sampled, {summary.audits_judged} audits judged "
+            f"({summary.judged_incorrect} incorrect), {summary.disputes_ruled} disputes ruled"
+        )
     return 0
 
 
@@ -508,13 +709,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--reviewer-id", default=None)
     create.add_argument("--market", action="append", default=[], help="repeat for several")
 
-    seed = add("seed-demo", run_seed_demo, "post a demo week of decisions through the API")
-    seed.add_argument("--api-url", default="http://127.0.0.1:8000")
+    seed = add("seed-demo", run_seed_demo, "a demo week of decisions and QA work, via the API")
+    seed.add_argument(
+        "--api-url", default=None, help="default: from PLUMBLINE_API_HOST and PLUMBLINE_API_PORT"
+    )
     seed.add_argument("--admin-key", default=None, help="default: $PLUMBLINE_BOOTSTRAP_ADMIN_KEY")
     seed.add_argument("--days", type=int, default=7)
     seed.add_argument("--moderators", type=int, default=50)
     seed.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
-    seed.add_argument("--source", default="demo-platform", help="source name to create")
+    seed.add_argument("--source", default="demo-platform", help="source name to use")
+    seed.add_argument(
+        "--decisions-only", action="store_true", help="only the decisions, no QA work"
+    )
 
     revision = add("revision", run_revision, "autogenerate a migration (developers)")
     revision.add_argument("-m", "--message", required=True)

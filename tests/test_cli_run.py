@@ -1,228 +1,66 @@
-"""``plumbline run`` end to end, as a subprocess: serves, stops cleanly, keeps its data.
-
-With PLUMBLINE_TEST_DATABASE_URL / PLUMBLINE_TEST_REDIS_URL set, the runs use a dedicated
-database ``plumbline_cli_test`` and Redis database 13 on those servers (so their workers never
-take jobs of other tests, and no other test flushes them); otherwise embedded servers.
-"""
+"""``plumbline run`` end to end, as a subprocess: serves, stops cleanly, keeps its data,
+brings back a child or an embedded server that died, and prints its key and URLs last."""
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 
-from shared.core.settings import to_asyncpg_url
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CLI_DATABASE = "plumbline_cli_test"
-CLI_REDIS_DB = 13
-ADMIN_KEY = "plk_cli_test_admin_key_0123456789abcdef"
-
-_ENTRY_POINTS = (
-    "services.audit_api.app",
-    "services.report_worker.worker",
-    "services.notifier.worker",
-    "shared.core.outbox",
+from tests.support.plumbline_run import (
+    ADMIN_KEY,
+    kill_and_wait,
+    pid_gone,
+    run_environment,
+    start_run,
+    stop_and_check,
+    wait_for_output,
+    wait_ready,
 )
-_missing = [name for name in _ENTRY_POINTS if importlib.util.find_spec(name) is None]
-pytestmark = pytest.mark.skipif(
-    bool(_missing), reason=f"plumbline run needs modules not written yet: {', '.join(_missing)}"
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _pid_gone(pid: int) -> bool:
-    """No such process, or only a zombie waiting for its (new) parent to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rpartition(")")[2].split()[0] == "Z"
-
-
-def _live_members_of_group(pgid: int) -> list[int]:
-    """Live processes whose process group is ``pgid`` (read from /proc, no psutil)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        # After the command name: state, ppid, pgrp.
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
-
-
-def _with_path(url: str, path: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
-
-
-async def _admin_sql(server_url: str, *statements: str) -> None:
-    connection = await asyncpg.connect(
-        to_asyncpg_url(server_url).replace("postgresql+asyncpg://", "postgresql://", 1)
-    )
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-_DROP = f'DROP DATABASE IF EXISTS "{CLI_DATABASE}" WITH (FORCE)'
 
 
 @pytest.fixture
 def base_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment for `plumbline run`: given servers (fresh database) or embedded ones."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PLUMBLINE_") or key.startswith("PLUMBLINE_TEST_")
-    }
-    env["PLUMBLINE_DATA_DIR"] = str(tmp_path / "data")
-    env["PLUMBLINE_LOG_LEVEL"] = "WARNING"
-    database = os.environ.get("PLUMBLINE_TEST_DATABASE_URL")
-    if database:
-        asyncio.run(_admin_sql(database, _DROP, f'CREATE DATABASE "{CLI_DATABASE}"'))
-        env["PLUMBLINE_DATABASE_URL"] = to_asyncpg_url(_with_path(database, f"/{CLI_DATABASE}"))
-    redis = os.environ.get("PLUMBLINE_TEST_REDIS_URL")
-    if redis:
-        env["PLUMBLINE_REDIS_URL"] = _with_path(redis, f"/{CLI_REDIS_DB}")
-    yield env
-    if database:
-        asyncio.run(_admin_sql(database, _DROP))
-
-
-@dataclass
-class Run:
-    """A `plumbline run` subprocess and where its output goes."""
-
-    process: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-    base_url: str
-
-    def output(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    def diagnostics(self) -> str:
-        return f"stdout:\n{self.output()}\nstderr:\n{self.err.read_text(errors='replace')[-3000:]}"
-
-    def pids(self) -> list[int]:
-        return [int(pid) for pid in re.findall(r"\(pid (\d+)", self.output())]
-
-    def child_pids(self) -> list[int]:
-        return [int(pid) for pid in re.findall(r"started \S+ \(pid (\d+)", self.output())]
-
-
-def _start(env: dict[str, str], tmp_path: Path, name: str) -> Run:
-    port = _free_port()
-    out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
-            cwd=REPO_ROOT,
-            env={**env, "PLUMBLINE_API_PORT": str(port)},
-            stdout=stdout,
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-        )
-    return Run(process=process, out=out, err=err, base_url=f"http://127.0.0.1:{port}")
-
-
-def _wait_ready(run: Run, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    status: dict[str, int] = {}
-    with httpx.Client(base_url=run.base_url, timeout=1.0) as client:
-        for path in ("/healthz", "/readyz"):
-            while True:
-                assert run.process.poll() is None, f"run exited early\n{run.diagnostics()}"
-                try:
-                    status[path] = client.get(path).status_code
-                except httpx.TransportError:
-                    status[path] = 0
-                if status[path] == 200:
-                    break
-                assert time.monotonic() < deadline, f"{status}\n{run.diagnostics()}"
-                time.sleep(0.1)
-
-
-def _stop_and_check(run: Run) -> None:
-    """SIGTERM: exit 0 within 10 s, and nothing it started is left running."""
-    pids = run.pids()
-    children = run.child_pids()
-    assert len(children) == 4, run.diagnostics()
-    started = time.monotonic()
-    run.process.send_signal(signal.SIGTERM)
-    try:
-        code = run.process.wait(10)
-    except subprocess.TimeoutExpired:
-        run.process.kill()
-        pytest.fail(f"still running 10 s after SIGTERM\n{run.diagnostics()}")
-    assert code == 0, run.diagnostics()
-    assert time.monotonic() - started < 10
-    left = [pid for pid in pids if not _pid_gone(pid)]
-    # Every child and embedded server leads its own process group: nothing may remain there.
-    left += [member for pid in pids for member in _live_members_of_group(pid)]
-    assert not left, f"left running: {left}\n{run.diagnostics()}"
+    with run_environment(tmp_path) as env:
+        yield env
 
 
 def test_run_serves_and_stops_cleanly_on_sigterm(base_env: dict[str, str], tmp_path: Path) -> None:
-    run = _start({**base_env, "PLUMBLINE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY}, tmp_path, "run")
+    run = start_run({**base_env, "PLUMBLINE_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY}, tmp_path, "run")
     try:
-        _wait_ready(run)
+        wait_ready(run)
         # The bootstrap key was ensured before the API started serving.
         response = httpx.get(
             f"{run.base_url}/v1/api-keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
         )
         assert response.status_code == 200, response.text
+        assert f"{run.base_url}/docs" in wait_for_output(run, r"docs:  (\S+)").group(0)
         assert "generated admin API key" not in run.output()
-        assert f"{run.base_url}/docs" in run.output()
+        assert "the value of PLUMBLINE_BOOTSTRAP_ADMIN_KEY" in run.output()
     except BaseException:
         run.process.kill()
         raise
-    _stop_and_check(run)
+    stop_and_check(run)
 
 
 def test_second_run_finds_the_data_of_the_first(base_env: dict[str, str], tmp_path: Path) -> None:
-    first = _start(base_env, tmp_path, "first")
+    first = start_run(base_env, tmp_path, "first")
     try:
-        _wait_ready(first)
-        match = re.search(r"generated admin API key.*: (\S+)", first.output())
-        assert match, first.diagnostics()
+        wait_ready(first)
+        match = wait_for_output(first, r"generated admin API key.*: (\S+)")
         generated = match.group(1)
     except BaseException:
         first.process.kill()
         raise
-    _stop_and_check(first)
+    stop_and_check(first)
 
-    second = _start(base_env, tmp_path, "second")
+    second = start_run(base_env, tmp_path, "second")
     try:
-        _wait_ready(second)
+        wait_ready(second)
+        wait_for_output(second, "Plumbline is running")
         assert "generated admin API key" not in second.output()
         response = httpx.get(
             f"{second.base_url}/v1/api-keys", headers={"Authorization": f"Bearer {generated}"}
@@ -231,26 +69,75 @@ def test_second_run_finds_the_data_of_the_first(base_env: dict[str, str], tmp_pa
     except BaseException:
         second.process.kill()
         raise
-    _stop_and_check(second)
+    stop_and_check(second)
 
 
-def test_child_dying_stops_everything_with_failure(
+def test_killed_child_comes_back_and_the_api_keeps_answering(
     base_env: dict[str, str], tmp_path: Path
 ) -> None:
-    run = _start(base_env, tmp_path, "crash")
-    # Take the API's port: uvicorn cannot bind and exits, so the run must stop with an error.
-    port = int(run.base_url.rsplit(":", 1)[1])
-    with socket.socket() as blocker:
-        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        blocker.bind(("127.0.0.1", port))
-        blocker.listen()
-        try:
-            code = run.process.wait(30)
-        except subprocess.TimeoutExpired:
-            run.process.kill()
-            pytest.fail(f"run did not stop after the API died\n{run.diagnostics()}")
-    assert code != 0, run.diagnostics()
-    assert "api exited with code" in run.err.read_text(), run.diagnostics()
-    left = [pid for pid in run.pids() if not _pid_gone(pid)]
-    left += [member for pid in run.pids() for member in _live_members_of_group(pid)]
-    assert not left, f"left running: {left}\n{run.diagnostics()}"
+    run = start_run(base_env, tmp_path, "heal-child")
+    try:
+        wait_ready(run)
+        worker = int(wait_for_output(run, r"started report-worker \(pid (\d+)\)").group(1))
+        kill_and_wait(worker)
+        back = wait_for_output(run, r"report-worker running again \(pid (\d+)\)")
+        assert "report-worker exited with code -9" in run.err.read_text(), run.diagnostics()
+        assert not pid_gone(int(back.group(1)))
+        # The API never stopped: the same process answers, the run goes on.
+        with httpx.Client(base_url=run.base_url, timeout=2.0) as client:
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/readyz").status_code == 200
+        assert run.process.poll() is None
+    except BaseException:
+        run.process.kill()
+        raise
+    stop_and_check(run)
+
+
+def test_killed_embedded_redis_comes_back_on_its_port(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {key: value for key, value in base_env.items() if key != "PLUMBLINE_REDIS_URL"}
+    run = start_run(env, tmp_path, "heal-redis")
+    try:
+        wait_ready(run)
+        started = wait_for_output(run, r"embedded Redis at (\S+) in .* \(pid (\d+)\)")
+        url, pid = started.group(1), int(started.group(2))
+        kill_and_wait(pid)
+        back = wait_for_output(run, r"embedded Redis running again at (\S+) \(pid (\d+)\)")
+        assert back.group(1) == url, run.diagnostics()
+        assert not pid_gone(int(back.group(2)))
+        # Everyone finds it at the old URL: the API is ready again, no child had to die.
+        wait_ready(run)
+        assert "exited with code" not in run.err.read_text(), run.diagnostics()
+    except BaseException:
+        run.process.kill()
+        raise
+    stop_and_check(run)
+
+
+def test_start_up_block_comes_last_with_the_key_and_urls(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = start_run({**base_env, "PLUMBLINE_LOG_LEVEL": "INFO"}, tmp_path, "block", merged=True)
+    try:
+        wait_ready(run)
+        wait_for_output(run, r"stop:  Ctrl-C\n.*={72}")
+        output = run.output()
+        block = output.index("Plumbline is running")
+        # The API's start-up logs (JSON: the output is not a terminal) came before it.
+        assert "Application startup complete" in output[:block], output
+        assert '"level":' in output[:block]
+        key = re.search(r"generated admin API key \(shown only now, keep it\): (\S+)", output)
+        assert key is not None, output
+        assert key.start() > block, output
+        assert f"  API:   {run.base_url}\n" in output[block:]
+        assert f"{run.base_url}/docs" in output[block:]
+        response = httpx.get(
+            f"{run.base_url}/v1/api-keys", headers={"Authorization": f"Bearer {key.group(1)}"}
+        )
+        assert response.status_code == 200, response.text
+    except BaseException:
+        run.process.kill()
+        raise
+    stop_and_check(run)

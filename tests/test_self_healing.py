@@ -20,10 +20,12 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
+from services.notifier.worker import WorkerSettings as NotifierSettings
+from services.report_worker.worker import WorkerSettings as ReportWorkerSettings
 from shared.core.db import create_engine, create_sessionmaker, unit_of_work
 from shared.core.embedded import EmbeddedRedis, start_embedded_redis
 from shared.core.outbox import add_job
-from shared.core.queue import ArqRedis, create_queue_pool, enqueue
+from shared.core.queue import ArqRedis, create_queue_pool, enqueue, redelivery_seconds
 from shared.core.settings import Settings
 from shared.jobs import NOTIFY_QUEUE, ApplyIntakeRollup, FanOutEvent, Job
 from shared.models import OutboxJob
@@ -221,3 +223,9 @@ async def test_relay_outlives_redis_restart(
     await _outlives_redis_outage(
         "relay", database_url, own_redis, tmp_path, submit, submit_during_outage=True
     )
+
+
+async def test_a_job_of_a_killed_worker_runs_again_within_130_seconds() -> None:
+    # Was 610 s for the report worker: one scheduled job had a 600 s timeout.
+    assert redelivery_seconds(ReportWorkerSettings) <= 130
+    assert redelivery_seconds(NotifierSettings) <= 130

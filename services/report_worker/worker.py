@@ -46,12 +46,17 @@ class WorkerSettings:
     queue_name = REPORT_QUEUE
     functions: ClassVar[list[Any]] = [
         job_function(ApplyIntakeRollup, run_apply_intake_rollup, timeout=60),
-        job_function(SampleDailyAudits, sample_daily_audits, timeout=300),
+        job_function(SampleDailyAudits, sample_daily_audits, timeout=120),
     ]
     cron_jobs: ClassVar[list[Any]] = [
         scheduled_job(sweep_intake_batches, name="sweep_intake_batches", seconds={15}, timeout=60),
         scheduled_job(
-            sample_due_market_days, name="sample_due_market_days", seconds={25}, timeout=600
+            # Each market day commits on its own: a run cut short leaves the rest to the
+            # next minute's run.
+            sample_due_market_days,
+            name="sample_due_market_days",
+            seconds={25},
+            timeout=120,
         ),
         scheduled_job(
             run_close_expired_disagreements,
@@ -79,7 +84,9 @@ class WorkerSettings:
     on_shutdown = shutdown
     job_serializer = staticmethod(serialize_job)
     job_deserializer = staticmethod(deserialize_job)
-    # Short timeouts: a killed worker's job is picked up again after job_timeout + 10 s.
+    # arq picks up a job whose worker was killed mid-run once its in-progress mark expires:
+    # the largest timeout of any job or scheduled job here, plus 10 s. No timeout above
+    # 120 s, so that is at most 130 s (tests/test_self_healing.py holds it there).
     job_timeout = 120
     max_tries = 5
     keep_result = 3600

@@ -43,6 +43,7 @@ __all__ = [
     "enqueue",
     "enqueue_payload",
     "job_function",
+    "redelivery_seconds",
     "redis_settings",
     "run_worker",
     "scheduled_job",
@@ -327,3 +328,11 @@ def run_worker(worker_settings: type, *, settings: Settings) -> None:
         await run_worker_until_stopped(worker_settings, settings=settings, stop=stop)
 
     asyncio.run(run())
+
+
+def redelivery_seconds(worker_settings: type) -> float:
+    """How long after its worker died mid-run a job runs again: arq's in-progress mark
+    expires after the largest timeout of the worker's jobs and scheduled jobs, plus 10 s."""
+    worker = create_worker(worker_settings, handle_signals=False, redis_settings=RedisSettings())
+    seconds: float = worker.in_progress_timeout_s
+    return seconds

@@ -8,4 +8,5 @@
 - ``quizzes``: a knowledge quiz, its answers, attempts.
 - ``sampling``: sampling plans.
 - ``calibrations``: calibration sessions.
+- ``plumbline_run``: ``plumbline run`` as a subprocess (environment, start, ready, stop).
 """
