@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +45,14 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = 1024 * 1024
     webhook_max_events: int = 1000
     source_cache_seconds: float = 5.0
+    # A decision's ``decided_at`` may lie at most this far ahead of the server clock (clocks
+    # drift); later is a 422.
+    decided_at_future_tolerance_seconds: int = Field(300, ge=0)
+
+    # The earliest date any input may name (a decision's ``decided_at``, a sampled day, a
+    # report range): older is a 422. It keeps every stored time far inside the range Python
+    # and each market's time zone can represent.
+    earliest_date: date = date(2000, 1, 1)
 
     # Outbox relay.
     relay_batch_size: int = 500

@@ -38,7 +38,11 @@ class DecisionEvent(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if value and len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        try:
+            size = len(orjson.dumps(value)) if value else 0
+        except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, say
+            raise ValueError(f"metadata cannot be stored: {exc}") from exc
+        if size > MAX_METADATA_BYTES:
             raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
         return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,6 +13,7 @@ from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
 from shared.core.auth import Principal, Role
 from shared.core.errors import PayloadTooLarge
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER
+from shared.models.base import utcnow
 from shared.schemas.common import Page, decode_cursor, page_rows
 from shared.schemas.decisions import (
     DecisionBatch,
@@ -75,6 +77,11 @@ async def receive_decisions(request: Request, settings: SettingsDep) -> IntakeRe
         source=source,
         body=body,
         max_events=settings.webhook_max_events,
+        window=service.DecidedAtWindow.around(
+            utcnow(),
+            earliest_date=settings.earliest_date,
+            future_tolerance=timedelta(seconds=settings.decided_at_future_tolerance_seconds),
+        ),
         writer=state.decision_writer,
         sessionmaker=state.sessionmaker,
     )

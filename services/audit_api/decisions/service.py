@@ -6,8 +6,10 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import date
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as datetime_time
+from typing import Any, Self, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Select, select, tuple_
@@ -69,13 +71,37 @@ def _is_batch_without_events(exc: ValidationError) -> bool:
     )
 
 
-def parse_decision_events(body: bytes, *, max_events: int) -> list[DecisionEvent]:
+@dataclass(frozen=True, slots=True)
+class DecidedAtWindow:
+    """The ``decided_at`` times intake accepts: from ``earliest`` up to ``latest``.
+
+    Every time inside it has a calendar day in UTC and in every market's time zone; outside
+    it, a stored decision would break every read of the listing and the intake rollups.
+    """
+
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def around(cls, now: datetime, *, earliest_date: date, future_tolerance: timedelta) -> Self:
+        """From midnight UTC of ``earliest_date`` to ``future_tolerance`` after ``now``."""
+        return cls(
+            earliest=datetime.combine(earliest_date, datetime_time(), tzinfo=UTC),
+            latest=now + future_tolerance,
+        )
+
+
+def parse_decision_events(
+    body: bytes, *, max_events: int, window: DecidedAtWindow
+) -> list[DecisionEvent]:
     """One event or ``{"events": [...]}``, all valid, or a 400/422 naming what is wrong.
 
     The raw bytes are validated by pydantic's own JSON parser (no intermediate Python
     objects). An ``event_id`` repeated inside one batch is refused (422 naming the later
     index): the sender has two different events under one idempotency key, and storing
-    either would silently drop the other.
+    either would silently drop the other. So are a ``decided_at`` outside ``window`` and a
+    NUL character anywhere (PostgreSQL text cannot hold it): both are found here, before
+    anything is written, so that they are the sender's 422 and never a failed write.
     """
     # A batch names "events"; a single event does not (unless in its metadata: then the
     # batch attempt reports a missing "events" and the body is read as one event).
@@ -92,11 +118,14 @@ def parse_decision_events(body: bytes, *, max_events: int) -> list[DecisionEvent
                     errors=[{"loc": ["events"], "msg": f"must hold 1 to {max_events} events"}],
                 )
             _refuse_repeated_event_ids(events)
+            _refuse_unstorable(events, body=body, window=window, batch=True)
             return events
     try:
-        return [_EVENT.validate_json(body)]
+        events = [_EVENT.validate_json(body)]
     except ValidationError as exc:
         raise _invalid(exc) from exc
+    _refuse_unstorable(events, body=body, window=window, batch=False)
+    return events
 
 
 def _refuse_repeated_event_ids(events: list[DecisionEvent]) -> None:
@@ -108,6 +137,72 @@ def _refuse_repeated_event_ids(events: list[DecisionEvent]) -> None:
                 f"event {index} repeats the event_id of event {seen}",
                 errors=[{"loc": ["events", index, "event_id"], "msg": "repeated in this batch"}],
             )
+
+
+def _refuse_unstorable(
+    events: list[DecisionEvent], *, body: bytes, window: DecidedAtWindow, batch: bool
+) -> None:
+    """422 for the first event whose ``decided_at`` is outside ``window`` or that holds a NUL."""
+    # JSON can carry a NUL only as this escape; a body without it (nearly every body) needs
+    # no walk through its strings. "\\u0000" (an escaped backslash) also matches: the walk
+    # then finds no NUL and the body passes.
+    may_hold_nul = b"\\u0000" in body
+    for index, event in enumerate(events):
+        if not window.earliest <= event.decided_at <= window.latest:
+            earliest, latest = window.earliest.isoformat(), window.latest.isoformat()
+            raise _event_problem(
+                index,
+                ["decided_at"],
+                f"must lie between {earliest} and {latest} (the server clock plus its tolerance)",
+                batch=batch,
+            )
+        if may_hold_nul:
+            path = _nul_path(event)
+            if path is not None:
+                raise _event_problem(
+                    index, path, "must not contain a NUL character (\\u0000)", batch=batch
+                )
+
+
+def _nul_path(event: DecisionEvent) -> list[str | int] | None:
+    """Where in ``event`` a NUL character is, or None (only free-text fields can hold one)."""
+    for name in ("event_id", "content_id", "content_type", "moderator_id"):
+        if "\x00" in getattr(event, name):
+            return [name]
+    inner = _nul_path_in_json(event.metadata)
+    return None if inner is None else ["metadata", *inner]
+
+
+def _nul_path_in_json(value: object) -> list[str | int] | None:
+    if isinstance(value, str):
+        return [] if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return [_printable(key)]
+            inner = _nul_path_in_json(item)
+            if inner is not None:
+                return [key, *inner]
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            inner = _nul_path_in_json(item)
+            if inner is not None:
+                return [position, *inner]
+    return None
+
+
+def _printable(text: str) -> str:
+    """``text`` with each NUL written as its JSON escape, so that it can be stored and logged."""
+    return text.replace("\x00", "\\u0000")
+
+
+def _event_problem(index: int, path: list[str | int], msg: str, *, batch: bool) -> DomainError:
+    """The 422 for event ``index`` (of a batch, or the single event), as pydantic's are."""
+    loc: list[str | int] = ["events", index, *path] if batch else list(path)
+    error = {"loc": loc, "msg": msg}
+    if batch:
+        return Unprocessable(f"event {index} is invalid: {_describe(error)}", errors=[error])
+    return Unprocessable(f"invalid event: {_describe(error)}", errors=[error])
 
 
 async def authenticate_source(
@@ -143,16 +238,18 @@ async def receive_decisions(
     source: SigningSource,
     body: bytes,
     max_events: int,
+    window: DecidedAtWindow,
     writer: DecisionWriter,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> IntakeResult:
     """Validate a signed request and store its events: all of them, or none."""
     try:
-        events = parse_decision_events(body, max_events=max_events)
-    except DomainError as exc:
+        events = parse_decision_events(body, max_events=max_events, window=window)
+        return await writer.write(source_id=source.id, events=events)
+    except (BadRequest, Unprocessable) as exc:
+        # Refused for what it holds, found in validation or (rarely) by the database.
         await record_rejection(sessionmaker, source=source, error=exc)
         raise
-    return await writer.write(source_id=source.id, events=events)
 
 
 async def record_rejection(
@@ -164,12 +261,20 @@ async def record_rejection(
     """
     try:
         async with sessionmaker() as session, session.begin():
+            # A refused request may have named a NUL (a JSON key holding one, say).
+            errors = [
+                {
+                    "loc": [_printable(p) if isinstance(p, str) else p for p in item["loc"]],
+                    "msg": _printable(str(item["msg"])),
+                }
+                for item in (error.errors or [])[:20]
+            ]
             rejected = RejectedBatch(
                 id=uuid.uuid4(),
                 source_id=source.id,
                 status=error.status,
-                reason=error.detail,
-                errors=(error.errors or [])[:20],
+                reason=_printable(error.detail),
+                errors=errors,
                 event_count=None,
             )
             session.add(rejected)
@@ -181,7 +286,7 @@ async def record_rejection(
                     id=rejected.id,
                     source=source.name,
                     status=error.status,
-                    reason=error.detail,
+                    reason=rejected.reason,
                     errors=rejected.errors,
                     event_count=None,
                 ),

@@ -4,8 +4,14 @@ Under load, many webhook requests arrive at once, each with a few events. Writin
 own transaction makes the commit (and its WAL flush) the cost of every request. The writer
 instead takes every request waiting at the moment it is free and stores them in one
 transaction (group commit), then answers each request with its own counts. A request is
-answered only after that commit: nothing is acknowledged that is not durable, and a failed
-transaction fails every request in it (they are retried by their senders, idempotently).
+answered only after that commit: nothing is acknowledged that is not durable.
+
+One request's data must never fail another's. Validation refuses what PostgreSQL would (a NUL
+character, a time outside the accepted window) before a request gets here; should a grouped
+statement still fail on its data, its requests are written again in halves until the one
+that caused it stands alone, and only that one gets a 422. A fault of ours (the database
+unreachable) fails the requests not yet committed with a 503, and their senders retry them,
+idempotently.
 
 Each transaction also records its ``IntakeBatch``, the durable work item from which the report
 worker counts its decisions into the daily intake rollup exactly once; one outbox job per
@@ -22,9 +28,11 @@ from dataclasses import dataclass
 
 import asyncpg
 from pydantic import TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 from services.audit_api.metrics import DECISIONS_ACCEPTED, DECISIONS_DUPLICATE, INTAKE_FLUSH_EVENTS
 from shared.core.errors import ServiceUnavailable
+from shared.core.errors import UnprocessableEntity as Unprocessable
 from shared.core.observability import request_id_var
 from shared.core.outbox import OUTBOX_CHANNEL
 from shared.jobs import ApplyIntakeRollup
@@ -37,9 +45,10 @@ _EVENTS = TypeAdapter(list[DecisionEvent])
 
 # One statement stores one source's share of a flush, and is its own transaction: it
 # registers the markets, queues, policy codes and moderators it names (first reference
-# creates them; sorted, so concurrent statements cannot deadlock), inserts the decisions that
-# are new, and records their IntakeBatch. The events travel as one JSON document that
-# PostgreSQL unpacks (json_to_recordset): one parameter to encode instead of thirteen arrays.
+# creates them, and a moderator gains the markets it decides in; sorted, so concurrent
+# statements cannot deadlock), inserts the decisions that are new, and records their
+# IntakeBatch. The events travel as one JSON document that PostgreSQL unpacks
+# (json_to_recordset): one parameter to encode instead of thirteen arrays.
 _STORE_DECISIONS = """
 WITH markets AS (
     INSERT INTO markets (code, default_language, time_zone)
@@ -49,8 +58,22 @@ WITH markets AS (
     SELECT * FROM unnest($7::text[], $8::text[]) ON CONFLICT DO NOTHING
 ), policies AS (
     INSERT INTO policies (code) SELECT unnest($9::text[]) ON CONFLICT DO NOTHING
+), decided_in AS (
+    SELECT id, array_agg(market ORDER BY market)::varchar(2)[] AS markets
+    FROM unnest($10::text[], $11::text[]) AS pair(id, market) GROUP BY id
 ), reviewers AS (
-    INSERT INTO reviewers (id) SELECT unnest($10::text[]) ON CONFLICT DO NOTHING
+    -- A moderator works in the markets it decides in (quizzes, pass rates and scoped views
+    -- go by a reviewer's markets). Only a new reviewer or a new market is written: the rest,
+    -- nearly all, cost an index probe and take no lock.
+    INSERT INTO reviewers (id, markets)
+    SELECT d.id, d.markets FROM decided_in AS d
+    WHERE NOT EXISTS (SELECT FROM reviewers AS r WHERE r.id = d.id AND r.markets @> d.markets)
+    ORDER BY d.id
+    ON CONFLICT (id) DO UPDATE
+    SET markets = ARRAY(
+        SELECT DISTINCT m FROM unnest(reviewers.markets || excluded.markets) AS m ORDER BY m
+    )
+    WHERE NOT reviewers.markets @> excluded.markets
 ), stored AS (
     INSERT INTO decisions (source_id, event_id, content_id, content_type, queue, market,
                            language, moderator_id, action, policy_labels, decided_at,
@@ -212,6 +235,8 @@ class DecisionWriter:
             try:
                 await self._flush(batch)
             except Exception as exc:
+                # A fault of ours (the database unreachable, say): whatever is not committed
+                # yet may be sent again as is.
                 logger.warning("intake transaction failed", extra={"error": repr(exc)})
                 for pending in batch:
                     if not pending.future.done():
@@ -221,64 +246,111 @@ class DecisionWriter:
                                 headers={"Retry-After": "1"},
                             )
                         )
-            else:
-                for pending in batch:
-                    if not pending.future.done():
-                        total = len(pending.events)
-                        pending.future.set_result(
-                            IntakeResult(
-                                accepted=pending.accepted, duplicates=total - pending.accepted
-                            )
-                        )
             finally:
                 self._flushing -= 1
 
     async def _flush(self, batch: list[_PendingWrite]) -> None:
+        """Store ``batch``, one statement per source, answering each request once committed."""
         assert self._pool is not None
-        # The first occurrence of each (source, event_id) in this flush is the one inserted;
-        # later ones are duplicates by definition. Sorted, so that concurrent statements
-        # (other flushers, other API processes) lock keys in one order and cannot deadlock.
-        by_source: dict[uuid.UUID, dict[str, tuple[DecisionEvent, _PendingWrite]]] = {}
+        by_source: dict[uuid.UUID, list[_PendingWrite]] = {}
         for pending in batch:
-            group = by_source.setdefault(pending.source_id, {})
+            by_source.setdefault(pending.source_id, []).append(pending)
+        async with self._pool.acquire() as connection:
+            # Sorted, so that concurrent statements (other flushers, other API processes) lock
+            # keys in one order and cannot deadlock.
+            for source_id in sorted(by_source):
+                await self._store_isolating_bad_data(connection, source_id, by_source[source_id])
+
+    async def _store_isolating_bad_data(
+        self, connection: asyncpg.Connection, source_id: uuid.UUID, requests: list[_PendingWrite]
+    ) -> None:
+        """Store ``requests`` together; if their data fails the statement, in halves.
+
+        Bisecting finds the request at fault in a few statements, while its neighbours are
+        stored and answered as usual. A request that fails on its own gets the 422.
+        """
+        try:
+            await self._store(connection, source_id, requests)
+        except _DATA_ERRORS as exc:
+            if len(requests) > 1:
+                middle = len(requests) // 2
+                await self._store_isolating_bad_data(connection, source_id, requests[:middle])
+                await self._store_isolating_bad_data(connection, source_id, requests[middle:])
+                return
+            [pending] = requests
+            logger.warning(
+                "intake request refused by the database",
+                extra={"error": repr(exc), "request_id": pending.request_id},
+            )
+            if not pending.future.done():
+                message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                pending.future.set_exception(
+                    Unprocessable(
+                        f"the events cannot be stored: {message}",
+                        errors=[{"loc": [], "msg": message}],
+                    )
+                )
+
+    async def _store(
+        self, connection: asyncpg.Connection, source_id: uuid.UUID, requests: list[_PendingWrite]
+    ) -> None:
+        """One statement (one transaction) for ``requests`` of one source; answers them."""
+        # The first occurrence of each event_id is the one inserted; later ones, in this
+        # statement or in a request of its own, are duplicates by definition.
+        group: dict[str, tuple[DecisionEvent, _PendingWrite]] = {}
+        for pending in requests:
             for event in pending.events:
                 group.setdefault(event.event_id, (event, pending))
-        accepted = 0
-        async with self._pool.acquire() as connection:
-            # A request has one source: each statement holds whole requests.
-            for source_id in sorted(by_source):
-                group = by_source[source_id]
-                events = [group[event_id][0] for event_id in sorted(group)]
-                batch_id = uuid.uuid4()
-                stored = await connection.fetch(
-                    _STORE_DECISIONS,
-                    source_id,
-                    _EVENTS.dump_json(events).decode(),
-                    batch_id,
-                    *_reference_columns(events),
-                )
-                for record in stored:
-                    group[record["event_id"]][1].accepted += 1
-                if stored:
-                    accepted += len(stored)
-                    self._announce(batch_id, [p.request_id for p in batch if p.request_id])
-
-        received = sum(len(pending.events) for pending in batch)
+        events = [group[event_id][0] for event_id in sorted(group)]
+        batch_id = uuid.uuid4()
+        stored = await connection.fetch(
+            _STORE_DECISIONS,
+            source_id,
+            _EVENTS.dump_json(events).decode(),
+            batch_id,
+            *_reference_columns(events),
+        )
+        for record in stored:
+            group[record["event_id"]][1].accepted += 1
+        if stored:
+            self._announce(batch_id, [p.request_id for p in requests if p.request_id])
+        received = sum(len(pending.events) for pending in requests)
         INTAKE_FLUSH_EVENTS.observe(received)
-        DECISIONS_ACCEPTED.inc(accepted)
-        DECISIONS_DUPLICATE.inc(received - accepted)
+        DECISIONS_ACCEPTED.inc(len(stored))
+        DECISIONS_DUPLICATE.inc(received - len(stored))
+        for pending in requests:
+            if not pending.future.done():
+                pending.future.set_result(
+                    IntakeResult(
+                        accepted=pending.accepted, duplicates=len(pending.events) - pending.accepted
+                    )
+                )
+
+
+# A statement that fails on what its events hold, not on the database being unavailable: the
+# SQLSTATE classes 22 (data exception: text with a NUL, a time out of range...) and 23
+# (integrity constraint violation), and an event that cannot be encoded to begin with.
+_DATA_ERRORS = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    PydanticSerializationError,
+)
 
 
 def _reference_columns(events: list[DecisionEvent]) -> list[list[str]]:
-    """Sorted, distinct markets, queues (with their market), policy codes and moderators."""
+    """Sorted, distinct markets, queues (with their market), policy codes, and moderators
+    paired with each market they decided in (two columns).
+    """
     queues: dict[str, str] = {}
     for event in events:
         queues.setdefault(event.queue, event.market)
     queue_names = sorted(queues)
+    decided_in = sorted({(event.moderator_id, event.market) for event in events})
     return [
         *market_rows(event.market for event in events),
         queue_names,
         [queues[name] for name in queue_names],
         sorted({label for event in events for label in event.policy_labels}),
-        sorted({event.moderator_id for event in events}),
+        [moderator for moderator, _ in decided_in],
+        [market for _, market in decided_in],
     ]
