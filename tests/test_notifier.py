@@ -18,7 +18,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notifier.channels import SUPPORTED_KINDS, SendResult, parse_retry_after
+from services.notifier.channels import (
+    SUPPORTED_KINDS,
+    RenderedMessage,
+    SendResult,
+    parse_retry_after,
+    render_message,
+)
 from services.notifier.deliveries import (
     RetryPolicy,
     claim_delivery,
@@ -556,6 +562,11 @@ def test_render_webhook_body_is_the_event_envelope() -> None:
         b'"occurred_at":"2026-11-24T11:00:00.250000Z","data":{"source":"acme","status":422}}'
     )
     assert render_webhook_body(event) == body
+    # The webhook adapter renders it, the same bytes in every language: what fan-out stores.
+    for language in ("en", "de"):
+        assert render_message("webhook", event, language=language) == RenderedMessage(
+            body=body, content_type="application/json"
+        )
 
 
 def test_rejected_batch_text_in_english_and_german() -> None:

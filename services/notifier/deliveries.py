@@ -44,8 +44,7 @@ from sqlalchemy import any_, literal, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier.channels import ChannelAdapter, SendResult
-from services.notifier.templates import WEBHOOK_CONTENT_TYPE, render_webhook_body
+from services.notifier.channels import ChannelAdapter, RenderedMessage, SendResult, render_message
 from shared.core.encryption import SecretBox
 from shared.core.observability import redact
 from shared.core.settings import Settings
@@ -133,7 +132,8 @@ async def fan_out_event(
     its own decisions and nothing else, and a general channel subscribed to such a type by
     mistake cannot pass one platform's content to another receiver.
 
-    Each body is rendered here, once, and never again. Running this twice creates nothing
+    Each body is rendered here by the channel's adapter (once per kind and language), and
+    never again. Running this twice creates nothing
     new: ``(channel_id, event_id)`` is unique and the insert skips existing rows. Channels
     of a kind without an adapter get no delivery (logged).
     """
@@ -151,7 +151,7 @@ async def fan_out_event(
     else:
         query = query.where(Channel.source_id.is_(None))
     channels = list(await session.scalars(query.order_by(Channel.id)))
-    body: bytes | None = None
+    rendered: dict[tuple[str, str], RenderedMessage] = {}
     rows = []
     for channel in channels:
         if channel.kind not in supported_kinds:
@@ -160,15 +160,18 @@ async def fan_out_event(
                 extra={"channel_id": str(channel.id), "kind": channel.kind},
             )
             continue
-        body = body if body is not None else render_webhook_body(event)
+        variant = (channel.kind, channel.language)
+        if variant not in rendered:
+            rendered[variant] = render_message(channel.kind, event, language=channel.language)
+        message = rendered[variant]
         rows.append(
             {
                 "id": uuid.uuid4(),
                 "channel_id": channel.id,
                 "event_id": event.id,
                 "event_type": event.type,
-                "body": body,
-                "content_type": WEBHOOK_CONTENT_TYPE,
+                "body": message.body,
+                "content_type": message.content_type,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,

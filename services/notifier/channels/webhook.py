@@ -15,8 +15,15 @@ from typing import ClassVar
 
 import httpx
 
-from services.notifier.channels.base import SendResult, parse_retry_after
+from services.notifier.channels.base import (
+    HttpChannelAdapter,
+    RenderedMessage,
+    SendResult,
+    parse_retry_after,
+)
+from services.notifier.templates.webhook import WEBHOOK_CONTENT_TYPE, render_webhook_body
 from shared.core.signing import SIGNATURE_HEADER, sign_payload
+from shared.models import Event
 
 EVENT_ID_HEADER = "X-Plumbline-Event-Id"
 ATTEMPT_HEADER = "X-Plumbline-Delivery-Attempt"
@@ -25,14 +32,16 @@ USER_AGENT = "Plumbline-Webhooks/1"
 ERROR_SNIPPET_BYTES = 256
 
 
-class WebhookAdapter:
+class WebhookAdapter(HttpChannelAdapter):
     """The ``webhook`` channel kind: a signed JSON ``POST``."""
 
     kind: ClassVar[str] = "webhook"
 
-    def __init__(self, http: httpx.AsyncClient, *, timeout_seconds: float) -> None:
-        self._http = http
-        self._timeout = timeout_seconds
+    @classmethod
+    def render(cls, event: Event, *, language: str) -> RenderedMessage:
+        """The event envelope ``{"id", "type", "occurred_at", "data"}``, the same in every
+        language (receivers are machines)."""
+        return RenderedMessage(body=render_webhook_body(event), content_type=WEBHOOK_CONTENT_TYPE)
 
     async def send(
         self,
