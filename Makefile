@@ -16,7 +16,7 @@ help:
 	@echo "make install     create $(VENV) (Python 3.11+) and install Plumbline with dev tools"
 	@echo "make run         start everything (plumbline run); embedded PostgreSQL/Redis by default"
 	@echo "make test        run the test suite"
-	@echo "make lint        ruff check, ruff format --check, mypy --strict"
+	@echo "make lint        ruff check, ruff format --check, mypy --strict, import contracts"
 	@echo "make format      ruff format and autofix"
 	@echo "make bench       run the benchmarks"
 	@echo "make migrate     apply database migrations"
@@ -61,6 +61,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict shared services benchmarks tests
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format .

@@ -10,29 +10,17 @@ role is not allowed, never 401 or 403 where it is, and 401 without a key unless 
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.audit_api.deps import (
-    PROBE,
-    SIGNED_WEBHOOK,
-    PrincipalDep,
-    PublicAccess,
-    RoleCheck,
-    get_principal,
-    require_roles,
-)
+from services.audit_api.deps import PROBE, SIGNED_WEBHOOK, PrincipalDep, require_roles
 from shared.core.auth import ALL_ROLES, Principal, Role
 from tests.conftest import LiveServer, auth, make_key
+from tests.support.routes import UNDECLARED, Operation, example_url, operations
 
 # Open without an API key, on purpose. Adding one here is a security decision.
 PUBLIC = {
@@ -42,74 +30,6 @@ PUBLIC = {
     ("POST", "/v1/webhooks/decisions"),
     ("POST", "/v1/webhooks/appeals"),
 }
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One method on one path, and who it declares may call it."""
-
-    method: str
-    path: str
-    # None: public (no API key); empty: the operation declares nothing (a failure).
-    roles: frozenset[Role] | None
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-UNDECLARED: frozenset[Role] = frozenset()
-
-
-def _calls(dependant: Dependant) -> Iterator[Any]:
-    for dependency in dependant.dependencies:
-        yield dependency.call
-        yield from _calls(dependency)
-
-
-def declared_roles(dependant: Dependant) -> frozenset[Role] | None:
-    """The roles an operation admits, from its dependencies.
-
-    Role checks admit their roles (several: only the roles all of them admit); a bare
-    principal admits every role; ``PublicAccess`` alone means no key at all (None); nothing
-    of these is ``UNDECLARED``.
-    """
-    calls = list(_calls(dependant))
-    checks = [call.roles for call in calls if isinstance(call, RoleCheck)]
-    if checks:
-        return frozenset.intersection(*checks)
-    if get_principal in calls:
-        return frozenset(ALL_ROLES)
-    if any(isinstance(call, PublicAccess) for call in calls):
-        return None
-    return UNDECLARED
-
-
-def operations(app: FastAPI) -> list[Operation]:
-    """Every documented operation of ``app`` with its declared roles."""
-    found = []
-    for context in iter_route_contexts(app.routes):
-        route = context.original_route
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
-        for method in sorted(route.methods or ()):
-            found.append(Operation(method, route.path_format, declared_roles(context.dependant)))
-    return found
-
-
-def example_url(path: str, operation: dict[str, Any]) -> str:
-    """``path`` with every path parameter filled with a well-formed value."""
-    for parameter in operation.get("parameters", []):
-        if parameter["in"] != "path":
-            continue
-        schema = parameter.get("schema", {})
-        if schema.get("type") == "integer":
-            value = "1"
-        elif schema.get("format") == "uuid":
-            value = str(uuid.uuid4())
-        else:
-            value = "x"
-        path = path.replace("{" + parameter["name"] + "}", value)
-    return path
 
 
 async def call(
