@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import Actor, record_change
-from shared.core.errors import NotFound
+from shared.core.errors import NotFound, UnprocessableEntity
+from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import ApiKey
 from shared.models.base import utcnow
 from shared.reference import register_markets, register_reviewers
@@ -42,12 +43,20 @@ async def create_api_key(
     """Create a key and return it with its plaintext, which is never stored.
 
     Audit-logged (``api_key.created``) without the plaintext or its hash; ``actor`` is None
-    for keys made outside the API (bootstrap, command line).
+    for keys made outside the API (bootstrap, command line). ``markets`` None is every market;
+    an empty list is a 422.
     """
+    if markets is not None and not markets:
+        # An empty list must not read as "no limit": a key is for every market (None) or
+        # for at least one.
+        raise UnprocessableEntity(
+            "markets must name at least one market (leave it out for every market)",
+            errors=[{"loc": ["markets"], "msg": "must not be empty"}],
+        )
     plaintext = key or generate_key()
     if reviewer_id is not None:
         await register_reviewers(session, [reviewer_id])
-    if markets:
+    if markets is not None:
         await register_markets(session, markets)
     api_key = ApiKey(
         id=uuid.uuid4(),
@@ -56,7 +65,7 @@ async def create_api_key(
         prefix=plaintext[:10],
         key_hash=hash_key(plaintext),
         reviewer_id=reviewer_id,
-        markets=sorted(set(markets)) if markets else None,
+        markets=sorted(set(markets)) if markets is not None else None,
     )
     session.add(api_key)
     await session.flush()
@@ -106,13 +115,13 @@ async def authenticate(session: AsyncSession, *, key: str) -> ApiKey | None:
     )
 
 
-async def list_api_keys(
-    session: AsyncSession, *, limit: int, after: uuid.UUID | None
-) -> list[ApiKey]:
-    query = select(ApiKey).order_by(ApiKey.id).limit(limit + 1)
-    if after is not None:
-        query = query.where(ApiKey.id > after)
-    return list(await session.scalars(query))
+API_KEY_ORDER = Keyset(ApiKey.id)
+
+
+async def list_api_keys(session: AsyncSession, *, page: PageRequest) -> KeysetPage[ApiKey]:
+    """A page of API keys (revoked ones too), by id."""
+    keys = list(await session.scalars(API_KEY_ORDER.apply(select(ApiKey), page)))
+    return API_KEY_ORDER.page(keys, page)
 
 
 async def revoke_api_key(

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.core.errors import Forbidden
+from shared.core.pagination import Keyset, KeysetPage
 from shared.models import AuditLogEntry
 from shared.schemas.audit_log import AuditLogQuery
+
+ENTRY_ORDER = Keyset(AuditLogEntry.created_at, AuditLogEntry.id, descending=True)
 
 
 async def list_entries(
     session: AsyncSession,
     *,
     filters: AuditLogQuery,
-    before: tuple[datetime, int] | None,
     viewer_markets: Sequence[str] | None,
-) -> list[AuditLogEntry]:
-    """Entries matching every filter, newest first, ``filters.limit + 1`` of them.
+) -> KeysetPage[AuditLogEntry]:
+    """A page of the entries matching every filter, newest first.
 
     Entries are not attributed to markets, so a market-scoped viewer may not read them (403).
 
@@ -45,7 +46,5 @@ async def list_entries(
         query = query.where(entry.created_at >= filters.from_)
     if filters.to is not None:
         query = query.where(entry.created_at < filters.to)
-    if before is not None:
-        query = query.where(tuple_(entry.created_at, entry.id) < tuple_(*before))
-    query = query.order_by(entry.created_at.desc(), entry.id.desc()).limit(filters.limit + 1)
-    return list(await session.scalars(query))
+    entries = list(await session.scalars(ENTRY_ORDER.apply(query, filters)))
+    return ENTRY_ORDER.page(entries, filters)

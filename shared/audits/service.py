@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -58,7 +58,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.pagination import Keyset, KeysetPage
 from shared.disagreements.lifecycle import open_disagreement
 from shared.golden.service import (
     claim_golden_audit,
@@ -90,6 +90,7 @@ from shared.schemas.audits import (
     VerdictCreate,
     VerdictRead,
 )
+from shared.training_plans.service import complete_shadow_audit_items
 from shared.verdicts import NON_ENFORCING_ACTION, derive_error_type
 from shared.wellbeing.service import capped_codes
 
@@ -506,6 +507,7 @@ async def submit_verdict(
         },
     )
 
+    await complete_shadow_audit_items(session, reviewer_id=auditor_id, actor=principal)
     if audit.is_golden:
         await record_golden_verdict(session, audit=audit, verdict=verdict)
     disagreement_id = None
@@ -565,14 +567,16 @@ def _refuse_foreign_filters(principal: Principal, filters: AuditQuery) -> None:
         raise Forbidden("a QA auditor sees only the audits they claimed")
 
 
+AUDIT_ORDER = Keyset(Audit.day, Audit.id, descending=True)
+
+
 async def list_audits(
     session: AsyncSession,
     *,
     principal: Principal,
     filters: AuditQuery,
-    before: tuple[date, uuid.UUID] | None,
-) -> list[AuditRead]:
-    """Audits, newest day first, ``filters.limit + 1`` of them (the extra says more exist).
+) -> KeysetPage[AuditRead]:
+    """A page of audits, newest day first (``AUDIT_ORDER``).
 
     A moderator key sees its reviewer's audits (asking for another moderator's is 403); a QA
     auditor the audits they hold or judged, blind until judged (so a ``moderator_id`` filter
@@ -597,11 +601,8 @@ async def list_audits(
         query = query.where(Audit.day >= filters.from_)
     if filters.to is not None:
         query = query.where(Audit.day <= filters.to)
-    if before is not None:
-        query = query.where(tuple_(Audit.day, Audit.id) < tuple_(*before))
-    query = query.order_by(Audit.day.desc(), Audit.id.desc()).limit(filters.limit + 1)
-    rows = (await session.execute(query)).all()
-    return [
+    rows = (await session.execute(AUDIT_ORDER.apply(query, filters))).all()
+    items = [
         audit_read(
             audit,
             decision,
@@ -612,6 +613,7 @@ async def list_audits(
         )
         for audit, decision, verdict, disagreement_id in rows
     ]
+    return AUDIT_ORDER.page(items, filters)
 
 
 async def get_audit(

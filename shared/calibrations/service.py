@@ -19,17 +19,17 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import any_, func, literal, or_, select, tuple_
+from sqlalchemy import any_, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.events import CalibrationClosed, CalibrationOpened, EventType, record_event
 from shared.models import CalibrationItem, CalibrationLabel, CalibrationSession, Decision
 from shared.models.base import utcnow
@@ -85,6 +85,9 @@ def _check_can_view(calibration: CalibrationSession, principal: Principal) -> No
         or is_creator(calibration, principal)
         or _is_overseer(calibration, principal)
     ):
+        if not principal.can_see_market(calibration.market):
+            # Another market's session must not be revealed to exist: as if there were none.
+            raise NotFound("calibration session not found")
         raise Forbidden(
             "only the session's participants, its creator, managers and admins may see it"
         )
@@ -92,6 +95,7 @@ def _check_can_view(calibration: CalibrationSession, principal: Principal) -> No
 
 def _check_can_manage(calibration: CalibrationSession, principal: Principal) -> None:
     if not (is_creator(calibration, principal) or _is_overseer(calibration, principal)):
+        _check_can_view(calibration, principal)
         raise Forbidden("only the session's creator, managers and admins may do this")
 
 
@@ -608,14 +612,17 @@ async def set_item_note(
 # --- lists ------------------------------------------------------------------------------
 
 
+CALIBRATION_ORDER = Keyset(CalibrationSession.created_at, CalibrationSession.id, descending=True)
+TREND_ORDER = Keyset(CalibrationSession.closed_at, CalibrationSession.id)
+
+
 async def list_calibrations(
     session: AsyncSession,
     *,
     filters: CalibrationQuery,
-    before: tuple[datetime, uuid.UUID] | None,
     viewer: Principal,
-) -> list[tuple[CalibrationSession, int]]:
-    """Sessions newest first with their item counts, ``limit + 1`` of them.
+) -> KeysetPage[CalibrationListItem]:
+    """A page of sessions, newest first, with their item counts.
 
     Managers and admins see every session of their markets; anyone else the sessions they
     take part in or created.
@@ -626,13 +633,7 @@ async def list_calibrations(
         .where(CalibrationItem.session_id == CalibrationSession.id)
         .scalar_subquery()
     )
-    query = (
-        select(CalibrationSession, item_count)
-        .order_by(CalibrationSession.created_at.desc(), CalibrationSession.id.desc())
-        .limit(filters.limit + 1)
-    )
-    if before is not None:
-        query = query.where(tuple_(CalibrationSession.created_at, CalibrationSession.id) < before)
+    query = select(CalibrationSession, item_count)
     if filters.market is not None:
         query = query.where(CalibrationSession.market == filters.market)
     if filters.status is not None:
@@ -646,7 +647,8 @@ async def list_calibrations(
             mine.append(literal(viewer.reviewer_id) == any_(CalibrationSession.participants))
             mine.append(CalibrationSession.created_by_reviewer_id == viewer.reviewer_id)
         query = query.where(or_(*mine))
-    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+    rows = (await session.execute(CALIBRATION_ORDER.apply(query, filters))).all()
+    return CALIBRATION_ORDER.page([list_item(row[0], row[1]) for row in rows], filters)
 
 
 def list_item(calibration: CalibrationSession, n_items: int) -> CalibrationListItem:
@@ -668,22 +670,16 @@ async def calibration_trend(
     session: AsyncSession,
     *,
     market: str,
-    limit: int,
-    after: tuple[datetime, uuid.UUID] | None,
+    page: PageRequest,
     viewer: Principal,
-) -> list[TrendPoint]:
-    """The market's closed sessions, oldest close first, ``limit + 1`` of them."""
+) -> KeysetPage[TrendPoint]:
+    """A page of the market's closed sessions, oldest close first."""
     check_market_scope(viewer, market)
-    query = (
-        select(CalibrationSession)
-        .where(CalibrationSession.market == market, CalibrationSession.status == "closed")
-        .order_by(CalibrationSession.closed_at, CalibrationSession.id)
-        .limit(limit + 1)
+    query = select(CalibrationSession).where(
+        CalibrationSession.market == market, CalibrationSession.status == "closed"
     )
-    if after is not None:
-        query = query.where(tuple_(CalibrationSession.closed_at, CalibrationSession.id) > after)
     points: list[TrendPoint] = []
-    for calibration in await session.scalars(query):
+    for calibration in await session.scalars(TREND_ORDER.apply(query, page)):
         assert calibration.closed_at is not None
         points.append(
             TrendPoint(
@@ -696,4 +692,4 @@ async def calibration_trend(
                 n_raters=calibration.n_raters or 0,
             )
         )
-    return points
+    return TREND_ORDER.page(points, page)

@@ -10,19 +10,20 @@ import re
 import secrets
 import uuid
 from collections.abc import Collection
-from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import Actor, record_change
+from shared.core.auth import Principal
 from shared.core.encryption import SecretBox
 from shared.core.errors import Conflict, NotFound, UnprocessableEntity
 from shared.core.outbox import add_job
+from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.jobs import DeliverMessage
-from shared.models import Channel, Delivery, DeliveryAttempt
+from shared.models import Channel, Delivery, DeliveryAttempt, Event
 from shared.models.base import utcnow
 from shared.reference import register_markets
 from shared.schemas.channels import (
@@ -36,6 +37,10 @@ from shared.schemas.channels import (
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 URL_KINDS = frozenset({"webhook", "slack", "teams", "lark"})
+# The kinds the notifier has an adapter for. A channel of another kind would be accepted and
+# then never deliver, so creating one is refused until its adapter lands (a test holds this
+# set equal to the notifier's adapters).
+DELIVERABLE_KINDS = frozenset({"webhook"})
 # Deliberately loose: the mail server is the judge; this only catches obvious mistakes.
 _EMAIL = re.compile(r"^[^@\s]+@([^@\s]+\.[^@\s]+)$")
 
@@ -108,6 +113,12 @@ async def create_channel(
     Audit-logged as its API view: the target only as its hint, the secret only as
     ``has_secret``.
     """
+    if data.kind not in DELIVERABLE_KINDS:
+        raise UnprocessableEntity(
+            f"channels of kind '{data.kind}' cannot deliver yet; kinds that deliver:"
+            f" {', '.join(sorted(DELIVERABLE_KINDS))}",
+            errors=[{"loc": ["kind"], "msg": "this channel kind cannot deliver yet"}],
+        )
     hint = target_hint(data.kind, data.target, insecure_hosts=insecure_hosts)
     generated: str | None = None
     secret: str | None = None
@@ -176,12 +187,14 @@ async def get_channel(session: AsyncSession, *, channel_id: uuid.UUID) -> Channe
     return channel
 
 
-async def list_channels(session: AsyncSession, *, limit: int, after: str | None) -> list[Channel]:
-    """Channels by name, ``limit + 1`` of them (the extra one says another page exists)."""
-    query = select(Channel).order_by(Channel.name).limit(limit + 1)
-    if after is not None:
-        query = query.where(Channel.name > after)
-    return list(await session.scalars(query))
+CHANNEL_ORDER = Keyset(Channel.name)
+DELIVERY_ORDER = Keyset(Delivery.created_at, Delivery.id, descending=True)
+
+
+async def list_channels(session: AsyncSession, *, page: PageRequest) -> KeysetPage[Channel]:
+    """A page of channels, by name."""
+    channels = list(await session.scalars(CHANNEL_ORDER.apply(select(Channel), page)))
+    return CHANNEL_ORDER.page(channels, page)
 
 
 async def delete_channel(
@@ -200,6 +213,15 @@ async def delete_channel(
         entity_id=channel_id,
         before=before,
     )
+
+
+def visible_deliveries(principal: Principal) -> ColumnElement[bool]:
+    """The deliveries ``principal`` may see, as SQL: all for a key of every market; for a
+    market-scoped key those of events about one of its markets (an event about no market,
+    such as a source's, concerns every market, so it is not theirs to see)."""
+    if principal.markets is None:
+        return true()
+    return Delivery.event_id.in_(select(Event.id).where(Event.market.in_(principal.markets)))
 
 
 def delivery_read(delivery: Delivery) -> DeliveryRead:
@@ -223,26 +245,28 @@ def delivery_read(delivery: Delivery) -> DeliveryRead:
 async def list_deliveries(
     session: AsyncSession,
     *,
+    principal: Principal,
     filters: DeliveryQuery,
-    before: tuple[datetime, uuid.UUID] | None,
-) -> list[Delivery]:
-    """Newest first, ``filters.limit + 1`` rows (the extra one says another page exists)."""
-    query = select(Delivery)
+) -> KeysetPage[Delivery]:
+    """A page of deliveries, newest first."""
+    query = select(Delivery).where(visible_deliveries(principal))
     if filters.status is not None:
         query = query.where(Delivery.status == filters.status)
     if filters.channel_id is not None:
         query = query.where(Delivery.channel_id == filters.channel_id)
     if filters.event_id is not None:
         query = query.where(Delivery.event_id == filters.event_id)
-    if before is not None:
-        query = query.where(tuple_(Delivery.created_at, Delivery.id) < tuple_(*before))
-    query = query.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(filters.limit + 1)
-    return list(await session.scalars(query))
+    deliveries = list(await session.scalars(DELIVERY_ORDER.apply(query, filters)))
+    return DELIVERY_ORDER.page(deliveries, filters)
 
 
-async def get_delivery(session: AsyncSession, *, delivery_id: uuid.UUID) -> DeliveryDetail:
-    """A delivery with every attempt made, oldest first."""
-    delivery = await session.get(Delivery, delivery_id)
+async def get_delivery(
+    session: AsyncSession, *, principal: Principal, delivery_id: uuid.UUID
+) -> DeliveryDetail:
+    """A delivery with every attempt made, oldest first; 404 when the caller cannot see it."""
+    delivery = await session.scalar(
+        select(Delivery).where(Delivery.id == delivery_id, visible_deliveries(principal))
+    )
     if delivery is None:
         raise NotFound("delivery not found")
     attempts = await session.scalars(
@@ -256,7 +280,9 @@ async def get_delivery(session: AsyncSession, *, delivery_id: uuid.UUID) -> Deli
     )
 
 
-async def redrive_delivery(session: AsyncSession, *, delivery_id: uuid.UUID) -> Delivery:
+async def redrive_delivery(
+    session: AsyncSession, *, principal: Principal, delivery_id: uuid.UUID
+) -> Delivery:
     """Give a dead-lettered delivery a fresh set of attempts, starting now.
 
     The body is not rendered again: the receiver gets the same bytes (and event id) as
@@ -264,7 +290,11 @@ async def redrive_delivery(session: AsyncSession, *, delivery_id: uuid.UUID) -> 
     when the status change does; were it lost anyway, the notifier's sweep of due pending
     deliveries sends it.
     """
-    delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+    delivery = await session.scalar(
+        select(Delivery)
+        .where(Delivery.id == delivery_id, visible_deliveries(principal))
+        .with_for_update()
+    )
     if delivery is None:
         raise NotFound("delivery not found")
     if delivery.status != "dead":

@@ -9,13 +9,13 @@ every change in the lifecycle, applies it.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, false, select, true, tuple_
+from sqlalchemy import ColumnElement, and_, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.core.auth import Principal, Role
 from shared.core.errors import Forbidden, NotFound
+from shared.core.pagination import Keyset, KeysetPage
 from shared.models import Disagreement, DisagreementChange, Verdict
 from shared.schemas.disagreements import (
     DisagreementChangeRead,
@@ -71,15 +71,18 @@ def visible_to(viewer: Principal) -> ColumnElement[bool]:
 async def visible_disagreement(
     session: AsyncSession, *, disagreement_id: uuid.UUID, viewer: Principal, lock: bool = False
 ) -> Disagreement:
-    """The disagreement, 404 when there is none, 403 when ``viewer`` may not see it;
-    ``lock`` takes its row ``FOR UPDATE`` (reloaded) before its state is looked at."""
-    query = select(Disagreement, visible_to(viewer).label("visible")).where(
-        Disagreement.id == disagreement_id
-    )
+    """The disagreement, 404 when there is none or it lies outside a market-scoped key's
+    markets (another market's object must not be revealed to exist), 403 when ``viewer``
+    may not see it otherwise; ``lock`` takes its row ``FOR UPDATE`` (reloaded) before its
+    state is looked at."""
+    in_markets = true() if viewer.markets is None else Disagreement.market.in_(viewer.markets)
+    query = select(
+        Disagreement, visible_to(viewer).label("visible"), in_markets.label("in_markets")
+    ).where(Disagreement.id == disagreement_id)
     if lock:
         query = query.with_for_update(of=Disagreement).execution_options(populate_existing=True)
     row = (await session.execute(query)).first()
-    if row is None:
+    if row is None or not row.in_markets:
         raise NotFound("disagreement not found")
     if not row.visible:
         raise Forbidden("this key may not see this disagreement")
@@ -120,14 +123,16 @@ async def get_disagreement(
     return await disagreement_detail(session, disagreement, verdict)
 
 
+DISAGREEMENT_ORDER = Keyset(Disagreement.created_at, Disagreement.id, descending=True)
+
+
 async def list_disagreements(
     session: AsyncSession,
     *,
     filters: DisagreementQuery,
-    before: tuple[datetime, uuid.UUID] | None,
     viewer: Principal,
-) -> list[DisagreementRead]:
-    """Newest first, ``filters.limit + 1`` of them (the extra one says another page exists).
+) -> KeysetPage[DisagreementRead]:
+    """A page of disagreements, newest first.
 
     Asking for another moderator's (with a moderator key) or for a market outside the key's
     markets is a 403, not an empty page: the caller is told the question is not theirs.
@@ -147,8 +152,6 @@ async def list_disagreements(
         query = query.where(Disagreement.moderator_id == filters.moderator_id)
     if filters.market is not None:
         query = query.where(Disagreement.market == filters.market)
-    if before is not None:
-        query = query.where(tuple_(Disagreement.created_at, Disagreement.id) < tuple_(*before))
-    query = query.order_by(Disagreement.created_at.desc(), Disagreement.id.desc())
-    rows = (await session.execute(query.limit(filters.limit + 1))).all()
-    return [disagreement_read(disagreement, verdict) for disagreement, verdict in rows]
+    rows = (await session.execute(DISAGREEMENT_ORDER.apply(query, filters))).all()
+    items = [disagreement_read(disagreement, verdict) for disagreement, verdict in rows]
+    return DISAGREEMENT_ORDER.page(items, filters)

@@ -38,12 +38,13 @@ import hmac
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import any_, func, literal, not_, or_, select, text, tuple_
+from sqlalchemy import any_, func, literal, not_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change, snapshot
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, NotFound, UnprocessableEntity
+from shared.core.pagination import Keyset, KeysetPage
 from shared.models import (
     Audit,
     CalibrationItem,
@@ -247,14 +248,16 @@ async def import_from_calibration(
     return created, skipped
 
 
+GOLDEN_ITEM_ORDER = Keyset(GoldenItem.created_at, GoldenItem.id, descending=True)
+
+
 async def list_golden_items(
     session: AsyncSession,
     *,
     principal: Principal,
     filters: GoldenItemQuery,
-    before: tuple[datetime, uuid.UUID] | None,
-) -> list[GoldenItem]:
-    """Golden items newest first, ``filters.limit + 1`` of them (the extra says more exist)."""
+) -> KeysetPage[GoldenItem]:
+    """A page of golden items, newest first."""
     query = select(GoldenItem)
     if principal.markets is not None:
         query = query.where(GoldenItem.market.in_(principal.markets))
@@ -262,12 +265,8 @@ async def list_golden_items(
         query = query.where(GoldenItem.active.is_(filters.active))
     if filters.source is not None:
         query = query.where(GoldenItem.source == filters.source)
-    if before is not None:
-        query = query.where(tuple_(GoldenItem.created_at, GoldenItem.id) < tuple_(*before))
-    query = query.order_by(GoldenItem.created_at.desc(), GoldenItem.id.desc()).limit(
-        filters.limit + 1
-    )
-    return list(await session.scalars(query))
+    items = list(await session.scalars(GOLDEN_ITEM_ORDER.apply(query, filters)))
+    return GOLDEN_ITEM_ORDER.page(items, filters)
 
 
 async def deactivate_golden_item(

@@ -15,7 +15,15 @@ Rules of an attempt (each refusal stores nothing):
 
 Score = correct answers / questions; passed when score >= pass mark. Answers are compared
 exactly (after trimming spaces). The per-question statistics use each reviewer's first
-attempt: later ones come after the correct answers were shown.
+attempt: later ones may come after the correct answers were shown.
+
+The correct answers (and which of their answers were right) are shown to the reviewer who
+attempted only once they cannot attempt again (``answers_shown``): retakes are off and no
+granted retake is pending, or the due date (the pending grant's, else the quiz's) has passed.
+Until then an attempt says the score and whether it passed, nothing per question: otherwise
+the next attempt would copy the answers and score 1.0. Quiz managers always see them. A
+retake granted after the answers were shown tests memory, not knowledge; managers grant
+retakes before the answers are out (or write a new quiz).
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import any_, literal, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, any_, false, func, literal, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change
 from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, Reviewer
 from shared.models.base import utcnow
 from shared.reference import register_markets, register_policies, register_reviewers
@@ -87,8 +96,9 @@ def quiz_read(quiz: Quiz, *, with_answers: bool) -> QuizRead:
     )
 
 
-def attempt_read(quiz: Quiz, attempt: QuizAttempt) -> AttemptRead:
-    """A scored attempt with every question's correct answer."""
+def attempt_read(quiz: Quiz, attempt: QuizAttempt, *, show_answers: bool) -> AttemptRead:
+    """A scored attempt; per question the correct answer and whether it was given only when
+    ``show_answers`` (see ``answers_shown``)."""
     return AttemptRead(
         id=attempt.id,
         quiz_id=attempt.quiz_id,
@@ -98,15 +108,50 @@ def attempt_read(quiz: Quiz, attempt: QuizAttempt) -> AttemptRead:
         correct_count=attempt.correct_count,
         question_count=attempt.question_count,
         submitted_at=attempt.created_at,
+        answers_shown=show_answers,
         results=[
             QuestionResult(
                 question_id=q["id"],
                 answer=attempt.answers.get(q["id"]),
-                correct_answer=q["answer"],
-                correct=attempt.answers.get(q["id"]) == q["answer"],
+                correct_answer=q["answer"] if show_answers else None,
+                correct=attempt.answers.get(q["id"]) == q["answer"] if show_answers else None,
             )
             for q in quiz.questions
         ],
+    )
+
+
+async def can_attempt_again(
+    session: AsyncSession, *, quiz: Quiz, reviewer_id: str, now: datetime
+) -> bool:
+    """Whether the reviewer, having attempted, may still attempt: free retakes before the due
+    date, or a pending granted retake before its due date (the quiz's when it has none)."""
+    if quiz.retakes_allowed:
+        return quiz.due_at is None or now <= quiz.due_at
+    grant = await session.scalar(
+        select(QuizRetakeGrant)
+        .where(
+            QuizRetakeGrant.quiz_id == quiz.id,
+            QuizRetakeGrant.reviewer_id == reviewer_id,
+            QuizRetakeGrant.used_by_attempt_id.is_(None),
+        )
+        .limit(1)
+    )
+    if grant is None:
+        return False
+    due_at = grant.due_at or quiz.due_at
+    return due_at is None or now <= due_at
+
+
+async def answers_shown(session: AsyncSession, *, quiz: Quiz, actor: Principal) -> bool:
+    """Whether the caller may see the correct answers in attempts: quiz managers always, a
+    reviewer once they cannot attempt again (the module docstring)."""
+    if actor.role in QUIZ_MANAGERS:
+        return True
+    if actor.reviewer_id is None:
+        return False
+    return not await can_attempt_again(
+        session, quiz=quiz, reviewer_id=actor.reviewer_id, now=utcnow()
     )
 
 
@@ -175,59 +220,75 @@ async def is_assigned(session: AsyncSession, *, quiz: Quiz, reviewer_id: str) ->
     return team is not None and team in quiz.assignee_teams
 
 
-async def get_quiz(session: AsyncSession, *, quiz_id: uuid.UUID, for_update: bool = False) -> Quiz:
-    """The quiz, or 404."""
-    quiz = await session.get(Quiz, quiz_id, with_for_update=for_update)
+async def get_quiz(
+    session: AsyncSession,
+    *,
+    quiz_id: uuid.UUID,
+    for_update: bool = False,
+    actor: Principal | None = None,
+) -> Quiz:
+    """The quiz, or 404 (also when ``actor`` is given and may not see it)."""
+    query = select(Quiz).where(Quiz.id == quiz_id)
+    if actor is not None:
+        query = query.where(visible_quizzes(actor))
+    quiz = await session.scalar(query.with_for_update() if for_update else query)
     if quiz is None:
         raise NotFound("quiz not found")
     return quiz
 
 
-async def get_quiz_for(session: AsyncSession, *, quiz_id: uuid.UUID, actor: Principal) -> QuizRead:
-    """The quiz as the caller may see it: quiz managers with answers, assignees without;
-    anyone else gets 404."""
-    quiz = await get_quiz(session, quiz_id=quiz_id)
+def visible_quizzes(actor: Principal) -> ColumnElement[bool]:
+    """The quizzes ``actor`` may see, as SQL. Quiz managers: every quiz, or with a
+    market-scoped key those assigned to one of its markets or to no market at all. Anyone
+    else: the quizzes assigned to their reviewer (by id, by a market of their profile, or by
+    their team); none without a reviewer."""
     if actor.role in QUIZ_MANAGERS:
-        return quiz_read(quiz, with_answers=True)
-    if actor.reviewer_id and await is_assigned(session, quiz=quiz, reviewer_id=actor.reviewer_id):
-        return quiz_read(quiz, with_answers=False)
-    raise NotFound("quiz not found")
+        if actor.markets is None:
+            return true()
+        return or_(
+            Quiz.assignee_markets.overlap(list(actor.markets)),
+            func.cardinality(Quiz.assignee_markets) == 0,
+        )
+    if actor.reviewer_id is None:
+        return false()
+    profile_markets = (
+        select(Reviewer.markets).where(Reviewer.id == actor.reviewer_id).scalar_subquery()
+    )
+    profile_team = select(Reviewer.team).where(Reviewer.id == actor.reviewer_id).scalar_subquery()
+    return or_(
+        literal(actor.reviewer_id) == any_(Quiz.assignee_reviewer_ids),
+        Quiz.assignee_markets.overlap(profile_markets),
+        profile_team == any_(Quiz.assignee_teams),
+    )
+
+
+async def get_quiz_for(session: AsyncSession, *, quiz_id: uuid.UUID, actor: Principal) -> QuizRead:
+    """The quiz as the caller may see it (``visible_quizzes``): quiz managers with answers,
+    assignees without; anyone else gets 404."""
+    quiz = await session.scalar(select(Quiz).where(Quiz.id == quiz_id, visible_quizzes(actor)))
+    if quiz is None:
+        raise NotFound("quiz not found")
+    return quiz_read(quiz, with_answers=actor.role in QUIZ_MANAGERS)
+
+
+QUIZ_ORDER = Keyset(Quiz.created_at, Quiz.id)
+ATTEMPT_ORDER = Keyset(QuizAttempt.created_at, QuizAttempt.id)
 
 
 async def list_quizzes(
     session: AsyncSession,
     *,
     filters: QuizQuery,
-    after: tuple[datetime, uuid.UUID] | None,
     actor: Principal,
-) -> list[Quiz]:
-    """Quizzes, oldest first, ``filters.limit + 1`` of them; other roles than quiz managers
-    see only the quizzes assigned to their reviewer."""
-    query = select(Quiz)
-    if actor.role not in QUIZ_MANAGERS:
-        if actor.reviewer_id is None:
-            return []
-        profile_markets = (
-            select(Reviewer.markets).where(Reviewer.id == actor.reviewer_id).scalar_subquery()
-        )
-        profile_team = (
-            select(Reviewer.team).where(Reviewer.id == actor.reviewer_id).scalar_subquery()
-        )
-        query = query.where(
-            or_(
-                literal(actor.reviewer_id) == any_(Quiz.assignee_reviewer_ids),
-                Quiz.assignee_markets.overlap(profile_markets),
-                profile_team == any_(Quiz.assignee_teams),
-            )
-        )
+) -> KeysetPage[Quiz]:
+    """A page of the quizzes ``actor`` may see (``visible_quizzes``), oldest first."""
+    query = select(Quiz).where(visible_quizzes(actor))
     if filters.policy_code is not None:
         query = query.where(Quiz.policy_code == filters.policy_code)
     if filters.policy_update_id is not None:
         query = query.where(Quiz.policy_update_id == filters.policy_update_id)
-    if after is not None:
-        query = query.where(tuple_(Quiz.created_at, Quiz.id) > tuple_(*after))
-    query = query.order_by(Quiz.created_at, Quiz.id).limit(filters.limit + 1)
-    return list(await session.scalars(query))
+    quizzes = list(await session.scalars(QUIZ_ORDER.apply(query, filters)))
+    return QUIZ_ORDER.page(quizzes, filters)
 
 
 def _checked_answers(quiz: Quiz, data: AttemptCreate) -> dict[str, str]:
@@ -299,14 +360,16 @@ async def submit_attempt(
     if grant is not None:
         grant.used_by_attempt_id = attempt.id
     await session.flush()
-    result = attempt_read(quiz, attempt)
     await record_change(
         session,
         actor=actor,
         action="quiz_attempt.submitted",
         entity_type="quiz",
         entity_id=quiz.id,
-        after=result.model_dump(mode="json"),
+        after=attempt_read(quiz, attempt, show_answers=True).model_dump(mode="json"),
+    )
+    result = attempt_read(
+        quiz, attempt, show_answers=await answers_shown(session, quiz=quiz, actor=actor)
     )
     if attempt.passed:
         await training_plans.complete_quiz_items(
@@ -320,12 +383,12 @@ async def list_attempts(
     *,
     quiz_id: uuid.UUID,
     reviewer_id: str | None,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
+    page: PageRequest,
     actor: Principal,
-) -> tuple[Quiz, list[QuizAttempt]]:
-    """Attempts, oldest first (``limit + 1``); other roles than quiz managers see their own."""
-    quiz = await get_quiz(session, quiz_id=quiz_id)
+) -> tuple[Quiz, KeysetPage[QuizAttempt]]:
+    """The quiz and a page of its attempts, oldest first; other roles than quiz managers see
+    their own."""
+    quiz = await get_quiz(session, quiz_id=quiz_id, actor=actor)
     query = select(QuizAttempt).where(QuizAttempt.quiz_id == quiz.id)
     if actor.role not in QUIZ_MANAGERS:
         if actor.reviewer_id is None or reviewer_id not in (None, actor.reviewer_id):
@@ -333,10 +396,8 @@ async def list_attempts(
         reviewer_id = actor.reviewer_id
     if reviewer_id is not None:
         query = query.where(QuizAttempt.reviewer_id == reviewer_id)
-    if after is not None:
-        query = query.where(tuple_(QuizAttempt.created_at, QuizAttempt.id) > tuple_(*after))
-    query = query.order_by(QuizAttempt.created_at, QuizAttempt.id).limit(limit + 1)
-    return quiz, list(await session.scalars(query))
+    attempts = list(await session.scalars(ATTEMPT_ORDER.apply(query, page)))
+    return quiz, ATTEMPT_ORDER.page(attempts, page)
 
 
 async def _reviewer_markets(
@@ -357,6 +418,29 @@ async def _reviewer_teams(
     return {reviewer_id: team for reviewer_id, team in rows}
 
 
+async def assigned_reviewers(
+    session: AsyncSession, *, quiz: Quiz
+) -> dict[str, tuple[list[str], str | None]]:
+    """Every reviewer the quiz is assigned to (by id, by a market of their profile, by their
+    team), with their markets and team."""
+    conditions = [Reviewer.id.in_(quiz.assignee_reviewer_ids)]
+    if quiz.assignee_markets:
+        conditions.append(Reviewer.markets.overlap(list(quiz.assignee_markets)))
+    if quiz.assignee_teams:
+        conditions.append(Reviewer.team.in_(quiz.assignee_teams))
+    rows = await session.execute(
+        select(Reviewer.id, Reviewer.markets, Reviewer.team).where(or_(*conditions))
+    )
+    assigned = {reviewer_id: (sorted(markets or []), team) for reviewer_id, markets, team in rows}
+    for reviewer_id in quiz.assignee_reviewer_ids:
+        assigned.setdefault(reviewer_id, ([], None))
+    return assigned
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
 def _in_scope(markets: Sequence[str], only_markets: Sequence[str] | None) -> bool:
     return only_markets is None or bool(set(markets) & set(only_markets))
 
@@ -365,7 +449,7 @@ async def grant_retake(
     session: AsyncSession, *, quiz_id: uuid.UUID, data: RetakeCreate, actor: Principal
 ) -> QuizRetakeGrant:
     """Grant an assignee one more attempt (409 when retakes are free or one is pending)."""
-    quiz = await get_quiz(session, quiz_id=quiz_id, for_update=True)
+    quiz = await get_quiz(session, quiz_id=quiz_id, for_update=True, actor=actor)
     if not await is_assigned(session, quiz=quiz, reviewer_id=data.reviewer_id):
         raise UnprocessableEntity(
             f"reviewer '{data.reviewer_id}' is not assigned to this quiz",
@@ -414,8 +498,9 @@ async def quiz_scores(
     session: AsyncSession, *, quiz_id: uuid.UUID, only_markets: Sequence[str] | None
 ) -> QuizScores:
     """Per reviewer best score; per market and per team (of the reviewers' profiles) the share
-    of reviewers who passed; per question the share of first attempts that got it wrong,
-    most-missed first. A market-scoped key counts only reviewers of its markets."""
+    of reviewers who passed and the share of the assigned reviewers who attempted it (the
+    completion rate, also for the whole quiz); per question the share of first attempts that
+    got it wrong, most-missed first. A market-scoped key counts only reviewers of its markets."""
     quiz = await get_quiz(session, quiz_id=quiz_id)
     attempts = list(
         await session.scalars(
@@ -445,32 +530,48 @@ async def quiz_scores(
                 passed=any(a.passed for a in own),
             )
         )
-    per_market: dict[str, list[bool]] = defaultdict(list)
+    assigned = {
+        reviewer_id: profile
+        for reviewer_id, profile in (await assigned_reviewers(session, quiz=quiz)).items()
+        if _in_scope(profile[0], only_markets)
+    }
+    # Per market and team: who attempted, who passed, who was assigned.
+    per_market: dict[str, tuple[list[bool], set[str]]] = defaultdict(lambda: ([], set()))
+    per_team: dict[str, tuple[list[bool], set[str]]] = defaultdict(lambda: ([], set()))
     for score in reviewers:
         for market in score.markets:
             if only_markets is None or market in only_markets:
-                per_market[market].append(score.passed)
+                per_market[market][0].append(score.passed)
+        if score.team is not None:
+            per_team[score.team][0].append(score.passed)
+    for reviewer_id, (markets, team) in assigned.items():
+        for market in markets:
+            if only_markets is None or market in only_markets:
+                per_market[market][1].add(reviewer_id)
+        if team is not None:
+            per_team[team][1].add(reviewer_id)
+    attempted = {score.reviewer_id for score in reviewers}
     markets_out = [
         MarketScore(
             market=market,
             reviewers=len(outcomes),
             passed=sum(outcomes),
-            pass_rate=sum(outcomes) / len(outcomes),
+            pass_rate=_rate(sum(outcomes), len(outcomes)),
+            assigned=len(assignees),
+            completion_rate=_rate(len(assignees & attempted), len(assignees)),
         )
-        for market, outcomes in sorted(per_market.items())
+        for market, (outcomes, assignees) in sorted(per_market.items())
     ]
-    per_team: dict[str, list[bool]] = defaultdict(list)
-    for score in reviewers:
-        if score.team is not None:
-            per_team[score.team].append(score.passed)
     teams_out = [
         TeamScore(
             team=team,
             reviewers=len(outcomes),
             passed=sum(outcomes),
-            pass_rate=sum(outcomes) / len(outcomes),
+            pass_rate=_rate(sum(outcomes), len(outcomes)),
+            assigned=len(assignees),
+            completion_rate=_rate(len(assignees & attempted), len(assignees)),
         )
-        for team, outcomes in sorted(per_team.items())
+        for team, (outcomes, assignees) in sorted(per_team.items())
     ]
     firsts = [by_reviewer[score.reviewer_id][0] for score in reviewers]
     questions: list[tuple[int, QuestionScore]] = []
@@ -491,6 +592,9 @@ async def quiz_scores(
     questions.sort(key=lambda pair: (-pair[1].wrong_share, pair[0]))
     return QuizScores(
         quiz_id=quiz.id,
+        assigned=len(assigned),
+        attempted=len(attempted & set(assigned)),
+        completion_rate=_rate(len(attempted & set(assigned)), len(assigned)),
         reviewers=reviewers,
         markets=markets_out,
         teams=teams_out,
@@ -503,7 +607,7 @@ async def assign_failures_to_plan(
 ) -> AssignPlanResult:
     """Add every reviewer who attempted the quiz and never passed it to the plan's assignees
     (a market-scoped key: those of its markets)."""
-    quiz = await get_quiz(session, quiz_id=quiz_id)
+    quiz = await get_quiz(session, quiz_id=quiz_id, actor=actor)
     await training_plans.get_plan(session, plan_id=plan_id)
     outcomes: dict[str, bool] = defaultdict(bool)
     for reviewer_id, passed in await session.execute(

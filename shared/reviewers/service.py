@@ -1,29 +1,82 @@
-"""Reviewer profiles: where and in which languages a person works."""
+"""Reviewer profiles: where and in which languages a person works.
+
+Market-scoped keys (``visible_reviewers``): a key limited to some markets sees the reviewers
+working in one of them, and those with no market yet (they belong to none, so nothing of
+another market shows); any other reviewer is unknown to it (404, like one that does not
+exist). Writing, such a key changes only what lies inside its markets: it adds or removes
+its own markets on a profile and the reviewer's other markets stay as they are.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit_log.record import Actor, record_change
-from shared.core.errors import NotFound
+from shared.audit_log.record import record_change
+from shared.core.auth import Principal
+from shared.core.errors import Forbidden, NotFound
+from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import Reviewer
 from shared.reference import register_markets, register_reviewers
 from shared.schemas.reviewers import ReviewerRead, ReviewerUpsert
 
 
+def visible_reviewers(principal: Principal) -> ColumnElement[bool]:
+    """The reviewers ``principal`` may see and change (the module docstring), as SQL."""
+    if principal.markets is None:
+        return true()
+    return or_(
+        Reviewer.markets.overlap(list(principal.markets)),
+        func.cardinality(Reviewer.markets) == 0,
+    )
+
+
+def scoped_markets(
+    principal: Principal, *, current: Sequence[str], requested: Sequence[str]
+) -> list[str]:
+    """The markets a profile gets when ``principal`` asks for ``requested``.
+
+    A key for every market sets them as asked. A market-scoped key sets its own markets as
+    asked and keeps the others as they are (``current``); naming another market the
+    reviewer does not have already is a 403: that is not its to give.
+    """
+    if principal.markets is None:
+        return sorted(set(requested))
+    own = set(principal.markets)
+    foreign = set(requested) - own - set(current)
+    if foreign:
+        raise Forbidden(
+            "this key may not assign markets outside its own: " + ", ".join(sorted(foreign))
+        )
+    return sorted((set(current) - own) | (set(requested) & own))
+
+
 async def upsert_reviewer(
-    session: AsyncSession, *, reviewer_id: str, profile: ReviewerUpsert, actor: Actor
+    session: AsyncSession, *, reviewer_id: str, profile: ReviewerUpsert, actor: Principal
 ) -> tuple[Reviewer, bool]:
     """Create or replace a reviewer's profile; returns it and whether it was created.
 
     A reviewer first named by a decision or a key already exists (with an empty profile):
-    that counts as an update.
+    that counts as an update. A market-scoped key changes only its own markets of the
+    profile (``scoped_markets``); a reviewer it cannot see is a 404.
     """
-    await register_markets(session, profile.markets)
-    existing = await session.get(Reviewer, reviewer_id, with_for_update=True)
+    row = (
+        await session.execute(
+            select(Reviewer, visible_reviewers(actor))
+            .where(Reviewer.id == reviewer_id)
+            .with_for_update(of=Reviewer)
+        )
+    ).first()
+    existing = None if row is None else row[0]
+    if row is not None and not row[1]:
+        # Outside this key's markets: as unknown to it as a reviewer who does not exist.
+        raise NotFound("reviewer not found")
+    markets = scoped_markets(
+        actor, current=existing.markets if existing is not None else [], requested=profile.markets
+    )
+    await register_markets(session, markets)
     created = existing is None
     before = (
         None if existing is None else ReviewerRead.model_validate(existing).model_dump(mode="json")
@@ -33,7 +86,7 @@ async def upsert_reviewer(
         existing = await session.get(Reviewer, reviewer_id, with_for_update=True)
         assert existing is not None
     existing.display_name = profile.display_name
-    existing.markets = sorted(set(profile.markets))
+    existing.markets = markets
     existing.languages = sorted(set(profile.languages))
     existing.started_on = profile.started_on
     existing.team = profile.team
@@ -51,33 +104,37 @@ async def upsert_reviewer(
     return existing, created
 
 
-async def get_reviewer(session: AsyncSession, *, reviewer_id: str) -> Reviewer:
-    reviewer = await session.get(Reviewer, reviewer_id)
+async def get_reviewer(
+    session: AsyncSession, *, reviewer_id: str, principal: Principal
+) -> Reviewer:
+    """The reviewer's profile; 404 when unknown or not visible to ``principal``."""
+    reviewer = await session.scalar(
+        select(Reviewer).where(Reviewer.id == reviewer_id, visible_reviewers(principal))
+    )
     if reviewer is None:
         raise NotFound("reviewer not found")
     return reviewer
 
 
+REVIEWER_ORDER = Keyset(Reviewer.id)
+
+
 async def list_reviewers(
     session: AsyncSession,
     *,
-    limit: int,
-    after: str | None,
+    page: PageRequest,
     market: str | None,
     language: str | None,
     team: str | None,
-    only_markets: Sequence[str] | None,
-) -> list[Reviewer]:
-    """Reviewers by id, ``limit + 1`` of them (the extra one says another page exists)."""
-    query = select(Reviewer).order_by(Reviewer.id).limit(limit + 1)
-    if after is not None:
-        query = query.where(Reviewer.id > after)
+    principal: Principal,
+) -> KeysetPage[Reviewer]:
+    """A page of the reviewers ``principal`` may see, by id."""
+    query = select(Reviewer).where(visible_reviewers(principal))
     if market is not None:
         query = query.where(Reviewer.markets.any(market))  # type: ignore[arg-type]
     if language is not None:
         query = query.where(Reviewer.languages.any(language))  # type: ignore[arg-type]
     if team is not None:
         query = query.where(Reviewer.team == team)
-    if only_markets is not None:
-        query = query.where(Reviewer.markets.overlap(list(only_markets)))
-    return list(await session.scalars(query))
+    reviewers = list(await session.scalars(REVIEWER_ORDER.apply(query, page)))
+    return REVIEWER_ORDER.page(reviewers, page)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change, snapshot
@@ -25,6 +25,7 @@ from shared.background_jobs.service import create_job
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.core.outbox import add_job
+from shared.core.pagination import Keyset, KeysetPage
 from shared.jobs import SampleDailyAudits
 from shared.models import BackgroundJob, SamplingPlan, SamplingRun
 from shared.models.base import utcnow
@@ -142,14 +143,17 @@ async def get_plan(
     return plan
 
 
+PLAN_ORDER = Keyset(SamplingPlan.created_at, SamplingPlan.id)
+RUN_ORDER = Keyset(SamplingRun.created_at, SamplingRun.id, descending=True)
+
+
 async def list_plans(
     session: AsyncSession,
     *,
     filters: SamplingPlanQuery,
-    after: tuple[datetime, uuid.UUID] | None,
     only_markets: Sequence[str] | None,
-) -> list[SamplingPlan]:
-    """Plans, oldest first, ``filters.limit + 1`` of them (the extra says a page follows)."""
+) -> KeysetPage[SamplingPlan]:
+    """A page of plans, oldest first."""
     query = select(SamplingPlan)
     if filters.market is not None:
         query = query.where(SamplingPlan.market == filters.market)
@@ -159,10 +163,8 @@ async def list_plans(
         query = query.where(SamplingPlan.active.is_(filters.active))
     if only_markets is not None:
         query = query.where(SamplingPlan.market.in_(only_markets))
-    if after is not None:
-        query = query.where(tuple_(SamplingPlan.created_at, SamplingPlan.id) > tuple_(*after))
-    query = query.order_by(SamplingPlan.created_at, SamplingPlan.id).limit(filters.limit + 1)
-    return list(await session.scalars(query))
+    plans = list(await session.scalars(PLAN_ORDER.apply(query, filters)))
+    return PLAN_ORDER.page(plans, filters)
 
 
 async def update_plan(
@@ -267,10 +269,9 @@ async def list_runs(
     session: AsyncSession,
     *,
     filters: SamplingRunQuery,
-    before: tuple[datetime, uuid.UUID] | None,
     only_markets: Sequence[str] | None,
-) -> list[SamplingRun]:
-    """Sampling runs, newest first, ``filters.limit + 1`` of them."""
+) -> KeysetPage[SamplingRun]:
+    """A page of sampling runs, newest first."""
     query = select(SamplingRun)
     if filters.market is not None:
         query = query.where(SamplingRun.market == filters.market)
@@ -278,10 +279,8 @@ async def list_runs(
         query = query.where(SamplingRun.day == filters.day)
     if only_markets is not None:
         query = query.where(SamplingRun.market.in_(only_markets))
-    if before is not None:
-        query = query.where(tuple_(SamplingRun.created_at, SamplingRun.id) < tuple_(*before))
-    query = query.order_by(SamplingRun.created_at.desc(), SamplingRun.id.desc())
-    return list(await session.scalars(query.limit(filters.limit + 1)))
+    runs = list(await session.scalars(RUN_ORDER.apply(query, filters)))
+    return RUN_ORDER.page(runs, filters)
 
 
 def sample_size(*, expected_accuracy: float, margin: float) -> SampleSize:

@@ -8,13 +8,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.audit_log.record import Actor, record_change
 from shared.core.encryption import SecretBox
 from shared.core.errors import Conflict, NotFound
+from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.events import EventType, SourceSecretRotated, record_event
 from shared.models import RejectedBatch, Source
 from shared.models.base import utcnow
@@ -62,27 +63,27 @@ async def get_source(session: AsyncSession, *, source_id: uuid.UUID) -> Source:
     return source
 
 
-async def list_sources(session: AsyncSession, *, limit: int, after: str | None) -> list[Source]:
-    query = select(Source).order_by(Source.name).limit(limit + 1)
-    if after is not None:
-        query = query.where(Source.name > after)
-    return list(await session.scalars(query))
+SOURCE_ORDER = Keyset(Source.name)
+REJECTED_BATCH_ORDER = Keyset(RejectedBatch.created_at, RejectedBatch.id, descending=True)
+
+
+async def list_sources(session: AsyncSession, *, page: PageRequest) -> KeysetPage[Source]:
+    """A page of sources, by name."""
+    sources = list(await session.scalars(SOURCE_ORDER.apply(select(Source), page)))
+    return SOURCE_ORDER.page(sources, page)
 
 
 async def list_rejected_batches(
     session: AsyncSession,
     *,
     source_id: uuid.UUID,
-    limit: int,
-    before: tuple[datetime, uuid.UUID] | None,
-) -> list[RejectedBatch]:
-    """A source's refused requests, newest first, ``limit + 1`` of them (for paging)."""
+    page: PageRequest,
+) -> KeysetPage[RejectedBatch]:
+    """A page of a source's refused requests, newest first."""
     await get_source(session, source_id=source_id)
     query = select(RejectedBatch).where(RejectedBatch.source_id == source_id)
-    if before is not None:
-        query = query.where(tuple_(RejectedBatch.created_at, RejectedBatch.id) < tuple_(*before))
-    query = query.order_by(RejectedBatch.created_at.desc(), RejectedBatch.id.desc())
-    return list(await session.scalars(query.limit(limit + 1)))
+    rows = list(await session.scalars(REJECTED_BATCH_ORDER.apply(query, page)))
+    return REJECTED_BATCH_ORDER.page(rows, page)
 
 
 async def rotate_secret(

@@ -4,7 +4,13 @@ Each assignee has one progress row per item (``training_item_progress``): done o
 by whom, and whether the overdue reminder went out. A plan's assignees are the reviewers
 with progress rows. ``pass_quiz`` items complete themselves when the assignee passes the quiz
 (``complete_quiz_items``, called by the quiz attempt service), also when the quiz was passed
-before the reviewer was added to the plan.
+before the reviewer was added to the plan. ``shadow_audits`` items count the audits the
+assignee actually completed since the item was assigned (of the item's policy, when it names
+one) and complete themselves at ``count`` (``complete_shadow_audit_items``, called when a
+verdict is recorded): nobody declares them done by hand but an owner or a plan manager.
+
+Who sees a plan (``visible_plans``): plan managers every plan; anyone else the plans they own
+or are assigned to, the latter only with their own progress.
 """
 
 from __future__ import annotations
@@ -14,13 +20,27 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import any_, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    any_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import Actor, record_change
 from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import (
+    Audit,
     Quiz,
     QuizAttempt,
     Reviewer,
@@ -54,26 +74,70 @@ async def _items(session: AsyncSession, plan_id: uuid.UUID) -> list[TrainingPlan
 
 
 async def _assignees(session: AsyncSession, plan_id: uuid.UUID) -> list[str]:
-    return list(
-        await session.scalars(
-            select(TrainingItemProgress.reviewer_id)
-            .where(TrainingItemProgress.plan_id == plan_id)
-            .distinct()
-            .order_by(TrainingItemProgress.reviewer_id)
-        )
+    return (await _assignees_of(session, [plan_id])).get(plan_id, [])
+
+
+async def _assignees_of(
+    session: AsyncSession, plan_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    rows = await session.execute(
+        select(TrainingItemProgress.plan_id, TrainingItemProgress.reviewer_id)
+        .where(TrainingItemProgress.plan_id.in_(plan_ids))
+        .distinct()
+        .order_by(TrainingItemProgress.plan_id, TrainingItemProgress.reviewer_id)
     )
+    assignees: dict[uuid.UUID, list[str]] = {}
+    for plan_id, reviewer_id in rows:
+        assignees.setdefault(plan_id, []).append(reviewer_id)
+    return assignees
 
 
 async def plan_read(session: AsyncSession, plan: TrainingPlan) -> PlanRead:
     """The plan with its items and assignees."""
-    return PlanRead(
-        id=plan.id,
-        title=plan.title,
-        kind=plan.kind,
-        owners=list(plan.owners),
-        assignees=await _assignees(session, plan.id),
-        items=[PlanItemRead.model_validate(item) for item in await _items(session, plan.id)],
-        created_at=plan.created_at,
+    return (await plan_reads(session, [plan]))[0]
+
+
+async def plan_reads(session: AsyncSession, plans: Sequence[TrainingPlan]) -> list[PlanRead]:
+    """Plans with their items and assignees, in two statements for any number of plans."""
+    plan_ids = [plan.id for plan in plans]
+    if not plan_ids:
+        return []
+    items: dict[uuid.UUID, list[PlanItemRead]] = {}
+    for item in await session.scalars(
+        select(TrainingPlanItem)
+        .where(TrainingPlanItem.plan_id.in_(plan_ids))
+        .order_by(TrainingPlanItem.plan_id, TrainingPlanItem.position)
+    ):
+        items.setdefault(item.plan_id, []).append(PlanItemRead.model_validate(item))
+    assignees = await _assignees_of(session, plan_ids)
+    return [
+        PlanRead(
+            id=plan.id,
+            title=plan.title,
+            kind=plan.kind,
+            owners=list(plan.owners),
+            assignees=assignees.get(plan.id, []),
+            items=items.get(plan.id, []),
+            created_at=plan.created_at,
+        )
+        for plan in plans
+    ]
+
+
+def visible_plans(principal: Principal) -> ColumnElement[bool]:
+    """The plans a caller may list: all for plan managers, else those they own or are
+    assigned to (a key bound to no reviewer sees none)."""
+    if principal.role in PLAN_MANAGERS:
+        return true()
+    if principal.reviewer_id is None:
+        return false()
+    return or_(
+        literal(principal.reviewer_id) == any_(TrainingPlan.owners),
+        TrainingPlan.id.in_(
+            select(TrainingItemProgress.plan_id).where(
+                TrainingItemProgress.reviewer_id == principal.reviewer_id
+            )
+        ),
     )
 
 
@@ -185,14 +249,24 @@ async def check_plan_access(session: AsyncSession, *, plan: TrainingPlan, actor:
     raise Forbidden("only plan managers, the plan's owners and its assignees may see it")
 
 
+PLAN_ORDER = Keyset(TrainingPlan.created_at, TrainingPlan.id)
+ASSIGNEE_ORDER = Keyset(TrainingItemProgress.reviewer_id)
+OVERDUE_ORDER = Keyset(
+    TrainingItemProgress.due_at,
+    TrainingItemProgress.plan_id,
+    TrainingItemProgress.item_id,
+    TrainingItemProgress.reviewer_id,
+)
+
+
 async def list_plans(
     session: AsyncSession,
     *,
     filters: PlanQuery,
-    after: tuple[datetime, uuid.UUID] | None,
-) -> list[TrainingPlan]:
-    """Plans, oldest first, ``filters.limit + 1`` of them (the extra says a page follows)."""
-    query = select(TrainingPlan)
+    principal: Principal,
+) -> KeysetPage[TrainingPlan]:
+    """A page of the plans the caller may see (``visible_plans``), oldest first."""
+    query = select(TrainingPlan).where(visible_plans(principal))
     if filters.kind is not None:
         query = query.where(TrainingPlan.kind == filters.kind)
     if filters.reviewer_id is not None:
@@ -203,10 +277,8 @@ async def list_plans(
                 )
             )
         )
-    if after is not None:
-        query = query.where(tuple_(TrainingPlan.created_at, TrainingPlan.id) > tuple_(*after))
-    query = query.order_by(TrainingPlan.created_at, TrainingPlan.id).limit(filters.limit + 1)
-    return list(await session.scalars(query))
+    plans = list(await session.scalars(PLAN_ORDER.apply(query, filters)))
+    return PLAN_ORDER.page(plans, filters)
 
 
 async def add_assignees(
@@ -233,7 +305,10 @@ async def add_assignees(
     return added, already
 
 
-def _progress(row: TrainingItemProgress, kind: str, now: datetime) -> ItemProgress:
+def _progress(
+    row: TrainingItemProgress, kind: str, now: datetime, *, audits_done: int | None = None
+) -> ItemProgress:
+    late = row.due_at < (row.completed_at or now)
     return ItemProgress(
         plan_id=row.plan_id,
         item_id=row.item_id,
@@ -244,7 +319,98 @@ def _progress(row: TrainingItemProgress, kind: str, now: datetime) -> ItemProgre
         completed_at=row.completed_at,
         completed_by=row.completed_by,
         overdue=row.completed_at is None and row.due_at < now,
+        late=late,
+        audits_done=audits_done if kind == "shadow_audits" else None,
     )
+
+
+def _shadow_audit_counts(*conditions: ColumnElement[bool]) -> Any:
+    """(plan id, item id, reviewer id, audits done) of ``shadow_audits`` progress rows: the
+    audits the assignee completed since the item was assigned, of its policy if it names one."""
+    return (
+        select(
+            TrainingItemProgress.plan_id,
+            TrainingItemProgress.item_id,
+            TrainingItemProgress.reviewer_id,
+            func.count(Audit.id),
+            TrainingPlanItem.count,
+        )
+        .join(
+            TrainingPlanItem,
+            and_(
+                TrainingPlanItem.plan_id == TrainingItemProgress.plan_id,
+                TrainingPlanItem.id == TrainingItemProgress.item_id,
+            ),
+        )
+        .outerjoin(
+            Audit,
+            and_(
+                Audit.auditor_id == TrainingItemProgress.reviewer_id,
+                Audit.status == "completed",
+                Audit.completed_at >= TrainingItemProgress.assigned_at,
+                or_(
+                    TrainingPlanItem.policy_code.is_(None),
+                    TrainingPlanItem.policy_code == any_(Audit.policy_labels),
+                ),
+            ),
+        )
+        .where(TrainingPlanItem.kind == "shadow_audits", *conditions)
+        .group_by(
+            TrainingItemProgress.plan_id,
+            TrainingItemProgress.item_id,
+            TrainingItemProgress.reviewer_id,
+            TrainingPlanItem.count,
+        )
+    )
+
+
+async def complete_shadow_audit_items(
+    session: AsyncSession, *, reviewer_id: str, actor: Actor
+) -> list[tuple[uuid.UUID, str]]:
+    """Complete the reviewer's open ``shadow_audits`` items whose count their completed
+    audits now reach (called after each verdict they give)."""
+    rows = (
+        await session.execute(
+            _shadow_audit_counts(
+                TrainingItemProgress.reviewer_id == reviewer_id,
+                TrainingItemProgress.completed_at.is_(None),
+            )
+        )
+    ).all()
+    reached = [
+        (plan_id, item_id, done) for plan_id, item_id, _, done, count in rows if done >= count
+    ]
+    if not reached:
+        return []
+    now = utcnow()
+    for plan_id, item_id, done in reached:
+        await session.execute(
+            update(TrainingItemProgress)
+            .where(
+                TrainingItemProgress.plan_id == plan_id,
+                TrainingItemProgress.item_id == item_id,
+                TrainingItemProgress.reviewer_id == reviewer_id,
+                TrainingItemProgress.completed_at.is_(None),
+            )
+            .values(completed_at=now, completed_by="audits")
+            .execution_options(synchronize_session=False)
+        )
+        await record_change(
+            session,
+            actor=actor,
+            action="training_item.completed",
+            entity_type="training_plan",
+            entity_id=plan_id,
+            before={"item_id": item_id, "reviewer_id": reviewer_id, "done": False},
+            after={
+                "item_id": item_id,
+                "reviewer_id": reviewer_id,
+                "done": True,
+                "completed_by": "audits",
+                "audits_done": done,
+            },
+        )
+    return [(plan_id, item_id) for plan_id, item_id, _ in reached]
 
 
 async def complete_item(
@@ -284,6 +450,10 @@ async def complete_item(
         )
     if item.kind == "pass_quiz" and not supervises:
         raise Conflict("a pass_quiz item completes when you pass its quiz")
+    if item.kind == "shadow_audits" and not supervises:
+        raise Conflict(
+            "a shadow_audits item completes when you have completed its number of audits"
+        )
     if row.completed_at is not None:
         raise Conflict("this item is done already")
     now = utcnow()
@@ -353,33 +523,49 @@ async def plan_progress(
     *,
     plan: TrainingPlan,
     only_reviewer: str | None,
-    after: str | None,
-    limit: int,
-) -> list[AssigneeProgress]:
-    """Per assignee (by id, ``limit + 1`` of them), each item: done, overdue."""
+    page: PageRequest,
+) -> KeysetPage[AssigneeProgress]:
+    """A page of assignees (by id), each with their items: done, overdue."""
     now = utcnow()
     kinds = {item.id: (item.position, item.kind) for item in await _items(session, plan.id)}
     reviewers_query = (
         select(TrainingItemProgress.reviewer_id)
         .where(TrainingItemProgress.plan_id == plan.id)
         .distinct()
-        .order_by(TrainingItemProgress.reviewer_id)
-        .limit(limit + 1)
     )
     if only_reviewer is not None:
         reviewers_query = reviewers_query.where(TrainingItemProgress.reviewer_id == only_reviewer)
-    if after is not None:
-        reviewers_query = reviewers_query.where(TrainingItemProgress.reviewer_id > after)
-    reviewer_ids = list(await session.scalars(reviewers_query))
+    assignees = ASSIGNEE_ORDER.page(
+        list(await session.scalars(ASSIGNEE_ORDER.apply(reviewers_query, page))),
+        page,
+        key=lambda reviewer_id: [reviewer_id],
+    )
+    reviewer_ids = assignees.items
     rows = await session.scalars(
         select(TrainingItemProgress).where(
             TrainingItemProgress.plan_id == plan.id,
             TrainingItemProgress.reviewer_id.in_(reviewer_ids),
         )
     )
+    shadow_counts = {
+        (item_id, reviewer_id): done
+        for _, item_id, reviewer_id, done, _ in await session.execute(
+            _shadow_audit_counts(
+                TrainingItemProgress.plan_id == plan.id,
+                TrainingItemProgress.reviewer_id.in_(reviewer_ids),
+            )
+        )
+    }
     by_reviewer: dict[str, list[ItemProgress]] = {r: [] for r in reviewer_ids}
     for row in rows:
-        by_reviewer[row.reviewer_id].append(_progress(row, kinds[row.item_id][1], now))
+        by_reviewer[row.reviewer_id].append(
+            _progress(
+                row,
+                kinds[row.item_id][1],
+                now,
+                audits_done=shadow_counts.get((row.item_id, row.reviewer_id)),
+            )
+        )
     result = []
     for reviewer_id in reviewer_ids:
         items = sorted(by_reviewer[reviewer_id], key=lambda p: kinds[p.item_id][0])
@@ -389,10 +575,11 @@ async def plan_progress(
                 done=sum(p.done for p in items),
                 total=len(items),
                 overdue=sum(p.overdue for p in items),
+                late=sum(p.late for p in items),
                 items=items,
             )
         )
-    return result
+    return KeysetPage(items=result, next_cursor=assignees.next_cursor)
 
 
 def overdue_query(*, now: datetime) -> Any:
@@ -414,11 +601,10 @@ async def list_overdue(
     *,
     market: str | None,
     only_markets: Sequence[str] | None,
-    after: tuple[datetime, str, str, str] | None,
-    limit: int,
-) -> list[OverdueItem]:
-    """Overdue, not-done items per assignee, by due date (``limit + 1`` of them); ``market``
-    keeps assignees whose profile lists it; a market-scoped key sees its markets' reviewers."""
+    page: PageRequest,
+) -> KeysetPage[OverdueItem]:
+    """A page of overdue, not-done items per assignee, by due date; ``market`` keeps
+    assignees whose profile lists it; a market-scoped key sees its markets' reviewers."""
     query = overdue_query(now=utcnow())
     if market is not None or only_markets is not None:
         reviewers = select(Reviewer.id)
@@ -427,19 +613,8 @@ async def list_overdue(
         if only_markets is not None:
             reviewers = reviewers.where(Reviewer.markets.overlap(list(only_markets)))
         query = query.where(TrainingItemProgress.reviewer_id.in_(reviewers))
-    order = (
-        TrainingItemProgress.due_at,
-        TrainingItemProgress.plan_id,
-        TrainingItemProgress.item_id,
-        TrainingItemProgress.reviewer_id,
-    )
-    if after is not None:
-        due_at, plan_id, item_id, reviewer_id = after
-        query = query.where(
-            tuple_(*order) > tuple_(due_at, uuid.UUID(plan_id), item_id, reviewer_id)
-        )
-    rows = await session.execute(query.order_by(*order).limit(limit + 1))
-    return [
+    rows = await session.execute(OVERDUE_ORDER.apply(query, page))
+    items = [
         OverdueItem(
             plan_id=plan.id,
             plan_title=plan.title,
@@ -452,3 +627,4 @@ async def list_overdue(
         )
         for progress, plan, item in rows
     ]
+    return OVERDUE_ORDER.page(items, page)

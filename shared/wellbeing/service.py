@@ -24,7 +24,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    tuple_,
 )
 from sqlalchemy import String as SqlString
 from sqlalchemy.dialects.postgresql import insert
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Forbidden, NotFound
+from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import Audit, SensitiveCategoryCap
 from shared.models.base import utcnow
 from shared.reference import register_policies
@@ -122,14 +122,15 @@ async def delete_cap(session: AsyncSession, *, principal: Principal, policy_code
     )
 
 
+CAP_ORDER = Keyset(SensitiveCategoryCap.policy_code)
+
+
 async def list_caps(
-    session: AsyncSession, *, limit: int, after: str | None
-) -> list[SensitiveCategoryCap]:
-    """Caps ordered by policy code, ``limit + 1`` rows (the extra one says more exist)."""
-    query = select(SensitiveCategoryCap).order_by(SensitiveCategoryCap.policy_code)
-    if after is not None:
-        query = query.where(SensitiveCategoryCap.policy_code > after)
-    return list(await session.scalars(query.limit(limit + 1)))
+    session: AsyncSession, *, page: PageRequest
+) -> KeysetPage[SensitiveCategoryCap]:
+    """A page of caps, by policy code."""
+    caps = list(await session.scalars(CAP_ORDER.apply(select(SensitiveCategoryCap), page)))
+    return CAP_ORDER.page(caps, page)
 
 
 def cap_read(cap: SensitiveCategoryCap) -> CapRead:
@@ -182,28 +183,27 @@ async def list_exposure(
     principal: Principal,
     auditor_id: str | None,
     day: date | None,
-    limit: int,
-    after: tuple[str, str] | None,
-) -> list[ExposureRow]:
+    page: PageRequest,
+) -> KeysetPage[ExposureRow]:
     """Exposure per auditor and sensitive category on a UTC day, against each cap.
 
     Without ``auditor_id``: every auditor who claimed work that day (for a market-scoped key,
     work in its markets; the counts stay the auditor's whole day, as the cap is per person).
-    A QA auditor sees only their own exposure. Ordered by (auditor, policy code); ``limit +
-    1`` rows.
+    A QA auditor sees only their own exposure. A page, ordered by (auditor, policy code).
     """
     if principal.role == "qa_auditor":
         if auditor_id is not None and auditor_id != principal.reviewer_id:
             raise Forbidden("a QA auditor sees only their own exposure")
         if principal.reviewer_id is None:
-            return []
+            return KeysetPage(items=[], next_cursor=None)
         auditor_id = principal.reviewer_id
     day = day or utcnow().date()
     auditors = _auditors_of_day(day=day, auditor_id=auditor_id, markets=principal.markets).subquery(
         "auditors"
     )
     exposure = func.count(Audit.id).label("exposure")
-    key = (auditors.c.auditor_id, SensitiveCategoryCap.policy_code)
+    # The auditors of the day are a subquery made for this call, so is the key.
+    order = Keyset(auditors.c.auditor_id, SensitiveCategoryCap.policy_code)
     query = (
         select(
             auditors.c.auditor_id, SensitiveCategoryCap.policy_code, SensitiveCategoryCap.daily_cap
@@ -212,14 +212,14 @@ async def list_exposure(
         .select_from(auditors)
         .join(SensitiveCategoryCap, literal(True))
         .outerjoin(Audit, _exposed_audit(auditors.c.auditor_id, day))
-        .group_by(*key, SensitiveCategoryCap.daily_cap)
-        .order_by(*key)
-        .limit(limit + 1)
+        .group_by(
+            auditors.c.auditor_id,
+            SensitiveCategoryCap.policy_code,
+            SensitiveCategoryCap.daily_cap,
+        )
     )
-    if after is not None:
-        query = query.where(tuple_(*key) > tuple_(*after))
-    rows = (await session.execute(query)).all()
-    return [
+    rows = (await session.execute(order.apply(query, page))).all()
+    items = [
         ExposureRow(
             auditor_id=row.auditor_id,
             day=day,
@@ -231,3 +231,4 @@ async def list_exposure(
         )
         for row in rows
     ]
+    return order.page(items, page)

@@ -10,13 +10,7 @@ from services.audit_api.deps import SessionDep, require_roles
 from shared.audit_log import service
 from shared.core.auth import Principal, Role
 from shared.schemas.audit_log import AuditLogEntryRead, AuditLogQuery
-from shared.schemas.common import (
-    Page,
-    Problem,
-    decode_time_cursor,
-    page_rows,
-    time_position,
-)
+from shared.schemas.common import Page, Problem
 
 router = APIRouter(prefix="/v1/audit-log", tags=["audit log"])
 
@@ -36,16 +30,8 @@ async def list_audit_log(
     Entries are not attributed to markets, so a market-scoped key may not read them (403).
     Secrets never appear in ``before`` or ``after``.
     """
-    before = decode_time_cursor(query.cursor, id_type=int) if query.cursor else None
-    entries = await service.list_entries(
-        session, filters=query, before=before, viewer_markets=principal.markets
-    )
-    entries, next_cursor = page_rows(
-        entries,
-        limit=query.limit,
-        position=lambda last: time_position(last.created_at, last.id),
-    )
+    page = await service.list_entries(session, filters=query, viewer_markets=principal.markets)
     return Page(
-        items=[AuditLogEntryRead.model_validate(entry) for entry in entries],
-        next_cursor=next_cursor,
+        items=[AuditLogEntryRead.model_validate(entry) for entry in page.items],
+        next_cursor=page.next_cursor,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -13,7 +12,7 @@ from shared.audits import service
 from shared.core.auth import Principal, Role
 from shared.core.encryption import golden_selection_key
 from shared.schemas.audits import AuditQuery, AuditRead, VerdictCreate
-from shared.schemas.common import Page, Problem, decode_cursor, page_rows
+from shared.schemas.common import Page, Problem
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"])
 
@@ -53,7 +52,7 @@ async def claim_audit(
 
 
 @router.post(
-    "/{audit_id:uuid}/verdict",
+    "/{audit_id}/verdict",
     response_model=AuditRead,
     responses={404: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
 )
@@ -80,14 +79,6 @@ async def submit_verdict(
     )
 
 
-def _position(cursor: str) -> tuple[date, uuid.UUID]:
-    position = decode_cursor(cursor, keys={"day", "id"})
-    try:
-        return date.fromisoformat(position["day"]), uuid.UUID(position["id"])
-    except (TypeError, ValueError) as exc:
-        raise BadRequest("cursor is not valid") from exc
-
-
 @router.get("", response_model=Page[AuditRead], responses={403: {"model": Problem}})
 async def list_audits(
     query: Annotated[AuditQuery, Query()], session: SessionDep, principal: ReaderDep
@@ -98,17 +89,11 @@ async def list_audits(
     403); a QA auditor the audits they claimed or judged (blind until judged); other roles
     all, market-scoped keys only their markets.
     """
-    before = _position(query.cursor) if query.cursor else None
-    items = await service.list_audits(session, principal=principal, filters=query, before=before)
-    items, next_cursor = page_rows(
-        items,
-        limit=query.limit,
-        position=lambda last: {"day": last.day.isoformat(), "id": str(last.id)},
-    )
-    return Page(items=items, next_cursor=next_cursor)
+    page = await service.list_audits(session, principal=principal, filters=query)
+    return Page(items=page.items, next_cursor=page.next_cursor)
 
 
-@router.get("/{audit_id:uuid}", response_model=AuditRead, responses={404: {"model": Problem}})
+@router.get("/{audit_id}", response_model=AuditRead, responses={404: {"model": Problem}})
 async def get_audit(audit_id: uuid.UUID, session: SessionDep, principal: ReaderDep) -> AuditRead:
     """One audit, visible as in the listing."""
     return await service.get_audit(session, principal=principal, audit_id=audit_id)

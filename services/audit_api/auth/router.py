@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from services.audit_api.deps import AdminDep, SessionDep
 from shared.api_keys import service
 from shared.schemas.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
-from shared.schemas.common import Page, PageQuery, decode_cursor, page_rows
+from shared.schemas.common import Page, PageQuery
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -35,16 +35,10 @@ async def create_api_key(
 async def list_api_keys(
     query: Annotated[PageQuery, Query()], session: SessionDep, _: AdminDep
 ) -> Page[ApiKeyRead]:
-    after = None
-    if query.cursor is not None:
-        after = uuid.UUID(decode_cursor(query.cursor, keys={"id"})["id"])
-    keys = await service.list_api_keys(session, limit=query.limit, after=after)
-    keys, next_cursor = page_rows(
-        keys, limit=query.limit, position=lambda last: {"id": str(last.id)}
-    )
+    page = await service.list_api_keys(session, page=query)
     return Page(
-        items=[ApiKeyRead.model_validate(key) for key in keys],
-        next_cursor=next_cursor,
+        items=[ApiKeyRead.model_validate(key) for key in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

@@ -23,13 +23,7 @@ from shared.schemas.calibration import (
     TrendPoint,
     TrendQuery,
 )
-from shared.schemas.common import (
-    Page,
-    Problem,
-    decode_time_cursor,
-    page_rows,
-    time_position,
-)
+from shared.schemas.common import Page, Problem
 
 router = APIRouter(prefix="/v1/calibrations", tags=["calibrations"])
 
@@ -70,20 +64,8 @@ async def list_calibrations(
     Managers and admins see every session (of their markets); others the sessions they
     take part in or created.
     """
-    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    rows = await service.list_calibrations(session, filters=query, before=before, viewer=principal)
-    rows, next_cursor = page_rows(
-        rows,
-        limit=query.limit,
-        position=lambda last: {
-            "created_at": last[0].created_at.isoformat(),
-            "id": str(last[0].id),
-        },
-    )
-    return Page(
-        items=[service.list_item(calibration, n_items) for calibration, n_items in rows],
-        next_cursor=next_cursor,
-    )
+    page = await service.list_calibrations(session, filters=query, viewer=principal)
+    return Page(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/trend", response_model=Page[TrendPoint], responses=_PROBLEMS)
@@ -91,20 +73,10 @@ async def calibration_trend(
     query: Annotated[TrendQuery, Query()], session: SessionDep, principal: TrendReaderDep
 ) -> Page[TrendPoint]:
     """The market's closed sessions in the order they closed, with their overall agreement."""
-    after = (
-        decode_time_cursor(query.cursor, id_type=uuid.UUID, time_key="closed_at")
-        if query.cursor
-        else None
+    page = await service.calibration_trend(
+        session, market=query.market, page=query, viewer=principal
     )
-    points = await service.calibration_trend(
-        session, market=query.market, limit=query.limit, after=after, viewer=principal
-    )
-    points, next_cursor = page_rows(
-        points,
-        limit=query.limit,
-        position=lambda last: time_position(last.closed_at, last.id, time_key="closed_at"),
-    )
-    return Page(items=points, next_cursor=next_cursor)
+    return Page(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/{calibration_id}", response_model=CalibrationRead, responses=_PROBLEMS)

@@ -23,10 +23,6 @@ from shared.schemas.common import (
     Page,
     PageQuery,
     Problem,
-    decode_cursor,
-    decode_time_cursor,
-    page_rows,
-    time_position,
 )
 
 router = APIRouter()
@@ -63,14 +59,10 @@ async def create_channel(
 async def list_channels(
     query: Annotated[PageQuery, Query()], session: SessionDep, _: AdminDep
 ) -> Page[ChannelRead]:
-    after = decode_cursor(query.cursor, keys={"name"})["name"] if query.cursor else None
-    channels = await service.list_channels(session, limit=query.limit, after=after)
-    channels, next_cursor = page_rows(
-        channels, limit=query.limit, position=lambda last: {"name": last.name}
-    )
+    page = await service.list_channels(session, page=query)
     return Page(
-        items=[service.channel_read(channel) for channel in channels],
-        next_cursor=next_cursor,
+        items=[service.channel_read(channel) for channel in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -90,27 +82,23 @@ async def delete_channel(
 
 @router.get("/v1/deliveries", response_model=Page[DeliveryRead], tags=["deliveries"])
 async def list_deliveries(
-    query: Annotated[DeliveryQuery, Query()], session: SessionDep, _: DeliveryReaderDep
+    query: Annotated[DeliveryQuery, Query()], session: SessionDep, principal: DeliveryReaderDep
 ) -> Page[DeliveryRead]:
-    """Deliveries, newest first; ``status=dead`` is the dead-letter list."""
-    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    deliveries = await service.list_deliveries(session, filters=query, before=before)
-    deliveries, next_cursor = page_rows(
-        deliveries,
-        limit=query.limit,
-        position=lambda last: time_position(last.created_at, last.id),
-    )
+    """Deliveries, newest first; ``status=dead`` is the dead-letter list. A market-scoped
+    key sees those of events about its markets."""
+    page = await service.list_deliveries(session, principal=principal, filters=query)
     return Page(
-        items=[service.delivery_read(delivery) for delivery in deliveries], next_cursor=next_cursor
+        items=[service.delivery_read(delivery) for delivery in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
 @router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryDetail, tags=["deliveries"])
 async def get_delivery(
-    delivery_id: uuid.UUID, session: SessionDep, _: DeliveryReaderDep
+    delivery_id: uuid.UUID, session: SessionDep, principal: DeliveryReaderDep
 ) -> DeliveryDetail:
-    """A delivery with every attempt made."""
-    return await service.get_delivery(session, delivery_id=delivery_id)
+    """A delivery with every attempt made; 404 outside a market-scoped key's markets."""
+    return await service.get_delivery(session, principal=principal, delivery_id=delivery_id)
 
 
 @router.post(
@@ -121,7 +109,8 @@ async def get_delivery(
     responses={404: {"model": Problem}, 409: {"model": Problem}},
 )
 async def redrive_delivery(
-    delivery_id: uuid.UUID, session: SessionDep, _: AdminDep
+    delivery_id: uuid.UUID, session: SessionDep, principal: AdminDep
 ) -> DeliveryRead:
     """Send a dead-lettered delivery again: same body, fresh attempts (409 unless dead)."""
-    return service.delivery_read(await service.redrive_delivery(session, delivery_id=delivery_id))
+    delivery = await service.redrive_delivery(session, principal=principal, delivery_id=delivery_id)
+    return service.delivery_read(delivery)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from services.audit_api.decisions import service
 from services.audit_api.deps import SIGNED_WEBHOOK, SessionDep, SettingsDep, require_roles
@@ -14,7 +14,7 @@ from shared.core.auth import Principal, Role
 from shared.core.errors import PayloadTooLarge
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER
 from shared.models.base import utcnow
-from shared.schemas.common import Page, decode_cursor, page_rows
+from shared.schemas.common import Page
 from shared.schemas.decisions import (
     DecisionBatch,
     DecisionEvent,
@@ -24,6 +24,7 @@ from shared.schemas.decisions import (
     IntakeRollupQuery,
     IntakeRollupRow,
 )
+from shared.schemas.fields import BigintId
 
 router = APIRouter(tags=["decisions"])
 
@@ -92,20 +93,20 @@ async def list_decisions(
     query: Annotated[DecisionQuery, Query()], session: SessionDep, principal: ReaderDep
 ) -> Page[DecisionRead]:
     """Decisions, newest first. A moderator key sees only its own reviewer's decisions."""
-    before = int(decode_cursor(query.cursor, keys={"id"})["id"]) if query.cursor else None
-    items = await service.list_decisions(
+    page = await service.list_decisions(
         session,
         filters=query,
-        before_id=before,
         only_moderator=principal.reviewer_id if principal.role == Role.MODERATOR else None,
         only_markets=principal.markets,
     )
-    items, next_cursor = page_rows(items, limit=query.limit, position=lambda last: {"id": last.id})
-    return Page(items=items, next_cursor=next_cursor)
+    return Page(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/v1/decisions/{decision_id}", response_model=DecisionRead)
-async def get_decision(decision_id: int, session: SessionDep, principal: ReaderDep) -> DecisionRead:
+async def get_decision(
+    decision_id: Annotated[BigintId, Path()], session: SessionDep, principal: ReaderDep
+) -> DecisionRead:
+    """One decision, if the caller may see it."""
     return await service.get_decision(
         session,
         decision_id=decision_id,
@@ -119,20 +120,8 @@ async def list_intake_rollups(
     query: Annotated[IntakeRollupQuery, Query()], session: SessionDep, principal: RollupReaderDep
 ) -> Page[IntakeRollupRow]:
     """Decisions received per day (in the market's time zone), market, queue and moderator."""
-    after = None
-    if query.cursor:
-        position = decode_cursor(query.cursor, keys={"k"})["k"]
-        after = (position[0], position[1], position[2], position[3])
-    rows = await service.list_intake_rollups(
-        session, filters=query, after=after, only_markets=principal.markets
-    )
-    rows, next_cursor = page_rows(
-        rows,
-        limit=query.limit,
-        position=lambda last: {
-            "k": [last.day.isoformat(), last.market, last.queue, last.moderator_id]
-        },
-    )
+    page = await service.list_intake_rollups(session, filters=query, only_markets=principal.markets)
     return Page(
-        items=[IntakeRollupRow.model_validate(row) for row in rows], next_cursor=next_cursor
+        items=[IntakeRollupRow.model_validate(row) for row in page.items],
+        next_cursor=page.next_cursor,
     )

@@ -12,12 +12,13 @@ from datetime import time as datetime_time
 from typing import Any, Self, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.decisions.writer import DecisionWriter
 from shared.core.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
 from shared.core.errors import UnprocessableEntity as Unprocessable
+from shared.core.pagination import Keyset, KeysetPage
 from shared.core.signing import verify_signature
 from shared.events import EventType, SourceRejectedBatch, record_event
 from shared.models import Decision, IntakeDailyRollup, RejectedBatch, Source
@@ -327,15 +328,23 @@ def _scope(query: SelectT, *, moderator_id: str | None, markets: Sequence[str] |
     return query
 
 
+DECISION_ORDER = Keyset(Decision.id, descending=True)
+ROLLUP_ORDER = Keyset(
+    IntakeDailyRollup.day,
+    IntakeDailyRollup.market,
+    IntakeDailyRollup.queue,
+    IntakeDailyRollup.moderator_id,
+)
+
+
 async def list_decisions(
     session: AsyncSession,
     *,
     filters: DecisionQuery,
-    before_id: int | None,
     only_moderator: str | None,
     only_markets: Sequence[str] | None,
-) -> list[DecisionRead]:
-    """Newest first, ``filters.limit + 1`` rows (the extra one says another page exists)."""
+) -> KeysetPage[DecisionRead]:
+    """A page of decisions, newest first (``DECISION_ORDER``)."""
     if only_moderator is not None and filters.moderator_id not in (None, only_moderator):
         raise Forbidden("a moderator key sees only its own reviewer's decisions")
     query = select(Decision, Source.name).join(Source, Source.id == Decision.source_id)
@@ -352,11 +361,8 @@ async def list_decisions(
         query = query.where(Decision.decided_at >= filters.from_)
     if filters.to is not None:
         query = query.where(Decision.decided_at < filters.to)
-    if before_id is not None:
-        query = query.where(Decision.id < before_id)
-    query = query.order_by(Decision.id.desc()).limit(filters.limit + 1)
-    rows = (await session.execute(query)).all()
-    return [_decision_read(decision, name) for decision, name in rows]
+    rows = (await session.execute(DECISION_ORDER.apply(query, filters))).all()
+    return DECISION_ORDER.page([_decision_read(decision, name) for decision, name in rows], filters)
 
 
 async def get_decision(
@@ -380,10 +386,9 @@ async def list_intake_rollups(
     session: AsyncSession,
     *,
     filters: IntakeRollupQuery,
-    after: tuple[str, str, str, str] | None,
     only_markets: Sequence[str] | None,
-) -> list[IntakeDailyRollup]:
-    """Daily intake counts ordered by (day, market, queue, moderator)."""
+) -> KeysetPage[IntakeDailyRollup]:
+    """A page of daily intake counts ordered by (day, market, queue, moderator)."""
     table = IntakeDailyRollup
     query = select(table)
     if only_markets is not None:
@@ -398,11 +403,5 @@ async def list_intake_rollups(
         query = query.where(table.day >= filters.from_)
     if filters.to is not None:
         query = query.where(table.day <= filters.to)
-    key = (table.day, table.market, table.queue, table.moderator_id)
-    if after is not None:
-        day, market, queue, moderator = after
-        query = query.where(
-            tuple_(*key) > tuple_(date.fromisoformat(day), market, queue, moderator)
-        )
-    query = query.order_by(*key).limit(filters.limit + 1)
-    return list(await session.scalars(query))
+    rows = list(await session.scalars(ROLLUP_ORDER.apply(query, filters)))
+    return ROLLUP_ORDER.page(rows, filters)

@@ -11,13 +11,7 @@ from services.audit_api.deps import SessionDep, require_roles
 from shared.core.auth import Principal, Role
 from shared.disagreements import lifecycle, service
 from shared.models.base import utcnow
-from shared.schemas.common import (
-    Page,
-    Problem,
-    decode_time_cursor,
-    page_rows,
-    time_position,
-)
+from shared.schemas.common import Page, Problem
 from shared.schemas.disagreements import (
     DisagreementDetail,
     DisagreementQuery,
@@ -46,18 +40,8 @@ async def list_disagreements(
     query: Annotated[DisagreementQuery, Query()], session: SessionDep, principal: ReaderDep
 ) -> Page[DisagreementRead]:
     """Disagreements, newest first. A moderator key sees only its own reviewer's."""
-    items = await service.list_disagreements(
-        session,
-        filters=query,
-        before=decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None,
-        viewer=principal,
-    )
-    items, next_cursor = page_rows(
-        items,
-        limit=query.limit,
-        position=lambda last: time_position(last.created_at, last.id),
-    )
-    return Page(items=items, next_cursor=next_cursor)
+    page = await service.list_disagreements(session, filters=query, viewer=principal)
+    return Page(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/{disagreement_id}", response_model=DisagreementDetail, responses=_PROBLEMS)

@@ -11,7 +11,7 @@ from services.audit_api.deps import SessionDep, SettingsDep, require_roles
 from shared.core.auth import Principal, Role
 from shared.golden import quality, service
 from shared.models.base import utcnow
-from shared.schemas.common import Page, decode_time_cursor, page_rows, time_position
+from shared.schemas.common import Page
 from shared.schemas.golden import (
     AuditorQualityQuery,
     AuditorQualityReport,
@@ -64,17 +64,10 @@ async def list_golden_items(
     query: Annotated[GoldenItemQuery, Query()], session: SessionDep, principal: ManagerDep
 ) -> Page[GoldenItemRead]:
     """Golden items, newest first."""
-    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    items = await service.list_golden_items(
-        session, principal=principal, filters=query, before=before
-    )
-    items, next_cursor = page_rows(
-        items,
-        limit=query.limit,
-        position=lambda last: time_position(last.created_at, last.id),
-    )
+    page = await service.list_golden_items(session, principal=principal, filters=query)
     return Page(
-        items=[GoldenItemRead.model_validate(item) for item in items], next_cursor=next_cursor
+        items=[GoldenItemRead.model_validate(item) for item in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

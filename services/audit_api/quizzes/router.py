@@ -9,15 +9,8 @@ from fastapi import APIRouter, Depends, Query
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
 from shared.core.auth import Principal, Role
-from shared.models import Quiz, QuizAttempt
 from shared.quizzes import service
-from shared.schemas.common import (
-    Page,
-    Problem,
-    decode_time_cursor,
-    page_rows,
-    time_position,
-)
+from shared.schemas.common import Page, Problem
 from shared.schemas.training import (
     AssignPlanRequest,
     AssignPlanResult,
@@ -46,10 +39,6 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _row_position(row: Quiz | QuizAttempt) -> dict[str, str]:
-    return time_position(row.created_at, row.id)
-
-
 @router.post("", status_code=201, response_model=QuizRead, responses=_PROBLEMS)
 async def create_quiz(body: QuizCreate, session: SessionDep, principal: AuthorDep) -> QuizRead:
     """Create a quiz about a policy code or a policy update, for reviewers and/or markets.
@@ -66,13 +55,11 @@ async def list_quizzes(
 ) -> Page[QuizRead]:
     """Quizzes, oldest first. Admins, managers and policy POCs see all, with answers; other
     keys see the quizzes assigned to their reviewer, without answers."""
-    after = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    quizzes = await service.list_quizzes(session, filters=query, after=after, actor=principal)
-    quizzes, next_cursor = page_rows(quizzes, limit=query.limit, position=_row_position)
+    page = await service.list_quizzes(session, filters=query, actor=principal)
     with_answers = principal.role in service.QUIZ_MANAGERS
     return Page(
-        items=[service.quiz_read(quiz, with_answers=with_answers) for quiz in quizzes],
-        next_cursor=next_cursor,
+        items=[service.quiz_read(quiz, with_answers=with_answers) for quiz in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -106,19 +93,15 @@ async def list_attempts(
 ) -> Page[AttemptRead]:
     """Attempts with their results, oldest first: quiz managers see all (filter by
     ``reviewer_id``), other keys their own reviewer's."""
-    after = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    quiz, attempts = await service.list_attempts(
-        session,
-        quiz_id=quiz_id,
-        reviewer_id=query.reviewer_id,
-        after=after,
-        limit=query.limit,
-        actor=principal,
+    quiz, page = await service.list_attempts(
+        session, quiz_id=quiz_id, reviewer_id=query.reviewer_id, page=query, actor=principal
     )
-    attempts, next_cursor = page_rows(attempts, limit=query.limit, position=_row_position)
+    show_answers = await service.answers_shown(session, quiz=quiz, actor=principal)
     return Page(
-        items=[service.attempt_read(quiz, attempt) for attempt in attempts],
-        next_cursor=next_cursor,
+        items=[
+            service.attempt_read(quiz, attempt, show_answers=show_answers) for attempt in page.items
+        ],
+        next_cursor=page.next_cursor,
     )
 
 

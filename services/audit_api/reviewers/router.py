@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.audit_api.deps import SessionDep, require_roles
 from shared.core.auth import Principal, Role
-from shared.core.errors import Forbidden
 from shared.reviewers import service
-from shared.schemas.common import Page, decode_cursor, page_rows
+from shared.schemas.common import Page
 from shared.schemas.reviewers import ReviewerQuery, ReviewerRead, ReviewerUpsert
 
 router = APIRouter(prefix="/v1/reviewers", tags=["reviewers"])
@@ -32,10 +31,10 @@ async def put_reviewer(
 ) -> ReviewerRead:
     """Create or update a profile; auditors are handed work only in its markets and languages.
 
-    201 when the reviewer was not known before, 200 otherwise.
+    201 when the reviewer was not known before, 200 otherwise. A market-scoped key adds or
+    removes only its own markets (the reviewer's others stay), may not name a market the
+    reviewer does not have outside its own (403), and gets 404 for a reviewer it cannot see.
     """
-    if principal.markets is not None and not set(body.markets) <= set(principal.markets):
-        raise Forbidden("this key may not assign markets outside its own")
     reviewer, created = await service.upsert_reviewer(
         session, reviewer_id=reviewer_id, profile=body, actor=principal
     )
@@ -45,29 +44,26 @@ async def put_reviewer(
 
 @router.get("/{reviewer_id}", response_model=ReviewerRead)
 async def get_reviewer(
-    reviewer_id: ReviewerIdPath, session: SessionDep, _: ReaderDep
+    reviewer_id: ReviewerIdPath, session: SessionDep, principal: ReaderDep
 ) -> ReviewerRead:
-    return ReviewerRead.model_validate(await service.get_reviewer(session, reviewer_id=reviewer_id))
+    """A profile; 404 for a reviewer outside a market-scoped key's markets."""
+    reviewer = await service.get_reviewer(session, reviewer_id=reviewer_id, principal=principal)
+    return ReviewerRead.model_validate(reviewer)
 
 
 @router.get("", response_model=Page[ReviewerRead])
 async def list_reviewers(
     query: Annotated[ReviewerQuery, Query()], session: SessionDep, principal: ReaderDep
 ) -> Page[ReviewerRead]:
-    after = decode_cursor(query.cursor, keys={"id"})["id"] if query.cursor else None
-    reviewers = await service.list_reviewers(
+    page = await service.list_reviewers(
         session,
-        limit=query.limit,
-        after=after,
+        page=query,
         market=query.market,
         language=query.language,
         team=query.team,
-        only_markets=principal.markets,
-    )
-    reviewers, next_cursor = page_rows(
-        reviewers, limit=query.limit, position=lambda last: {"id": last.id}
+        principal=principal,
     )
     return Page(
-        items=[ReviewerRead.model_validate(r) for r in reviewers],
-        next_cursor=next_cursor,
+        items=[ReviewerRead.model_validate(r) for r in page.items],
+        next_cursor=page.next_cursor,
     )

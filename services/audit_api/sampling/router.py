@@ -10,15 +10,8 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
 from shared.core.auth import Principal, Role
-from shared.models import SamplingPlan, SamplingRun
 from shared.sampling import service
-from shared.schemas.common import (
-    Page,
-    Problem,
-    decode_time_cursor,
-    page_rows,
-    time_position,
-)
+from shared.schemas.common import Page, Problem
 from shared.schemas.sampling import (
     SampleAccepted,
     SampleRequest,
@@ -45,10 +38,6 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _row_position(row: SamplingPlan | SamplingRun) -> dict[str, str]:
-    return time_position(row.created_at, row.id)
-
-
 @router.post(
     "/v1/sampling-plans", status_code=201, response_model=SamplingPlanRead, responses=_PROBLEMS
 )
@@ -68,12 +57,10 @@ async def list_sampling_plans(
     query: Annotated[SamplingPlanQuery, Query()], session: SessionDep, principal: PlannerDep
 ) -> Page[SamplingPlanRead]:
     """Plans, oldest first; filter by ``market``, ``queue``, ``active``."""
-    after = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    plans = await service.list_plans(
-        session, filters=query, after=after, only_markets=principal.markets
+    page = await service.list_plans(session, filters=query, only_markets=principal.markets)
+    return Page(
+        items=[service.plan_read(plan) for plan in page.items], next_cursor=page.next_cursor
     )
-    plans, next_cursor = page_rows(plans, limit=query.limit, position=_row_position)
-    return Page(items=[service.plan_read(plan) for plan in plans], next_cursor=next_cursor)
 
 
 @router.get("/v1/sampling-plans/{plan_id}", response_model=SamplingPlanRead, responses=_PROBLEMS)
@@ -128,13 +115,10 @@ async def list_sampling_runs(
     query: Annotated[SamplingRunQuery, Query()], session: SessionDep, principal: PlannerDep
 ) -> Page[SamplingRunRead]:
     """Sampling runs (scheduled and on demand), newest first; filter by ``market``, ``day``."""
-    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    runs = await service.list_runs(
-        session, filters=query, before=before, only_markets=principal.markets
-    )
-    runs, next_cursor = page_rows(runs, limit=query.limit, position=_row_position)
+    page = await service.list_runs(session, filters=query, only_markets=principal.markets)
     return Page(
-        items=[SamplingRunRead.model_validate(run) for run in runs], next_cursor=next_cursor
+        items=[SamplingRunRead.model_validate(run) for run in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

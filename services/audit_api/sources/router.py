@@ -13,10 +13,6 @@ from shared.core.encryption import secret_box
 from shared.schemas.common import (
     Page,
     PageQuery,
-    decode_cursor,
-    decode_time_cursor,
-    page_rows,
-    time_position,
 )
 from shared.schemas.decisions import RejectedBatchRead
 from shared.schemas.sources import (
@@ -48,14 +44,10 @@ async def create_source(
 async def list_sources(
     query: Annotated[PageQuery, Query()], session: SessionDep, _: AdminDep
 ) -> Page[SourceRead]:
-    after = decode_cursor(query.cursor, keys={"name"})["name"] if query.cursor else None
-    sources = await service.list_sources(session, limit=query.limit, after=after)
-    sources, next_cursor = page_rows(
-        sources, limit=query.limit, position=lambda last: {"name": last.name}
-    )
+    page = await service.list_sources(session, page=query)
     return Page(
-        items=[SourceRead.model_validate(source) for source in sources],
-        next_cursor=next_cursor,
+        items=[SourceRead.model_validate(source) for source in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -72,17 +64,10 @@ async def list_rejected_batches(
     _: AdminDep,
 ) -> Page[RejectedBatchRead]:
     """Authentic requests of this source that were refused, newest first, with the reason."""
-    before = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    rows = await service.list_rejected_batches(
-        session, source_id=source_id, limit=query.limit, before=before
-    )
-    rows, next_cursor = page_rows(
-        rows,
-        limit=query.limit,
-        position=lambda last: time_position(last.created_at, last.id),
-    )
+    page = await service.list_rejected_batches(session, source_id=source_id, page=query)
     return Page(
-        items=[RejectedBatchRead.model_validate(row) for row in rows], next_cursor=next_cursor
+        items=[RejectedBatchRead.model_validate(row) for row in page.items],
+        next_cursor=page.next_cursor,
     )
 
 

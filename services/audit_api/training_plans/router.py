@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
 from shared.core.auth import Principal
-from shared.core.errors import BadRequest
-from shared.schemas.common import (
-    Page,
-    PageQuery,
-    Problem,
-    decode_cursor,
-    decode_time_cursor,
-    page_rows,
-    time_position,
-)
+from shared.schemas.common import Page, PageQuery, Problem
 from shared.schemas.training import (
     AssigneeProgress,
     CompleteItemRequest,
@@ -55,19 +45,12 @@ async def create_plan(body: PlanCreate, session: SessionDep, principal: ManagerD
 
 @router.get("", response_model=Page[PlanRead])
 async def list_plans(
-    query: Annotated[PlanQuery, Query()], session: SessionDep, _: ManagerDep
+    query: Annotated[PlanQuery, Query()], session: SessionDep, principal: AnyKeyDep
 ) -> Page[PlanRead]:
-    """Plans, oldest first; filter by ``kind`` and by an assignee's ``reviewer_id``."""
-    after = decode_time_cursor(query.cursor, id_type=uuid.UUID) if query.cursor else None
-    plans = await service.list_plans(session, filters=query, after=after)
-    plans, next_cursor = page_rows(
-        plans,
-        limit=query.limit,
-        position=lambda last: time_position(last.created_at, last.id),
-    )
-    return Page(
-        items=[await service.plan_read(session, plan) for plan in plans], next_cursor=next_cursor
-    )
+    """Plans, oldest first; filter by ``kind`` and by an assignee's ``reviewer_id``. Plan
+    managers see every plan, anyone else the plans they own or are assigned to."""
+    page = await service.list_plans(session, filters=query, principal=principal)
+    return Page(items=await service.plan_reads(session, page.items), next_cursor=page.next_cursor)
 
 
 @router.get("/overdue", response_model=Page[OverdueItem])
@@ -76,36 +59,10 @@ async def list_overdue(
 ) -> Page[OverdueItem]:
     """Overdue, not-done items per assignee, by due date; ``market`` keeps the assignees whose
     profile lists it (a market-scoped key sees its markets' reviewers)."""
-    after = None
-    if query.cursor:
-        position = decode_cursor(query.cursor, keys={"due_at", "plan_id", "item_id", "reviewer_id"})
-        try:
-            after = (
-                datetime.fromisoformat(position["due_at"]),
-                str(uuid.UUID(position["plan_id"])),
-                str(position["item_id"]),
-                str(position["reviewer_id"]),
-            )
-        except (TypeError, ValueError) as exc:
-            raise BadRequest("cursor is not valid") from exc
-    items = await service.list_overdue(
-        session,
-        market=query.market,
-        only_markets=principal.markets,
-        after=after,
-        limit=query.limit,
+    page = await service.list_overdue(
+        session, market=query.market, only_markets=principal.markets, page=query
     )
-    items, next_cursor = page_rows(
-        items,
-        limit=query.limit,
-        position=lambda last: {
-            "due_at": last.due_at.isoformat(),
-            "plan_id": str(last.plan_id),
-            "item_id": last.item_id,
-            "reviewer_id": last.reviewer_id,
-        },
-    )
-    return Page(items=items, next_cursor=next_cursor)
+    return Page(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/{plan_id}", response_model=PlanRead, responses=_PROBLEMS)
@@ -127,23 +84,13 @@ async def get_progress(
     plan's owners see every assignee; an assignee sees their own."""
     plan = await service.get_plan(session, plan_id=plan_id)
     sees_all = await service.check_plan_access(session, plan=plan, actor=principal)
-    after = (
-        decode_cursor(query.cursor, keys={"reviewer_id"})["reviewer_id"] if query.cursor else None
-    )
-    rows = await service.plan_progress(
+    page = await service.plan_progress(
         session,
         plan=plan,
         only_reviewer=None if sees_all else principal.reviewer_id,
-        after=str(after) if after is not None else None,
-        limit=query.limit,
+        page=query,
     )
-    rows, next_cursor = page_rows(
-        rows, limit=query.limit, position=lambda last: {"reviewer_id": last.reviewer_id}
-    )
-    return Page(
-        items=rows,
-        next_cursor=next_cursor,
-    )
+    return Page(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.post(

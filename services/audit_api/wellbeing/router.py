@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.audit_api.deps import SessionDep, require_roles
 from shared.core.auth import Principal, Role
-from shared.core.errors import BadRequest
 from shared.schemas.audits import CapQuery, CapRead, CapSet, ExposureQuery, ExposureRow
-from shared.schemas.common import Page, Problem, decode_cursor, page_rows
+from shared.schemas.common import Page, Problem
 from shared.wellbeing import service
 
 router = APIRouter(prefix="/v1/wellbeing", tags=["wellbeing"])
@@ -61,14 +60,10 @@ async def list_caps(
     query: Annotated[CapQuery, Query()], session: SessionDep, _: CapReaderDep
 ) -> Page[CapRead]:
     """Every sensitive category's daily cap, by policy code."""
-    after = decode_cursor(query.cursor, keys={"code"})["code"] if query.cursor else None
-    caps = await service.list_caps(session, limit=query.limit, after=after)
-    caps, next_cursor = page_rows(
-        caps, limit=query.limit, position=lambda last: {"code": last.policy_code}
-    )
+    page = await service.list_caps(session, page=query)
     return Page(
-        items=[service.cap_read(cap) for cap in caps],
-        next_cursor=next_cursor,
+        items=[service.cap_read(cap) for cap in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -81,21 +76,7 @@ async def list_exposure(
     Without ``auditor_id``, every auditor who claimed work that day. A QA auditor sees only
     their own.
     """
-    after = None
-    if query.cursor:
-        position = decode_cursor(query.cursor, keys={"k"})["k"]
-        if not (isinstance(position, list) and len(position) == 2):
-            raise BadRequest("cursor is not valid")
-        after = (str(position[0]), str(position[1]))
-    rows = await service.list_exposure(
-        session,
-        principal=principal,
-        auditor_id=query.auditor_id,
-        day=query.day,
-        limit=query.limit,
-        after=after,
+    page = await service.list_exposure(
+        session, principal=principal, auditor_id=query.auditor_id, day=query.day, page=query
     )
-    rows, next_cursor = page_rows(
-        rows, limit=query.limit, position=lambda last: {"k": [last.auditor_id, last.policy_code]}
-    )
-    return Page(items=rows, next_cursor=next_cursor)
+    return Page(items=page.items, next_cursor=page.next_cursor)
