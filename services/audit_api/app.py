@@ -21,10 +21,15 @@ from services.audit_api.golden.router import router as golden_router
 from services.audit_api.health.router import router as health_router
 from services.audit_api.jobs.router import router as jobs_router
 from services.audit_api.metrics_agreement.router import router as metrics_agreement_router
-from services.audit_api.middleware import RequestContextMiddleware
-from services.audit_api.openapi import install_openapi
+from services.audit_api.middleware import (
+    BodyLimitMiddleware,
+    FailedAuthLimitMiddleware,
+    RequestContextMiddleware,
+)
+from services.audit_api.openapi import install_docs, install_openapi
 from services.audit_api.problems import install_problem_handlers
 from services.audit_api.quizzes.router import router as quizzes_router
+from services.audit_api.rate_limits import RateLimits, create_redis_client
 from services.audit_api.reports.router import router as reports_router
 from services.audit_api.reviewers.router import router as reviewers_router
 from services.audit_api.sampling.router import router as sampling_router
@@ -35,7 +40,6 @@ from shared.core.db import create_sessionmaker, engine_from_settings
 from shared.core.encryption import secret_box
 from shared.core.garbage_collection import tune_for_throughput
 from shared.core.observability import configure_logging
-from shared.core.queue import create_queue_pool
 from shared.core.settings import Settings, get_settings
 from shared.sources.service import SourceDirectory
 
@@ -49,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = engine_from_settings(settings)
         sessionmaker = create_sessionmaker(engine)
-        redis = await create_queue_pool(settings)
+        # Not the queue pool: the API only pings Redis and counts rate limits in it, and must
+        # start and serve while Redis is down (the outbox holds the work meanwhile).
+        redis = create_redis_client(settings)
         assert settings.database_url is not None
         writer = DecisionWriter(settings.database_url.replace("+asyncpg", "", 1))
         await writer.start()
@@ -57,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
         app.state.redis = redis
+        app.state.rate_limits = RateLimits(redis, settings)
         app.state.decision_writer = writer
         app.state.sources = SourceDirectory(
             sessionmaker, secret_box(settings), ttl_seconds=settings.source_cache_seconds
@@ -74,10 +81,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Quality assurance for Trust & Safety moderation.",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs is ours (install_docs): FastAPI's loads Swagger UI from a third-party CDN.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
     install_problem_handlers(app)
     install_openapi(app)
+    if settings.docs_enabled:
+        install_docs(app)
+    # Added innermost first: requests pass RequestContext, FailedAuthLimit, BodyLimit.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.api_max_body_bytes,
+        webhook_max_body_bytes=settings.webhook_max_body_bytes,
+        timeout_seconds=settings.request_body_timeout_seconds,
+    )
+    app.add_middleware(FailedAuthLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
     app.include_router(api_keys_router)

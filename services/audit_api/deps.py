@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.api_keys import service as auth_service
 from shared.core.auth import ALL_ROLES, Principal, Role
 from shared.core.db import unit_of_work
-from shared.core.errors import Forbidden, Unauthorized
+from shared.core.errors import Forbidden, TooManyRequests, Unauthorized
 from shared.core.settings import Settings
 
 
@@ -41,10 +41,14 @@ def _bearer_token(request: Request) -> str:
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
-    """The caller behind a valid, unrevoked API key; 401 otherwise."""
+    """The caller behind a valid, unrevoked API key; 401 otherwise, 429 past the key's
+    request limit (``requests_per_key`` per window, counted across every replica)."""
     key = await auth_service.authenticate(session, key=_bearer_token(request))
     if key is None:
         raise Unauthorized("API key is not valid")
+    wait = await request.app.state.rate_limits.key_request_wait(str(key.id))
+    if wait is not None:
+        raise TooManyRequests("this API key has made too many requests", retry_after=wait)
     return Principal(
         key_id=str(key.id),
         role=Role(key.role),

@@ -11,12 +11,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from shared.core.db import is_connection_error
 from shared.core.errors import DomainError, problem_type_uri
 from shared.schemas.common import Problem, ProblemError
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# What a client is told to wait before sending again while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 _HTTP_TITLES = {
     400: ("bad-request", "Bad request"),
@@ -24,6 +27,7 @@ _HTTP_TITLES = {
     403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
+    408: ("request-timeout", "Request timeout"),
     409: ("conflict", "Conflict"),
     413: ("payload-too-large", "Payload too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
@@ -105,15 +109,31 @@ async def _client_disconnected(request: Request, exc: Exception) -> Response:
     return problem_response(status=400, detail="the client disconnected")
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error", extra={"path": request.url.path})
+def server_error_response(exc: Exception, *, path: str) -> Response:
+    """The answer to an exception nothing else handled: 503 with ``Retry-After`` when the
+    database is unreachable (sending again later will work), 500 otherwise.
+
+    Called by ``RequestContextMiddleware``, inside the request id and outside the routes, so
+    that the response carries ``X-Request-ID`` and the connection stays usable.
+    """
+    if is_connection_error(exc):
+        logger.warning("database unavailable", extra={"path": path, "error": repr(exc)})
+        return problem_response(
+            status=503,
+            detail="the database is unavailable; nothing was changed, send again shortly",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+    logger.error("unhandled error", extra={"path": path}, exc_info=exc)
     return problem_response(status=500, detail="An unexpected error occurred.")
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Render every error as problem details; a stack trace never reaches a client."""
+    """Render every error as problem details; a stack trace never reaches a client.
+
+    Unexpected exceptions are not handled here: Starlette would answer them from outside our
+    middleware and then close the connection; ``server_error_response`` answers them.
+    """
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(ClientDisconnect, _client_disconnected)
-    app.add_exception_handler(Exception, _unexpected)

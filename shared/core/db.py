@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -56,3 +58,46 @@ async def unit_of_work(
             raise
         else:
             await session.commit()
+
+
+# Failures that say "the database cannot be reached right now", not "this request is wrong":
+# a request or job that meets one may succeed unchanged later. OSError covers refused and
+# reset sockets and timeouts (TimeoutError is an OSError).
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # no pooled connection became free in time
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) means the database is unreachable or unavailable.
+
+    SQLAlchemy wraps the driver's error (``.orig``, ``__cause__``), and a group may hold
+    several; a DBAPIError on a connection SQLAlchemy had to invalidate also counts.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BaseExceptionGroup):
+            return bool(current.exceptions) and all(
+                is_connection_error(member) for member in current.exceptions
+            )
+        if isinstance(current, _CONNECTION_ERRORS):
+            return True
+        if isinstance(current, sa_exc.DBAPIError):
+            if current.connection_invalidated:
+                return True
+            pending.append(current.orig)
+        pending.append(current.__cause__)
+    return False

@@ -10,6 +10,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+MIN_BOOTSTRAP_ADMIN_KEY_LENGTH = 32
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLUMBLINE_", extra="ignore")
@@ -23,6 +25,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_workers: int = 1
 
+    # At least MIN_BOOTSTRAP_ADMIN_KEY_LENGTH characters: it is an admin credential.
     bootstrap_admin_key: SecretStr | None = None
     # Fernet key encrypting source and channel secrets at rest. Unset: a key file is created
     # under data_dir, which is fine for one machine; every replica of a deployment must share it.
@@ -34,6 +37,23 @@ class Settings(BaseSettings):
     # JSON lines (true), human-readable lines (false), or unset: human-readable when stderr
     # is a terminal (someone is reading), JSON otherwise (a collector is).
     log_json: bool | None = None
+
+    # HTTP limits, enforced before a request is read or authenticated. Webhooks have their
+    # own body limit (webhook_max_body_bytes); a body must arrive within the timeout.
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1)
+    request_body_timeout_seconds: float = Field(30.0, gt=0)
+    # Rate limits, counted in Redis so that every API replica shares them; 0 turns one off.
+    # Failed authentications (API keys and webhook signatures) per client IP, failed webhook
+    # signatures per source, and requests per API key, each per window.
+    rate_limit_window_seconds: int = Field(60, ge=1)
+    auth_failures_per_client: int = Field(100, ge=0)
+    signature_failures_per_source: int = Field(100, ge=0)
+    requests_per_key: int = Field(6000, ge=0)
+    # /metrics: off, open, or (with a token) only for "Authorization: Bearer <token>".
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    # /docs (Swagger UI, served from our own assets) and /openapi.json.
+    docs_enabled: bool = True
 
     # Enough for every request in flight to keep a warm connection (with its prepared
     # statements): an overflow connection is opened and closed per request, at ~1 ms a time.
@@ -85,6 +105,18 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value
+
+    @field_validator("bootstrap_admin_key")
+    @classmethod
+    def _long_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Empty means unset (docker-compose passes `${VAR:-}`); short is refused at start-up.
+        if value is not None and 0 < len(value.get_secret_value()) < MIN_BOOTSTRAP_ADMIN_KEY_LENGTH:
+            raise ValueError(
+                f"PLUMBLINE_BOOTSTRAP_ADMIN_KEY must be at least {MIN_BOOTSTRAP_ADMIN_KEY_LENGTH} "
+                "characters (it is an admin credential); generate one with: python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @field_validator("database_url")

@@ -1,0 +1,147 @@
+"""Rate limits shared by every API replica: fixed-window counters in Redis.
+
+Three limits, each per ``rate_limit_window_seconds``: failed authentications (API keys and
+webhook signatures) per client IP, failed webhook signatures per source, and requests per API
+key. A counter's key names its window, so it needs no reset and expires by itself.
+
+They fail open: while Redis cannot be reached nothing is limited, because intake and reads
+must keep working during a Redis outage (the outbox holds the work). That is logged once per
+outage, and Redis is not asked again for a second, so an outage costs no request more than
+one failed connection attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_PREFIX = "plumbline:rate"
+# How long Redis is left alone after a failed call.
+_PAUSE_AFTER_FAILURE_SECONDS = 1.0
+
+
+def create_redis_client(settings: Settings) -> Redis:
+    """A Redis client for request-time calls: short timeouts, no retries, no connect at start.
+
+    The API must start and serve while Redis is down, so nothing here waits for it.
+    """
+    if settings.redis_url is None:
+        raise RuntimeError("PLUMBLINE_REDIS_URL is not resolved; start via `plumbline`")
+    client: Redis = Redis.from_url(
+        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+    )
+    return client
+
+
+def _name(value: str) -> str:
+    # Client-chosen text (a source name header) becomes a short, fixed-size key part.
+    return hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
+
+
+class RateLimits:
+    """The API's rate limits (see the module docstring)."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._window = settings.rate_limit_window_seconds
+        self._per_client = settings.auth_failures_per_client
+        self._per_source = settings.signature_failures_per_source
+        self._per_key = settings.requests_per_key
+        self._paused_until = 0.0
+        self._unreachable = False
+
+    def _window_keys(self, *parts: str) -> tuple[str, int]:
+        """The counter key of the current window and the seconds until the window ends."""
+        now = time.time()
+        index = int(now // self._window)
+        retry_after = max(1, math.ceil((index + 1) * self._window - now))
+        return f"{_PREFIX}:{':'.join(parts)}:{index}", retry_after
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T | None:
+        """Run a Redis call; None (and limits off) when Redis cannot be reached."""
+        if time.monotonic() < self._paused_until:
+            return None
+        try:
+            result = await operation()
+        except (RedisError, OSError) as exc:
+            self._paused_until = time.monotonic() + _PAUSE_AFTER_FAILURE_SECONDS
+            if not self._unreachable:
+                self._unreachable = True
+                logger.warning(
+                    "rate limits are off while Redis is unreachable", extra={"error": repr(exc)}
+                )
+            return None
+        if self._unreachable:
+            self._unreachable = False
+            logger.info("Redis is reachable again: rate limits are on")
+        return result
+
+    def _failure_keys(self, *, client: str, source: str | None) -> list[tuple[str, int, int]]:
+        """(key, limit, retry_after) of the failure counters this request falls under."""
+        keys: list[tuple[str, int, int]] = []
+        if self._per_client:
+            key, retry_after = self._window_keys("auth-fail", "client", _name(client))
+            keys.append((key, self._per_client, retry_after))
+        if source and self._per_source:
+            key, retry_after = self._window_keys("auth-fail", "source", _name(source))
+            keys.append((key, self._per_source, retry_after))
+        return keys
+
+    async def failed_auth_wait(self, *, client: str, source: str | None) -> int | None:
+        """Seconds to wait when this client, or the webhook source it names, has failed to
+        authenticate too often in this window; None when it may go on."""
+        keys = self._failure_keys(client=client, source=source)
+        if not keys:
+            return None
+        names = [key for key, _, _ in keys]
+        counts = await self._call(lambda: self._redis.mget(names))
+        if counts is None:
+            return None
+        for (_, limit, retry_after), count in zip(keys, counts, strict=True):
+            if count is not None and int(count) >= limit:
+                return retry_after
+        return None
+
+    async def record_failed_auth(self, *, client: str, source: str | None) -> None:
+        """Count one failed authentication against the client and the source it named."""
+        keys = self._failure_keys(client=client, source=source)
+        if not keys:
+            return
+
+        async def count() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, _, _ in keys:
+                    pipe.incr(key)
+                    pipe.expire(key, self._window * 2)
+                await pipe.execute()
+
+        await self._call(count)
+
+    async def key_request_wait(self, key_id: str) -> int | None:
+        """Count a request made with this API key; seconds to wait when it is over the limit."""
+        if not self._per_key:
+            return None
+        key, retry_after = self._window_keys("key", key_id)
+
+        async def count() -> int:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, self._window * 2)
+                made, _ = await pipe.execute()
+            return int(made)
+
+        made = await self._call(count)
+        return retry_after if made is not None and made > self._per_key else None
