@@ -141,3 +141,21 @@ def test_start_up_block_comes_last_with_the_key_and_urls(
         run.process.kill()
         raise
     stop_and_check(run)
+
+
+def test_killed_embedded_postgres_comes_back(base_env: dict[str, str], tmp_path: Path) -> None:
+    env = {key: value for key, value in base_env.items() if key != "PLUMBLINE_DATABASE_URL"}
+    run = start_run(env, tmp_path, "heal-postgres")
+    try:
+        wait_ready(run)
+        pid = int(wait_for_output(run, r"embedded PostgreSQL in .* \(pid (\d+)\)").group(1))
+        kill_and_wait(pid)
+        back = wait_for_output(run, r"embedded PostgreSQL running again at \S+ \(pid (\d+)\)", 90)
+        assert not pid_gone(int(back.group(1)))
+        # The API's pool reconnects to the restarted server: ready again, nothing restarted.
+        wait_ready(run)
+        assert "exited with code" not in run.err.read_text(), run.diagnostics()
+    except BaseException:
+        run.process.kill()
+        raise
+    stop_and_check(run)

