@@ -229,3 +229,21 @@ async def test_a_job_of_a_killed_worker_runs_again_within_130_seconds() -> None:
     # Was 610 s for the report worker: one scheduled job had a 600 s timeout.
     assert redelivery_seconds(ReportWorkerSettings) <= 130
     assert redelivery_seconds(NotifierSettings) <= 130
+
+
+async def test_worker_started_before_redis_waits_for_it(
+    database_url: str, own_redis: Callable[[], EmbeddedRedis], tmp_path: Path
+) -> None:
+    redis = own_redis()
+    redis.stop()
+    part = _start_part("report-worker", database_url, redis.url, tmp_path)
+    try:
+        await asyncio.sleep(OUTAGE_SECONDS)
+        assert part.process.poll() is None, f"exited without Redis\n{part.logs()}"
+        settings = Settings(database_url=database_url, redis_url=own_redis().url)
+        submit = _job_submitter(lambda: ApplyIntakeRollup(batch_id=uuid.uuid4()))
+        await _eventually(await submit(settings), part, "work once Redis is up")
+        assert part.logs().count("Redis unreachable") == 1, part.logs()[-4000:]
+    finally:
+        _stop_part(part)
+    assert part.process.returncode == 0, part.logs()[-4000:]
