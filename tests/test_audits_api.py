@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from shared.audits import service as audits_service
 from shared.models import (
@@ -29,14 +29,10 @@ from shared.models import (
 )
 from tests.conftest import SignedSender, auth, decision_event, make_key
 from tests.support.audits import Sessions, auditor, claim, drain, make_audits, set_profile, verdict
+from tests.support.db import count_rows
 from tests.support.problems import assert_problem
 
 # ---------------------------------------------------------------------------- helpers
-
-
-async def count(sessionmaker: Sessions, model: type[Any], *where: Any) -> int:
-    async with sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 async def audit_row(sessionmaker: Sessions, audit_id: object) -> Audit:
@@ -120,7 +116,7 @@ async def test_claiming_again_returns_the_claim_held(
     assert first["id"] == again["id"] == str(first_id)
     assert again["lease_expires_at"] == first["lease_expires_at"]
     assert (await audit_row(sessionmaker, second_id)).status == "pending"
-    assert await count(sessionmaker, AuditLogEntry, AuditLogEntry.action == "audit.claim") == 1
+    assert await count_rows(sessionmaker, AuditLogEntry, AuditLogEntry.action == "audit.claim") == 1
     # Once judged, the next claim is the next audit.
     assert (await verdict(client, key, first_id)).status_code == 200
     assert (await claim(client, key)).json()["id"] == str(second_id)
@@ -191,7 +187,7 @@ async def test_nothing_to_hand_out_is_204(
     await set_profile(sessionmaker, "aud-mute", ["DE"], [])
     assert (await claim(client, no_languages)).status_code == 204
     # Nothing was claimed by any of them; a proper profile gets the audit.
-    assert await count(sessionmaker, Audit, Audit.status == "pending") == 1
+    assert await count_rows(sessionmaker, Audit, Audit.status == "pending") == 1
     assert (await claim(client, key)).status_code == 200
 
 
@@ -251,7 +247,7 @@ async def test_an_expired_lease_returns_the_audit_to_the_queue(
     assert_problem(late, 409)
     assert (await client.get(f"/v1/audits/{audit_id}", headers=auth(first))).status_code == 404
     assert (await claim(client, first)).status_code == 204
-    assert await count(sessionmaker, Verdict) == 0
+    assert await count_rows(sessionmaker, Verdict) == 0
     assert (await verdict(client, second, audit_id)).status_code == 200
 
 
@@ -303,9 +299,11 @@ async def test_correct_verdict_completes_and_reveals_the_moderator(
         stored = await session.scalar(select(Verdict).where(Verdict.audit_id == audit_id))
     assert stored is not None
     assert (stored.auditor_id, stored.moderator_id, stored.market) == ("aud-1", "mod-42", "DE")
-    assert await count(sessionmaker, Disagreement) == 0
-    assert await count(sessionmaker, Event) == 0
-    assert await count(sessionmaker, AuditLogEntry, AuditLogEntry.action == "audit.verdict") == 1
+    assert await count_rows(sessionmaker, Disagreement) == 0
+    assert await count_rows(sessionmaker, Event) == 0
+    assert (
+        await count_rows(sessionmaker, AuditLogEntry, AuditLogEntry.action == "audit.verdict") == 1
+    )
     # The auditor's own view is no longer blind.
     seen = (await client.get(f"/v1/audits/{audit_id}", headers=auth(key))).json()
     assert seen["moderator_id"] == "mod-42"
@@ -366,7 +364,8 @@ async def test_incorrect_verdict_opens_a_disagreement_and_a_correction(
     assert corrected.data["verdict_id"] == body["verdict"]["id"]
     assert jobs.count("fan_out_event") == 2
     assert (
-        await count(sessionmaker, AuditLogEntry, AuditLogEntry.action == "disagreement.open") == 1
+        await count_rows(sessionmaker, AuditLogEntry, AuditLogEntry.action == "disagreement.open")
+        == 1
     )
 
 
@@ -407,7 +406,7 @@ async def test_error_types_are_derived_through_the_api(
         registered = await session.get(Policy, "harassment")
     assert versions == {"hate_speech": 1, "harassment": 1}
     assert registered is not None  # first reference registers the expected policy
-    assert await count(sessionmaker, Disagreement) == len(cases)
+    assert await count_rows(sessionmaker, Disagreement) == len(cases)
 
 
 @pytest.mark.parametrize(
@@ -441,8 +440,10 @@ async def test_bad_verdicts_are_422_and_change_nothing(
     problem = assert_problem(response, 422)
     assert problem["errors"]
     assert (await audit_row(sessionmaker, audit_id)).status == "claimed"
-    assert await count(sessionmaker, Verdict) == 0
-    assert await count(sessionmaker, AuditLogEntry, AuditLogEntry.action == "audit.verdict") == 0
+    assert await count_rows(sessionmaker, Verdict) == 0
+    assert (
+        await count_rows(sessionmaker, AuditLogEntry, AuditLogEntry.action == "audit.verdict") == 0
+    )
 
 
 async def test_verdicts_only_by_the_holder_and_only_once(
@@ -461,14 +462,14 @@ async def test_verdicts_only_by_the_holder_and_only_once(
     assert_problem(await verdict(client, key, uuid.uuid4()), 404)
     unbound = await make_key(sessionmaker, "qa_auditor")
     assert_problem(await verdict(client, unbound, held), 409)
-    assert await count(sessionmaker, Verdict) == 0
+    assert await count_rows(sessionmaker, Verdict) == 0
     assert (await audit_row(sessionmaker, unclaimed)).status == "pending"
 
     assert (await verdict(client, key, held, **incorrect)).status_code == 200
     again = await verdict(client, key, held)
     assert "already" in str(assert_problem(again, 409)["detail"])
-    assert await count(sessionmaker, Verdict) == 1
-    assert await count(sessionmaker, Disagreement) == 1
+    assert await count_rows(sessionmaker, Verdict) == 1
+    assert await count_rows(sessionmaker, Disagreement) == 1
     async with sessionmaker() as session:
         outcome = await session.scalar(select(Verdict.outcome))
     assert outcome == "incorrect"
@@ -486,8 +487,8 @@ async def test_golden_items_open_no_disagreement(
     assert response.status_code == 200, response.text
     assert response.json()["error_type"] == "over_enforcement"
     assert response.json()["disagreement_id"] is None
-    assert await count(sessionmaker, Disagreement) == 0
-    assert await count(sessionmaker, Event) == 0
+    assert await count_rows(sessionmaker, Disagreement) == 0
+    assert await count_rows(sessionmaker, Event) == 0
 
 
 # ---------------------------------------------------------------------------- reading
@@ -628,6 +629,6 @@ async def test_only_qa_auditors_claim_and_judge(
     key = await make_key(sessionmaker, role, reviewer_id="aud-1")  # even bound to the holder
     assert_problem(await claim(client, key), 403)
     assert_problem(await verdict(client, key, audit_id), 403)
-    assert await count(sessionmaker, Verdict) == 0
+    assert await count_rows(sessionmaker, Verdict) == 0
     # Every role may read (within its visibility).
     assert (await client.get("/v1/audits", headers=auth(key))).status_code == 200

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.report_worker.sampling import (
@@ -42,7 +42,9 @@ from tests.conftest import (
     relay_all,
     run_worker_burst,
 )
+from tests.support.db import count_rows
 from tests.support.problems import assert_problem
+from tests.support.sampling import plan_body
 from tests.support.workers import worker_state
 
 DAY = "2026-11-24"
@@ -53,17 +55,6 @@ SAMPLING_FUNCTIONS = [
 ]
 
 Sessionmaker = async_sessionmaker[AsyncSession]
-
-
-def plan_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"queue": "de-video-standard", "rate": 0.1, "min_per_moderator": 2}
-    body.update(overrides)
-    return body
-
-
-async def count(sessionmaker: Sessionmaker, model: type[Any]) -> int:
-    async with sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def insert_decisions(settings: Settings, rows: list[dict[str, Any]]) -> None:
@@ -215,7 +206,7 @@ async def test_invalid_plans_are_422_and_store_nothing(
         response = await client.post("/v1/sampling-plans", json=body, headers=auth(admin_key))
         problem = assert_problem(response, 422)
         assert problem["errors"], body
-    assert await count(sessionmaker, SamplingPlan) == 0
+    assert await count_rows(sessionmaker, SamplingPlan) == 0
     assert await sampling_log(sessionmaker) == []
 
 
@@ -384,8 +375,8 @@ async def test_only_admins_and_managers_plan_and_sample(
     for method, path, body in requests:
         response = await client.request(method, path, json=body, headers=auth(key))
         assert_problem(response, 403)
-    assert await count(sessionmaker, SamplingPlan) == 1
-    assert await count(sessionmaker, BackgroundJob) == 1
+    assert await count_rows(sessionmaker, SamplingPlan) == 1
+    assert await count_rows(sessionmaker, BackgroundJob) == 1
     # Any valid key may ask for a sample size.
     size = await client.get(
         "/v1/sampling/sample-size?expected_accuracy=0.95&margin=0.02", headers=auth(key)
@@ -474,8 +465,8 @@ async def test_bad_sample_requests_are_422_and_queue_nothing(
     for body in ({"day": "24.11.2026"}, {}, {"day": DAY, "market": "DEU"}, {"day": "2099-01-01"}):
         response = await client.post("/v1/audits/sample", json=body, headers=auth(admin_key))
         assert_problem(response, 422)
-    assert await count(sessionmaker, BackgroundJob) == 0
-    assert await count(sessionmaker, OutboxJob) == 0
+    assert await count_rows(sessionmaker, BackgroundJob) == 0
+    assert await count_rows(sessionmaker, OutboxJob) == 0
 
 
 async def test_sample_request_queues_a_job_through_the_outbox(
@@ -760,7 +751,7 @@ async def test_sampling_job_is_idempotent_and_reports_failures(
     assert 60 < created < 140
     # Delivered again: the finished job is left alone.
     assert await sample_daily_audits(state, job) == {"status": "complete", "already_done": True}
-    assert await count(sessionmaker, SamplingRun) == 1
+    assert await count_rows(sessionmaker, SamplingRun) == 1
     # Even run again from scratch, it creates no second audit for any decision.
     async with sessionmaker() as session, session.begin():
         await session.execute(
@@ -789,7 +780,7 @@ async def test_sampling_job_is_idempotent_and_reports_failures(
     assert failed["error"]
     assert "Traceback" not in failed["error"]
     assert failed["finished_at"] is not None
-    assert await count(sessionmaker, SamplingRun) == 2  # the failed run left nothing
+    assert await count_rows(sessionmaker, SamplingRun) == 2  # the failed run left nothing
 
 
 async def test_rerun_after_late_decisions_adds_only_what_they_call_for(
