@@ -3,8 +3,9 @@ requests (valid and invalid) by a key of each role allowed to call it, against t
 over real HTTP.
 
 What must hold for every response: no 5xx, its status is documented for the operation, its
-content type is the documented one, and its body matches the documented schema. Signed
-webhooks get a valid signature over the generated body, so their validation is fuzzed too.
+content type is the documented one, its body matches the documented schema, and it carries
+an ``X-Request-ID``. Signed webhooks get a valid signature over the generated body, so their
+validation is fuzzed too.
 
 Bounded and reproducible: ``PLUMBLINE_FUZZ_EXAMPLES`` examples per operation (default 8),
 derandomized (the same requests every run), no shrinking and no example database. Failures
@@ -162,6 +163,11 @@ def fuzz_operation(
             return  # a header no HTTP client can send (a control character, say): not a request
         findings.requests += 1
         findings.statuses[response.status_code] = findings.statuses.get(response.status_code, 0) + 1
+        if "x-request-id" not in response.headers:
+            # Every answer, errors included, names its request (issue 7, section 1).
+            findings.failures.setdefault(
+                (name, "MissingRequestId"), f"{response.status_code} without X-Request-ID"
+            )
         try:
             case.validate_response(response, checks=CHECKS, headers=arguments["headers"])
         except FailureGroup as group:
