@@ -224,7 +224,9 @@ async def _profile(client: httpx.AsyncClient, key: str, reviewer_id: str, market
 async def test_market_assignment_and_scores_most_missed_first(
     client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
 ) -> None:
-    for reviewer_id, market in [("de-1", "DE"), ("de-2", "DE"), ("at-1", "AT"), ("fr-1", "FR")]:
+    # de-3 is assigned (DE) but never attempts: the completion rates count them.
+    profiles = [("de-1", "DE"), ("de-2", "DE"), ("de-3", "DE"), ("at-1", "AT"), ("fr-1", "FR")]
+    for reviewer_id, market in profiles:
         await _profile(client, admin_key, reviewer_id, market)
     quiz = await create_quiz(
         client,
@@ -259,15 +261,20 @@ async def test_market_assignment_and_scores_most_missed_first(
     assert by_reviewer["de-2"]["passed"] is False
     assert by_reviewer["de-1"]["passed"] is True
     assert scores["markets"] == [
-        {"market": "AT", "reviewers": 1, "passed": 0, "pass_rate": 0.0},
-        {"market": "DE", "reviewers": 2, "passed": 1, "pass_rate": 0.5},
-    ]
+        {"market": "AT", "reviewers": 1, "passed": 0, "pass_rate": 0.0, "assigned": 1,
+         "completion_rate": 1.0},
+        {"market": "DE", "reviewers": 2, "passed": 1, "pass_rate": 0.5, "assigned": 3,
+         "completion_rate": pytest.approx(2 / 3)},
+    ]  # fmt: skip
     assert scores["teams"] == []  # no profile names a team
+    # Assigned: de-1, de-2, de-3, at-1 (fr-1 is not); attempted: all but de-3.
+    assert (scores["assigned"], scores["attempted"], scores["completion_rate"]) == (4, 3, 0.75)
 
     at_manager = await make_key(sessionmaker, "manager", markets=["AT"])
     scoped = (await client.get(f"/v1/quizzes/{quiz['id']}/scores", headers=auth(at_manager))).json()
     assert [r["reviewer_id"] for r in scoped["reviewers"]] == ["at-1"]
     assert [m["market"] for m in scoped["markets"]] == ["AT"]
+    assert (scoped["assigned"], scoped["attempted"], scoped["completion_rate"]) == (1, 1, 1.0)
     assert scoped["questions"][0] == {
         "question_id": "q2", "prompt": "Which action fits?", "answered": 1, "wrong": 1,
         "wrong_share": 1.0,
@@ -342,22 +349,29 @@ async def test_team_assignment_and_scores_per_team(
     scores = (await client.get(f"/v1/quizzes/{quiz['id']}/scores", headers=auth(admin_key))).json()
     # de-hate: h-1, h-3 passed; h-2, s-1 failed. n-1 has no team, so it counts in no team.
     assert scores["teams"] == [
-        {"team": "de-hate", "reviewers": 4, "passed": 2, "pass_rate": 0.5},
-    ]
+        {"team": "de-hate", "reviewers": 4, "passed": 2, "pass_rate": 0.5, "assigned": 4,
+         "completion_rate": 1.0},
+    ]  # fmt: skip
     assert {r["reviewer_id"]: r["team"] for r in scores["reviewers"]} == {
         "h-1": "de-hate", "h-2": "de-hate", "h-3": "de-hate", "n-1": None, "s-1": "de-hate",
     }  # fmt: skip
     # DE: h-1, h-3 passed, s-1 failed; AT: h-2 failed; FR: n-1 passed.
     assert scores["markets"] == [
-        {"market": "AT", "reviewers": 1, "passed": 0, "pass_rate": 0.0},
-        {"market": "DE", "reviewers": 3, "passed": 2, "pass_rate": pytest.approx(2 / 3)},
-        {"market": "FR", "reviewers": 1, "passed": 1, "pass_rate": 1.0},
-    ]
+        {"market": "AT", "reviewers": 1, "passed": 0, "pass_rate": 0.0, "assigned": 1,
+         "completion_rate": 1.0},
+        {"market": "DE", "reviewers": 3, "passed": 2, "pass_rate": pytest.approx(2 / 3),
+         "assigned": 3, "completion_rate": 1.0},
+        {"market": "FR", "reviewers": 1, "passed": 1, "pass_rate": 1.0, "assigned": 1,
+         "completion_rate": 1.0},
+    ]  # fmt: skip
 
     # A market-scoped key counts only its markets' reviewers in the team's rate.
     at_manager = await make_key(sessionmaker, "manager", markets=["AT"])
     scoped = (await client.get(f"/v1/quizzes/{quiz['id']}/scores", headers=auth(at_manager))).json()
-    assert scoped["teams"] == [{"team": "de-hate", "reviewers": 1, "passed": 0, "pass_rate": 0.0}]
+    assert scoped["teams"] == [
+        {"team": "de-hate", "reviewers": 1, "passed": 0, "pass_rate": 0.0, "assigned": 1,
+         "completion_rate": 1.0},
+    ]  # fmt: skip
 
 
 async def test_list_pages(client: httpx.AsyncClient, admin_key: str) -> None:

@@ -8,14 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.report_worker.training_reminders import run_remind_overdue_training_items
 from shared.core.settings import Settings
 from shared.events import EventType
 from shared.models import AuditLogEntry, Event, TrainingItemProgress, TrainingPlan
-from tests.conftest import auth, make_key
+from tests.conftest import SignedSender, auth, decision_event, make_key
+from tests.support.audits import auditor, drain, make_audits
 from tests.support.quizzes import ALL_RIGHT, attempt, create_quiz, reviewer_key
 from tests.support.workers import worker_state
 
@@ -287,8 +288,14 @@ async def test_roles(
     plan = await create_plan(client, admin_key)
     created = await client.post("/v1/training-plans", json=plan_body(), headers=auth(key))
     assert created.status_code == (201 if manages else 403)
+    overdue = await client.get("/v1/training-plans/overdue", headers=auth(key))
+    assert overdue.status_code == (200 if manages else 403)
+    # Anyone lists plans; who is neither a manager, an owner nor an assignee sees none.
+    listed = await client.get("/v1/training-plans", headers=auth(key))
+    assert listed.status_code == 200
+    listed_ids = [p["id"] for p in listed.json()["items"]]
+    assert (plan["id"] in listed_ids) if manages else (listed_ids == [])
     for url in ("/v1/training-plans", "/v1/training-plans/overdue"):
-        assert (await client.get(url, headers=auth(key))).status_code == (200 if manages else 403)
         assert (await client.get(url)).status_code == 401
     for url in (f"/v1/training-plans/{plan['id']}", f"/v1/training-plans/{plan['id']}/progress"):
         assert (await client.get(url, headers=auth(key))).status_code == (200 if manages else 403)
@@ -299,3 +306,107 @@ async def test_roles(
         await client.post(f"/v1/training-plans/{plan['id']}/items/read/complete")
     ).status_code == 401
     assert (await client.post("/v1/training-plans", json=plan_body())).status_code == 401
+
+
+async def test_assignees_and_owners_list_their_own_plans(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
+) -> None:
+    # Found on the landed code: only managers could list plans, so an assignee had no way to
+    # find the plans they were given.
+    first = await create_plan(client, admin_key, assignees=["rev-1"], owners=["lead-1"])
+    second = await create_plan(client, admin_key, assignees=["rev-2"], owners=["lead-2"])
+
+    async def listed(key: str) -> list[str]:
+        response = await client.get("/v1/training-plans", headers=auth(key))
+        assert response.status_code == 200, response.text
+        return [plan["id"] for plan in response.json()["items"]]
+
+    assert await listed(await reviewer_key(sessionmaker, "rev-1")) == [first["id"]]
+    assert await listed(await reviewer_key(sessionmaker, "lead-2", role="qa_auditor")) == [
+        second["id"]
+    ]
+    assert await listed(admin_key) == [first["id"], second["id"]]
+    assert await listed(await make_key(sessionmaker, "policy_poc")) == []
+
+
+async def test_listing_plans_takes_the_same_statements_for_one_plan_or_many(
+    client: httpx.AsyncClient, admin_key: str, live_server: Any
+) -> None:
+    # Found on the landed code: 2N + 2 statements for N plans (items and assignees per plan).
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = live_server.app.state.engine.sync_engine
+
+    async def statements_to_list() -> int:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            response = await client.get("/v1/training-plans", headers=auth(admin_key))
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert response.status_code == 200
+        return len(statements)
+
+    await create_plan(client, admin_key)
+    one = await statements_to_list()
+    for n in range(5):
+        await create_plan(client, admin_key, title=f"Plan {n}")
+    many = await statements_to_list()
+    assert many == one
+    assert one <= 6  # key lookup, plans, items, assignees, and the transaction's own
+
+
+async def test_a_late_completion_keeps_its_late_mark(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
+) -> None:
+    # Found on the landed code: completing an overdue item erased every trace of lateness.
+    plan = await create_plan(client, admin_key)  # "read" was due an hour ago
+    rev1 = await reviewer_key(sessionmaker, "rev-1")
+    assert (await complete(client, plan["id"], "read", rev1)).status_code == 200
+    progress = await progress_of(client, plan["id"], admin_key)
+    read, shadow = progress["rev-1"]["items"]
+    assert (read["done"], read["overdue"], read["late"]) == (True, False, True)
+    assert (shadow["done"], shadow["overdue"], shadow["late"]) == (False, False, False)
+    assert progress["rev-1"]["late"] == 1
+    # rev-2 has not done it: overdue and late.
+    read2 = progress["rev-2"]["items"][0]
+    assert (read2["done"], read2["overdue"], read2["late"]) == (False, True, True)
+
+
+async def test_shadow_audits_are_counted_from_completed_audits(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker, sender: SignedSender
+) -> None:
+    # Found on the landed code: a trainee could declare shadow audits done without any audit.
+    items = [
+        {"id": "two", "kind": "shadow_audits", "count": 2, "due_at": _at(48)},
+        {"id": "three", "kind": "shadow_audits", "count": 3, "due_at": _at(48)},
+        {"id": "spam", "kind": "shadow_audits", "count": 1, "policy_code": "spam",
+         "due_at": _at(48)},
+    ]  # fmt: skip
+    plan = await create_plan(client, admin_key, assignees=["aud-1"], items=items)
+    trainee = await auditor(sessionmaker, "aud-1")
+    refused = await complete(client, plan["id"], "two", trainee)
+    assert refused.status_code == 409
+    assert "audits" in refused.json()["detail"]
+
+    await make_audits(sender, sessionmaker, [decision_event(n) for n in (1, 2)])
+    judged = await drain(client, trainee)
+    assert len(judged) == 2  # both hate_speech decisions
+
+    progress = (await progress_of(client, plan["id"], admin_key))["aud-1"]
+    by_item = {item["item_id"]: item for item in progress["items"]}
+    assert (by_item["two"]["done"], by_item["two"]["audits_done"]) == (True, 2)
+    assert by_item["two"]["completed_by"] == "audits"
+    assert (by_item["three"]["done"], by_item["three"]["audits_done"]) == (False, 2)
+    # Of another policy: none of the audits counts.
+    assert (by_item["spam"]["done"], by_item["spam"]["audits_done"]) == (False, 0)
+    async with sessionmaker() as session:
+        logged = await session.scalar(
+            select(func.count())
+            .select_from(AuditLogEntry)
+            .where(AuditLogEntry.action == "training_item.completed")
+        )
+    assert logged == 1

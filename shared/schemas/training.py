@@ -125,12 +125,18 @@ class AttemptCreate(_Strict):
 class QuestionResult(BaseModel):
     question_id: str
     answer: str | None
-    correct_answer: str
-    correct: bool
+    correct_answer: str | None = Field(
+        description="Null while the reviewer may still attempt the quiz (see answers_shown)."
+    )
+    correct: bool | None = Field(
+        description="Null while the reviewer may still attempt the quiz (see answers_shown)."
+    )
 
 
 class AttemptRead(BaseModel):
-    """A scored attempt, with every question's correct answer (shown after submitting)."""
+    """A scored attempt. The correct answers, and which given answers were right, are shown
+    to the reviewer only once they cannot attempt the quiz again; quiz managers always see
+    them."""
 
     id: uuid.UUID
     quiz_id: uuid.UUID
@@ -140,6 +146,10 @@ class AttemptRead(BaseModel):
     correct_count: int
     question_count: int
     submitted_at: datetime
+    answers_shown: bool = Field(
+        description="Whether ``results`` carry the correct answers (false while a retake is"
+        " still possible for the reviewer)."
+    )
     results: list[QuestionResult]
 
 
@@ -175,16 +185,24 @@ class ReviewerScore(BaseModel):
 
 class MarketScore(BaseModel):
     market: str
-    reviewers: int
+    reviewers: int = Field(description="Reviewers who attempted the quiz.")
     passed: int
-    pass_rate: float
+    pass_rate: float | None = Field(description="passed / reviewers; null when none attempted.")
+    assigned: int = Field(description="Reviewers the quiz is assigned to.")
+    completion_rate: float | None = Field(
+        description="Share of the assigned reviewers who attempted it; null when none is."
+    )
 
 
 class TeamScore(BaseModel):
     team: str
-    reviewers: int
+    reviewers: int = Field(description="Reviewers who attempted the quiz.")
     passed: int
-    pass_rate: float
+    pass_rate: float | None = Field(description="passed / reviewers; null when none attempted.")
+    assigned: int = Field(description="Reviewers the quiz is assigned to.")
+    completion_rate: float | None = Field(
+        description="Share of the assigned reviewers who attempted it; null when none is."
+    )
 
 
 class QuestionScore(BaseModel):
@@ -200,6 +218,11 @@ class QuizScores(BaseModel):
     first."""
 
     quiz_id: uuid.UUID
+    assigned: int = Field(description="Reviewers the quiz is assigned to (by id, market, team).")
+    attempted: int = Field(description="Assigned reviewers with at least one attempt.")
+    completion_rate: float | None = Field(
+        description="attempted / assigned; null when the quiz is assigned to nobody."
+    )
     reviewers: list[ReviewerScore]
     markets: list[MarketScore]
     teams: list[TeamScore]
@@ -298,7 +321,16 @@ class ItemProgress(BaseModel):
     done: bool
     completed_at: datetime | None
     completed_by: str | None
-    overdue: bool
+    overdue: bool = Field(description="Not done and past its due date.")
+    late: bool = Field(
+        description="Done after its due date, or not done and past it: the mark stays once"
+        " a late item is completed."
+    )
+    audits_done: int | None = Field(
+        None,
+        description="For shadow_audits items: audits the assignee completed (verdicts given)"
+        " since the item was assigned, of the item's policy when it names one.",
+    )
 
 
 class AssigneeProgress(BaseModel):
@@ -306,6 +338,7 @@ class AssigneeProgress(BaseModel):
     done: int
     total: int
     overdue: int
+    late: int
     items: list[ItemProgress]
 
 
