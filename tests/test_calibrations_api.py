@@ -492,15 +492,19 @@ async def test_who_may_close_see_results_and_trend(
 ) -> None:
     calibration_id = (await create(client, keys))["id"]
     url = f"/v1/calibrations/{calibration_id}"
-    for name in ("A", "outsider", "poc", "manager_at"):
+    for name in ("A", "outsider", "poc"):
         assert (await client.post(f"{url}/close", headers=keys[name])).status_code == 403, name
+    # Another market's session is not revealed to exist to a market-scoped key.
+    assert (await client.post(f"{url}/close", headers=keys["manager_at"])).status_code == 404
     # Another key of the creator's reviewer counts as the creator.
     second_lead_key = await make_key(sessionmaker, "qa_auditor", reviewer_id="lead")
     assert (await client.post(f"{url}/close", headers=auth(second_lead_key))).status_code == 200
     for name in ("A", "B", "C", "lead", "manager", "admin"):
         assert (await client.get(f"{url}/results", headers=keys[name])).status_code == 200, name
-    for name in ("outsider", "poc", "manager_at"):
+    for name in ("outsider", "poc"):
         assert (await client.get(f"{url}/results", headers=keys[name])).status_code == 403, name
+    assert (await client.get(f"{url}/results", headers=keys["manager_at"])).status_code == 404
+    assert (await client.get(url, headers=keys["manager_at"])).status_code == 404
     assert (await client.get(f"{url}/results")).status_code == 401
 
     for name in ("lead", "manager", "admin"):

@@ -119,7 +119,7 @@ async def test_market_scoped_moderator_key_cannot_dispute_outside_its_markets(
     case = await new_case(sender, sessionmaker)
     key = await make_key(sessionmaker, "moderator", reviewer_id="mod-42", markets=["AT"])
     response = await client.post(dispute_url(case), json={"reason": "x"}, headers=auth(key))
-    assert_problem(response, 403)
+    assert_problem(response, 404)  # another market's disagreement is not revealed to exist
     assert (await state_of(sessionmaker, case))[0].status == "open"
 
 
@@ -338,7 +338,7 @@ async def test_resolve_roles_and_bad_input(
         assert_problem(await client.post(resolve_url(case), json=payload, headers=auth(key)), 403)
     assert_problem(await client.post(resolve_url(case), json=payload), 401)
     scoped = await make_key(sessionmaker, "policy_poc", reviewer_id="poc-fr", markets=["FR"])
-    assert_problem(await client.post(resolve_url(case), json=payload, headers=auth(scoped)), 403)
+    assert_problem(await client.post(resolve_url(case), json=payload, headers=auth(scoped)), 404)
     poc = await make_key(sessionmaker, "policy_poc", reviewer_id="poc-1")
     for bad in (
         {"outcome": "correct", "note": "n"},
@@ -451,7 +451,7 @@ async def test_reading_one_disagreement(
     other = auth(await make_key(sessionmaker, "moderator", reviewer_id="mod-7"))
     assert_problem(await client.get(url, headers=other), 403)
     french = auth(await make_key(sessionmaker, "manager", markets=["FR"]))
-    assert_problem(await client.get(url, headers=french), 403)
+    assert_problem(await client.get(url, headers=french), 404)
     auditor = auth(await make_key(sessionmaker, "qa_auditor", reviewer_id="aud-1"))
     assert_problem(await client.get(url, headers=auditor), 403)
     assert_problem(await client.get(url), 401)

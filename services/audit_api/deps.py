@@ -53,7 +53,7 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
         key_id=str(key.id),
         role=Role(key.role),
         reviewer_id=key.reviewer_id,
-        markets=tuple(key.markets) if key.markets else None,
+        markets=tuple(key.markets) if key.markets is not None else None,
     )
 
 

@@ -17,7 +17,13 @@ class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Role
     reviewer_id: ReviewerId | None = None
-    markets: list[MarketCode] | None = Field(None, max_length=300)
+    markets: list[MarketCode] | None = Field(
+        None,
+        min_length=1,
+        max_length=300,
+        description="The markets the key is limited to; leave it out for every market (an"
+        " empty list is refused, never read as every market).",
+    )
 
     @model_validator(mode="after")
     def _moderator_needs_reviewer(self) -> ApiKeyCreate:
