@@ -593,6 +593,29 @@ async def test_list_filters_pages_and_shows_only_ones_own_sessions(
     assert (await client.get("/v1/calibrations")).status_code == 401
 
 
+async def test_the_list_shows_exactly_the_sessions_a_key_may_read(
+    client: httpx.AsyncClient, keys: Keys, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # One visibility rule for list and read: an AT-scoped manager who takes part in a DE
+    # session may read it, so it is in their list too (the list used to apply the manager's
+    # markets only, the read also participation).
+    participant = await make_key(sessionmaker, "manager", reviewer_id="M", markets=["AT"])
+    german = (await create(client, keys, title="de", participants=["M", "A"]))["id"]
+    austrian = (await create(client, keys, title="at", market="AT", participants=["A", "B"]))["id"]
+    other = (await create(client, keys, title="other de", participants=["A", "B"]))["id"]
+    readable = {
+        calibration_id
+        for calibration_id in (german, austrian, other)
+        if (
+            await client.get(f"/v1/calibrations/{calibration_id}", headers=auth(participant))
+        ).status_code
+        == 200
+    }
+    listed = await client.get("/v1/calibrations", headers=auth(participant))
+    assert readable == {german, austrian}
+    assert {item["id"] for item in listed.json()["items"]} == readable
+
+
 async def test_market_scoped_manager_creates_only_in_its_markets(
     client: httpx.AsyncClient, keys: Keys
 ) -> None:

@@ -9,12 +9,13 @@ transaction (``complete_job``) or ``failed`` (``fail_job``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.auth import Principal
 from shared.core.errors import NotFound
 from shared.models import BackgroundJob
 
@@ -31,20 +32,21 @@ async def create_job(
     return job
 
 
-def job_market(job: BackgroundJob) -> str | None:
-    """The market a job is about, when it is about one (market-scoped keys see only those)."""
-    market = job.params.get("market")
-    return market if isinstance(market, str) else None
+def visible_jobs(viewer: Principal) -> ColumnElement[bool]:
+    """Which jobs ``viewer`` may see: a market-scoped key only the jobs about one of its
+    markets (``params.market``); a job about every market is not theirs to see."""
+    if viewer.markets is None:
+        return true()
+    market: ColumnElement[str] = BackgroundJob.params["market"].astext
+    return market.in_(viewer.markets)
 
 
-async def get_job(
-    session: AsyncSession, *, job_id: uuid.UUID, only_markets: Sequence[str] | None
-) -> BackgroundJob:
-    """The job, or 404 (also for a market-scoped key when the job is not about its markets)."""
-    job = await session.get(BackgroundJob, job_id)
+async def get_job(session: AsyncSession, *, job_id: uuid.UUID, viewer: Principal) -> BackgroundJob:
+    """The job, or 404 (also when ``viewer`` may not see it)."""
+    job = await session.scalar(
+        select(BackgroundJob).where(BackgroundJob.id == job_id, visible_jobs(viewer))
+    )
     if job is None:
-        raise NotFound("job not found")
-    if only_markets is not None and job_market(job) not in only_markets:
         raise NotFound("job not found")
     return job
 

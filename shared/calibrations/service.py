@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import any_, func, literal, or_, select
+from sqlalchemy import ColumnElement, any_, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,12 +79,31 @@ def _is_overseer(calibration: CalibrationSession, principal: Principal) -> bool:
     return principal.role in OVERSEER_ROLES and principal.can_see_market(calibration.market)
 
 
-def _check_can_view(calibration: CalibrationSession, principal: Principal) -> None:
-    if not (
-        is_participant(calibration, principal)
-        or is_creator(calibration, principal)
-        or _is_overseer(calibration, principal)
-    ):
+def visible_calibrations(viewer: Principal) -> ColumnElement[bool]:
+    """Which sessions ``viewer`` may see (list and read alike): those they take part in or
+    created, and for managers and admins every session of their markets."""
+    seen: list[ColumnElement[bool]] = [CalibrationSession.created_by_key_id == viewer.key_id]
+    if viewer.reviewer_id is not None:
+        seen.append(literal(viewer.reviewer_id) == any_(CalibrationSession.participants))
+        seen.append(CalibrationSession.created_by_reviewer_id == viewer.reviewer_id)
+    if viewer.role in OVERSEER_ROLES:
+        seen.append(
+            true() if viewer.markets is None else CalibrationSession.market.in_(viewer.markets)
+        )
+    return or_(*seen)
+
+
+async def _check_can_view(
+    session: AsyncSession, calibration: CalibrationSession, principal: Principal
+) -> None:
+    """403 (404 outside a market-scoped key's markets) unless ``visible_calibrations`` lets
+    ``principal`` see the session; asked of the database so the rule is written once."""
+    seen = await session.scalar(
+        select(visible_calibrations(principal))
+        .select_from(CalibrationSession)
+        .where(CalibrationSession.id == calibration.id)
+    )
+    if not seen:
         if not principal.can_see_market(calibration.market):
             # Another market's session must not be revealed to exist: as if there were none.
             raise NotFound("calibration session not found")
@@ -93,9 +112,11 @@ def _check_can_view(calibration: CalibrationSession, principal: Principal) -> No
         )
 
 
-def _check_can_manage(calibration: CalibrationSession, principal: Principal) -> None:
+async def _check_can_manage(
+    session: AsyncSession, calibration: CalibrationSession, principal: Principal
+) -> None:
     if not (is_creator(calibration, principal) or _is_overseer(calibration, principal)):
-        _check_can_view(calibration, principal)
+        await _check_can_view(session, calibration, principal)
         raise Forbidden("only the session's creator, managers and admins may do this")
 
 
@@ -202,7 +223,7 @@ async def get_calibration(
 ) -> CalibrationRead:
     """The session, its items and progress; labels as blindness allows (see `_read`)."""
     calibration = await _load(session, calibration_id)
-    _check_can_view(calibration, viewer)
+    await _check_can_view(session, calibration, viewer)
     return await _read(session, calibration, viewer)
 
 
@@ -498,7 +519,7 @@ async def close_calibration(
 ) -> CalibrationRead:
     """Close the session (409 when already closed), store its results, send the summary."""
     calibration = await _load(session, calibration_id, lock="update")
-    _check_can_manage(calibration, actor)
+    await _check_can_manage(session, calibration, actor)
     if calibration.status == "closed":
         raise Conflict("the session is already closed")
     results = await _compute_results(session, calibration)
@@ -550,7 +571,7 @@ async def get_results(
 ) -> CalibrationResults:
     """A closed session's results, with the items' current notes; 409 while open."""
     calibration = await _load(session, calibration_id)
-    _check_can_view(calibration, viewer)
+    await _check_can_view(session, calibration, viewer)
     if calibration.status != "closed" or calibration.results is None:
         raise Conflict("results are available once the session is closed")
     results = CalibrationResults.model_validate(calibration.results)
@@ -573,7 +594,7 @@ async def set_item_note(
 ) -> CalibrationItemRead:
     """Write (or clear, with None) the discussion note of an item; open or closed."""
     calibration = await _load(session, calibration_id)
-    _check_can_manage(calibration, actor)
+    await _check_can_manage(session, calibration, actor)
     item = await session.get(CalibrationItem, (calibration.id, content_id), with_for_update=True)
     if item is None:
         raise NotFound(f"content {content_id!r} is not an item of this session")
@@ -624,8 +645,8 @@ async def list_calibrations(
 ) -> KeysetPage[CalibrationListItem]:
     """A page of sessions, newest first, with their item counts.
 
-    Managers and admins see every session of their markets; anyone else the sessions they
-    take part in or created.
+    Those ``visible_calibrations`` lets the viewer see: the sessions they take part in or
+    created, and for managers and admins every session of their markets.
     """
     item_count = (
         select(func.count())
@@ -638,15 +659,7 @@ async def list_calibrations(
         query = query.where(CalibrationSession.market == filters.market)
     if filters.status is not None:
         query = query.where(CalibrationSession.status == filters.status)
-    if viewer.role in OVERSEER_ROLES:
-        if viewer.markets is not None:
-            query = query.where(CalibrationSession.market.in_(viewer.markets))
-    else:
-        mine = [CalibrationSession.created_by_key_id == viewer.key_id]
-        if viewer.reviewer_id is not None:
-            mine.append(literal(viewer.reviewer_id) == any_(CalibrationSession.participants))
-            mine.append(CalibrationSession.created_by_reviewer_id == viewer.reviewer_id)
-        query = query.where(or_(*mine))
+    query = query.where(visible_calibrations(viewer))
     rows = (await session.execute(CALIBRATION_ORDER.apply(query, filters))).all()
     return CALIBRATION_ORDER.page([list_item(row[0], row[1]) for row in rows], filters)
 

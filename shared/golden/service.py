@@ -38,7 +38,7 @@ import hmac
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import any_, func, literal, not_, or_, select, text
+from sqlalchemy import ColumnElement, any_, func, literal, not_, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change, snapshot
@@ -251,6 +251,13 @@ async def import_from_calibration(
 GOLDEN_ITEM_ORDER = Keyset(GoldenItem.created_at, GoldenItem.id, descending=True)
 
 
+def visible_golden_items(viewer: Principal) -> ColumnElement[bool]:
+    """Which golden items ``viewer`` may see: a market-scoped key only its markets'."""
+    if viewer.markets is None:
+        return true()
+    return GoldenItem.market.in_(viewer.markets)
+
+
 async def list_golden_items(
     session: AsyncSession,
     *,
@@ -258,9 +265,7 @@ async def list_golden_items(
     filters: GoldenItemQuery,
 ) -> KeysetPage[GoldenItem]:
     """A page of golden items, newest first."""
-    query = select(GoldenItem)
-    if principal.markets is not None:
-        query = query.where(GoldenItem.market.in_(principal.markets))
+    query = select(GoldenItem).where(visible_golden_items(principal))
     if filters.active is not None:
         query = query.where(GoldenItem.active.is_(filters.active))
     if filters.source is not None:
@@ -274,9 +279,11 @@ async def deactivate_golden_item(
 ) -> GoldenItem:
     """Stop handing the item out (verdicts already given keep counting); idempotent."""
     item = await session.scalar(
-        select(GoldenItem).where(GoldenItem.id == golden_item_id).with_for_update()
+        select(GoldenItem)
+        .where(GoldenItem.id == golden_item_id, visible_golden_items(principal))
+        .with_for_update()
     )
-    if item is None or not principal.can_see_market(item.market):
+    if item is None:
         raise NotFound("golden item not found")
     if not item.active:
         return item

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change, snapshot
@@ -129,16 +129,34 @@ async def create_plan(
     return plan
 
 
+def visible_plans(viewer: Principal) -> ColumnElement[bool]:
+    """Which sampling plans ``viewer`` may see: a market-scoped key only the plans of its
+    markets (not queue-only plans, which may reach any market)."""
+    if viewer.markets is None:
+        return true()
+    return SamplingPlan.market.in_(viewer.markets)
+
+
+def visible_runs(viewer: Principal) -> ColumnElement[bool]:
+    """Which sampling runs ``viewer`` may see: a market-scoped key only its markets'."""
+    if viewer.markets is None:
+        return true()
+    return SamplingRun.market.in_(viewer.markets)
+
+
 async def get_plan(
     session: AsyncSession,
     *,
     plan_id: uuid.UUID,
-    only_markets: Sequence[str] | None,
+    viewer: Principal,
     for_update: bool = False,
 ) -> SamplingPlan:
-    """The plan, or 404 (also when a market-scoped key may not see it)."""
-    plan = await session.get(SamplingPlan, plan_id, with_for_update=for_update)
-    if plan is None or (only_markets is not None and plan.market not in only_markets):
+    """The plan, or 404 (also when ``viewer`` may not see it)."""
+    query = select(SamplingPlan).where(SamplingPlan.id == plan_id, visible_plans(viewer))
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    plan = await session.scalar(query)
+    if plan is None:
         raise NotFound("sampling plan not found")
     return plan
 
@@ -151,18 +169,16 @@ async def list_plans(
     session: AsyncSession,
     *,
     filters: SamplingPlanQuery,
-    only_markets: Sequence[str] | None,
+    viewer: Principal,
 ) -> KeysetPage[SamplingPlan]:
-    """A page of plans, oldest first."""
-    query = select(SamplingPlan)
+    """A page of the plans ``viewer`` may see, oldest first."""
+    query = select(SamplingPlan).where(visible_plans(viewer))
     if filters.market is not None:
         query = query.where(SamplingPlan.market == filters.market)
     if filters.queue is not None:
         query = query.where(SamplingPlan.queue == filters.queue)
     if filters.active is not None:
         query = query.where(SamplingPlan.active.is_(filters.active))
-    if only_markets is not None:
-        query = query.where(SamplingPlan.market.in_(only_markets))
     plans = list(await session.scalars(PLAN_ORDER.apply(query, filters)))
     return PLAN_ORDER.page(plans, filters)
 
@@ -175,7 +191,7 @@ async def update_plan(
     actor: Principal,
 ) -> SamplingPlan:
     """Change the fields sent; the version goes up by one. Runs already made keep theirs."""
-    plan = await get_plan(session, plan_id=plan_id, only_markets=actor.markets, for_update=True)
+    plan = await get_plan(session, plan_id=plan_id, viewer=actor, for_update=True)
     before = snapshot(plan_read(plan))
     changes: dict[str, Any] = {name: getattr(data, name) for name in data.model_fields_set}
     queue = changes.get("queue", plan.queue)
@@ -218,7 +234,7 @@ async def deactivate_plan(
     session: AsyncSession, *, plan_id: uuid.UUID, actor: Principal
 ) -> SamplingPlan:
     """Stop sampling with a plan. It is kept (audits name it); deactivating twice is a no-op."""
-    plan = await get_plan(session, plan_id=plan_id, only_markets=actor.markets, for_update=True)
+    plan = await get_plan(session, plan_id=plan_id, viewer=actor, for_update=True)
     if not plan.active:
         return plan
     before = snapshot(plan_read(plan))
@@ -269,16 +285,14 @@ async def list_runs(
     session: AsyncSession,
     *,
     filters: SamplingRunQuery,
-    only_markets: Sequence[str] | None,
+    viewer: Principal,
 ) -> KeysetPage[SamplingRun]:
-    """A page of sampling runs, newest first."""
-    query = select(SamplingRun)
+    """A page of the sampling runs ``viewer`` may see, newest first."""
+    query = select(SamplingRun).where(visible_runs(viewer))
     if filters.market is not None:
         query = query.where(SamplingRun.market == filters.market)
     if filters.day is not None:
         query = query.where(SamplingRun.day == filters.day)
-    if only_markets is not None:
-        query = query.where(SamplingRun.market.in_(only_markets))
     runs = list(await session.scalars(RUN_ORDER.apply(query, filters)))
     return RUN_ORDER.page(runs, filters)
 

@@ -125,8 +125,8 @@ async def plan_reads(session: AsyncSession, plans: Sequence[TrainingPlan]) -> li
 
 
 def visible_plans(principal: Principal) -> ColumnElement[bool]:
-    """The plans a caller may list: all for plan managers, else those they own or are
-    assigned to (a key bound to no reviewer sees none)."""
+    """The plans a caller may list and read: all for plan managers, else those they own or
+    are assigned to (a key bound to no reviewer sees none)."""
     if principal.role in PLAN_MANAGERS:
         return true()
     if principal.reviewer_id is None:
@@ -240,13 +240,15 @@ async def get_plan(
 
 
 async def check_plan_access(session: AsyncSession, *, plan: TrainingPlan, actor: Principal) -> bool:
-    """Whether the caller sees the whole plan (True) or only their own items (False); 403
-    when neither a plan manager, an owner nor an assignee."""
-    if actor.role in PLAN_MANAGERS or (actor.reviewer_id and actor.reviewer_id in plan.owners):
-        return True
-    if actor.reviewer_id and actor.reviewer_id in await _assignees(session, plan.id):
-        return False
-    raise Forbidden("only plan managers, the plan's owners and its assignees may see it")
+    """Whether the caller sees the whole plan (True: a plan manager or an owner) or only
+    their own items (False: an assignee); 403 when ``visible_plans`` does not let them see
+    it (the rule of the list, asked of the database so it is written once)."""
+    seen = await session.scalar(
+        select(visible_plans(actor)).select_from(TrainingPlan).where(TrainingPlan.id == plan.id)
+    )
+    if not seen:
+        raise Forbidden("only plan managers, the plan's owners and its assignees may see it")
+    return actor.role in PLAN_MANAGERS or actor.reviewer_id in plan.owners
 
 
 PLAN_ORDER = Keyset(TrainingPlan.created_at, TrainingPlan.id)

@@ -25,5 +25,5 @@ JobReaderDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAG
 )
 async def get_job(job_id: uuid.UUID, session: SessionDep, principal: JobReaderDep) -> JobRead:
     """A job's state (``queued``, ``running``, ``complete`` or ``failed``) and its result."""
-    job = await service.get_job(session, job_id=job_id, only_markets=principal.markets)
+    job = await service.get_job(session, job_id=job_id, viewer=principal)
     return JobRead.model_validate(job)

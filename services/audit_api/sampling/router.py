@@ -57,7 +57,7 @@ async def list_sampling_plans(
     query: Annotated[SamplingPlanQuery, Query()], session: SessionDep, principal: PlannerDep
 ) -> Page[SamplingPlanRead]:
     """Plans, oldest first; filter by ``market``, ``queue``, ``active``."""
-    page = await service.list_plans(session, filters=query, only_markets=principal.markets)
+    page = await service.list_plans(session, filters=query, viewer=principal)
     return Page(
         items=[service.plan_read(plan) for plan in page.items], next_cursor=page.next_cursor
     )
@@ -67,7 +67,7 @@ async def list_sampling_plans(
 async def get_sampling_plan(
     plan_id: uuid.UUID, session: SessionDep, principal: PlannerDep
 ) -> SamplingPlanRead:
-    plan = await service.get_plan(session, plan_id=plan_id, only_markets=principal.markets)
+    plan = await service.get_plan(session, plan_id=plan_id, viewer=principal)
     return service.plan_read(plan)
 
 
@@ -115,7 +115,7 @@ async def list_sampling_runs(
     query: Annotated[SamplingRunQuery, Query()], session: SessionDep, principal: PlannerDep
 ) -> Page[SamplingRunRead]:
     """Sampling runs (scheduled and on demand), newest first; filter by ``market``, ``day``."""
-    page = await service.list_runs(session, filters=query, only_markets=principal.markets)
+    page = await service.list_runs(session, filters=query, viewer=principal)
     return Page(
         items=[SamplingRunRead.model_validate(run) for run in page.items],
         next_cursor=page.next_cursor,
