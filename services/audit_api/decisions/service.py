@@ -143,26 +143,31 @@ def _refuse_repeated_event_ids(events: list[DecisionEvent]) -> None:
 def _refuse_unstorable(
     events: list[DecisionEvent], *, body: bytes, window: DecidedAtWindow, batch: bool
 ) -> None:
-    """422 for the first event whose ``decided_at`` is outside ``window`` or that holds a NUL."""
+    """The 422 for the first event holding a NUL, or else the first outside ``window``."""
     # JSON can carry a NUL only as this escape; a body without it (nearly every body) needs
     # no walk through its strings. "\\u0000" (an escaped backslash) also matches: the walk
     # then finds no NUL and the body passes.
-    may_hold_nul = b"\\u0000" in body
-    for index, event in enumerate(events):
-        if not window.earliest <= event.decided_at <= window.latest:
-            earliest, latest = window.earliest.isoformat(), window.latest.isoformat()
-            raise _event_problem(
-                index,
-                ["decided_at"],
-                f"must lie between {earliest} and {latest} (the server clock plus its tolerance)",
-                batch=batch,
-            )
-        if may_hold_nul:
+    if b"\\u0000" in body:
+        for index, event in enumerate(events):
             path = _nul_path(event)
             if path is not None:
                 raise _event_problem(
                     index, path, "must not contain a NUL character (\\u0000)", batch=batch
                 )
+    # Comparing two times of one batch is cheap (pydantic gives all "Z" times one tzinfo), but
+    # comparing each with a bound in another tzinfo costs a conversion per event: compare the
+    # batch's earliest and latest only, and search for the index once one is out.
+    decided = [event.decided_at for event in events]
+    earliest, latest = window.earliest, window.latest
+    if min(decided) < earliest or max(decided) > latest:
+        index = next(i for i, at in enumerate(decided) if not earliest <= at <= latest)
+        raise _event_problem(
+            index,
+            ["decided_at"],
+            f"must lie between {earliest.isoformat()} and {latest.isoformat()} (the server "
+            "clock plus its tolerance)",
+            batch=batch,
+        )
 
 
 def _nul_path(event: DecisionEvent) -> list[str | int] | None:
