@@ -443,6 +443,8 @@ def run_all() -> int:
     code = 0
     try:
         settings = get_settings()
+        # Our own lines (migrations included) in the same format as the children's.
+        _configure_logging(settings, "run")
         resolved = _start_embedded(settings, servers, redis=True, announce=True)
         if resolved.database_url is None:
             raise RuntimeError("database URL not resolved")
