@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.audit_api.appeals.router import router as appeals_router
 from services.audit_api.audit_log.router import router as audit_log_router
@@ -31,6 +31,7 @@ from services.audit_api.problems import install_problem_handlers
 from services.audit_api.quizzes.router import router as quizzes_router
 from services.audit_api.rate_limits import RateLimits, create_redis_client
 from services.audit_api.reports.router import router as reports_router
+from services.audit_api.request_checks import check_request
 from services.audit_api.reviewers.router import router as reviewers_router
 from services.audit_api.sampling.router import router as sampling_router
 from services.audit_api.sources.router import router as sources_router
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Quality assurance for Trust & Safety moderation.",
         version="0.1.0",
         lifespan=lifespan,
+        # Rules every operation's request meets (NUL, repeated parameters, JSON media type).
+        dependencies=[Depends(check_request)],
         # /docs is ours (install_docs): FastAPI's loads Swagger UI from a third-party CDN.
         docs_url=None,
         redoc_url=None,

@@ -73,6 +73,12 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(DomainError):
+    status = 415
+    type_slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
 class UnprocessableEntity(DomainError):
     status = 422
     type_slug = "validation-error"

@@ -13,6 +13,7 @@ import hmac
 
 SIGNATURE_HEADER = "X-Plumbline-Signature"
 SOURCE_HEADER = "X-Plumbline-Source"
+MAX_TIMESTAMP_DIGITS = 12
 
 
 def compute_digest(secret: str, body: bytes, timestamp: int) -> str:
@@ -41,6 +42,10 @@ def parse_signature_header(header: str) -> tuple[int, list[str]] | None:
         if key == "t":
             # A second t= would make the signed timestamp ambiguous: reject the header.
             if timestamp is not None or not value.isascii() or not value.isdigit():
+                return None
+            # Unix seconds have 10 digits until the year 2286; thousands of digits would make
+            # int() raise (Python caps its digits) and could only be an attack.
+            if len(value) > MAX_TIMESTAMP_DIGITS:
                 return None
             timestamp = int(value)
         elif key == "v1" and value:

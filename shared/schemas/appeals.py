@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.common import StrictQuery
 from shared.schemas.decisions import MAX_BATCH_EVENTS, Action
-from shared.schemas.fields import MarketCode, QueueName, ReviewerId
+from shared.schemas.fields import NO_NUL_PATTERN, Day, Instant, MarketCode, QueueName, ReviewerId
 
 AppealOutcome = Literal["upheld", "reversed"]
 AppealGroupBy = Literal["moderator", "queue", "market"]
@@ -20,12 +19,13 @@ class AppealEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: str = Field(min_length=1, max_length=128)
-    content_id: str = Field(min_length=1, max_length=256)
+    event_id: str = Field(min_length=1, max_length=128, pattern=NO_NUL_PATTERN)
+    content_id: str = Field(min_length=1, max_length=256, pattern=NO_NUL_PATTERN)
     original_event_id: str | None = Field(
         None,
         min_length=1,
         max_length=128,
+        pattern=NO_NUL_PATTERN,
         description=(
             "The event id (of the same source) of the decision appealed. When omitted, the "
             "appeal is linked to the source's latest decision on the same content."
@@ -35,7 +35,7 @@ class AppealEvent(BaseModel):
     outcome: AppealOutcome = Field(
         description="'reversed': the decision was wrong; 'upheld': it stands."
     )
-    decided_at: AwareDatetime
+    decided_at: Instant
 
 
 class AppealBatch(BaseModel):
@@ -46,10 +46,10 @@ class AppealBatch(BaseModel):
 
 class AppealOverturnQuery(StrictQuery):
     group_by: AppealGroupBy
-    from_: date | None = Field(
+    from_: Day | None = Field(
         None, alias="from", description="First day (inclusive); default 29 days before `to`."
     )
-    to: date | None = Field(None, description="Last day (inclusive); default today (UTC).")
+    to: Day | None = Field(None, description="Last day (inclusive); default today (UTC).")
     market: MarketCode | None = None
     queue: QueueName | None = None
     moderator_id: ReviewerId | None = None

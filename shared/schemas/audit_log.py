@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.common import PageQuery
-from shared.schemas.fields import ReviewerId
+from shared.schemas.fields import Instant, ReviewerId
 
 
 class AuditLogQuery(PageQuery):
@@ -19,14 +19,8 @@ class AuditLogQuery(PageQuery):
     entity_type: str | None = Field(None, max_length=64, examples=["api_key"])
     entity_id: str | None = Field(None, max_length=128)
     action: str | None = Field(None, max_length=64, examples=["api_key.created"])
-    from_: AwareDatetime | None = Field(None, alias="from", description="Inclusive.")
-    to: AwareDatetime | None = Field(None, description="Exclusive.")
-
-    @model_validator(mode="after")
-    def _ordered_times(self) -> AuditLogQuery:
-        if self.from_ is not None and self.to is not None and self.from_ > self.to:
-            raise ValueError("'from' must not be after 'to'")
-        return self
+    from_: Instant | None = Field(None, alias="from", description="Inclusive.")
+    to: Instant | None = Field(None, description="Exclusive.")
 
 
 class AuditLogEntryRead(BaseModel):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.schemas.common import PageQuery
 from shared.schemas.decisions import Action
-from shared.schemas.fields import MarketCode, PolicyCode, QueueName, ReviewerId
+from shared.schemas.fields import Day, MarketCode, PolicyCode, QueueName, ReviewerId
 from shared.verdicts import ErrorType
 
 AuditStatus = Literal["pending", "claimed", "completed"]
@@ -140,8 +140,8 @@ class AuditQuery(PageQuery):
     auditor_id: ReviewerId | None = None
     market: MarketCode | None = None
     queue: QueueName | None = None
-    from_: date | None = Field(None, alias="from")
-    to: date | None = None
+    from_: Day | None = Field(None, alias="from")
+    to: Day | None = None
 
 
 # --- wellbeing ---------------------------------------------------------------------------
@@ -171,7 +171,7 @@ class ExposureQuery(PageQuery):
     """One auditor (default: every auditor who claimed work that day) on one UTC day."""
 
     auditor_id: ReviewerId | None = None
-    day: date | None = Field(None, description="A UTC day; default today.")
+    day: Day | None = Field(None, description="A UTC day; default today.")
 
 
 class ExposureRow(BaseModel):

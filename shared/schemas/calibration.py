@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from shared.schemas.agreement import AgreementResult
 from shared.schemas.common import PageQuery
-from shared.schemas.fields import MarketCode, PolicyCode, ReviewerId
+from shared.schemas.fields import BigintId, Instant, MarketCode, PolicyCode, ReviewerId
 
 CalibrationStatus = Literal["open", "closed"]
 # A category: a policy code, or "no_violation" (which matches the same pattern).
@@ -35,8 +35,8 @@ class CalibrationItemCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content_id: ContentId
-    decision_id: int | None = Field(
-        None, ge=1, description="An existing decision on this content (its id in /v1/decisions)."
+    decision_id: BigintId | None = Field(
+        None, description="An existing decision on this content (its id in /v1/decisions)."
     )
     golden: Category | None = Field(None, description="The right answer: one of the categories.")
 
@@ -74,7 +74,7 @@ class CalibrationCreate(BaseModel):
     participants: list[ReviewerId] = Field(
         max_length=MAX_PARTICIPANTS, description="Reviewer ids; at least two."
     )
-    deadline: AwareDatetime | None = Field(
+    deadline: Instant | None = Field(
         None, description="Labels are refused after it (and after the session is closed)."
     )
 

@@ -10,7 +10,15 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from shared.schemas.common import PageQuery
-from shared.schemas.fields import LanguageTag, MarketCode, PolicyCode, QueueName, ReviewerId
+from shared.schemas.fields import (
+    Day,
+    Instant,
+    LanguageTag,
+    MarketCode,
+    PolicyCode,
+    QueueName,
+    ReviewerId,
+)
 
 Action = Literal["approve", "remove", "restrict", "escalate"]
 MAX_METADATA_BYTES = 16 * 1024
@@ -81,8 +89,8 @@ class DecisionQuery(PageQuery):
     queue: QueueName | None = None
     moderator_id: ReviewerId | None = None
     policy_label: PolicyCode | None = None
-    from_: AwareDatetime | None = Field(None, alias="from")
-    to: AwareDatetime | None = None
+    from_: Instant | None = Field(None, alias="from")
+    to: Instant | None = None
 
 
 class IntakeRollupRow(BaseModel):
@@ -99,8 +107,8 @@ class IntakeRollupQuery(PageQuery):
     market: MarketCode | None = None
     queue: QueueName | None = None
     moderator_id: ReviewerId | None = None
-    from_: date | None = Field(None, alias="from")
-    to: date | None = None
+    from_: Day | None = Field(None, alias="from")
+    to: Day | None = None
 
 
 class RejectedBatchRead(BaseModel):

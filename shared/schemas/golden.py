@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.schemas.audits import Outcome
 from shared.schemas.common import PageQuery, StrictQuery
 from shared.schemas.decisions import Action
-from shared.schemas.fields import PolicyCode
+from shared.schemas.fields import BigintId, Day, PolicyCode
 
 GoldenSource = Literal["curated", "calibration"]
 MAX_EXPECTED_LABELS = 32
@@ -28,7 +28,7 @@ class GoldenItemCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    decision_id: int = Field(ge=1)
+    decision_id: BigintId
     expected_outcome: Outcome
     expected_action: Action | None = None
     expected_labels: list[PolicyCode] | None = Field(None, max_length=MAX_EXPECTED_LABELS)
@@ -86,15 +86,9 @@ class AuditorQualityQuery(StrictQuery):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: date | None = Field(None, alias="from")
-    to: date | None = None
+    from_: Day | None = Field(None, alias="from")
+    to: Day | None = None
     auditor_id: str | None = Field(None, min_length=1, max_length=128)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> AuditorQualityQuery:
-        if self.from_ is not None and self.to is not None and self.from_ > self.to:
-            raise ValueError("from must not be after to")
-        return self
 
 
 class AuditorQualityRow(BaseModel):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from shared.schemas.common import StrictQuery
-from shared.schemas.fields import MarketCode, QueueName, ReviewerId
+from shared.schemas.fields import Day, MarketCode, QueueName, ReviewerId
 
 AccuracyGroup = Literal["moderator", "queue", "market", "policy", "day"]
 ReportFormat = Literal["json", "csv", "xlsx"]
@@ -26,7 +25,7 @@ class AccuracyQuery(StrictQuery):
             "more than the verdicts."
         )
     )
-    from_: date | None = Field(
+    from_: Day | None = Field(
         None,
         alias="from",
         description=(
@@ -34,7 +33,7 @@ class AccuracyQuery(StrictQuery):
             "its decision's market-local day. Default: `to` minus 29 days."
         ),
     )
-    to: date | None = Field(
+    to: Day | None = Field(
         None,
         description="Last day counted (inclusive), market-local. Default: today in UTC.",
     )
@@ -48,12 +47,6 @@ class AccuracyQuery(StrictQuery):
         "json", description="`csv` and `xlsx` return the same rows as a file to download."
     )
     lang: ReportLanguage = Field("en", description="Language of the XLSX headers and sheets.")
-
-    @model_validator(mode="after")
-    def _ordered_days(self) -> AccuracyQuery:
-        if self.from_ is not None and self.to is not None and self.from_ > self.to:
-            raise ValueError("'from' must not be after 'to'")
-        return self
 
 
 class AccuracyRow(BaseModel):

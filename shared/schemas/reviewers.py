@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.common import PageQuery
-from shared.schemas.fields import LanguageTag, MarketCode, TeamName
+from shared.schemas.fields import Day, LanguageTag, MarketCode, TeamName
 
 
 class ReviewerUpsert(BaseModel):
@@ -16,7 +16,7 @@ class ReviewerUpsert(BaseModel):
     display_name: str | None = Field(None, max_length=200)
     markets: list[MarketCode] = Field(max_length=300)
     languages: list[LanguageTag] = Field(max_length=50)
-    started_on: date | None = None
+    started_on: Day | None = None
     team: TeamName | None = None
 
 

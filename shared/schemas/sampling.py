@@ -10,13 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.schemas.common import PageQuery
 from shared.schemas.decisions import Action
-from shared.schemas.fields import MarketCode, PolicyCode, QueueName
+from shared.schemas.fields import Day, MarketCode, PolicyCode, QueueName
 
 JobStatus = Literal["queued", "running", "complete", "failed"]
 
 # Generous bounds that still catch typos (a boost of 1e9, a minimum of a million a day).
 MAX_MULTIPLIER = 1000.0
 MAX_PER_DAY = 1_000_000
+
+# A narrower interval needs more audits than any team makes (and 1e-300 overflowed).
+MIN_MARGIN = 0.0001
 
 Multiplier = Annotated[float, Field(ge=0.0, le=MAX_MULTIPLIER)]
 DailyCount = Annotated[int, Field(ge=0, le=MAX_PER_DAY)]
@@ -144,7 +147,7 @@ class SampleRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    day: date = Field(description="The day, in the market's time zone (YYYY-MM-DD).")
+    day: Day = Field(description="The day, in the market's time zone (YYYY-MM-DD).")
     market: MarketCode | None = None
 
 
@@ -184,14 +187,18 @@ class SamplingRunRead(BaseModel):
 
 class SamplingRunQuery(PageQuery):
     market: MarketCode | None = None
-    day: date | None = None
+    day: Day | None = None
 
 
 class SampleSizeQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     expected_accuracy: float = Field(ge=0.0, le=1.0)
-    margin: float = Field(gt=0.0, lt=1.0, description="Half-width of the 95 % interval.")
+    margin: float = Field(
+        ge=MIN_MARGIN,
+        lt=1.0,
+        description="Half-width of the 95 % interval, at least 0.0001 (about 96 million audits).",
+    )
 
 
 class SampleSize(BaseModel):

@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.schemas.common import PageQuery
-from shared.schemas.fields import MarketCode, PolicyCode, ReviewerId, TeamName
+from shared.schemas.fields import Instant, MarketCode, PolicyCode, ReviewerId, TeamName
 
 NO_VIOLATION = "no_violation"
 _POLICY_CODE = re.compile(r"^[a-z0-9_.-]{1,64}$")
@@ -74,7 +74,7 @@ class QuizCreate(_Strict):
     assignee_reviewer_ids: list[ReviewerId] = Field(default_factory=list, max_length=5000)
     assignee_markets: list[MarketCode] = Field(default_factory=list, max_length=300)
     assignee_teams: list[TeamName] = Field(default_factory=list, max_length=300)
-    due_at: AwareDatetime | None = None
+    due_at: Instant | None = None
     retakes_allowed: bool = False
 
     @model_validator(mode="after")
@@ -159,7 +159,7 @@ class AttemptQuery(PageQuery):
 
 class RetakeCreate(_Strict):
     reviewer_id: ReviewerId
-    due_at: AwareDatetime | None = Field(
+    due_at: Instant | None = Field(
         None, description="The retake's own due date; by default the quiz's."
     )
 
@@ -248,7 +248,7 @@ class PlanItemCreate(_Strict):
     policy_code: PolicyCode | None = None
     quiz_id: uuid.UUID | None = None
     count: int | None = Field(None, ge=1, le=10_000)
-    due_at: AwareDatetime
+    due_at: Instant
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> PlanItemCreate:

@@ -1,0 +1,153 @@
+"""Rules every request meets before its operation's own validation runs.
+
+FastAPI validates each parameter and body against its schema, but some rules are about the
+request as a whole and hold for every operation, present and future, so they live here once
+(an application-wide dependency) instead of in each schema:
+
+- no NUL character in a path parameter, a query parameter or any string of a JSON body
+  (PostgreSQL text cannot hold one; refused with 422 naming where it is);
+- a single-valued query parameter given once (FastAPI would silently keep the last);
+- an operation that takes a JSON body gets it as ``application/json`` (or ``+json``): 415.
+
+Signed webhooks read their raw bodies themselves (the signature covers the exact bytes) and
+declare no body parameter, so none of the body rules touch them; their schemas refuse NUL.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from shared.core.errors import UnprocessableEntity, UnsupportedMediaType
+
+NUL = "\x00"
+# How NUL appears in JSON text (the only way: a raw control character is not valid JSON).
+_JSON_NUL_ESCAPE = b"\\u0000"
+
+Location = tuple[str | int, ...]
+
+
+async def check_request(request: Request) -> None:
+    """Refuse a request breaking one of the module's rules: 415, or 422 naming each place."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    if route.body_field is not None:
+        await _require_json_content_type(request)
+    errors: list[dict[str, Any]] = []
+    errors.extend(_repeated_query_parameters(request, route))
+    errors.extend(_nul_in_path_and_query(request))
+    if route.body_field is not None:
+        errors.extend(await _nul_in_json_body(request))
+    if errors:
+        first = errors[0]
+        raise UnprocessableEntity(
+            f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}", errors=errors
+        )
+
+
+async def _require_json_content_type(request: Request) -> None:
+    if not await request.body():
+        return  # no body: the schema says whether one is required
+    content_type = request.headers.get("content-type")
+    if content_type:
+        # The media type without its parameters (charset=...); email.message parses the same
+        # at ten times the cost.
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type == "application/json" or (
+            media_type.startswith("application/") and media_type.endswith("+json")
+        ):
+            return
+    raise UnsupportedMediaType(
+        f"the body must be sent as application/json, not {content_type or 'without a type'}"
+    )
+
+
+def _repeated_query_parameters(request: Request, route: APIRoute) -> list[dict[str, Any]]:
+    if not request.scope["query_string"]:
+        return []
+    names = [name for name, _ in request.query_params.multi_items()]
+    if len(names) == len(set(names)):
+        return []
+    many = set(_multi_valued_query_names(route.dependant))
+    repeated = sorted({name for name in names if names.count(name) > 1} - many)
+    return [{"loc": ["query", name], "msg": "must be given at most once"} for name in repeated]
+
+
+def _multi_valued_query_names(dependant: Dependant) -> Iterator[str]:
+    """The query parameters of an operation (and its dependencies) that take a list."""
+    for field in dependant.query_params:
+        annotation = field.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            # A query model (``Annotated[Model, Query()]``): its fields are the parameters.
+            for name, model_field in annotation.model_fields.items():
+                if _takes_many(model_field.annotation):
+                    yield model_field.alias or name
+        elif _takes_many(annotation):
+            yield field.alias
+    for sub_dependant in dependant.dependencies:
+        yield from _multi_valued_query_names(sub_dependant)
+
+
+def _takes_many(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _takes_many(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(_takes_many(arg) for arg in get_args(annotation))
+    return (
+        isinstance(origin, type)
+        and issubclass(origin, (Sequence, set, frozenset))
+        and (origin not in (str, bytes))
+    )
+
+
+def _nul_in_path_and_query(request: Request) -> list[dict[str, Any]]:
+    # NUL reaches a query only percent-encoded (a raw one is not valid HTTP), and a path
+    # parameter only through the decoded path: two searches for every request without one.
+    if b"%00" not in request.scope["query_string"] and NUL not in request.scope["path"]:
+        return []
+    errors = [
+        {"loc": ["path", name], "msg": "must not contain a NUL character"}
+        for name, value in request.path_params.items()
+        if isinstance(value, str) and NUL in value
+    ]
+    errors.extend(
+        {"loc": ["query", name], "msg": "must not contain a NUL character"}
+        for name, value in request.query_params.multi_items()
+        if NUL in name or NUL in value
+    )
+    return errors
+
+
+async def _nul_in_json_body(request: Request) -> list[dict[str, Any]]:
+    # Only a body whose text has the escape is parsed again (FastAPI's parse is cached): the
+    # check costs one byte search for every other request.
+    if _JSON_NUL_ESCAPE not in await request.body():
+        return []
+    # Located like pydantic's body errors once rendered: without a leading "body".
+    return [
+        {"loc": list(location) or ["body"], "msg": "must not contain a NUL character"}
+        for location in nul_locations(await request.json())
+    ]
+
+
+def nul_locations(value: Any, location: Location = ()) -> Iterator[Location]:
+    """Where in a parsed JSON document a string (a value or an object's key) holds NUL."""
+    if isinstance(value, str):
+        if NUL in value:
+            yield location
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if NUL in key:
+                yield (*location, key)
+            yield from nul_locations(item, (*location, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from nul_locations(item, (*location, index))
