@@ -8,6 +8,11 @@ They fail open: while Redis cannot be reached nothing is limited, because intake
 must keep working during a Redis outage (the outbox holds the work). That is logged once per
 outage, and Redis is not asked again for a second, so an outage costs no request more than
 one failed connection attempt.
+
+A client (or source) found under its failure limit is not asked about again for a second by
+this replica, unless it fails here meanwhile: steady intake from a platform costs no Redis
+round trip per request, and a client blocked through another replica is refused here within
+a second.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ T = TypeVar("T")
 _PREFIX = "plumbline:rate"
 # How long Redis is left alone after a failed call.
 _PAUSE_AFTER_FAILURE_SECONDS = 1.0
+# How long a client or source found under its failure limit is not looked up again.
+_UNDER_LIMIT_SECONDS = 1.0
+# Past this many remembered clients and sources, forget them all (memory stays bounded).
+_MAX_REMEMBERED = 10_000
 
 
 def create_redis_client(settings: Settings) -> Redis:
@@ -62,6 +71,8 @@ class RateLimits:
         self._per_key = settings.requests_per_key
         self._paused_until = 0.0
         self._unreachable = False
+        # ("client" | "source", name) -> monotonic time until which it is known under limit.
+        self._under_limit_until: dict[tuple[str, str], float] = {}
 
     def _window_keys(self, *parts: str) -> tuple[str, int]:
         """The counter key of the current window and the seconds until the window ends."""
@@ -89,23 +100,31 @@ class RateLimits:
             logger.info("Redis is reachable again: rate limits are on")
         return result
 
+    def _subjects(self, *, client: str, source: str | None) -> list[tuple[str, str, int]]:
+        """(kind, name, limit) of the failure counters this request falls under."""
+        subjects: list[tuple[str, str, int]] = []
+        if self._per_client:
+            subjects.append(("client", client, self._per_client))
+        if source and self._per_source:
+            subjects.append(("source", source, self._per_source))
+        return subjects
+
     def _failure_keys(self, *, client: str, source: str | None) -> list[tuple[str, int, int]]:
         """(key, limit, retry_after) of the failure counters this request falls under."""
         keys: list[tuple[str, int, int]] = []
-        if self._per_client:
-            key, retry_after = self._window_keys("auth-fail", "client", _name(client))
-            keys.append((key, self._per_client, retry_after))
-        if source and self._per_source:
-            key, retry_after = self._window_keys("auth-fail", "source", _name(source))
-            keys.append((key, self._per_source, retry_after))
+        for kind, name, limit in self._subjects(client=client, source=source):
+            key, retry_after = self._window_keys("auth-fail", kind, _name(name))
+            keys.append((key, limit, retry_after))
         return keys
 
     async def failed_auth_wait(self, *, client: str, source: str | None) -> int | None:
         """Seconds to wait when this client, or the webhook source it names, has failed to
         authenticate too often in this window; None when it may go on."""
-        keys = self._failure_keys(client=client, source=source)
-        if not keys:
+        subjects = [(kind, name) for kind, name, _ in self._subjects(client=client, source=source)]
+        now = time.monotonic()
+        if all(self._under_limit_until.get(subject, 0.0) > now for subject in subjects):
             return None
+        keys = self._failure_keys(client=client, source=source)
         names = [key for key, _, _ in keys]
         counts = await self._call(lambda: self._redis.mget(names))
         if counts is None:
@@ -113,6 +132,10 @@ class RateLimits:
         for (_, limit, retry_after), count in zip(keys, counts, strict=True):
             if count is not None and int(count) >= limit:
                 return retry_after
+        if len(self._under_limit_until) >= _MAX_REMEMBERED:
+            self._under_limit_until.clear()
+        for subject in subjects:
+            self._under_limit_until[subject] = now + _UNDER_LIMIT_SECONDS
         return None
 
     async def record_failed_auth(self, *, client: str, source: str | None) -> None:
@@ -120,6 +143,9 @@ class RateLimits:
         keys = self._failure_keys(client=client, source=source)
         if not keys:
             return
+        # Its next request is looked up again: this failure may have reached the limit.
+        for kind, name, _ in self._subjects(client=client, source=source):
+            self._under_limit_until.pop((kind, name), None)
 
         async def count() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
