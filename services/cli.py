@@ -25,7 +25,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from shared.core.settings import Settings, get_settings
+from pydantic import ValidationError
+
+from shared.core.settings import Settings, get_settings, settings_problems
 
 # `plumbline run` must be gone within 10 s of SIGTERM: the children get this long to exit
 # by themselves, the embedded servers the rest.
@@ -740,6 +742,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except (_Interrupted, KeyboardInterrupt):
         return 0  # a signal is how services are stopped; that is a clean exit
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        # Refused settings (a short bootstrap admin key, say): say which, not a traceback.
+        for problem in settings_problems(exc):
+            _say(f"refusing to start: {problem}", stderr=True)
+        return 2
     return code
 
 

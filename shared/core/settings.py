@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_BOOTSTRAP_ADMIN_KEY_LENGTH = 32
@@ -113,8 +113,8 @@ class Settings(BaseSettings):
         # Empty means unset (docker-compose passes `${VAR:-}`); short is refused at start-up.
         if value is not None and 0 < len(value.get_secret_value()) < MIN_BOOTSTRAP_ADMIN_KEY_LENGTH:
             raise ValueError(
-                f"PLUMBLINE_BOOTSTRAP_ADMIN_KEY must be at least {MIN_BOOTSTRAP_ADMIN_KEY_LENGTH} "
-                "characters (it is an admin credential); generate one with: python3 -c "
+                f"must be at least {MIN_BOOTSTRAP_ADMIN_KEY_LENGTH} characters (it is an admin "
+                "credential); generate one with: python3 -c "
                 "'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
@@ -133,6 +133,16 @@ def to_asyncpg_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """What is wrong with the environment's settings, one line per variable, without the
+    values (one may be a secret)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        variable = "PLUMBLINE_" + "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{variable} {error['msg'].removeprefix('Value error, ')}")
+    return lines
 
 
 @lru_cache
