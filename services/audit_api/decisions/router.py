@@ -13,6 +13,7 @@ from services.audit_api.openapi import WEBHOOK_RESPONSES, webhook_request_body
 from shared.core.auth import Principal, Role
 from shared.core.errors import PayloadTooLarge
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER
+from shared.decisions import queries
 from shared.models.base import utcnow
 from shared.schemas.common import Page
 from shared.schemas.decisions import (
@@ -93,12 +94,7 @@ async def list_decisions(
     query: Annotated[DecisionQuery, Query()], session: SessionDep, principal: ReaderDep
 ) -> Page[DecisionRead]:
     """Decisions, newest first. A moderator key sees only its own reviewer's decisions."""
-    page = await service.list_decisions(
-        session,
-        filters=query,
-        only_moderator=principal.reviewer_id if principal.role == Role.MODERATOR else None,
-        only_markets=principal.markets,
-    )
+    page = await queries.list_decisions(session, filters=query, viewer=principal)
     return Page(items=page.items, next_cursor=page.next_cursor)
 
 
@@ -107,12 +103,7 @@ async def get_decision(
     decision_id: Annotated[BigintId, Path()], session: SessionDep, principal: ReaderDep
 ) -> DecisionRead:
     """One decision, if the caller may see it."""
-    return await service.get_decision(
-        session,
-        decision_id=decision_id,
-        only_moderator=principal.reviewer_id if principal.role == Role.MODERATOR else None,
-        only_markets=principal.markets,
-    )
+    return await queries.get_decision(session, decision_id=decision_id, viewer=principal)
 
 
 @router.get("/v1/intake-rollups", response_model=Page[IntakeRollupRow])
@@ -120,7 +111,7 @@ async def list_intake_rollups(
     query: Annotated[IntakeRollupQuery, Query()], session: SessionDep, principal: RollupReaderDep
 ) -> Page[IntakeRollupRow]:
     """Decisions received per day (in the market's time zone), market, queue and moderator."""
-    page = await service.list_intake_rollups(session, filters=query, only_markets=principal.markets)
+    page = await queries.list_intake_rollups(session, filters=query, viewer=principal)
     return Page(
         items=[IntakeRollupRow.model_validate(row) for row in page.items],
         next_cursor=page.next_cursor,

@@ -1,36 +1,30 @@
-"""Decision intake (signed webhooks) and the decision listing."""
+"""Decision intake (signed webhooks). Reading decisions is ``shared.decisions.queries``."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as datetime_time
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.decisions.writer import DecisionWriter
-from shared.core.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthorized
+from shared.core.errors import BadRequest, DomainError, Unauthorized
 from shared.core.errors import UnprocessableEntity as Unprocessable
-from shared.core.pagination import Keyset, KeysetPage
 from shared.core.signing import verify_signature
 from shared.events import EventType, SourceRejectedBatch, record_event
-from shared.models import Decision, IntakeDailyRollup, RejectedBatch, Source
+from shared.models import RejectedBatch
 from shared.models.base import utcnow
 from shared.schemas.decisions import (
     MAX_BATCH_EVENTS,
     DecisionBatch,
     DecisionEvent,
-    DecisionQuery,
-    DecisionRead,
     IntakeResult,
-    IntakeRollupQuery,
 )
 from shared.sources.service import SigningSource, SourceDirectory
 
@@ -300,113 +294,3 @@ async def record_rejection(
     except Exception:
         # Losing this notice must not turn the client's 4xx into a 500.
         logger.exception("could not record a rejected batch", extra={"source": source.name})
-
-
-def _decision_read(decision: Decision, source_name: str) -> DecisionRead:
-    return DecisionRead(
-        id=decision.id,
-        source=source_name,
-        event_id=decision.event_id,
-        content_id=decision.content_id,
-        content_type=decision.content_type,
-        queue=decision.queue,
-        market=decision.market,
-        language=decision.language,
-        moderator_id=decision.moderator_id,
-        action=decision.action,
-        policy_labels=decision.policy_labels,
-        decided_at=decision.decided_at,
-        handling_time_ms=decision.handling_time_ms,
-        metadata=decision.metadata_,
-        received_at=decision.received_at,
-    )
-
-
-SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
-
-
-def _scope(query: SelectT, *, moderator_id: str | None, markets: Sequence[str] | None) -> SelectT:
-    if moderator_id is not None:
-        query = query.where(Decision.moderator_id == moderator_id)
-    if markets is not None:
-        query = query.where(Decision.market.in_(markets))
-    return query
-
-
-DECISION_ORDER = Keyset(Decision.id, descending=True)
-ROLLUP_ORDER = Keyset(
-    IntakeDailyRollup.day,
-    IntakeDailyRollup.market,
-    IntakeDailyRollup.queue,
-    IntakeDailyRollup.moderator_id,
-)
-
-
-async def list_decisions(
-    session: AsyncSession,
-    *,
-    filters: DecisionQuery,
-    only_moderator: str | None,
-    only_markets: Sequence[str] | None,
-) -> KeysetPage[DecisionRead]:
-    """A page of decisions, newest first (``DECISION_ORDER``)."""
-    if only_moderator is not None and filters.moderator_id not in (None, only_moderator):
-        raise Forbidden("a moderator key sees only its own reviewer's decisions")
-    query = select(Decision, Source.name).join(Source, Source.id == Decision.source_id)
-    query = _scope(query, moderator_id=only_moderator, markets=only_markets)
-    if filters.market is not None:
-        query = query.where(Decision.market == filters.market)
-    if filters.queue is not None:
-        query = query.where(Decision.queue == filters.queue)
-    if filters.moderator_id is not None:
-        query = query.where(Decision.moderator_id == filters.moderator_id)
-    if filters.policy_label is not None:
-        query = query.where(Decision.policy_labels.contains([filters.policy_label]))
-    if filters.from_ is not None:
-        query = query.where(Decision.decided_at >= filters.from_)
-    if filters.to is not None:
-        query = query.where(Decision.decided_at < filters.to)
-    rows = (await session.execute(DECISION_ORDER.apply(query, filters))).all()
-    return DECISION_ORDER.page([_decision_read(decision, name) for decision, name in rows], filters)
-
-
-async def get_decision(
-    session: AsyncSession,
-    *,
-    decision_id: int,
-    only_moderator: str | None,
-    only_markets: Sequence[str] | None,
-) -> DecisionRead:
-    query = select(Decision, Source.name).join(Source, Source.id == Decision.source_id)
-    query = _scope(
-        query.where(Decision.id == decision_id), moderator_id=only_moderator, markets=only_markets
-    )
-    row = (await session.execute(query)).first()
-    if row is None:
-        raise NotFound("decision not found")
-    return _decision_read(row[0], row[1])
-
-
-async def list_intake_rollups(
-    session: AsyncSession,
-    *,
-    filters: IntakeRollupQuery,
-    only_markets: Sequence[str] | None,
-) -> KeysetPage[IntakeDailyRollup]:
-    """A page of daily intake counts ordered by (day, market, queue, moderator)."""
-    table = IntakeDailyRollup
-    query = select(table)
-    if only_markets is not None:
-        query = query.where(table.market.in_(only_markets))
-    if filters.market is not None:
-        query = query.where(table.market == filters.market)
-    if filters.queue is not None:
-        query = query.where(table.queue == filters.queue)
-    if filters.moderator_id is not None:
-        query = query.where(table.moderator_id == filters.moderator_id)
-    if filters.from_ is not None:
-        query = query.where(table.day >= filters.from_)
-    if filters.to is not None:
-        query = query.where(table.day <= filters.to)
-    rows = list(await session.scalars(ROLLUP_ORDER.apply(query, filters)))
-    return ROLLUP_ORDER.page(rows, filters)
