@@ -23,7 +23,9 @@ from sqlalchemy import Date, cast, distinct, func, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.auth import Principal, Role
 from shared.core.errors import BadRequest, DomainError, Forbidden, UnprocessableEntity
+from shared.decisions.queries import visible_decisions
 from shared.models import Appeal, Decision, Market
 from shared.schemas.appeals import (
     AppealBatch,
@@ -191,17 +193,17 @@ async def appeal_overturn_report(
     *,
     query: AppealOverturnQuery,
     today: date,
-    only_moderator: str | None,
-    only_markets: Sequence[str] | None,
+    viewer: Principal,
 ) -> list[AppealOverturnRow]:
     """Appealed and reversed decisions per moderator, queue or market, with Wilson bounds.
 
-    A moderator key sees only its own appeals (asking for another's is a 403), a
-    market-scoped key only its markets (asking for another market is a 403).
+    Counted over the decisions ``viewer`` may see (``visible_decisions``): a moderator key
+    its own appeals (asking for another's is a 403), a market-scoped key its markets
+    (asking for another market is a 403).
     """
-    if only_moderator is not None and query.moderator_id not in (None, only_moderator):
+    if viewer.role == Role.MODERATOR and query.moderator_id not in (None, viewer.reviewer_id):
         raise Forbidden("a moderator key sees only its own reviewer's appeals")
-    if only_markets is not None and query.market is not None and query.market not in only_markets:
+    if query.market is not None and not viewer.can_see_market(query.market):
         raise Forbidden(f"this key may not see market {query.market}")
     day_from, day_to = report_days(query, today=today)
     key = {
@@ -217,14 +219,10 @@ async def appeal_overturn_report(
         .select_from(Appeal)
         .join(Decision, Decision.id == Appeal.decision_id)
         .outerjoin(Market, Market.code == Decision.market)
-        .where(day >= day_from, day <= day_to)
+        .where(day >= day_from, day <= day_to, visible_decisions(viewer))
         .group_by(key)
         .order_by(key)
     )
-    if only_moderator is not None:
-        statement = statement.where(Decision.moderator_id == only_moderator)
-    if only_markets is not None:
-        statement = statement.where(Decision.market.in_(only_markets))
     if query.market is not None:
         statement = statement.where(Decision.market == query.market)
     if query.queue is not None:

@@ -83,7 +83,6 @@ async def appeal_overturns(
         session,
         query=query,
         today=utcnow().date(),
-        only_moderator=(principal.reviewer_id or "") if principal.role == Role.MODERATOR else None,
-        only_markets=principal.markets,
+        viewer=principal,
     )
     return AppealOverturnReport(rows=rows)
