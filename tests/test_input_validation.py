@@ -67,6 +67,13 @@ def required_query(operation: dict[str, Any]) -> dict[str, str]:
     return values
 
 
+def fill_path(path: str, names: list[str], *, nul_in: str | None) -> str:
+    """``path`` with its parameters filled in: ``a%00b`` for ``nul_in``, ``x`` for the others."""
+    for name in names:
+        path = path.replace("{" + name + "}", "a%00b" if name == nul_in else "x")
+    return path
+
+
 # --- NUL characters ---------------------------------------------------------------------
 
 REVIEWER = {"display_name": "Rev", "markets": ["DE"], "languages": ["de"]}
@@ -130,6 +137,40 @@ async def test_nul_anywhere_is_422_naming_the_field(
     assert "NUL" in problem["detail"]
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Reviewer)) == 0
+
+
+async def test_nul_in_any_parameter_or_body_is_422_on_every_operation(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    """Each documented path and query parameter, and any string or key of any JSON body."""
+    checked = {"path": 0, "query": 0, "body": 0}
+    for method, path, operation in await openapi_operations(client):
+        if path in WEBHOOKS:
+            continue  # their own parsing: test_intake_refusals and the appeals case below
+        parameters = operation.get("parameters", [])
+        in_path = [p["name"] for p in parameters if p["in"] == "path"]
+        url = {nul_in: fill_path(path, in_path, nul_in=nul_in) for nul_in in [None, *in_path]}
+
+        for name in in_path:
+            response = await client.request(method, url[name], headers=auth(admin_key))
+            assert ["path", name] in locations(assert_problem(response, 422)), (method, path)
+            checked["path"] += 1
+        for name in query_parameters(operation):
+            response = await client.request(
+                method, url[None], params={name: f"a{NUL}b"}, headers=auth(admin_key)
+            )
+            assert ["query", name] in locations(assert_problem(response, 422)), (method, path)
+            checked["query"] += 1
+        if "requestBody" in operation:
+            body = {"title": f"t{NUL}", "items": [{"ok": "fine", f"k{NUL}": 1}]}
+            response = await client.request(method, url[None], json=body, headers=auth(admin_key))
+            found = locations(assert_problem(response, 422))
+            assert ["title"] in found, (method, path)
+            assert ["items", 0, f"k{NUL}"] in found, (method, path)
+            checked["body"] += 1
+    assert checked["path"] >= 40, checked
+    assert checked["query"] >= 60, checked
+    assert checked["body"] >= 20, checked
 
 
 async def test_nul_in_a_verdict_comment_is_422_and_the_audit_stays_open(

@@ -40,9 +40,9 @@ async def check_request(request: Request) -> None:
         return
     if route.body_field is not None:
         await _require_json_content_type(request)
-    errors: list[dict[str, Any]] = []
-    errors.extend(_repeated_query_parameters(request, route))
-    errors.extend(_nul_in_path_and_query(request))
+    errors = _nul_in_path(request)
+    if request.scope["query_string"]:
+        errors.extend(_query_problems(request, route))
     if route.body_field is not None:
         errors.extend(await _nul_in_json_body(request))
     if errors:
@@ -69,30 +69,45 @@ async def _require_json_content_type(request: Request) -> None:
     )
 
 
-def _repeated_query_parameters(request: Request, route: APIRoute) -> list[dict[str, Any]]:
-    if not request.scope["query_string"]:
+def _query_problems(request: Request, route: APIRoute) -> list[dict[str, Any]]:
+    """NUL in a query parameter, or a single-valued one repeated.
+
+    An operation declaring no query parameters ignores whatever query it is sent, so there is
+    nothing to refuse (and no 422 to document).
+    """
+    items = request.query_params.multi_items()
+    names = [name for name, _ in items]
+    has_nul = b"%00" in request.scope["query_string"]  # a raw NUL is not valid HTTP
+    if not has_nul and len(names) == len(set(names)):
         return []
-    names = [name for name, _ in request.query_params.multi_items()]
-    if len(names) == len(set(names)):
+    declared = dict(_query_parameters(route.dependant))
+    if not declared:
         return []
-    many = set(_multi_valued_query_names(route.dependant))
-    repeated = sorted({name for name in names if names.count(name) > 1} - many)
-    return [{"loc": ["query", name], "msg": "must be given at most once"} for name in repeated]
+    errors = [
+        {"loc": ["query", name], "msg": "must be given at most once"}
+        for name in sorted({name for name in names if names.count(name) > 1})
+        if not declared.get(name, False)
+    ]
+    errors.extend(
+        {"loc": ["query", name], "msg": "must not contain a NUL character"}
+        for name, value in items
+        if NUL in name or NUL in value
+    )
+    return errors
 
 
-def _multi_valued_query_names(dependant: Dependant) -> Iterator[str]:
-    """The query parameters of an operation (and its dependencies) that take a list."""
+def _query_parameters(dependant: Dependant) -> Iterator[tuple[str, bool]]:
+    """The query parameters of an operation (and its dependencies): whether each takes a list."""
     for field in dependant.query_params:
         annotation = field.field_info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             # A query model (``Annotated[Model, Query()]``): its fields are the parameters.
             for name, model_field in annotation.model_fields.items():
-                if _takes_many(model_field.annotation):
-                    yield model_field.alias or name
-        elif _takes_many(annotation):
-            yield field.alias
+                yield model_field.alias or name, _takes_many(model_field.annotation)
+        else:
+            yield field.alias, _takes_many(annotation)
     for sub_dependant in dependant.dependencies:
-        yield from _multi_valued_query_names(sub_dependant)
+        yield from _query_parameters(sub_dependant)
 
 
 def _takes_many(annotation: Any) -> bool:
@@ -108,22 +123,15 @@ def _takes_many(annotation: Any) -> bool:
     )
 
 
-def _nul_in_path_and_query(request: Request) -> list[dict[str, Any]]:
-    # NUL reaches a query only percent-encoded (a raw one is not valid HTTP), and a path
-    # parameter only through the decoded path: two searches for every request without one.
-    if b"%00" not in request.scope["query_string"] and NUL not in request.scope["path"]:
+def _nul_in_path(request: Request) -> list[dict[str, Any]]:
+    # A path parameter holds NUL only if the decoded path does: one search per request.
+    if NUL not in request.scope["path"]:
         return []
-    errors = [
+    return [
         {"loc": ["path", name], "msg": "must not contain a NUL character"}
         for name, value in request.path_params.items()
         if isinstance(value, str) and NUL in value
     ]
-    errors.extend(
-        {"loc": ["query", name], "msg": "must not contain a NUL character"}
-        for name, value in request.query_params.multi_items()
-        if NUL in name or NUL in value
-    )
-    return errors
 
 
 async def _nul_in_json_body(request: Request) -> list[dict[str, Any]]:
