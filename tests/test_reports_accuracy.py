@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.models import Audit, Decision, Market, Verdict
 from shared.reports.exports import FORMULA_TRIGGERS, spreadsheet_safe
 from shared.reports.rows import accuracy_row, column_headers, report_window
+from shared.reports.service import accuracy_rows
 from shared.stats.intervals import wilson_interval
 from tests.conftest import SignedSender, auth, decision_event, make_key
 
@@ -365,6 +366,49 @@ async def test_policy_rows_count_the_moderators_and_the_auditors_policies(
         ("spam", 1, 0),
         ("violent_graphic", 1, 0),
     ]
+
+
+async def test_a_worker_gets_the_same_rows_from_the_shared_query(
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # Scheduled reports and escalation checks call accuracy_rows with a session and keyword
+    # filters, no HTTP request: the rows are the API's.
+    await seed(
+        sender,
+        sessionmaker,
+        [
+            Case("mod-a", "correct", labels=["spam"]),
+            Case("mod-a", "incorrect", action="approve", labels=[], expected_labels=["spam"]),
+            Case("mod-b", "correct", market="AT", queue="at-text"),
+        ],
+    )
+    for group_by in ("policy", "market"):
+        shown = (await report(client, admin_key, group_by=group_by, **WINDOW))["rows"]
+        async with sessionmaker() as session:
+            rows = await accuracy_rows(
+                session,
+                group_by=group_by,
+                day_from=date(2026, 11, 1),
+                day_to=date(2026, 11, 30),
+                markets=None,
+                queue=None,
+                only_moderator=None,
+            )
+        assert [row.model_dump(mode="json") for row in rows] == shown
+    async with sessionmaker() as session:
+        german = await accuracy_rows(
+            session,
+            group_by="moderator",
+            day_from=date(2026, 11, 1),
+            day_to=date(2026, 11, 30),
+            markets=["DE"],
+            queue=None,
+            only_moderator=None,
+        )
+    assert [(row.key, row.audited, row.correct) for row in german] == [("mod-a", 2, 1)]
 
 
 async def test_days_are_inclusive_and_counted_in_each_market_time_zone(
