@@ -4,10 +4,14 @@ FastAPI validates each parameter and body against its schema, but some rules are
 request as a whole and hold for every operation, present and future, so they live here once
 (an application-wide dependency) instead of in each schema:
 
-- no NUL character in a path parameter, a query parameter or any string of a JSON body
-  (PostgreSQL text cannot hold one; refused with 422 naming where it is);
+- no NUL character in a path parameter, a query parameter or any string or key of a JSON
+  body (PostgreSQL text cannot hold one; refused with 422 naming where it is);
 - a single-valued query parameter given once (FastAPI would silently keep the last);
 - an operation that takes a JSON body gets it as ``application/json`` (or ``+json``): 415.
+
+The query rules apply to operations that declare query parameters; the others ignore any
+query they are sent. The cost for a request breaking none of the rules is a few string
+searches (the parsed body is walked only when its text holds the ``\\u0000`` escape).
 
 Signed webhooks read their raw bodies themselves (the signature covers the exact bytes) and
 declare no body parameter, so none of the body rules touch them; their schemas refuse NUL.
