@@ -41,8 +41,12 @@ def test_shared_helpers_are_defined_only_in_the_support_package() -> None:
     for path in _modules():
         if path.parent.name == "support":
             continue
-        for node in ast.parse(path.read_text(), str(path)).body:
-            defines = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            if defines and node.name in SHARED_HELPERS:
-                copies.append(f"{path.relative_to(TESTS)}: {node.name}")
+        functions = [
+            node
+            for node in ast.parse(path.read_text(), str(path)).body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        copies += [
+            f"{path.relative_to(TESTS)}: {f.name}" for f in functions if f.name in SHARED_HELPERS
+        ]
     assert copies == [], "import it from tests/support/"
