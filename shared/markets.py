@@ -1,9 +1,9 @@
 """Markets: the ISO 3166-1 alpha-2 codes a market may have, and each one's defaults.
 
 A market is registered the first time anything names it, with the working language and the
-time zone below; an admin can change them afterwards. Reports count days in the market's
-time zone, so every code has a real IANA zone: the capital's (or most populous region's)
-where a country spans several.
+time zone below, which are stored with it: changing a default here does not move the days of
+a market already registered. Reports count days in the market's time zone, so every code has
+a real IANA zone: the capital's (or most populous region's) where a country spans several.
 """
 
 from __future__ import annotations
