@@ -11,7 +11,7 @@ from services.audit_api.deps import SessionDep, SettingsDep, require_roles
 from shared.core.auth import Principal, Role
 from shared.golden import quality, service
 from shared.models.base import utcnow
-from shared.schemas.common import Page
+from shared.schemas.common import Page, Problem
 from shared.schemas.golden import (
     AuditorQualityQuery,
     AuditorQualityReport,
@@ -45,6 +45,7 @@ async def create_golden_item(
     "/v1/golden-items/from-calibration/{calibration_id}",
     response_model=CalibrationImport,
     status_code=201,
+    responses={409: {"model": Problem, "description": "The session is not closed yet."}},
 )
 async def import_from_calibration(
     calibration_id: uuid.UUID, session: SessionDep, principal: ManagerDep

@@ -21,7 +21,11 @@ ReaderDep = Annotated[
 ReviewerIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-@router.put("/{reviewer_id}", response_model=ReviewerRead)
+@router.put(
+    "/{reviewer_id}",
+    response_model=ReviewerRead,
+    responses={201: {"model": ReviewerRead, "description": "The profile was created."}},
+)
 async def put_reviewer(
     reviewer_id: ReviewerIdPath,
     body: ReviewerUpsert,
