@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 
 from shared.core.settings import Settings
 
+CONNECT_TIMEOUT_SECONDS = 5.0
+
 
 def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     """An asyncpg engine; ``pool_pre_ping`` so a restarted database costs one failed checkout."""
@@ -25,7 +27,12 @@ def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int =
         max_overflow=max_overflow,
         pool_pre_ping=True,
         # asyncpg caches prepared statements per connection; keep that, it is most of the win.
-        connect_args={"server_settings": {"application_name": "plumbline"}},
+        # A database host that does not answer at all fails a connection attempt in 5 s
+        # (asyncpg waits 60 s), so a request gets its 503 while the client still waits.
+        connect_args={
+            "server_settings": {"application_name": "plumbline"},
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+        },
     )
 
 
