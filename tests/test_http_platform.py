@@ -272,6 +272,12 @@ async def test_readyz_degrades_but_intake_works_while_redis_is_down(
             finally:
                 rate_limits_logger.removeHandler(handler)
             assert warnings == ["rate limits are off while Redis is unreachable"]
+
+        # An API started while Redis is down starts, and serves intake.
+        async with running_api(own) as late, httpx.AsyncClient(base_url=late.url) as client:
+            assert (await client.get("/readyz")).json()["degraded"] == ["redis"]
+            late_sender = SignedSender(client, sender.name, sender.secret)
+            assert (await late_sender.post(decision_event(2))).status_code == 202
     finally:
         redis.stop()
 
