@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.decisions.service import DecidedAtWindow, parse_decision_events
@@ -21,6 +21,7 @@ from shared.core.settings import Settings
 from shared.models import Decision, RejectedBatch, Source
 from shared.schemas.decisions import DecisionEvent, IntakeResult
 from tests.conftest import SignedSender, auth, decision_event
+from tests.support.db import count_rows
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -289,5 +290,4 @@ async def test_a_market_that_is_no_iso_country_is_422(
         headers=auth(admin_key),
     )  # fmt: skip
     assert profile.status_code == 422
-    async with sessionmaker() as session:
-        assert await session.scalar(select(func.count()).select_from(Decision)) == 0
+    assert await count_rows(sessionmaker, Decision) == 0

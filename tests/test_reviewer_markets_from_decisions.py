@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.markets import MARKET_CODES, default_language, default_time_zone
 from shared.models import Market, Reviewer
 from tests.conftest import SignedSender, auth, decision_event, make_key
+from tests.support.quizzes import create_quiz, reviewer_key
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 
@@ -62,25 +62,11 @@ async def test_market_assignments_and_scoped_views_include_moderators_from_decis
     response = await sender.post(decision_event(1, moderator_id="mod-x", market="AT"))
     assert response.status_code == 202, response.text
 
-    quiz = await client.post(
-        "/v1/quizzes",
-        json={
-            "title": "AT refresher",
-            "policy_code": "hate_speech",
-            "questions": [
-                {"id": "q1", "kind": "choice", "prompt": "?", "options": ["a", "b"], "answer": "a"}
-            ],
-            "pass_mark": 0.5,
-            "assignee_markets": ["AT"],
-            "due_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-        },
-        headers=auth(admin_key),
-    )
-    assert quiz.status_code == 201, quiz.text
-    moderator = await make_key(sessionmaker, "moderator", reviewer_id="mod-x")
+    quiz = await create_quiz(client, admin_key, assignee_reviewer_ids=[], assignee_markets=["AT"])
+    moderator = await reviewer_key(sessionmaker, "mod-x")
     assigned = await client.get("/v1/quizzes", headers=auth(moderator))
     assert assigned.status_code == 200, assigned.text
-    assert [item["id"] for item in assigned.json()["items"]] == [quiz.json()["id"]]
+    assert [item["id"] for item in assigned.json()["items"]] == [quiz["id"]]
 
     at_manager = await make_key(sessionmaker, "manager", markets=["AT"])
     in_at = await client.get("/v1/reviewers", params={"market": "AT"}, headers=auth(at_manager))
