@@ -239,6 +239,24 @@ async def test_non_finite_numbers_are_refused(client: httpx.AsyncClient, key: st
         assert response.status_code == 422, (literal, response.text)
 
 
+async def test_counts_beyond_the_bound_are_refused(client: httpx.AsyncClient, key: str) -> None:
+    # Past int64 they were a 500 (numpy could not hold them).
+    for huge in (1_000_001, 2**63, 10**30):
+        await refused(client, key, {"counts": [[huge, 1], [1, huge]]}, "less than or equal to")
+    body = await ok(client, key, {"counts": [[1_000_000, 0], [0, 1_000_000], [1, 1]]})
+    assert body["n_raters"] == 1_000_000
+
+
+async def test_values_too_close_for_floating_point_get_a_note(
+    client: httpx.AsyncClient, key: str
+) -> None:
+    # Differences of subnormal numbers square to zero: a ZeroDivisionError (500) before.
+    tiny = {"level": "interval", "ratings": [[5e-324, 0, 1e-320], [0, 5e-324, 2e-320]]}
+    body = await ok(client, key, tiny)
+    assert body["krippendorff_alpha"] is None
+    assert any(note.startswith("krippendorff_alpha: ") for note in body["notes"])
+
+
 async def test_too_much_work_at_the_ratio_level(client: httpx.AsyncClient, key: str) -> None:
     # 6,000 distinct values: 36 million value pairs for the expected disagreement.
     values = [float(i) for i in range(6_000)]

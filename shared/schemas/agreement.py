@@ -37,7 +37,10 @@ Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Label = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
 Rating = Number | Label | None
 Category = Number | Label
-Count = Annotated[int, Field(strict=True, ge=0)]
+# A count is how many raters chose a category for a unit. Bounded so that every sum of
+# products the statistics form stays inside int64 (10**30 was a 500).
+MAX_COUNT = 1_000_000
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
 
 
 def _number_level_problem(level: Level, value: float | str, where: str) -> str | None:

@@ -682,6 +682,11 @@ class _Notes:
         except UndefinedStatistic as undefined:
             self.lines.append(f"{name}: {undefined}")
             return None
+        except (ZeroDivisionError, OverflowError, FloatingPointError):
+            # Values at the ends of the float range (differences of 5e-324 underflow to a
+            # zero variation): the statistic exists but cannot be computed in float64.
+            self.lines.append(f"{name}: cannot be computed in floating point for these values")
+            return None
         if not math.isfinite(result):  # cannot happen by construction; never send NaN
             self.lines.append(f"{name}: not a finite number for these data")
             return None
