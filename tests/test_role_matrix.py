@@ -38,6 +38,7 @@ async def call(
     operation: Operation,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
+    """Call ``operation`` with well-formed path parameters and, if it takes one, ``{}``."""
     documented = schema["paths"][operation.path][operation.method.lower()]
     url = example_url(operation.path, documented)
     body: dict[str, Any] | None = {} if "requestBody" in documented else None
