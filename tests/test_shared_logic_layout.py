@@ -78,6 +78,19 @@ def test_workers_change_job_rows_through_shared_background_jobs() -> None:
 
 
 @pytest.mark.no_db
+def test_workers_query_no_model_whose_logic_lives_in_shared() -> None:
+    # The definitions (what is overdue, expired, matched) are in shared/<domain>/; a worker
+    # job that names these models is writing a second copy of one.
+    owned = {"Disagreement", "DisagreementChange", "GoldenVerdict", "TrainingItemProgress"}
+    offenders = {
+        path: sorted(owned & names_used(tree))
+        for path, tree in modules(*WORKERS)
+        if owned & names_used(tree)
+    }
+    assert offenders == {}
+
+
+@pytest.mark.no_db
 def test_worker_jobs_get_a_typed_state_not_the_arq_context() -> None:
     # ctx["..."] is read in one place (shared/core/queue.py hands jobs their state; the
     # start-up hooks install it through shared/core/workers.py).
