@@ -18,6 +18,7 @@ at its end.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -756,15 +757,35 @@ def _seed(
 
     keys = TemporaryKeys(api, admin_key)
     try:
-        summary.audits_judged, summary.judged_incorrect = judge_audits(
-            api, keys, seed=options.seed, error_rate=options.error_rate
-        )
-        say(f"judged {summary.audits_judged} audits ({summary.judged_incorrect} incorrect)")
-        summary.disputes_ruled = rule_on_disputes(api, admin_key, keys)
-        summary.calibration_created = run_calibration(api, admin_key, keys, events, options.seed)
-        summary.quiz_created, summary.training_plan_created = run_quiz_and_training(
-            api, admin_key, keys, moderators, now
-        )
-    finally:
-        keys.revoke_all()
+        _qa_work(api, keys, options, summary, events, moderators, now=now, say=say)
+    except BaseException:
+        # Revoke what can be revoked, without hiding the failure that got us here.
+        with contextlib.suppress(SeedError, httpx.HTTPError):
+            keys.revoke_all()
+        raise
+    keys.revoke_all()
     return summary
+
+
+def _qa_work(
+    api: DemoApi,
+    keys: TemporaryKeys,
+    options: SeedOptions,
+    summary: SeedSummary,
+    events: list[dict[str, Any]],
+    moderators: list[Moderator],
+    *,
+    now: datetime,
+    say: Callable[[str], None],
+) -> None:
+    """Judge the sampled week, rule on disputes, calibrate, quiz and train."""
+    admin_key = keys.admin_key
+    summary.audits_judged, summary.judged_incorrect = judge_audits(
+        api, keys, seed=options.seed, error_rate=options.error_rate
+    )
+    say(f"judged {summary.audits_judged} audits ({summary.judged_incorrect} incorrect)")
+    summary.disputes_ruled = rule_on_disputes(api, admin_key, keys)
+    summary.calibration_created = run_calibration(api, admin_key, keys, events, options.seed)
+    summary.quiz_created, summary.training_plan_created = run_quiz_and_training(
+        api, admin_key, keys, moderators, now
+    )

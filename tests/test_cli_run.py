@@ -97,8 +97,7 @@ def test_killed_child_comes_back_and_the_api_keeps_answering(
 def test_killed_embedded_redis_comes_back_on_its_port(
     base_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {key: value for key, value in base_env.items() if key != "PLUMBLINE_REDIS_URL"}
-    run = start_run(env, tmp_path, "heal-redis")
+    run = start_run(base_env, tmp_path, "heal-redis")
     try:
         wait_ready(run)
         started = wait_for_output(run, r"embedded Redis at (\S+) in .* \(pid (\d+)\)")

@@ -1,8 +1,7 @@
 """``plumbline run`` as a subprocess: its environment, starting, waiting, stopping cleanly.
 
-With PLUMBLINE_TEST_DATABASE_URL / PLUMBLINE_TEST_REDIS_URL set, the runs use a dedicated
-database ``plumbline_cli_test`` and Redis database 13 on those servers (so their workers never
-take jobs of other tests, and no other test flushes them); otherwise embedded servers.
+With PLUMBLINE_TEST_DATABASE_URL set, each run gets a fresh database of its own on that
+server; otherwise an embedded PostgreSQL. Redis is always an embedded one of the run's own.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +28,6 @@ import pytest
 from shared.core.settings import to_asyncpg_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-CLI_DATABASE = "plumbline_cli_test"
-CLI_REDIS_DB = 13
 ADMIN_KEY = "plk_cli_test_admin_key_0123456789abcdef"
 
 
@@ -81,12 +79,15 @@ async def _admin_sql(server_url: str, *statements: str) -> None:
         await connection.close()
 
 
-_DROP = f'DROP DATABASE IF EXISTS "{CLI_DATABASE}" WITH (FORCE)'
-
-
 @contextmanager
 def run_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment for `plumbline run`: given servers (fresh database) or embedded ones."""
+    """Environment for `plumbline run`: a fresh database of its own on the given server (or
+    an embedded PostgreSQL), and always an embedded Redis of its own.
+
+    Nothing is shared with another run, test session or engineer on the same servers: a
+    fixed database name was dropped under a run by another's cleanup, and a shared Redis
+    database would let one run's workers take another's jobs.
+    """
     env = {
         key: value
         for key, value in os.environ.items()
@@ -95,15 +96,16 @@ def run_environment(tmp_path: Path) -> Iterator[dict[str, str]]:
     env["PLUMBLINE_DATA_DIR"] = str(tmp_path / "data")
     env["PLUMBLINE_LOG_LEVEL"] = "WARNING"
     database = os.environ.get("PLUMBLINE_TEST_DATABASE_URL")
+    name = f"plumbline_cli_{uuid.uuid4().hex[:10]}"
+    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
     if database:
-        asyncio.run(_admin_sql(database, _DROP, f'CREATE DATABASE "{CLI_DATABASE}"'))
-        env["PLUMBLINE_DATABASE_URL"] = to_asyncpg_url(_with_path(database, f"/{CLI_DATABASE}"))
-    redis = os.environ.get("PLUMBLINE_TEST_REDIS_URL")
-    if redis:
-        env["PLUMBLINE_REDIS_URL"] = _with_path(redis, f"/{CLI_REDIS_DB}")
-    yield env
-    if database:
-        asyncio.run(_admin_sql(database, _DROP))
+        asyncio.run(_admin_sql(database, f'CREATE DATABASE "{name}"'))
+        env["PLUMBLINE_DATABASE_URL"] = to_asyncpg_url(_with_path(database, f"/{name}"))
+    try:
+        yield env
+    finally:
+        if database:
+            asyncio.run(_admin_sql(database, drop))
 
 
 @dataclass
