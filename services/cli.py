@@ -2,9 +2,11 @@
 
 ``plumbline run`` resolves the database and Redis (embedded servers when no URL is set),
 applies migrations, makes sure an admin key exists, then supervises the API, the report
-worker, the notifier and the outbox relay as child processes. The other subcommands run one
-part each, for docker-compose and production; they fall back to the same embedded servers
-when no URL is set.
+worker, the notifier and the outbox relay as child processes: a child or embedded server
+that dies is started again with backoff (Redis on its port) while the rest keeps running,
+and once the API is ready the URLs and the admin key are printed, last. The other
+subcommands run one part each, for docker-compose and production; they fall back to the
+same embedded servers when no URL is set.
 """
 
 from __future__ import annotations
