@@ -93,8 +93,9 @@ def error_statuses(route: RouteContext, operation: dict[str, Any]) -> set[int]:
 
     Every request passes the body limits (413, 408); every one but the probes, the failed-
     authentication limit (429). An API key means 401 and the per-key limit (429), a role
-    check 403, the database 503; parameters mean 422 (path ones also 404), a ``cursor`` 400,
-    a JSON body 413, 415 and 422.
+    check 403, the database 503; parameters mean 422 (path ones also 404), a ``cursor`` 400
+    (one the API did not issue), a body 400, 415 and 422. Statuses of the domain (a 409, a
+    201 besides a 200) are declared by the route itself.
     """
     calls = _calls(route.dependant)
     parameters = operation.get("parameters", [])
