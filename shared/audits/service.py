@@ -44,9 +44,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     String,
     Uuid,
@@ -58,12 +59,13 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.core.pagination import Keyset, KeysetPage
 from shared.disagreements.lifecycle import open_disagreement
@@ -95,8 +97,6 @@ from shared.verdicts import NON_ENFORCING_ACTION, derive_error_type
 from shared.wellbeing.service import capped_codes
 
 ENTITY = "audit"
-
-SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 
 # ---------------------------------------------------------------------------- views
 
@@ -534,19 +534,22 @@ async def submit_verdict(
 # ---------------------------------------------------------------------------- reading
 
 
-def _visible(query: SelectT, principal: Principal) -> SelectT:
-    """Only the audits the caller may see (see ``list_audits``)."""
-    if principal.role in ("moderator", "qa_auditor"):
+def visible_audits(principal: Principal) -> ColumnElement[bool]:
+    """Which audits the caller may see, in lists, reads and verdicts alike: a moderator key
+    its reviewer's (never a golden audit: those test the auditor), a QA auditor the audits
+    they hold or judged, a market-scoped key only its markets'; nothing for a moderator or
+    auditor key bound to no reviewer."""
+    clauses: list[ColumnElement[bool]] = []
+    if principal.role in (Role.MODERATOR, Role.QA_AUDITOR):
         if principal.reviewer_id is None:
-            return query.where(false())
-        column = Audit.moderator_id if principal.role == "moderator" else Audit.auditor_id
-        query = query.where(column == principal.reviewer_id)
-        if principal.role == "moderator":
-            # Golden audits test the auditor: they are not the moderator's audits.
-            query = query.where(not_(Audit.is_golden))
+            return false()
+        if principal.role == Role.MODERATOR:
+            clauses += [Audit.moderator_id == principal.reviewer_id, not_(Audit.is_golden)]
+        else:
+            clauses.append(Audit.auditor_id == principal.reviewer_id)
     if principal.markets is not None:
-        query = query.where(Audit.market.in_(principal.markets))
-    return query
+        clauses.append(Audit.market.in_(principal.markets))
+    return and_(true(), *clauses)
 
 
 def _joined() -> Select[Audit, Decision, Verdict, uuid.UUID]:
@@ -584,7 +587,7 @@ async def list_audits(
     markets.
     """
     _refuse_foreign_filters(principal, filters)
-    query = _visible(_joined(), principal)
+    query = _joined().where(visible_audits(principal))
     if filters.status is not None:
         query = query.where(Audit.status == filters.status)
     if filters.moderator_id is not None:
@@ -621,7 +624,7 @@ async def get_audit(
 ) -> AuditRead:
     """One audit, with the visibility of ``list_audits``; 404 when the caller cannot see it."""
     row = (
-        await session.execute(_visible(_joined().where(Audit.id == audit_id), principal))
+        await session.execute(_joined().where(Audit.id == audit_id, visible_audits(principal)))
     ).first()
     if row is None:
         raise NotFound("audit not found")
