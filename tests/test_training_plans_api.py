@@ -156,6 +156,26 @@ async def test_overdue_filters_by_market_and_pages(
     assert [o["reviewer_id"] for o in scoped.json()["items"]] == ["at-1"]
 
 
+async def test_a_scoped_key_sees_the_overdue_items_of_the_reviewers_it_may_see(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
+) -> None:
+    # The overdue list applies the reviewer list's rule: a reviewer with no market yet is
+    # visible to every market-scoped key, in both.
+    for reviewer_id, markets in [("at-1", ["AT"]), ("de-1", ["DE"]), ("new-1", [])]:
+        await client.put(
+            f"/v1/reviewers/{reviewer_id}",
+            json={"markets": markets, "languages": ["de"]},
+            headers=auth(admin_key),
+        )
+    await create_plan(client, admin_key, assignees=["at-1", "de-1", "new-1"])
+    at_manager = auth(await make_key(sessionmaker, "manager", markets=["AT"]))
+    reviewers = await client.get("/v1/reviewers", headers=at_manager)
+    overdue = await client.get("/v1/training-plans/overdue", headers=at_manager)
+    visible = {r["id"] for r in reviewers.json()["items"]} & {"at-1", "de-1", "new-1"}
+    assert visible == {"at-1", "new-1"}
+    assert {o["reviewer_id"] for o in overdue.json()["items"]} == visible
+
+
 async def test_passing_the_quiz_completes_pass_quiz_items_and_failures_get_a_plan(
     client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
 ) -> None:

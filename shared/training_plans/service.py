@@ -50,6 +50,7 @@ from shared.models import (
 )
 from shared.models.base import utcnow
 from shared.reference import register_policies, register_reviewers
+from shared.reviewers.service import visible_reviewers
 from shared.schemas.training import (
     AssigneeProgress,
     ItemProgress,
@@ -602,18 +603,17 @@ async def list_overdue(
     session: AsyncSession,
     *,
     market: str | None,
-    only_markets: Sequence[str] | None,
+    viewer: Principal,
     page: PageRequest,
 ) -> KeysetPage[OverdueItem]:
     """A page of overdue, not-done items per assignee, by due date; ``market`` keeps
-    assignees whose profile lists it; a market-scoped key sees its markets' reviewers."""
+    assignees whose profile lists it; a market-scoped key sees the assignees it may see as
+    reviewers (``visible_reviewers``: the reviewer list's rule)."""
     query = overdue_query(now=utcnow())
-    if market is not None or only_markets is not None:
-        reviewers = select(Reviewer.id)
+    if market is not None or viewer.markets is not None:
+        reviewers = select(Reviewer.id).where(visible_reviewers(viewer))
         if market is not None:
             reviewers = reviewers.where(literal(market) == any_(Reviewer.markets))
-        if only_markets is not None:
-            reviewers = reviewers.where(Reviewer.markets.overlap(list(only_markets)))
         query = query.where(TrainingItemProgress.reviewer_id.in_(reviewers))
     rows = await session.execute(OVERDUE_ORDER.apply(query, page))
     items = [

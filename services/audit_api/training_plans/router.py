@@ -60,7 +60,7 @@ async def list_overdue(
     """Overdue, not-done items per assignee, by due date; ``market`` keeps the assignees whose
     profile lists it (a market-scoped key sees its markets' reviewers)."""
     page = await service.list_overdue(
-        session, market=query.market, only_markets=principal.markets, page=query
+        session, market=query.market, viewer=principal, page=query
     )
     return Page(items=page.items, next_cursor=page.next_cursor)
 
