@@ -144,22 +144,31 @@ async def _nul_in_json_body(request: Request) -> list[dict[str, Any]]:
     if _JSON_NUL_ESCAPE not in await request.body():
         return []
     # Located like pydantic's body errors once rendered: without a leading "body".
+    # A key and its value can both hold NUL: one error for the place.
     return [
         {"loc": list(location) or ["body"], "msg": "must not contain a NUL character"}
-        for location in nul_locations(await request.json())
+        for location in dict.fromkeys(nul_locations(await request.json()))
     ]
 
 
-def nul_locations(value: Any, location: Location = ()) -> Iterator[Location]:
-    """Where in a parsed JSON document a string (a value or an object's key) holds NUL."""
-    if isinstance(value, str):
-        if NUL in value:
-            yield location
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if NUL in key:
-                yield (*location, key)
-            yield from nul_locations(item, (*location, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from nul_locations(item, (*location, index))
+def nul_locations(document: Any) -> Iterator[Location]:
+    """Where in a parsed JSON document a string (a value or an object's key) holds NUL.
+
+    Iterative, not recursive: a document nested as deep as the JSON parser allows must not
+    exhaust the interpreter's stack here.
+    """
+    pending: list[tuple[Location, Any]] = [((), document)]
+    while pending:
+        location, value = pending.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                yield location
+        elif isinstance(value, dict):
+            if any(NUL in key for key in value):
+                yield from ((*location, key) for key in value if NUL in key)
+            # Reversed onto the stack, so that places come out in document order.
+            pending.extend(((*location, key), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            pending.extend(
+                ((*location, index), item) for index, item in reversed(list(enumerate(value)))
+            )
