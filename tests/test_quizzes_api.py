@@ -374,6 +374,21 @@ async def test_team_assignment_and_scores_per_team(
     ]  # fmt: skip
 
 
+async def test_scores_follow_the_quizs_visibility(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: Sessionmaker
+) -> None:
+    # The scores (with every question's prompt) are part of the quiz: a key that may not see
+    # the quiz gets 404 for its scores too, as for the quiz itself.
+    quiz = await create_quiz(client, admin_key, assignee_reviewer_ids=[], assignee_markets=["FR"])
+    de_manager = auth(await make_key(sessionmaker, "manager", markets=["DE"]))
+    fr_manager = auth(await make_key(sessionmaker, "manager", markets=["FR"]))
+    assert (await client.get(f"/v1/quizzes/{quiz['id']}", headers=de_manager)).status_code == 404
+    hidden = await client.get(f"/v1/quizzes/{quiz['id']}/scores", headers=de_manager)
+    assert hidden.status_code == 404
+    shown = await client.get(f"/v1/quizzes/{quiz['id']}/scores", headers=fr_manager)
+    assert shown.status_code == 200
+
+
 async def test_list_pages(client: httpx.AsyncClient, admin_key: str) -> None:
     created = [(await create_quiz(client, admin_key, title=f"Quiz {n}"))["id"] for n in range(3)]
     seen: list[str] = []

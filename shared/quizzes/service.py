@@ -44,6 +44,7 @@ from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, Reviewer
 from shared.models.base import utcnow
 from shared.reference import register_markets, register_policies, register_reviewers
+from shared.reviewers.service import visible_reviewer_ids
 from shared.schemas.training import (
     NO_VIOLATION,
     AssignPlanResult,
@@ -443,10 +444,6 @@ def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _in_scope(markets: Sequence[str], only_markets: Sequence[str] | None) -> bool:
-    return only_markets is None or bool(set(markets) & set(only_markets))
-
-
 async def grant_retake(
     session: AsyncSession, *, quiz_id: uuid.UUID, data: RetakeCreate, actor: Principal
 ) -> QuizRetakeGrant:
@@ -457,8 +454,7 @@ async def grant_retake(
             f"reviewer '{data.reviewer_id}' is not assigned to this quiz",
             errors=[{"loc": ["body", "reviewer_id"], "msg": "not an assignee of this quiz"}],
         )
-    markets = (await _reviewer_markets(session, [data.reviewer_id])).get(data.reviewer_id, [])
-    if not _in_scope(markets, actor.markets):
+    if not await visible_reviewer_ids(session, viewer=actor, reviewer_ids=[data.reviewer_id]):
         raise Forbidden("this key may not act on reviewers outside its markets")
     if quiz.retakes_allowed:
         raise Conflict("this quiz allows retakes already")
@@ -497,13 +493,14 @@ async def grant_retake(
 
 
 async def quiz_scores(
-    session: AsyncSession, *, quiz_id: uuid.UUID, only_markets: Sequence[str] | None
+    session: AsyncSession, *, quiz_id: uuid.UUID, viewer: Principal
 ) -> QuizScores:
     """Per reviewer best score; per market and per team (of the reviewers' profiles) the share
     of reviewers who passed and the share of the assigned reviewers who attempted it (the
     completion rate, also for the whole quiz); per question the share of first attempts that
-    got it wrong, most-missed first. A market-scoped key counts only reviewers of its markets."""
-    quiz = await get_quiz(session, quiz_id=quiz_id)
+    got it wrong, most-missed first. 404 for a quiz ``viewer`` may not see; a market-scoped
+    key counts only the reviewers it may see (``visible_reviewers``) and its markets' rows."""
+    quiz = await get_quiz(session, quiz_id=quiz_id, actor=viewer)
     attempts = list(
         await session.scalars(
             select(QuizAttempt)
@@ -516,10 +513,14 @@ async def quiz_scores(
         by_reviewer[attempt.reviewer_id].append(attempt)
     markets_of = await _reviewer_markets(session, list(by_reviewer))
     teams_of = await _reviewer_teams(session, list(by_reviewer))
+    assigned_profiles = await assigned_reviewers(session, quiz=quiz)
+    seen = await visible_reviewer_ids(
+        session, viewer=viewer, reviewer_ids=[*by_reviewer, *assigned_profiles]
+    )
     reviewers: list[ReviewerScore] = []
     for reviewer_id in sorted(by_reviewer):
         markets = markets_of.get(reviewer_id, [])
-        if not _in_scope(markets, only_markets):
+        if reviewer_id not in seen:
             continue
         own = by_reviewer[reviewer_id]
         reviewers.append(
@@ -534,21 +535,21 @@ async def quiz_scores(
         )
     assigned = {
         reviewer_id: profile
-        for reviewer_id, profile in (await assigned_reviewers(session, quiz=quiz)).items()
-        if _in_scope(profile[0], only_markets)
+        for reviewer_id, profile in assigned_profiles.items()
+        if reviewer_id in seen
     }
     # Per market and team: who attempted, who passed, who was assigned.
     per_market: dict[str, tuple[list[bool], set[str]]] = defaultdict(lambda: ([], set()))
     per_team: dict[str, tuple[list[bool], set[str]]] = defaultdict(lambda: ([], set()))
     for score in reviewers:
         for market in score.markets:
-            if only_markets is None or market in only_markets:
+            if viewer.can_see_market(market):
                 per_market[market][0].append(score.passed)
         if score.team is not None:
             per_team[score.team][0].append(score.passed)
     for reviewer_id, (markets, team) in assigned.items():
         for market in markets:
-            if only_markets is None or market in only_markets:
+            if viewer.can_see_market(market):
                 per_market[market][1].add(reviewer_id)
         if team is not None:
             per_team[team][1].add(reviewer_id)
@@ -617,9 +618,8 @@ async def assign_failures_to_plan(
     ):
         outcomes[reviewer_id] |= passed
     failing = [r for r, passed in outcomes.items() if not passed]
-    if actor.markets is not None:
-        markets_of = await _reviewer_markets(session, failing)
-        failing = [r for r in failing if _in_scope(markets_of.get(r, []), actor.markets)]
+    seen = await visible_reviewer_ids(session, viewer=actor, reviewer_ids=failing)
+    failing = [r for r in failing if r in seen]
     added, already = await training_plans.add_assignees(
         session, plan_id=plan_id, reviewer_ids=failing, actor=actor
     )

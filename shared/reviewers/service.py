@@ -9,7 +9,7 @@ its own markets on a profile and the reviewer's other markets stay as they are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import ColumnElement, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,21 @@ def visible_reviewers(principal: Principal) -> ColumnElement[bool]:
     return or_(
         Reviewer.markets.overlap(list(principal.markets)),
         func.cardinality(Reviewer.markets) == 0,
+    )
+
+
+async def visible_reviewer_ids(
+    session: AsyncSession, *, viewer: Principal, reviewer_ids: Iterable[str]
+) -> set[str]:
+    """Those of ``reviewer_ids`` that ``visible_reviewers`` lets ``viewer`` see (all of them
+    for a key of every market), for code that holds ids rather than a query."""
+    wanted = set(reviewer_ids)
+    if viewer.markets is None or not wanted:
+        return wanted
+    return set(
+        await session.scalars(
+            select(Reviewer.id).where(Reviewer.id.in_(sorted(wanted)), visible_reviewers(viewer))
+        )
     )
 
 

@@ -118,7 +118,7 @@ async def grant_retake(
 async def get_scores(quiz_id: uuid.UUID, session: SessionDep, principal: AuthorDep) -> QuizScores:
     """Per reviewer the best score, per market the pass rate, per question the share of first
     attempts that got it wrong (most-missed first). Market-scoped keys: their markets."""
-    return await service.quiz_scores(session, quiz_id=quiz_id, only_markets=principal.markets)
+    return await service.quiz_scores(session, quiz_id=quiz_id, viewer=principal)
 
 
 @router.post(
