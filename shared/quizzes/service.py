@@ -610,7 +610,7 @@ async def assign_failures_to_plan(
 ) -> AssignPlanResult:
     """Add every reviewer who attempted the quiz and never passed it to the plan's assignees
     (a market-scoped key: those of its markets)."""
-    quiz = await get_quiz(session, quiz_id=quiz_id)
+    quiz = await get_quiz(session, quiz_id=quiz_id, actor=actor)
     await training_plans.get_plan(session, plan_id=plan_id)
     outcomes: dict[str, bool] = defaultdict(bool)
     for reviewer_id, passed in await session.execute(
