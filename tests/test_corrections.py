@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import SUPPORTED_KINDS
-from services.notifier.deliveries import events_missing_deliveries, fan_out_event
+from services.notifier.deliveries import fan_out_event
 from shared.core.encryption import secret_box
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings
 from shared.core.signing import verify_signature
+from shared.deliveries.lifecycle import events_missing_deliveries
 from shared.events import DecisionCorrected, EventType, record_event
 from shared.models import AuditLogEntry, Channel, Decision, Delivery, Event
 from shared.models.base import utcnow

@@ -25,17 +25,13 @@ from services.notifier.channels import (
     parse_retry_after,
     render_message,
 )
-from services.notifier.deliveries import (
-    RetryPolicy,
-    claim_delivery,
-    classify,
-    fan_out_event,
-)
+from services.notifier.deliveries import fan_out_event
 from services.notifier.templates import render_text, render_webhook_body
 from services.notifier.worker import WorkerSettings
 from shared.core.queue import ArqRedis, enqueue
 from shared.core.settings import Settings
 from shared.core.signing import verify_signature
+from shared.deliveries.lifecycle import RetryPolicy, claim_delivery, classify
 from shared.events import EventType, SourceRejectedBatch, record_event
 from shared.jobs import FanOutEvent
 from shared.models import Delivery, DeliveryAttempt, Event

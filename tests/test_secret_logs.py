@@ -20,11 +20,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import SendResult
-from services.notifier.deliveries import ClaimedDelivery, send_claimed
+from services.notifier.deliveries import send_claimed
 from shared.core.encryption import secret_box
 from shared.core.observability import JsonFormatter
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings
+from shared.deliveries.lifecycle import ClaimedDelivery
 from shared.models.base import utcnow
 from tests.conftest import SignedSender, _free_port, auth
 from tests.support.webhooks import Reply, WebhookReceiver, create_channel, notify

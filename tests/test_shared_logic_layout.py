@@ -61,6 +61,25 @@ def test_disagreement_state_changes_happen_in_the_lifecycle_module_only() -> Non
 
 
 @pytest.mark.no_db
+def test_delivery_state_changes_happen_in_the_delivery_lifecycle_only() -> None:
+    # Claim, record, dead-letter (the notifier) and redrive (the API) move one state machine.
+    owner = "shared/deliveries/lifecycle.py"
+    offenders = [
+        f"{path}:{node.lineno}"
+        for path, tree in modules("shared", "services")
+        if path != owner
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Attribute)
+        and target.attr in ("status", "attempts", "next_attempt_at")
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "delivery"
+    ]
+    assert offenders == []
+
+
+@pytest.mark.no_db
 def test_golden_accuracy_is_counted_in_shared_golden_only() -> None:
     offenders = [
         path

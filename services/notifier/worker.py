@@ -25,15 +25,9 @@ from redis.exceptions import RedisError
 
 from services.notifier.channels import ChannelAdapter, build_adapters
 from services.notifier.deliveries import (
-    LEASE_MARGIN_SECONDS,
-    RetryPolicy,
-    claim_delivery,
     deliver_job_id,
-    due_deliveries,
-    events_missing_deliveries,
     fan_out_event,
     fan_out_job_id,
-    record_attempt,
     send_claimed,
 )
 from shared.core.db import unit_of_work
@@ -56,6 +50,14 @@ from shared.core.workers import (
     installed_state,
     queue_of,
     startup_settings,
+)
+from shared.deliveries.lifecycle import (
+    LEASE_MARGIN_SECONDS,
+    RetryPolicy,
+    claim_delivery,
+    due_deliveries,
+    events_missing_deliveries,
+    record_attempt,
 )
 from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent
 from shared.models.base import utcnow

@@ -20,11 +20,8 @@ from shared.audit_log.record import Actor, record_change
 from shared.core.auth import Principal
 from shared.core.encryption import SecretBox
 from shared.core.errors import Conflict, NotFound, UnprocessableEntity
-from shared.core.outbox import add_job
 from shared.core.pagination import Keyset, KeysetPage, PageRequest
-from shared.jobs import DeliverMessage
 from shared.models import Channel, Delivery, DeliveryAttempt, Event
-from shared.models.base import utcnow
 from shared.reference import register_markets
 from shared.schemas.channels import (
     ChannelCreate,
@@ -278,33 +275,3 @@ async def get_delivery(
         **delivery_read(delivery).model_dump(),
         attempts=[DeliveryAttemptRead.model_validate(attempt) for attempt in attempts],
     )
-
-
-async def redrive_delivery(
-    session: AsyncSession, *, principal: Principal, delivery_id: uuid.UUID
-) -> Delivery:
-    """Give a dead-lettered delivery a fresh set of attempts, starting now.
-
-    The body is not rendered again: the receiver gets the same bytes (and event id) as
-    before, under a fresh signature. The job goes through the outbox, so it exists exactly
-    when the status change does; were it lost anyway, the notifier's sweep of due pending
-    deliveries sends it.
-    """
-    delivery = await session.scalar(
-        select(Delivery)
-        .where(Delivery.id == delivery_id, visible_deliveries(principal))
-        .with_for_update()
-    )
-    if delivery is None:
-        raise NotFound("delivery not found")
-    if delivery.status != "dead":
-        raise Conflict(
-            f"only a dead-lettered delivery can be re-driven; this one is {delivery.status}"
-        )
-    delivery.status = "pending"
-    delivery.attempts = 0
-    delivery.next_attempt_at = utcnow()
-    delivery.dead_at = None
-    await session.flush()
-    await add_job(session, DeliverMessage(delivery_id=delivery.id))
-    return delivery

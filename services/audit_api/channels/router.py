@@ -11,6 +11,7 @@ from services.audit_api.deps import AdminDep, SessionDep, SettingsDep, require_r
 from shared.channels import service
 from shared.core.auth import Principal, Role
 from shared.core.encryption import secret_box
+from shared.deliveries import lifecycle
 from shared.schemas.channels import (
     ChannelCreate,
     ChannelCreated,
@@ -112,5 +113,5 @@ async def redrive_delivery(
     delivery_id: uuid.UUID, session: SessionDep, principal: AdminDep
 ) -> DeliveryRead:
     """Send a dead-lettered delivery again: same body, fresh attempts (409 unless dead)."""
-    delivery = await service.redrive_delivery(session, principal=principal, delivery_id=delivery_id)
+    delivery = await lifecycle.redrive(session, principal=principal, delivery_id=delivery_id)
     return service.delivery_read(delivery)

@@ -12,10 +12,10 @@ from services.notifier.channels.base import (
     ChannelAdapter,
     HttpChannelAdapter,
     RenderedMessage,
-    SendResult,
     parse_retry_after,
 )
 from services.notifier.channels.webhook import WebhookAdapter
+from shared.deliveries.lifecycle import SendResult
 from shared.models import Event
 
 ADAPTER_CLASSES: tuple[type[HttpChannelAdapter], ...] = (WebhookAdapter,)

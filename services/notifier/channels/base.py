@@ -18,28 +18,12 @@ from typing import ClassVar, Protocol
 
 import httpx
 
+from shared.deliveries.lifecycle import SendResult
 from shared.models import Event
 
 # A server asking us to wait longer than this is waited for this long only (a typo or a
 # hostile value must not park a delivery for years, nor overflow a datetime).
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """The outcome of one attempt, as the adapter saw it."""
-
-    status_code: int | None
-    """The HTTP status; None when no response came back (timeout, connection error)."""
-    error: str | None
-    """What went wrong, for people reading the delivery; None on success."""
-    duration_ms: int
-    retry_after_seconds: float | None = None
-    """How long the receiver asked us to wait (a 429's or 503's Retry-After)."""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,10 @@ from typing import ClassVar
 
 import httpx
 
-from services.notifier.channels.base import (
-    HttpChannelAdapter,
-    RenderedMessage,
-    SendResult,
-    parse_retry_after,
-)
+from services.notifier.channels.base import HttpChannelAdapter, RenderedMessage, parse_retry_after
 from services.notifier.templates.webhook import WEBHOOK_CONTENT_TYPE, render_webhook_body
 from shared.core.signing import SIGNATURE_HEADER, sign_payload
+from shared.deliveries.lifecycle import SendResult
 from shared.models import Event
 
 EVENT_ID_HEADER = "X-Plumbline-Event-Id"
