@@ -58,10 +58,8 @@ async def list_overdue(
     query: Annotated[OverdueQuery, Query()], session: SessionDep, principal: ManagerDep
 ) -> Page[OverdueItem]:
     """Overdue, not-done items per assignee, by due date; ``market`` keeps the assignees whose
-    profile lists it (a market-scoped key sees its markets' reviewers)."""
-    page = await service.list_overdue(
-        session, market=query.market, viewer=principal, page=query
-    )
+    profile lists it (a market-scoped key: the reviewers it may see)."""
+    page = await service.list_overdue(session, market=query.market, viewer=principal, page=query)
     return Page(items=page.items, next_cursor=page.next_cursor)
 
 
