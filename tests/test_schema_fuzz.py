@@ -63,16 +63,7 @@ SIGNED = {"/v1/webhooks/decisions", "/v1/webhooks/appeals"}
 
 # Checks that still fail for reasons another part of issue 7 owns, by operation and check
 # name; each is reported as an expected failure with its reason instead of failing the run.
-KNOWN: dict[tuple[str, str], str] = {
-    ("PUT /v1/reviewers/{reviewer_id}", "UndefinedStatusCode"): (
-        "PUT /v1/reviewers/{id} answers 201 when it creates the profile; the OpenAPI document "
-        "lists 200 only (issue 7, section 1: the schema documents every status)"
-    ),
-    ("POST /v1/golden-items/from-calibration/{calibration_id}", "UndefinedStatusCode"): (
-        "POST /v1/golden-items/from-calibration/{id} answers 409 for a session that is not "
-        "closed; the OpenAPI document does not list 409 (issue 7, section 1)"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @dataclass
