@@ -7,7 +7,7 @@ content type is the documented one, its body matches the documented schema, and 
 an ``X-Request-ID``. Signed webhooks get a valid signature over the generated body, so their
 validation is fuzzed too.
 
-Bounded and reproducible: ``PLUMBLINE_FUZZ_EXAMPLES`` examples per operation (default 8),
+Bounded and reproducible: ``PLUMBLINE_FUZZ_EXAMPLES`` examples per operation (default 15),
 derandomized (the same requests every run), no shrinking and no example database. Failures
 are collected (one per operation and check) and reported together.
 """
@@ -52,7 +52,7 @@ from tests.support.routes import Operation, operations
 from tests.support.sampling import create_sampling_plan
 from tests.support.webhooks import create_channel
 
-EXAMPLES_PER_OPERATION = int(os.environ.get("PLUMBLINE_FUZZ_EXAMPLES", "8"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("PLUMBLINE_FUZZ_EXAMPLES", "15"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -63,7 +63,16 @@ SIGNED = {"/v1/webhooks/decisions", "/v1/webhooks/appeals"}
 
 # Checks that still fail for reasons another part of issue 7 owns, by operation and check
 # name; each is reported as an expected failure with its reason instead of failing the run.
-KNOWN: dict[tuple[str, str], str] = {}
+KNOWN: dict[tuple[str, str], str] = {
+    ("POST /v1/sources", "UndefinedStatusCode"): (
+        "POST /v1/sources answers 409 for a name that exists; the OpenAPI document does not "
+        "list 409 (issue 7, section 1: the schema documents every status)"
+    ),
+    ("POST /v1/golden-items", "UndefinedStatusCode"): (
+        "POST /v1/golden-items answers 409 for a decision that already is an active golden "
+        "item; the OpenAPI document does not list 409 (issue 7, section 1)"
+    ),
+}
 
 
 @dataclass
