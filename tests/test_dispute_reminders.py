@@ -69,10 +69,10 @@ async def test_undisputed_disagreements_close_after_their_deadline(
     running = await new_case(sender, sessionmaker, 2, deadline=timedelta(hours=1))
     disputed = await new_case(sender, sessionmaker, 3, deadline=-timedelta(minutes=1))
     await set_status(sessionmaker, disputed, "disputed")
-    ctx = worker_state(settings, sessionmaker)
+    state = worker_state(settings, sessionmaker)
 
-    assert await run_close_expired_disagreements(ctx) == 1
-    assert await run_close_expired_disagreements(ctx) == 0  # nothing twice
+    assert await run_close_expired_disagreements(state) == 1
+    assert await run_close_expired_disagreements(state) == 0  # nothing twice
 
     closed, _, changes = await state_of(sessionmaker, expired)
     assert (closed.status, changes) == ("closed", 2)
@@ -148,10 +148,10 @@ async def test_disputes_past_their_sla_are_reminded_once_with_their_market(
     resolved = await new_case(sender, sessionmaker, 4)
     await set_status(sessionmaker, resolved, "disputed", disputed_ago=timedelta(hours=48))
     await set_status(sessionmaker, resolved, "upheld")
-    ctx = worker_state(settings, sessionmaker)
+    state = worker_state(settings, sessionmaker)
 
-    assert await run_remind_overdue_disputes(ctx) == 1
-    assert await run_remind_overdue_disputes(ctx) == 0  # once per dispute
+    assert await run_remind_overdue_disputes(state) == 1
+    assert await run_remind_overdue_disputes(state) == 0  # once per dispute
 
     [event] = await events_of(sessionmaker, "dispute.awaiting_arbitration")
     assert event.market == "DE"
