@@ -63,16 +63,7 @@ SIGNED = {"/v1/webhooks/decisions", "/v1/webhooks/appeals"}
 
 # Checks that still fail for reasons another part of issue 7 owns, by operation and check
 # name; each is reported as an expected failure with its reason instead of failing the run.
-KNOWN: dict[tuple[str, str], str] = {
-    ("POST /v1/sources", "UndefinedStatusCode"): (
-        "POST /v1/sources answers 409 for a name that exists; the OpenAPI document does not "
-        "list 409 (issue 7, section 1: the schema documents every status)"
-    ),
-    ("POST /v1/golden-items", "UndefinedStatusCode"): (
-        "POST /v1/golden-items answers 409 for a decision that already is an active golden "
-        "item; the OpenAPI document does not list 409 (issue 7, section 1)"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @dataclass

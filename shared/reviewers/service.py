@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy import ColumnElement, any_, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change
@@ -146,9 +146,9 @@ async def list_reviewers(
     """A page of the reviewers ``principal`` may see, by id."""
     query = select(Reviewer).where(visible_reviewers(principal))
     if market is not None:
-        query = query.where(Reviewer.markets.any(market))  # type: ignore[arg-type]
+        query = query.where(literal(market) == any_(Reviewer.markets))
     if language is not None:
-        query = query.where(Reviewer.languages.any(language))  # type: ignore[arg-type]
+        query = query.where(literal(language) == any_(Reviewer.languages))
     if team is not None:
         query = query.where(Reviewer.team == team)
     reviewers = list(await session.scalars(REVIEWER_ORDER.apply(query, page)))

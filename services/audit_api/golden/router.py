@@ -28,7 +28,12 @@ router = APIRouter(tags=["golden items"])
 ManagerDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 
 
-@router.post("/v1/golden-items", response_model=GoldenItemRead, status_code=201)
+@router.post(
+    "/v1/golden-items",
+    response_model=GoldenItemRead,
+    status_code=201,
+    responses={409: {"model": Problem, "description": "The decision is an active golden item."}},
+)
 async def create_golden_item(
     body: GoldenItemCreate, session: SessionDep, principal: ManagerDep
 ) -> GoldenItemRead:

@@ -13,6 +13,7 @@ from shared.core.encryption import secret_box
 from shared.schemas.common import (
     Page,
     PageQuery,
+    Problem,
 )
 from shared.schemas.decisions import RejectedBatchRead
 from shared.schemas.sources import (
@@ -27,7 +28,12 @@ from shared.sources import service
 router = APIRouter(prefix="/v1/sources", tags=["sources"])
 
 
-@router.post("", status_code=201, response_model=SourceCreated)
+@router.post(
+    "",
+    status_code=201,
+    response_model=SourceCreated,
+    responses={409: {"model": Problem, "description": "A source of this name exists."}},
+)
 async def create_source(
     body: SourceCreate, session: SessionDep, settings: SettingsDep, principal: AdminDep
 ) -> SourceCreated:
