@@ -321,3 +321,39 @@ async def test_delete_channel_removes_its_deliveries(
             select(func.count()).select_from(Delivery).where(Delivery.id.in_(delivery_ids))
         )
     assert remaining == 0
+
+
+async def test_a_market_scoped_key_sees_and_changes_only_its_markets_channels(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # Found after the scoping fixes: a DE-scoped admin key listed, read and deleted channels
+    # of every market (and created all-market ones).
+    async def create(key: str, name: str, markets: list[str] | None) -> httpx.Response:
+        body = channel(name=name, **({"markets": markets} if markets is not None else {}))
+        return await client.post("/v1/channels", json=body, headers=auth(key))
+
+    ids = {}
+    for name, markets in [("de", ["DE"]), ("de-at", ["DE", "AT"]), ("all", None)]:
+        created = await create(admin_key, name, markets)
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["id"]
+    de_admin = await make_key(sessionmaker, "admin", markets=["DE"])
+
+    listed = await client.get("/v1/channels", headers=auth(de_admin))
+    assert [c["name"] for c in listed.json()["items"]] == ["de"]
+    everything = await client.get("/v1/channels", headers=auth(admin_key))
+    assert [c["name"] for c in everything.json()["items"]] == ["all", "de", "de-at"]
+    assert (await client.get(f"/v1/channels/{ids['de']}", headers=auth(de_admin))).is_success
+    for name in ("de-at", "all"):
+        assert_problem(await client.get(f"/v1/channels/{ids[name]}", headers=auth(de_admin)), 404)
+        assert_problem(
+            await client.delete(f"/v1/channels/{ids[name]}", headers=auth(de_admin)), 404
+        )
+    assert (await client.get(f"/v1/channels/{ids['de-at']}", headers=auth(admin_key))).is_success
+
+    assert (await create(de_admin, "mine", ["DE"])).status_code == 201
+    assert_problem(await create(de_admin, "every market", None), 403)
+    assert_problem(await create(de_admin, "with france", ["DE", "FR"]), 403)
+    async with sessionmaker() as session:
+        names = set(await session.scalars(select(Channel.name)))
+    assert names == {"de", "de-at", "all", "mine"}

@@ -12,14 +12,14 @@ import uuid
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, and_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.audit_log.record import Actor, record_change
+from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.encryption import SecretBox
-from shared.core.errors import Conflict, NotFound, UnprocessableEntity
+from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import Channel, Delivery, DeliveryAttempt, Event
 from shared.reference import register_markets
@@ -103,9 +103,10 @@ async def create_channel(
     data: ChannelCreate,
     box: SecretBox,
     insecure_hosts: Collection[str],
-    actor: Actor | None = None,
+    actor: Principal | None = None,
 ) -> tuple[Channel, str | None]:
-    """Create a channel; returns it with its secret when the secret was generated here.
+    """Create a channel; returns it with its secret when the secret was generated here. A
+    market-scoped ``actor`` creates channels of its markets only (403 otherwise).
 
     Audit-logged as its API view: the target only as its hint, the secret only as
     ``has_secret``.
@@ -116,6 +117,14 @@ async def create_channel(
             f" {', '.join(sorted(DELIVERABLE_KINDS))}",
             errors=[{"loc": ["kind"], "msg": "this channel kind cannot deliver yet"}],
         )
+    if actor is not None and actor.markets is not None:
+        outside = sorted(set(data.markets or ()) - set(actor.markets))
+        if not data.markets or outside:
+            raise Forbidden(
+                "a market-scoped key creates channels for its own markets only: name them in"
+                " markets"
+                + (f" ({', '.join(outside)} lie outside this key's markets)" if outside else "")
+            )
     hint = target_hint(data.kind, data.target, insecure_hosts=insecure_hosts)
     generated: str | None = None
     secret: str | None = None
@@ -176,9 +185,22 @@ def channel_read(channel: Channel) -> ChannelRead:
     )
 
 
-async def get_channel(session: AsyncSession, *, channel_id: uuid.UUID) -> Channel:
-    """The channel, or 404."""
-    channel = await session.get(Channel, channel_id)
+def visible_channels(principal: Principal) -> ColumnElement[bool]:
+    """The channels ``principal`` may see and change, as SQL: all for a key of every market;
+    for a market-scoped key those subscribed to its markets only (a channel of no markets,
+    a source's correction target included, hears every market, so it is not theirs)."""
+    if principal.markets is None:
+        return true()
+    return and_(Channel.markets.is_not(None), Channel.markets.contained_by(list(principal.markets)))
+
+
+async def get_channel(
+    session: AsyncSession, *, channel_id: uuid.UUID, principal: Principal
+) -> Channel:
+    """The channel, or 404 (also for one ``visible_channels`` hides from the caller)."""
+    channel = await session.scalar(
+        select(Channel).where(Channel.id == channel_id, visible_channels(principal))
+    )
     if channel is None:
         raise NotFound("channel not found")
     return channel
@@ -188,17 +210,18 @@ CHANNEL_ORDER = Keyset(Channel.name)
 DELIVERY_ORDER = Keyset(Delivery.created_at, Delivery.id, descending=True)
 
 
-async def list_channels(session: AsyncSession, *, page: PageRequest) -> KeysetPage[Channel]:
-    """A page of channels, by name."""
-    channels = list(await session.scalars(CHANNEL_ORDER.apply(select(Channel), page)))
+async def list_channels(
+    session: AsyncSession, *, principal: Principal, page: PageRequest
+) -> KeysetPage[Channel]:
+    """A page of the channels ``principal`` may see, by name."""
+    query = select(Channel).where(visible_channels(principal))
+    channels = list(await session.scalars(CHANNEL_ORDER.apply(query, page)))
     return CHANNEL_ORDER.page(channels, page)
 
 
-async def delete_channel(
-    session: AsyncSession, *, channel_id: uuid.UUID, actor: Actor | None = None
-) -> None:
+async def delete_channel(session: AsyncSession, *, channel_id: uuid.UUID, actor: Principal) -> None:
     """Delete a channel; its deliveries and their attempts go with it (ON DELETE CASCADE)."""
-    channel = await get_channel(session, channel_id=channel_id)
+    channel = await get_channel(session, channel_id=channel_id, principal=actor)
     before = channel_read(channel).model_dump(mode="json")
     await session.delete(channel)
     await session.flush()

@@ -58,9 +58,10 @@ async def create_channel(
 
 @router.get("/v1/channels", response_model=Page[ChannelRead], tags=["channels"])
 async def list_channels(
-    query: Annotated[PageQuery, Query()], session: SessionDep, _: AdminDep
+    query: Annotated[PageQuery, Query()], session: SessionDep, principal: AdminDep
 ) -> Page[ChannelRead]:
-    page = await service.list_channels(session, page=query)
+    """Channels by name; a market-scoped key sees those of its markets only."""
+    page = await service.list_channels(session, principal=principal, page=query)
     return Page(
         items=[service.channel_read(channel) for channel in page.items],
         next_cursor=page.next_cursor,
@@ -68,8 +69,12 @@ async def list_channels(
 
 
 @router.get("/v1/channels/{channel_id}", response_model=ChannelRead, tags=["channels"])
-async def get_channel(channel_id: uuid.UUID, session: SessionDep, _: AdminDep) -> ChannelRead:
-    return service.channel_read(await service.get_channel(session, channel_id=channel_id))
+async def get_channel(
+    channel_id: uuid.UUID, session: SessionDep, principal: AdminDep
+) -> ChannelRead:
+    """One channel (404 for one outside a market-scoped key's markets)."""
+    channel = await service.get_channel(session, channel_id=channel_id, principal=principal)
+    return service.channel_read(channel)
 
 
 @router.delete("/v1/channels/{channel_id}", status_code=204, tags=["channels"])
