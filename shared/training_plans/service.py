@@ -380,40 +380,16 @@ async def complete_shadow_audit_items(
             )
         )
     ).all()
-    reached = [
-        (plan_id, item_id, done) for plan_id, item_id, _, done, count in rows if done >= count
-    ]
+    reached = [(plan_id, item_id) for plan_id, item_id, _, done, count in rows if done >= count]
     if not reached:
         return []
-    now = utcnow()
-    for plan_id, item_id, done in reached:
-        await session.execute(
-            update(TrainingItemProgress)
-            .where(
-                TrainingItemProgress.plan_id == plan_id,
-                TrainingItemProgress.item_id == item_id,
-                TrainingItemProgress.reviewer_id == reviewer_id,
-                TrainingItemProgress.completed_at.is_(None),
-            )
-            .values(completed_at=now, completed_by="audits")
-            .execution_options(synchronize_session=False)
-        )
-        await record_change(
-            session,
-            actor=actor,
-            action="training_item.completed",
-            entity_type="training_plan",
-            entity_id=plan_id,
-            before={"item_id": item_id, "reviewer_id": reviewer_id, "done": False},
-            after={
-                "item_id": item_id,
-                "reviewer_id": reviewer_id,
-                "done": True,
-                "completed_by": "audits",
-                "audits_done": done,
-            },
-        )
-    return [(plan_id, item_id) for plan_id, item_id, _ in reached]
+    return await _mark_done(
+        session,
+        reviewer_id=reviewer_id,
+        which=tuple_(TrainingItemProgress.plan_id, TrainingItemProgress.item_id).in_(reached),
+        completed_by="audits",
+        actor=actor,
+    )
 
 
 async def complete_item(
@@ -485,20 +461,37 @@ async def complete_quiz_items(
     actor: Actor,
 ) -> list[tuple[uuid.UUID, str]]:
     """Complete the reviewer's open ``pass_quiz`` items of this quiz (they just passed it)."""
-    now = utcnow()
+    return await _mark_done(
+        session,
+        reviewer_id=reviewer_id,
+        which=tuple_(TrainingItemProgress.plan_id, TrainingItemProgress.item_id).in_(
+            select(TrainingPlanItem.plan_id, TrainingPlanItem.id).where(
+                TrainingPlanItem.quiz_id == quiz_id, TrainingPlanItem.kind == "pass_quiz"
+            )
+        ),
+        completed_by=f"quiz_attempt:{attempt_id}",
+        actor=actor,
+    )
+
+
+async def _mark_done(
+    session: AsyncSession,
+    *,
+    reviewer_id: str,
+    which: ColumnElement[bool],
+    completed_by: str,
+    actor: Actor,
+) -> list[tuple[uuid.UUID, str]]:
+    """Mark the reviewer's open items matching ``which`` done by ``completed_by`` (a passed
+    quiz, or their audits), each audit-logged; returns the (plan id, item id) marked."""
     result = await session.execute(
         update(TrainingItemProgress)
         .where(
             TrainingItemProgress.reviewer_id == reviewer_id,
             TrainingItemProgress.completed_at.is_(None),
-            tuple_(TrainingItemProgress.plan_id, TrainingItemProgress.item_id).in_(
-                select(TrainingPlanItem.plan_id, TrainingPlanItem.id).where(
-                    TrainingPlanItem.quiz_id == quiz_id,
-                    TrainingPlanItem.kind == "pass_quiz",
-                )
-            ),
+            which,
         )
-        .values(completed_at=now, completed_by=f"quiz_attempt:{attempt_id}")
+        .values(completed_at=utcnow(), completed_by=completed_by)
         .returning(TrainingItemProgress.plan_id, TrainingItemProgress.item_id)
         .execution_options(synchronize_session=False)
     )
@@ -515,7 +508,7 @@ async def complete_quiz_items(
                 "item_id": item_id,
                 "reviewer_id": reviewer_id,
                 "done": True,
-                "completed_by": f"quiz_attempt:{attempt_id}",
+                "completed_by": completed_by,
             },
         )
     return done
