@@ -2,9 +2,8 @@
 
 Only one active plan may cover a scope (a queue, a market, or a queue within a market);
 the plan resolution of the worker (``shared.sampling.selection.plans_for_market``) relies on
-it. Creating
-or re-scoping plans takes a transaction-level advisory lock so two concurrent requests cannot
-both pass that check.
+it. Creating or re-scoping plans takes a transaction-level advisory lock so two concurrent
+requests cannot both pass that check.
 
 A market-scoped key works only with plans that name one of its markets (a plan naming only a
 queue is about no market it could be scoped to, so such keys cannot see or create those).
