@@ -1,5 +1,6 @@
 """All SQLAlchemy models; importing this package registers every table on ``Base.metadata``."""
 
+from shared.models.analytics import ALL_POLICIES, NO_POLICY, ActionConfusionRollup, QualityRollup
 from shared.models.audits import (
     Appeal,
     Audit,
@@ -36,7 +37,10 @@ from shared.models.training import (
 )
 
 __all__ = [
+    "ALL_POLICIES",
+    "NO_POLICY",
     "ROLES",
+    "ActionConfusionRollup",
     "ApiKey",
     "Appeal",
     "Audit",
@@ -61,6 +65,7 @@ __all__ = [
     "Market",
     "OutboxJob",
     "Policy",
+    "QualityRollup",
     "Queue",
     "Quiz",
     "QuizAttempt",

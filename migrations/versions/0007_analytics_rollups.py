@@ -1,0 +1,87 @@
+"""analytics: rollups per market-local day and slice that every report reads
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-30 12:50:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "quality_rollups",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("market", sa.String(length=2), nullable=False),
+        sa.Column("queue", sa.String(length=128), nullable=False),
+        sa.Column("moderator_id", sa.String(length=128), nullable=False),
+        sa.Column("policy", sa.String(length=64), nullable=False),
+        sa.Column("decisions", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("handling_time_ms_sum", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("handling_time_count", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("audited", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("correct", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("judged_incorrect", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("missed_violation", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("over_enforcement", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("wrong_policy", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("wrong_action", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("critical", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("major", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("minor", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("disputed", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("overturned", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("audit_delay_seconds_sum", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("appealed", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("appeal_reversed", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("enforcement_tp", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("enforcement_fp", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("enforcement_fn", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint(
+            "day", "market", "queue", "moderator_id", "policy", name=op.f("pk_quality_rollups")
+        ),
+    )
+    op.create_index("ix_quality_rollups_moderator_day", "quality_rollups", ["moderator_id", "day"])
+    op.create_index("ix_quality_rollups_policy_day", "quality_rollups", ["policy", "day"])
+    op.create_table(
+        "action_confusion_rollups",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("market", sa.String(length=2), nullable=False),
+        sa.Column("queue", sa.String(length=128), nullable=False),
+        sa.Column("moderator_id", sa.String(length=128), nullable=False),
+        sa.Column("policy", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("expected_action", sa.String(length=16), nullable=False),
+        sa.Column("verdicts", sa.BigInteger(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint(
+            "day",
+            "market",
+            "queue",
+            "moderator_id",
+            "policy",
+            "action",
+            "expected_action",
+            name=op.f("pk_action_confusion_rollups"),
+        ),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("action_confusion_rollups")
+    op.drop_index("ix_quality_rollups_policy_day", table_name="quality_rollups")
+    op.drop_index("ix_quality_rollups_moderator_day", table_name="quality_rollups")
+    op.drop_table("quality_rollups")

@@ -1,0 +1,119 @@
+"""Analytics rollups: the counts every report reads, per market-local day and slice.
+
+The report worker keeps these tables; reports only sum them, so a report's cost grows with
+the number of slices it covers, never with the length of the history behind them.
+
+A slice is (day, market, queue, moderator_id, policy). ``policy`` is a policy code, or
+``ALL_POLICIES`` for the slice's total row. A decision counts under every policy label it
+carries (``NO_POLICY`` when it carries none); a verdict counts under every policy the
+moderator applied or the auditor expected, each once (``NO_POLICY`` when there is none), so
+the policy rows of a slice may add up to more than its total row: read either the total
+rows or the policy rows, never both.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Index, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base
+
+# The total row of a slice, across its policies. Policy codes match ^[a-z0-9_.-]{1,64}$, so
+# neither marker can collide with one.
+ALL_POLICIES = "*"
+# Decisions and verdicts that name no policy at all.
+NO_POLICY = "(none)"
+
+
+def _count() -> Mapped[int]:
+    return mapped_column(BigInteger, default=0, server_default="0")
+
+
+class QualityRollup(Base):
+    """Counts of one slice on one market-local day.
+
+    Decision side (from intake, counted once per intake batch):
+    ``decisions``, ``handling_time_ms_sum`` and ``handling_time_count`` (decisions that
+    reported a handling time).
+
+    Verdict side (non-golden verdicts whose decision falls on ``day``; recomputed for the
+    whole slice whenever one of its verdicts, disputes or appeals changes):
+    - ``audited``: verdicts; ``correct``: ``effective_outcome = 'correct'`` (an overturned
+      verdict is correct); ``judged_incorrect``: ``outcome = 'incorrect'`` as the auditor
+      first judged it (the verdicts that opened a disagreement).
+    - errors by type and by severity: verdicts that are still incorrect
+      (``effective_outcome = 'incorrect'``), by ``error_type`` and by ``severity``.
+    - ``disputed``: their disagreements the moderator disputed; ``overturned``: those ruled
+      overturned.
+    - ``audit_delay_seconds_sum``: sum of (verdict time - decision time) over ``audited``.
+    - ``appealed`` / ``appeal_reversed``: appeal outcomes about the slice's decisions (audited
+      or not), and those that reversed the moderator.
+    - ``enforcement_tp`` / ``_fp`` / ``_fn`` (policy rows only, 0 on ``ALL_POLICIES`` rows):
+      the moderators' enforcement of the row's policy judged by the auditors. Per verdict
+      counted under policy p: the moderator enforced p when its action is remove/restrict and
+      p is among its labels; the truth enforces p when the verdict is correct and the
+      moderator enforced p, or it is incorrect and the expected action is remove/restrict
+      with p among the expected labels. tp = both, fp = moderator only, fn = truth only.
+    """
+
+    __tablename__ = "quality_rollups"
+    __table_args__ = (
+        Index("ix_quality_rollups_moderator_day", "moderator_id", "day"),
+        Index("ix_quality_rollups_policy_day", "policy", "day"),
+    )
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    market: Mapped[str] = mapped_column(String(2), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(128), primary_key=True)
+    moderator_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    decisions: Mapped[int] = _count()
+    handling_time_ms_sum: Mapped[int] = _count()
+    handling_time_count: Mapped[int] = _count()
+
+    audited: Mapped[int] = _count()
+    correct: Mapped[int] = _count()
+    judged_incorrect: Mapped[int] = _count()
+    missed_violation: Mapped[int] = _count()
+    over_enforcement: Mapped[int] = _count()
+    wrong_policy: Mapped[int] = _count()
+    wrong_action: Mapped[int] = _count()
+    critical: Mapped[int] = _count()
+    major: Mapped[int] = _count()
+    minor: Mapped[int] = _count()
+    disputed: Mapped[int] = _count()
+    overturned: Mapped[int] = _count()
+    audit_delay_seconds_sum: Mapped[int] = _count()
+    appealed: Mapped[int] = _count()
+    appeal_reversed: Mapped[int] = _count()
+    enforcement_tp: Mapped[int] = _count()
+    enforcement_fp: Mapped[int] = _count()
+    enforcement_fn: Mapped[int] = _count()
+
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ActionConfusionRollup(Base):
+    """Non-golden verdicts of one slice and day by moderator action x expected action.
+
+    ``expected_action`` is the moderator's own action when the verdict is (effectively)
+    correct, else the auditor's expected action. ``policy`` as in ``QualityRollup``
+    (``ALL_POLICIES`` holds each verdict once).
+    """
+
+    __tablename__ = "action_confusion_rollups"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    market: Mapped[str] = mapped_column(String(2), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(128), primary_key=True)
+    moderator_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(64), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16), primary_key=True)
+    expected_action: Mapped[str] = mapped_column(String(16), primary_key=True)
+    verdicts: Mapped[int] = _count()
+
+
+__all__ = ["ALL_POLICIES", "NO_POLICY", "ActionConfusionRollup", "QualityRollup"]
