@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # and each market's time zone can represent.
     earliest_date: date = date(2000, 1, 1)
 
+    # Analytics reports: the longest window one report may cover (a longer one is a 422).
+    report_max_days: int = Field(366, ge=1, le=3660)
+
     # Outbox relay.
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.5

@@ -1,0 +1,1 @@
+"""Analytics: the rollups the report worker keeps and the reports read from them."""

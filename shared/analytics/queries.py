@@ -1,0 +1,133 @@
+"""Reading the rollups: every analytics report's numbers are sums of rollup rows.
+
+One GROUP BY over ``quality_rollups`` (or ``action_confusion_rollups``) per question, bounded
+by the scope's days, so a report costs what its slices cost and never scans decisions or
+verdicts. Which policy rows to read is decided here, once: the slice totals
+(``ALL_POLICIES``) unless the report groups or filters by policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Date, Table, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.analytics.filters import AnalyticsScope
+from shared.models.analytics import ALL_POLICIES, ActionConfusionRollup, QualityRollup
+
+Dimension = Literal[
+    "day", "week", "month", "market", "queue", "moderator", "policy", "action", "expected_action"
+]
+KeyPart = str | date
+
+_QUALITY: Table = QualityRollup.__table__  # type: ignore[assignment]  # a mapped class's table
+_CONFUSION: Table = ActionConfusionRollup.__table__  # type: ignore[assignment]
+
+QUALITY_COUNTERS: tuple[str, ...] = tuple(
+    column.name
+    for column in _QUALITY.columns
+    if column.name not in {"day", "market", "queue", "moderator_id", "policy", "updated_at"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupSum:
+    """One group: its key parts (in ``group_by`` order) and the summed counters."""
+
+    key: tuple[KeyPart, ...]
+    counts: Mapping[str, int]
+
+    def __getitem__(self, counter: str) -> int:
+        return self.counts[counter]
+
+
+def _dimension(table: Table, dimension: Dimension) -> ColumnElement[Any]:
+    columns = table.c
+    if dimension in ("week", "month"):
+        # ISO weeks start on Monday, which is what date_trunc('week') gives.
+        return cast(func.date_trunc(dimension, columns.day), Date)
+    if dimension == "moderator":
+        return columns.moderator_id
+    return columns[dimension]
+
+
+async def _sum_rollups(
+    session: AsyncSession,
+    table: Table,
+    *,
+    scope: AnalyticsScope,
+    group_by: Sequence[Dimension],
+    counters: Sequence[str],
+) -> list[RollupSum]:
+    keys = [
+        _dimension(table, dimension).label(f"k{index}") for index, dimension in enumerate(group_by)
+    ]
+    sums = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in counters]
+    query = select(*keys, *sums).where(table.c.day >= scope.day_from, table.c.day <= scope.day_to)
+    if "policy" in group_by:
+        query = query.where(table.c.policy != ALL_POLICIES)
+        if scope.policy is not None:
+            query = query.where(table.c.policy == scope.policy)
+    else:
+        query = query.where(table.c.policy == (scope.policy or ALL_POLICIES))
+    if scope.markets is not None:
+        query = query.where(table.c.market.in_(scope.markets))
+    if scope.queue is not None:
+        query = query.where(table.c.queue == scope.queue)
+    if scope.moderator_id is not None:
+        query = query.where(table.c.moderator_id == scope.moderator_id)
+    if keys:
+        query = query.group_by(*keys).order_by(
+            *(
+                key if dimension in ("day", "week", "month") else key.collate("C")
+                for key, dimension in zip(keys, group_by, strict=True)
+            )
+        )
+    result = await session.execute(query)
+    width = len(keys)
+    return [
+        RollupSum(
+            key=tuple(row[:width]),
+            counts={name: int(value) for name, value in zip(counters, row[width:], strict=True)},
+        )
+        for row in result
+    ]
+
+
+async def sum_quality_rollups(
+    session: AsyncSession,
+    *,
+    scope: AnalyticsScope,
+    group_by: Sequence[Dimension] = (),
+    counters: Sequence[str] = QUALITY_COUNTERS,
+) -> list[RollupSum]:
+    """The ``counters`` of ``quality_rollups`` summed per ``group_by`` within ``scope``.
+
+    Without ``group_by`` one row (all zeros when nothing matches). Groups come sorted by their
+    key parts: periods chronologically, text in byte order. Grouping by ``policy`` reads the
+    policy rows (a verdict counts under each policy it concerns), anything else the totals.
+    """
+    unknown = set(counters) - set(QUALITY_COUNTERS)
+    if unknown:
+        raise ValueError(f"not quality_rollups counters: {sorted(unknown)}")
+    return await _sum_rollups(session, _QUALITY, scope=scope, group_by=group_by, counters=counters)
+
+
+async def sum_action_confusion(
+    session: AsyncSession,
+    *,
+    scope: AnalyticsScope,
+    group_by: Sequence[Dimension] = ("action", "expected_action"),
+) -> list[RollupSum]:
+    """Verdicts of ``action_confusion_rollups`` summed per ``group_by`` within ``scope``."""
+    return await _sum_rollups(
+        session,
+        _CONFUSION,
+        scope=scope,
+        group_by=group_by,
+        counters=("verdicts",),
+    )
