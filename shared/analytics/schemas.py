@@ -138,6 +138,14 @@ def _note() -> Any:
     return Field(None, description="Why a value is null, when one is.")
 
 
+class AnalyticsReport(BaseModel):
+    """What every report envelope carries besides its rows: the days it counted (the default
+    window resolved), so a reader and a file name can say which period the numbers cover."""
+
+    day_from: date = Field(description="First market-local day counted (inclusive).")
+    day_to: date = Field(description="Last market-local day counted (inclusive).")
+
+
 class TrendRow(BaseModel):
     period_start: date = Field(description="First day of the period.")
     audited: int
@@ -156,7 +164,7 @@ class TrendRow(BaseModel):
     note: str | None = _note()
 
 
-class TrendReport(BaseModel):
+class TrendReport(AnalyticsReport):
     rows: list[TrendRow]
     interval: TrendInterval
     alpha: float
@@ -179,7 +187,7 @@ class PopulationRow(BaseModel):
     note: str | None = _note()
 
 
-class PopulationReport(BaseModel):
+class PopulationReport(AnalyticsReport):
     rows: list[PopulationRow]
 
 
@@ -204,7 +212,7 @@ class ErrorsRow(BaseModel):
     note: str | None = _note()
 
 
-class ErrorsReport(BaseModel):
+class ErrorsReport(AnalyticsReport):
     rows: list[ErrorsRow]
     severity_weights: dict[str, float]
 
@@ -231,7 +239,7 @@ class PolicyEnforcementRow(BaseModel):
     note: str | None = _note()
 
 
-class ConfusionReport(BaseModel):
+class ConfusionReport(AnalyticsReport):
     rows: list[ConfusionCell] = Field(description="The matrix, one cell per row.")
     policies: list[PolicyEnforcementRow]
 
@@ -254,7 +262,7 @@ class ComparisonRow(BaseModel):
     note: str | None = _note()
 
 
-class ComparisonReport(BaseModel):
+class ComparisonReport(AnalyticsReport):
     rows: list[ComparisonRow]
     dimension: ComparisonDimension
     target: float
@@ -289,5 +297,5 @@ class RatesRow(BaseModel):
     note: str | None = _note()
 
 
-class RatesReport(BaseModel):
+class RatesReport(AnalyticsReport):
     rows: list[RatesRow]
