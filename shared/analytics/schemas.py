@@ -299,3 +299,114 @@ class RatesRow(BaseModel):
 
 class RatesReport(AnalyticsReport):
     rows: list[RatesRow]
+
+
+# --- the management briefing ------------------------------------------------------------
+
+
+class BriefingHeadline(BaseModel):
+    """The window's numbers on one slide: volume, audited and population accuracy, the
+    severity-weighted quality score and the dispute and overturn rates."""
+
+    decisions: int
+    audited: int
+    correct: int
+    accuracy: float | None = Field(description="correct / audited of the audited sample.")
+    ci_low: float | None
+    ci_high: float | None
+    population_accuracy: float | None = Field(
+        description="Post-stratified accuracy of all decisions (DESIGN.md, Statistics)."
+    )
+    population_ci_low: float | None
+    population_ci_high: float | None
+    coverage: float | None = Field(
+        description="Share of decisions in strata with at least one audit."
+    )
+    quality_score: float | None
+    dispute_rate: float | None
+    dispute_rate_ci_low: float | None
+    dispute_rate_ci_high: float | None
+    overturn_rate: float | None
+    overturn_rate_ci_low: float | None
+    overturn_rate_ci_high: float | None
+    small_sample: bool = _small_sample()
+    note: str | None = _note()
+
+
+class CalibrationAgreementRow(BaseModel):
+    """A calibration session closed in the window, with the agreement stored at its close
+    (the statistics ``GET /v1/calibrations/{id}/results`` answers)."""
+
+    id: str
+    title: str
+    market: str
+    closed_at: date = Field(description="The day (UTC) the session was closed.")
+    krippendorff_alpha: float | None
+    percent_agreement: float | None
+    n_units: int
+    n_raters: int
+    flagged_items: int
+
+
+class EscalationRow(BaseModel):
+    """An open escalation (the escalations domain arrives with its own issue)."""
+
+    id: str
+    metric: str
+    slice: str
+    status: str
+    opened_at: date
+
+
+class EscalationsSection(BaseModel):
+    rows: list[EscalationRow]
+    note: str | None = Field(None, description="Why the section is empty, when it is.")
+
+
+class QuizCompletionRow(BaseModel):
+    """A quiz attempted in the window: who attempted it, who passed, the mean score."""
+
+    quiz_id: str
+    title: str
+    policy_code: str | None
+    attempts: int
+    reviewers: int = Field(description="Reviewers with an attempt in the window.")
+    passed: int = Field(description="Of those, reviewers with a passing attempt.")
+    pass_rate: float | None
+    pass_rate_ci_low: float | None
+    pass_rate_ci_high: float | None
+    mean_score: float | None
+
+
+class TrainingCompletionRow(BaseModel):
+    """A training plan's items due in the window: how many are done, how many overdue."""
+
+    plan_id: str
+    title: str
+    kind: str
+    items: int = Field(description="Assignees' items due in the window.")
+    completed: int
+    completion_rate: float | None
+    completion_rate_ci_low: float | None
+    completion_rate_ci_high: float | None
+    overdue: int = Field(description="Still open after their due date.")
+
+
+class Briefing(BaseModel):
+    """The management briefing: every section computed by the report functions."""
+
+    day_from: date
+    day_to: date
+    market: str | None
+    dimension: ComparisonDimension = Field(
+        description="What the comparison and error breakdown compare: markets, or the queues "
+        "of the one market asked for."
+    )
+    headline: BriefingHeadline
+    trend: TrendReport
+    comparison: ComparisonReport
+    errors: ErrorsReport
+    calibrations: list[CalibrationAgreementRow]
+    escalations: EscalationsSection
+    quizzes: list[QuizCompletionRow]
+    training: list[TrainingCompletionRow]
