@@ -1,14 +1,26 @@
-"""Reports: ``GET /v1/reports/accuracy`` (every role, each within what it may see)."""
+"""Reports: ``GET /v1/reports/*`` (every role, each within what it may see).
+
+Every report answers JSON, or its rows as a file (``format``): ``answer_report`` turns a
+report into either, and ``report_responses`` declares the file media types in the OpenAPI
+schema, so a route is the query, the domain call and one ``answer_report``. Who sees what is
+decided by the domain (``shared.analytics.filters.analytics_scope``): a moderator key only its
+own numbers, a market-scoped key only its markets.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
+from shared.analytics import exports as analytics_exports
+from shared.analytics.schemas import AnalyticsReport
 from shared.core.auth import Principal
+from shared.core.errors import UnprocessableEntity
 from shared.reports import exports, service
 from shared.schemas.common import Problem
 from shared.schemas.reports import AccuracyQuery, AccuracyReport
@@ -17,21 +29,84 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 ReportReaderDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
 
+ReportFile = Literal["csv", "xlsx", "png"]
+ReportT = TypeVar("ReportT", bound=AnalyticsReport)
+
+_MEDIA_TYPES: Mapping[ReportFile, str] = {
+    "csv": analytics_exports.CSV_MEDIA_TYPE,
+    "xlsx": analytics_exports.XLSX_MEDIA_TYPE,
+    "png": analytics_exports.PNG_MEDIA_TYPE,
+}
+# The media types as the OpenAPI schema names them (the CSV's charset is a parameter).
+_DOCUMENTED_MEDIA_TYPES: Mapping[ReportFile, str] = {
+    "csv": "text/csv",
+    "xlsx": analytics_exports.XLSX_MEDIA_TYPE,
+    "png": analytics_exports.PNG_MEDIA_TYPE,
+}
+_FILE_SCHEMAS: Mapping[ReportFile, dict[str, str]] = {
+    "csv": {"type": "string"},
+    "xlsx": {"type": "string", "format": "binary"},
+    "png": {"type": "string", "format": "binary"},
+}
+
+
+def report_responses(*formats: ReportFile) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a report route: 200 as JSON or as a file in each of
+    ``formats``, 403 beyond the key's reach, 422 for bad input."""
+    return {
+        200: {
+            "content": {
+                _DOCUMENTED_MEDIA_TYPES[file_format]: {"schema": _FILE_SCHEMAS[file_format]}
+                for file_format in formats
+            },
+            "description": (
+                "The report as JSON, or with `format` as a "
+                + "/".join(file_format.upper() for file_format in formats)
+                + " attachment."
+            ),
+        },
+        403: {"model": Problem},
+        422: {"model": Problem},
+    }
+
+
+def utc_today() -> date:
+    """Today in UTC: where a report's default window ends."""
+    return datetime.now(UTC).date()
+
+
+async def answer_report(
+    report: ReportT,
+    *,
+    format: Literal["json"] | ReportFile,
+    name: str,
+    files: Mapping[ReportFile, Callable[[], bytes]],
+) -> ReportT | Response:
+    """``report`` as JSON (``format=json``), or the file ``files[format]`` writes, as an
+    attachment named after the report and its days (``trend-2026-11-01-to-2026-11-30.csv``).
+
+    Writers run in a threadpool: building a workbook or a chart is CPU work that grows with
+    the rows and must not hold up the event loop. A format the route does not offer is a 422
+    (the query's ``format`` type normally refuses it first).
+    """
+    if format == "json":
+        return report
+    if format not in files:
+        message = f"this report is not offered as {format}"
+        raise UnprocessableEntity(message, errors=[{"loc": ["query", "format"], "msg": message}])
+    content = await run_in_threadpool(files[format])
+    filename = analytics_exports.attachment_filename(name, report.day_from, report.day_to, format)
+    return Response(
+        content=content,
+        media_type=_MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
 
 @router.get(
     "/accuracy",
     response_model=AccuracyReport,
-    responses={
-        200: {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                exports.XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
-            },
-            "description": "The rows as JSON, or as a CSV or XLSX attachment (`format`).",
-        },
-        403: {"model": Problem},
-        422: {"model": Problem},
-    },
+    responses=report_responses("csv", "xlsx"),
 )
 async def accuracy_report(
     query: Annotated[AccuracyQuery, Query()], session: SessionDep, principal: ReportReaderDep
