@@ -209,6 +209,94 @@ class TableSheet:
     widths: Mapping[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class XlsxFormats:
+    """The cell formats every analytics workbook uses (one set per workbook)."""
+
+    header: Any
+    percent: Any
+    number: Any
+    decimal: Any
+    day: Any
+
+    @classmethod
+    def of(cls, workbook: xlsxwriter.Workbook) -> XlsxFormats:
+        """The formats, added to ``workbook``."""
+        return cls(
+            header=workbook.add_format({"bold": True, "text_wrap": True, "valign": "top"}),
+            percent=workbook.add_format({"num_format": "0.0%"}),
+            number=workbook.add_format({"num_format": "#,##0"}),
+            decimal=workbook.add_format({"num_format": "0.0000"}),
+            day=workbook.add_format({"num_format": "yyyy-mm-dd"}),
+        )
+
+
+def new_workbook(buffer: io.BytesIO) -> xlsxwriter.Workbook:
+    """An in-memory workbook that writes text as text: never "=..." as a formula or "0012"
+    as a number."""
+    return xlsxwriter.Workbook(
+        buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False}
+    )
+
+
+def write_table_sheet(
+    workbook: xlsxwriter.Workbook,
+    sheet_spec: TableSheet,
+    *,
+    lang: ReportLanguage,
+    formats: XlsxFormats,
+    first_row: int = 0,
+) -> Any:
+    """A sheet holding ``sheet_spec``'s rows from ``first_row`` on: headers in ``lang``
+    (frozen), widths set, rates as percentages, text never a formula. Returns the worksheet,
+    so a caller can add charts beside the table."""
+    sheet = workbook.add_worksheet(_sheet_title(sheet_spec.title))
+    fields = row_fields(sheet_spec.row_type)
+    for column, name in enumerate(fields):
+        sheet.write_string(first_row, column, column_label(name, lang), formats.header)
+        width = sheet_spec.widths.get(name, max(10.0, min(40.0, len(column_label(name, lang)) + 2)))
+        sheet.set_column(column, column, width)
+    for index, row in enumerate(sheet_spec.rows, start=first_row + 1):
+        values = row.model_dump()
+        for column, name in enumerate(fields):
+            value = values[name]
+            if value is None:
+                sheet.write_blank(index, column, None)
+            elif isinstance(value, bool):
+                sheet.write_boolean(index, column, value)
+            elif isinstance(value, int):
+                sheet.write_number(index, column, value, formats.number)
+            elif isinstance(value, float):
+                sheet.write_number(
+                    index,
+                    column,
+                    value,
+                    formats.percent if is_percent_field(name) else formats.decimal,
+                )
+            elif isinstance(value, date):
+                sheet.write_datetime(index, column, value, formats.day)
+            else:
+                sheet.write_string(index, column, str(value))
+    sheet.freeze_panes(first_row + 1, 0)
+    return sheet
+
+
+def write_about_sheet(
+    workbook: xlsxwriter.Workbook,
+    about: Sequence[tuple[str, str]],
+    *,
+    lang: ReportLanguage,
+    formats: XlsxFormats,
+) -> None:
+    """The About sheet: what was counted and how, as (label, value) lines."""
+    about_sheet = workbook.add_worksheet(_ABOUT_TITLE[lang])
+    for index, (label, value) in enumerate(about):
+        about_sheet.write_string(index, 0, label, formats.header)
+        about_sheet.write_string(index, 1, value)
+    about_sheet.set_column(0, 0, 28)
+    about_sheet.set_column(1, 1, 100)
+
+
 def rows_xlsx(
     sheets: Sequence[TableSheet],
     *,
@@ -218,50 +306,11 @@ def rows_xlsx(
     """A workbook: each table on its own sheet (headers in ``lang``, frozen, widths set,
     rates as percentages, text never a formula), then the About sheet (label, value)."""
     buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(
-        buffer,
-        # Text is text: never read "=..." as a formula or "0012" as a number.
-        {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False},
-    )
-    header = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top"})
-    percent = workbook.add_format({"num_format": "0.0%"})
-    number = workbook.add_format({"num_format": "#,##0"})
-    decimal = workbook.add_format({"num_format": "0.0000"})
-    day = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    workbook = new_workbook(buffer)
+    formats = XlsxFormats.of(workbook)
     for sheet_spec in sheets:
-        sheet = workbook.add_worksheet(_sheet_title(sheet_spec.title))
-        fields = row_fields(sheet_spec.row_type)
-        for column, name in enumerate(fields):
-            sheet.write_string(0, column, column_label(name, lang), header)
-            width = sheet_spec.widths.get(
-                name, max(10.0, min(40.0, len(column_label(name, lang)) + 2))
-            )
-            sheet.set_column(column, column, width)
-        for index, row in enumerate(sheet_spec.rows, start=1):
-            values = row.model_dump()
-            for column, name in enumerate(fields):
-                value = values[name]
-                if value is None:
-                    sheet.write_blank(index, column, None)
-                elif isinstance(value, bool):
-                    sheet.write_boolean(index, column, value)
-                elif isinstance(value, int):
-                    sheet.write_number(index, column, value, number)
-                elif isinstance(value, float):
-                    sheet.write_number(
-                        index, column, value, percent if is_percent_field(name) else decimal
-                    )
-                elif isinstance(value, date):
-                    sheet.write_datetime(index, column, value, day)
-                else:
-                    sheet.write_string(index, column, str(value))
-        sheet.freeze_panes(1, 0)
-    about_sheet = workbook.add_worksheet(_ABOUT_TITLE[lang])
-    for index, (label, value) in enumerate(about):
-        about_sheet.write_string(index, 0, label, header)
-        about_sheet.write_string(index, 1, value)
-    about_sheet.set_column(0, 0, 28)
-    about_sheet.set_column(1, 1, 100)
+        write_table_sheet(workbook, sheet_spec, lang=lang, formats=formats)
+    write_about_sheet(workbook, about, lang=lang, formats=formats)
     workbook.close()
     return buffer.getvalue()
 
