@@ -18,6 +18,8 @@ from shared.analytics.formatting import (
     format_period,
 )
 
+pytestmark = pytest.mark.no_db
+
 NBSP = "\u00a0"
 THIN = "\u2009"
 DASH = "\u2013"  # en dash

@@ -10,6 +10,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.stats.scores import check_severity_weights
+
 MIN_BOOTSTRAP_ADMIN_KEY_LENGTH = 32
 
 
@@ -76,6 +78,11 @@ class Settings(BaseSettings):
 
     # Analytics reports: the longest window one report may cover (a longer one is a 422).
     report_max_days: int = Field(366, ge=1, le=3660)
+    # The quality score's weight of an error per severity (exactly these keys, positive),
+    # as JSON in the environment: PLUMBLINE_SEVERITY_WEIGHTS='{"critical": 5, ...}'.
+    severity_weights: dict[str, float] = Field(
+        default_factory=lambda: {"critical": 5.0, "major": 3.0, "minor": 1.0}
+    )
 
     # Outbox relay.
     relay_batch_size: int = 500
@@ -102,6 +109,19 @@ class Settings(BaseSettings):
     delivery_base_delay_seconds: float = 1.0
     delivery_max_delay_seconds: float = 300.0
     delivery_timeout_seconds: float = 10.0
+    # Where people open what a message is about: every chat and e-mail message links to
+    # <public_url>/v1/<its object>.
+    public_url: str = "http://127.0.0.1:8000"
+    # E-mail channels: the SMTP server messages go through (STARTTLS when smtp_starttls).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Plumbline <plumbline@localhost>"
+    smtp_starttls: bool = False
+    # A test message (POST /v1/channels/{id}/test) waits this long beyond the send timeout
+    # for the notifier's answer.
+    channel_test_wait_seconds: float = Field(5.0, gt=0)
 
     @field_validator("insecure_target_hosts", mode="before")
     @classmethod
@@ -121,6 +141,11 @@ class Settings(BaseSettings):
                 "'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    @field_validator("severity_weights")
+    @classmethod
+    def _severity_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return check_severity_weights(value)
 
     @field_validator("database_url")
     @classmethod
