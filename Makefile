@@ -72,6 +72,7 @@ bench: install
 	$(BIN)/python -m benchmarks.sampling
 	$(BIN)/python -m benchmarks.claims
 	$(BIN)/python -m benchmarks.agreement
+	$(BIN)/python -m benchmarks.reports
 
 migrate: install
 	$(BIN)/plumbline migrate
