@@ -152,6 +152,7 @@ _PERCENT_FIELDS = frozenset(
         "recall",
         "quality_score",
         "rest_accuracy",
+        "audit_coverage",
         "population_accuracy",
         "percent_agreement",
         "mean_score",
