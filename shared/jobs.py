@@ -33,6 +33,17 @@ class ApplyIntakeRollup(Job):
     batch_id: uuid.UUID
 
 
+class ApplyQualityRollups(Job):
+    """Recompute the dirty slices of the quality rollups (``shared.analytics.rollups``).
+
+    Queued once per transaction that marked a slice dirty; the job applies every pending
+    dirty slice, not only that transaction's, so it carries nothing.
+    """
+
+    function = "apply_quality_rollups"
+    queue = REPORT_QUEUE
+
+
 class SampleDailyAudits(Job):
     """Sample one market day (or every market's) for audits; ``job_id`` is its BackgroundJob."""
 

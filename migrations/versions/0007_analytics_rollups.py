@@ -78,9 +78,25 @@ def upgrade() -> None:
             name=op.f("pk_action_confusion_rollups"),
         ),
     )
+    op.create_table(
+        "dirty_rollup_slices",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("market", sa.String(length=2), nullable=False),
+        sa.Column("queue", sa.String(length=128), nullable=False),
+        sa.Column("moderator_id", sa.String(length=128), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dirty_rollup_slices")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("dirty_rollup_slices")
     op.drop_table("action_confusion_rollups")
     op.drop_index("ix_quality_rollups_policy_day", table_name="quality_rollups")
     op.drop_index("ix_quality_rollups_moderator_day", table_name="quality_rollups")

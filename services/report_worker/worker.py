@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from services.report_worker.auditor_quality import run_announce_accuracy_drops
+from services.report_worker.decision_partitions import run_maintain_decision_partitions
 from services.report_worker.disputes import (
     run_close_expired_disagreements,
     run_remind_overdue_disputes,
 )
 from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
+from services.report_worker.quality_rollups import (
+    run_apply_quality_rollups,
+    sweep_quality_rollups,
+)
 from services.report_worker.sampling import sample_daily_audits, sample_due_market_days
 from services.report_worker.training_reminders import run_remind_overdue_training_items
 from shared.core.observability import configure_logging
@@ -27,7 +32,7 @@ from shared.core.workers import (
     queue_of,
     startup_settings,
 )
-from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup, SampleDailyAudits
+from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup, ApplyQualityRollups, SampleDailyAudits
 
 
 async def startup(ctx: Context) -> None:
@@ -47,9 +52,11 @@ class WorkerSettings:
     functions: ClassVar[list[Any]] = [
         job_function(ApplyIntakeRollup, run_apply_intake_rollup, timeout=60),
         job_function(SampleDailyAudits, sample_daily_audits, timeout=120),
+        job_function(ApplyQualityRollups, run_apply_quality_rollups, timeout=60),
     ]
     cron_jobs: ClassVar[list[Any]] = [
         scheduled_job(sweep_intake_batches, name="sweep_intake_batches", seconds={15}, timeout=60),
+        scheduled_job(sweep_quality_rollups, name="sweep_quality_rollups", seconds={5}, timeout=60),
         scheduled_job(
             # Each market day commits on its own: a run cut short leaves the rest to the
             # next minute's run.
@@ -72,6 +79,14 @@ class WorkerSettings:
             name="remind_overdue_training_items",
             seconds={55},
             timeout=60,
+        ),
+        scheduled_job(
+            # Cheap when there is nothing to do (a lock and a catalog read); the months
+            # ahead exist long before they are needed, so a missed minute costs nothing.
+            run_maintain_decision_partitions,
+            name="maintain_decision_partitions",
+            seconds={45},
+            timeout=120,
         ),
         scheduled_job(
             run_announce_accuracy_drops,

@@ -23,6 +23,7 @@ from sqlalchemy import Date, cast, distinct, func, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.analytics.rollups import mark_decision_slices_dirty
 from shared.core.auth import Principal, Role
 from shared.core.errors import BadRequest, DomainError, Forbidden, UnprocessableEntity
 from shared.decisions.queries import visible_decisions
@@ -152,13 +153,19 @@ async def store_appeals(
                 "decided_at": event.decided_at,
             }
         )
-    inserted = await session.scalars(
-        insert(Appeal)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=[Appeal.source_id, Appeal.event_id])
-        .returning(Appeal.id)
+    inserted = (
+        await session.execute(
+            insert(Appeal)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[Appeal.source_id, Appeal.event_id])
+            .returning(Appeal.id, Appeal.decision_id)
+        )
+    ).all()
+    accepted = len(inserted)
+    # The appealed decisions' slices count appeals and reversals (unlinked ones count nowhere).
+    await mark_decision_slices_dirty(
+        session, decision_ids=[row.decision_id for row in inserted if row.decision_id is not None]
     )
-    accepted = len(list(inserted))
     return IntakeResult(accepted=accepted, duplicates=len(values) - accepted)
 
 

@@ -64,6 +64,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.analytics.rollups import Slice, mark_slices_dirty
 from shared.audit_log.record import record_change
 from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
@@ -507,6 +508,11 @@ async def submit_verdict(
         },
     )
 
+    if not audit.is_golden:
+        # The moderator's slice counts this verdict once the rollup job recomputes it.
+        await mark_slices_dirty(
+            session, [Slice(verdict.day, verdict.market, verdict.queue, verdict.moderator_id)]
+        )
     await complete_shadow_audit_items(session, reviewer_id=auditor_id, actor=principal)
     if audit.is_golden:
         await record_golden_verdict(session, audit=audit, verdict=verdict)

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.analytics.rollups import Slice, mark_slices_dirty, mark_verdict_slices_dirty
 from shared.audit_log.record import record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound
@@ -136,6 +137,11 @@ async def _keep_change(
         before=before,
         after=after,
     )
+
+
+def _slice_of(verdict: Verdict) -> Slice:
+    """The rollup slice a verdict counts in (``shared.analytics.rollups``)."""
+    return Slice(verdict.day, verdict.market, verdict.queue, verdict.moderator_id)
 
 
 async def _verdict(session: AsyncSession, verdict_id: uuid.UUID, *, lock: bool) -> Verdict:
@@ -264,6 +270,7 @@ async def dispute(
         now=now,
         changes={"dispute_reason": reason, "disputed_at": now},
     )
+    await mark_slices_dirty(session, [_slice_of(verdict)])  # its disputed count changed
     return await disagreement_detail(session, disagreement, verdict)
 
 
@@ -319,6 +326,8 @@ async def resolve(
             after={"outcome": verdict.outcome, "effective_outcome": "correct"},
         )
     await session.flush()
+    # Upheld or overturned: the slice's overturned (and, overturned, its correct) counts.
+    await mark_slices_dirty(session, [_slice_of(verdict)])
     return await disagreement_detail(session, disagreement, verdict)
 
 
@@ -338,6 +347,8 @@ async def close_expired(session: AsyncSession, *, now: datetime, limit: int = BA
         await _transition(
             session, disagreement, to_status="closed", actor=None, note=CLOSE_NOTE, now=now
         )
+    # No counter reads "closed" today; marking keeps the rollups true if one ever does.
+    await mark_verdict_slices_dirty(session, verdict_ids=[d.verdict_id for d in expired])
     return len(expired)
 
 

@@ -96,6 +96,25 @@ class QualityRollup(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
+class DirtyRollupSlice(Base):
+    """A slice whose verdict-side counts must be recomputed: append-only, one row per change.
+
+    Written in the transaction of the change (a verdict, a dispute, a ruling, a close, an
+    appeal outcome); the rollup job claims rows (``FOR UPDATE SKIP LOCKED``), recomputes the
+    slices they name from the raw tables and deletes the rows in one transaction. A slice
+    named twice is recomputed once.
+    """
+
+    __tablename__ = "dirty_rollup_slices"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    day: Mapped[date]
+    market: Mapped[str] = mapped_column(String(2))
+    queue: Mapped[str] = mapped_column(String(128))
+    moderator_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 class ActionConfusionRollup(Base):
     """Non-golden verdicts of one slice and day by moderator action x expected action.
 
@@ -116,4 +135,10 @@ class ActionConfusionRollup(Base):
     verdicts: Mapped[int] = _count()
 
 
-__all__ = ["ALL_POLICIES", "NO_POLICY", "ActionConfusionRollup", "QualityRollup"]
+__all__ = [
+    "ALL_POLICIES",
+    "NO_POLICY",
+    "ActionConfusionRollup",
+    "DirtyRollupSlice",
+    "QualityRollup",
+]
