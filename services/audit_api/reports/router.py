@@ -16,9 +16,18 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from services.audit_api.deps import ANY_ROLE, SessionDep, require_roles
+from services.audit_api.deps import ANY_ROLE, SessionDep, SettingsDep, require_roles
+from shared.analytics import confusion, errors, rates
 from shared.analytics import exports as analytics_exports
-from shared.analytics.schemas import AnalyticsReport
+from shared.analytics.schemas import (
+    AnalyticsReport,
+    ConfusionQuery,
+    ConfusionReport,
+    ErrorsQuery,
+    ErrorsReport,
+    RatesQuery,
+    RatesReport,
+)
 from shared.core.auth import Principal
 from shared.core.errors import UnprocessableEntity
 from shared.reports import exports, service
@@ -142,4 +151,105 @@ async def accuracy_report(
         content=content,
         media_type=media_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/errors", response_model=ErrorsReport, responses=report_responses("csv", "xlsx"))
+async def errors_report(
+    query: Annotated[ErrorsQuery, Query()],
+    session: SessionDep,
+    principal: ReportReaderDep,
+    settings: SettingsDep,
+) -> ErrorsReport | Response:
+    """Errors per slice (`group_by`) or for the whole filter: counts by error type and by
+    severity, the error rate with its Wilson 95 % interval, and the severity-weighted quality
+    score, 1 - sum(weight x errors) / (max weight x audited), weights from the
+    `severity_weights` setting (default critical 5, major 3, minor 1).
+
+    Verdicts overturned on dispute count as correct. Every role; a moderator key sees only
+    its own numbers, a market-scoped key only its markets.
+    """
+    report = await errors.errors_report(
+        session,
+        query=query,
+        viewer=principal,
+        max_days=settings.report_max_days,
+        today=utc_today(),
+        severity_weights=settings.severity_weights,
+    )
+    return await answer_report(
+        report,
+        format=query.format,
+        name="errors",
+        files={
+            "csv": lambda: errors.errors_csv(report),
+            "xlsx": lambda: errors.errors_xlsx(report, query),
+        },
+    )
+
+
+@router.get("/confusion", response_model=ConfusionReport, responses=report_responses("csv", "xlsx"))
+async def confusion_report(
+    query: Annotated[ConfusionQuery, Query()],
+    session: SessionDep,
+    principal: ReportReaderDep,
+    settings: SettingsDep,
+) -> ConfusionReport | Response:
+    """The matrix of moderator action x the action the auditor expected (every cell, zeros
+    included; `share` of the moderator action's verdicts), and per policy code the precision
+    and recall of the moderators' enforcement as the auditors judged it, each with its
+    Wilson 95 % interval. A verdict counts under the policies the moderator applied and those
+    the auditor expected; `policy` narrows both to the verdicts concerning that policy.
+
+    `format=csv` holds the matrix cells; `format=xlsx` a sheet for the matrix and one for the
+    policies. Every role; a moderator key sees only its own numbers.
+    """
+    report = await confusion.confusion_report(
+        session,
+        query=query,
+        viewer=principal,
+        max_days=settings.report_max_days,
+        today=utc_today(),
+    )
+    return await answer_report(
+        report,
+        format=query.format,
+        name="confusion",
+        files={
+            "csv": lambda: confusion.confusion_csv(report),
+            "xlsx": lambda: confusion.confusion_xlsx(report, query),
+        },
+    )
+
+
+@router.get("/rates", response_model=RatesReport, responses=report_responses("csv", "xlsx"))
+async def rates_report(
+    query: Annotated[RatesQuery, Query()],
+    session: SessionDep,
+    principal: ReportReaderDep,
+    settings: SettingsDep,
+) -> RatesReport | Response:
+    """Per slice (`group_by`) or for the whole filter: audit coverage (audited / decisions),
+    dispute rate (disputed / judged incorrect), overturn rate (overturned / disputed) and
+    appeal-overturn rate (reversed / appealed), each with its Wilson 95 % interval, the mean
+    hours from decision to verdict and the mean handling time.
+
+    A rate without a denominator is null and `note` says why. Every role; a moderator key
+    sees only its own numbers, a market-scoped key only its markets.
+    """
+    report = await rates.rates_report(
+        session,
+        query=query,
+        viewer=principal,
+        max_days=settings.report_max_days,
+        today=utc_today(),
+    )
+    return await answer_report(
+        report,
+        format=query.format,
+        name="rates",
+        files={
+            "csv": lambda: rates.rates_csv(report),
+            "xlsx": lambda: rates.rates_xlsx(report, query),
+        },
     )
