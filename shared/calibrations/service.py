@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -706,3 +707,27 @@ async def calibration_trend(
             )
         )
     return TREND_ORDER.page(points, page)
+
+
+async def closed_calibrations(
+    session: AsyncSession,
+    *,
+    viewer: Principal,
+    market: str | None,
+    closed_from: datetime,
+    closed_before: datetime,
+) -> list[CalibrationSession]:
+    """The sessions closed in ``[closed_from, closed_before)`` that ``viewer`` may see
+    (``visible_calibrations``), of ``market`` when given, oldest close first. Their agreement
+    is the one stored at close: what ``get_results`` answers for each."""
+    query = select(CalibrationSession).where(
+        CalibrationSession.status == "closed",
+        CalibrationSession.closed_at >= closed_from,
+        CalibrationSession.closed_at < closed_before,
+        visible_calibrations(viewer),
+    )
+    if market is not None:
+        query = query.where(CalibrationSession.market == market)
+    return list(
+        await session.scalars(query.order_by(CalibrationSession.closed_at, CalibrationSession.id))
+    )

@@ -31,6 +31,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +45,7 @@ from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, Reviewer
 from shared.models.base import utcnow
 from shared.reference import register_markets, register_policies, register_reviewers
-from shared.reviewers.service import visible_reviewer_ids
+from shared.reviewers.service import counted_reviewers, visible_reviewer_ids
 from shared.schemas.training import (
     NO_VIOLATION,
     AssignPlanResult,
@@ -624,3 +625,65 @@ async def assign_failures_to_plan(
         session, plan_id=plan_id, reviewer_ids=failing, actor=actor
     )
     return AssignPlanResult(plan_id=plan_id, added=added, already_assigned=already)
+
+
+@dataclass(frozen=True, slots=True)
+class QuizCompletion:
+    """A quiz's attempts in a window: how many, by how many reviewers, how many passed."""
+
+    quiz_id: uuid.UUID
+    title: str
+    policy_code: str | None
+    attempts: int
+    reviewers: int
+    passed: int
+    mean_score: float | None
+
+
+async def quiz_completion(
+    session: AsyncSession,
+    *,
+    viewer: Principal,
+    market: str | None,
+    attempted_from: datetime,
+    attempted_before: datetime,
+) -> list[QuizCompletion]:
+    """Per quiz ``viewer`` may see (``visible_quizzes``) with attempts submitted in
+    ``[attempted_from, attempted_before)``: the attempts, the reviewers who made them, those
+    of them with a passing attempt, and the mean score, counting the reviewers
+    ``counted_reviewers`` lets it count (a moderator key: itself). By title."""
+    reviewers = func.count(QuizAttempt.reviewer_id.distinct())
+    query = (
+        select(
+            Quiz.id,
+            Quiz.title,
+            Quiz.policy_code,
+            func.count(),
+            reviewers,
+            reviewers.filter(QuizAttempt.passed),
+            func.avg(QuizAttempt.score),
+        )
+        .join(QuizAttempt, QuizAttempt.quiz_id == Quiz.id)
+        .where(
+            QuizAttempt.created_at >= attempted_from,
+            QuizAttempt.created_at < attempted_before,
+            visible_quizzes(viewer),
+            counted_reviewers(QuizAttempt.reviewer_id, viewer=viewer, market=market),
+        )
+        .group_by(Quiz.id)
+        .order_by(Quiz.title, Quiz.id)
+    )
+    return [
+        QuizCompletion(
+            quiz_id=quiz_id,
+            title=title,
+            policy_code=policy_code,
+            attempts=attempts,
+            reviewers=attempted,
+            passed=passed,
+            mean_score=None if mean is None else float(mean),
+        )
+        for quiz_id, title, policy_code, attempts, attempted, passed, mean in await session.execute(
+            query
+        )
+    ]

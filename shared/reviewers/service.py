@@ -11,11 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import ColumnElement, any_, func, literal, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    any_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change
-from shared.core.auth import Principal
+from shared.core.auth import Principal, Role
 from shared.core.errors import Forbidden, NotFound
 from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import Reviewer
@@ -46,6 +56,23 @@ async def visible_reviewer_ids(
             select(Reviewer.id).where(Reviewer.id.in_(sorted(wanted)), visible_reviewers(viewer))
         )
     )
+
+
+def counted_reviewers(
+    reviewer_id: SQLColumnExpression[str], *, viewer: Principal, market: str | None
+) -> ColumnElement[bool]:
+    """Whether the reviewer in ``reviewer_id`` counts in a summary ``viewer`` asked for (the
+    briefing's quiz and training sections): a moderator key counts only its own reviewer,
+    any other key the reviewers ``visible_reviewers`` lets it see; with ``market``, only
+    those whose profile lists that market."""
+    if viewer.role == Role.MODERATOR:
+        return false() if viewer.reviewer_id is None else reviewer_id == viewer.reviewer_id
+    if viewer.markets is None and market is None:
+        return true()
+    reviewers = select(Reviewer.id).where(visible_reviewers(viewer))
+    if market is not None:
+        reviewers = reviewers.where(literal(market) == any_(Reviewer.markets))
+    return reviewer_id.in_(reviewers)
 
 
 def scoped_markets(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -50,7 +51,7 @@ from shared.models import (
 )
 from shared.models.base import utcnow
 from shared.reference import register_policies, register_reviewers
-from shared.reviewers.service import visible_reviewers
+from shared.reviewers.service import counted_reviewers, visible_reviewers
 from shared.schemas.training import (
     AssigneeProgress,
     ItemProgress,
@@ -623,3 +624,61 @@ async def list_overdue(
         for progress, plan, item in rows
     ]
     return OVERDUE_ORDER.page(items, page)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingCompletion:
+    """A plan's assignee items due in a window: how many, how many done, how many overdue."""
+
+    plan_id: uuid.UUID
+    title: str
+    kind: str
+    items: int
+    completed: int
+    overdue: int
+
+
+async def training_completion(
+    session: AsyncSession,
+    *,
+    viewer: Principal,
+    market: str | None,
+    due_from: datetime,
+    due_before: datetime,
+    now: datetime,
+) -> list[TrainingCompletion]:
+    """Per plan ``viewer`` may see (``visible_plans``) with assignee items due in
+    ``[due_from, due_before)``: the items, those completed (at any time), and those still
+    open after their due date (at ``now``), counting the assignees ``counted_reviewers`` lets
+    it count (a moderator key: itself). By title."""
+    done = TrainingItemProgress.completed_at.is_not(None)
+    query = (
+        select(
+            TrainingPlan.id,
+            TrainingPlan.title,
+            TrainingPlan.kind,
+            func.count(),
+            func.count().filter(done),
+            func.count().filter(~done, TrainingItemProgress.due_at < now),
+        )
+        .join(TrainingItemProgress, TrainingItemProgress.plan_id == TrainingPlan.id)
+        .where(
+            TrainingItemProgress.due_at >= due_from,
+            TrainingItemProgress.due_at < due_before,
+            visible_plans(viewer),
+            counted_reviewers(TrainingItemProgress.reviewer_id, viewer=viewer, market=market),
+        )
+        .group_by(TrainingPlan.id)
+        .order_by(TrainingPlan.title, TrainingPlan.id)
+    )
+    return [
+        TrainingCompletion(
+            plan_id=plan_id,
+            title=title,
+            kind=kind,
+            items=items,
+            completed=completed,
+            overdue=overdue,
+        )
+        for plan_id, title, kind, items, completed, overdue in await session.execute(query)
+    ]
