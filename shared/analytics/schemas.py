@@ -392,11 +392,9 @@ class TrainingCompletionRow(BaseModel):
     overdue: int = Field(description="Still open after their due date.")
 
 
-class Briefing(BaseModel):
+class Briefing(AnalyticsReport):
     """The management briefing: every section computed by the report functions."""
 
-    day_from: date
-    day_to: date
     market: str | None
     dimension: ComparisonDimension = Field(
         description="What the comparison and error breakdown compare: markets, or the queues "
