@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTHON_CANDIDATES := python3.13 python3.12 python3.11 python3 python
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench migrate revision compose-up
+.PHONY: help install run test lint format bench docs-briefing migrate revision compose-up
 
 help:
 	@echo "make install     create $(VENV) (Python 3.11+) and install Plumbline with dev tools"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint        ruff check, ruff format --check, mypy --strict, import contracts"
 	@echo "make format      ruff format and autofix"
 	@echo "make bench       run the benchmarks"
+	@echo "make docs-briefing  render the briefing pages in docs/ (needs soffice, pdftoppm)"
 	@echo "make migrate     apply database migrations"
 	@echo "make revision m='message'   autogenerate a migration"
 	@echo "make compose-up  build and start the docker compose stack"
@@ -73,6 +74,9 @@ bench: install
 	$(BIN)/python -m benchmarks.claims
 	$(BIN)/python -m benchmarks.agreement
 	$(BIN)/python -m benchmarks.reports
+
+docs-briefing: install
+	$(BIN)/python -m benchmarks.render_briefing
 
 migrate: install
 	$(BIN)/plumbline migrate
