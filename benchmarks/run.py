@@ -846,7 +846,8 @@ async def read_backlog(connection: Any) -> Backlog:
         """
         SELECT (SELECT count(*) FROM outbox_jobs WHERE enqueued_at IS NULL) AS pending,
                (SELECT count(*) FROM decisions) AS decisions,
-               (SELECT coalesce(sum(decisions), 0) FROM intake_daily_rollups) AS rolled_up
+               (SELECT coalesce(sum(decisions), 0) FROM quality_rollups WHERE policy = '*')
+                   AS rolled_up
         """
     )
     return Backlog(int(row["pending"]), int(row["decisions"]), int(row["rolled_up"]))
@@ -1527,7 +1528,7 @@ def render_report(results: Results, context: RunContext) -> str:
         f"{_n(loss.single_in_flight)}) | {_n(loss.stored_unacknowledged)} |"
     )
     add(f"| Acknowledged but not stored (lost) | {_n(loss.lost)} |")
-    add(f"| `sum(intake_daily_rollups.decisions)` | {_n(loss.rolled_up)} |")
+    add(f"| `sum(quality_rollups.decisions)` (total rows) | {_n(loss.rolled_up)} |")
     add("")
     add(
         "wrk stops each thread as soon as its time is up, without reading the answers still in "

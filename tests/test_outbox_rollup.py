@@ -1,4 +1,5 @@
-"""The outbox relay and the report worker: accepted decisions reach the daily intake rollup."""
+"""The outbox relay and the report worker: accepted decisions reach the daily intake counts
+(the decision side of the analytics rollups)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.report_worker.intake_rollups import (
-    apply_pending_intake_batches,
-    sweep_intake_batches,
-)
+from services.report_worker.intake_rollups import sweep_intake_batches
 from services.report_worker.worker import WorkerSettings
+from shared.analytics.rollups import apply_pending_intake_batches
 from shared.core.outbox import add_job, purge_relayed, relay_batch
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.core.errors import BadRequest
 from shared.core.pagination import MAX_CURSOR_LENGTH, Keyset
-from shared.models import AuditLogEntry, IntakeDailyRollup, SamplingPlan
+from shared.models import ALL_POLICIES, AuditLogEntry, QualityRollup, SamplingPlan
 from tests.conftest import LiveServer, SignedSender, auth, decision_event
 from tests.support.audits import make_audits
 from tests.support.problems import assert_problem
@@ -474,11 +474,12 @@ async def test_a_four_column_key_with_long_ids_pages_through(
                 for queue in ("q-" + "x" * 126, "q-short"):
                     for moderator in moderators:
                         session.add(
-                            IntakeDailyRollup(
+                            QualityRollup(
                                 day=day,
                                 market=market,
                                 queue=queue,
                                 moderator_id=moderator,
+                                policy=ALL_POLICIES,
                                 decisions=1,
                             )
                         )

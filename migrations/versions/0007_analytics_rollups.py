@@ -1,4 +1,5 @@
-"""analytics: rollups per market-local day and slice that every report reads
+"""analytics: rollups per market-local day and slice that every report reads (replacing the
+intake rollup), and the dirty slices that keep them current
 
 Revision ID: 0007
 Revises: 0006
@@ -93,9 +94,43 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dirty_rollup_slices")),
     )
+    # quality_rollups' total rows replace the intake rollup (one count of decisions). Its
+    # counts move over as they are; the policy rows, handling times and verdict-side counts
+    # of existing history come from ``plumbline rollups rebuild`` after the upgrade.
+    op.execute(
+        """
+        INSERT INTO quality_rollups (day, market, queue, moderator_id, policy, decisions)
+        SELECT day, market, queue, moderator_id, '*', decisions FROM intake_daily_rollups
+        """
+    )
+    op.drop_table("intake_daily_rollups")
 
 
 def downgrade() -> None:
+    op.create_table(
+        "intake_daily_rollups",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("market", sa.String(length=2), nullable=False),
+        sa.Column("queue", sa.String(length=128), nullable=False),
+        sa.Column("moderator_id", sa.String(length=128), nullable=False),
+        sa.Column("decisions", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint(
+            "day", "market", "queue", "moderator_id", name=op.f("pk_intake_daily_rollups")
+        ),
+    )
+    op.execute(
+        """
+        INSERT INTO intake_daily_rollups (day, market, queue, moderator_id, decisions)
+        SELECT day, market, queue, moderator_id, decisions FROM quality_rollups
+        WHERE policy = '*' AND decisions > 0
+        """
+    )
     op.drop_table("dirty_rollup_slices")
     op.drop_table("action_confusion_rollups")
     op.drop_index("ix_quality_rollups_policy_day", table_name="quality_rollups")

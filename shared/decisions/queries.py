@@ -15,15 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.core.auth import Principal, Role
 from shared.core.errors import Forbidden, NotFound
 from shared.core.pagination import Keyset, KeysetPage
-from shared.models import Decision, IntakeDailyRollup, Source
+from shared.models import ALL_POLICIES, Decision, QualityRollup, Source
 from shared.schemas.decisions import DecisionQuery, DecisionRead, IntakeRollupQuery
 
 DECISION_ORDER = Keyset(Decision.id, descending=True)
 ROLLUP_ORDER = Keyset(
-    IntakeDailyRollup.day,
-    IntakeDailyRollup.market,
-    IntakeDailyRollup.queue,
-    IntakeDailyRollup.moderator_id,
+    QualityRollup.day,
+    QualityRollup.market,
+    QualityRollup.queue,
+    QualityRollup.moderator_id,
 )
 
 
@@ -46,7 +46,7 @@ def visible_intake_rollups(viewer: Principal) -> ColumnElement[bool]:
     """Which intake counts ``viewer`` may see: a market-scoped key only its markets'."""
     if viewer.markets is None:
         return true()
-    return IntakeDailyRollup.market.in_(viewer.markets)
+    return QualityRollup.market.in_(viewer.markets)
 
 
 def decision_read(decision: Decision, source_name: str) -> DecisionRead:
@@ -116,10 +116,17 @@ async def get_decision(
 
 async def list_intake_rollups(
     session: AsyncSession, *, filters: IntakeRollupQuery, viewer: Principal
-) -> KeysetPage[IntakeDailyRollup]:
-    """A page of daily intake counts ordered by (day, market, queue, moderator)."""
-    table = IntakeDailyRollup
-    query = select(table).where(visible_intake_rollups(viewer))
+) -> KeysetPage[QualityRollup]:
+    """A page of daily intake counts ordered by (day, market, queue, moderator).
+
+    The counts are the decision side of the analytics rollups' total rows
+    (``quality_rollups`` with ``policy = ALL_POLICIES``): one source of truth for decisions
+    counted. A slice with verdicts but no counted decision yet is left out.
+    """
+    table = QualityRollup
+    query = select(table).where(
+        table.policy == ALL_POLICIES, table.decisions > 0, visible_intake_rollups(viewer)
+    )
     if filters.market is not None:
         query = query.where(table.market == filters.market)
     if filters.queue is not None:

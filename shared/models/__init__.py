@@ -20,7 +20,6 @@ from shared.models.golden import AuditorAccuracyAnnouncement, GoldenItem, Golden
 from shared.models.intake import (
     Decision,
     IntakeBatch,
-    IntakeDailyRollup,
     RejectedBatch,
     Source,
 )
@@ -61,7 +60,6 @@ __all__ = [
     "GoldenItem",
     "GoldenVerdict",
     "IntakeBatch",
-    "IntakeDailyRollup",
     "Market",
     "OutboxJob",
     "Policy",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -71,23 +71,10 @@ class Decision(Base):
     intake_batch_id: Mapped[uuid.UUID]
 
 
-class IntakeDailyRollup(Base):
-    """Decisions per market day (in the market's time zone), queue and moderator."""
-
-    __tablename__ = "intake_daily_rollups"
-
-    day: Mapped[date] = mapped_column(primary_key=True)
-    market: Mapped[str] = mapped_column(String(2), primary_key=True)
-    queue: Mapped[str] = mapped_column(String(128), primary_key=True)
-    moderator_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    decisions: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
-
-
 class IntakeBatch(Base):
-    """One intake transaction's decisions, waiting to be counted into the daily rollup.
+    """One intake transaction's decisions, waiting to be counted into the rollups.
 
-    Written with the decisions; the rollup job claims pending batches (``FOR UPDATE SKIP
+    Written with the decisions; the intake rollup job claims pending batches (``FOR UPDATE SKIP
     LOCKED``) and marks them applied in the same transaction, so each is counted once.
     """
 
@@ -125,7 +112,6 @@ class RejectedBatch(CreatedAtMixin, Base):
 __all__ = [
     "Decision",
     "IntakeBatch",
-    "IntakeDailyRollup",
     "RejectedBatch",
     "Source",
 ]
