@@ -2,7 +2,9 @@
 
 Decisions arrive through the signed webhook; their audits and verdicts are written with the
 ORM by the small factories below (the verdict endpoint is built elsewhere), each verdict on
-its decision's market-local day as the verdict endpoint records it.
+its decision's market-local day as the verdict endpoint records it, and its rollup slice
+marked dirty as the endpoint marks it. The report reads the rollups (refreshed in its own
+transaction), so these counts are the rollups' as much as the verdicts'.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.analytics.rollups import Slice, mark_slices_dirty
 from shared.models import Audit, Decision, Market, Verdict
 from shared.reports.exports import FORMULA_TRIGGERS, spreadsheet_safe
 from shared.reports.rows import accuracy_row, column_headers, report_window
@@ -90,6 +93,7 @@ async def seed(
             ).all()
         }
         assert len(stored) == len(cases)
+        slices: list[Slice] = []
         for n, case in enumerate(cases):
             decision, market_day = stored[f"{prefix}-{n}"]
             day = case.day or market_day
@@ -130,6 +134,10 @@ async def seed(
             session.add(audit)
             await session.flush()
             session.add(verdict)
+            if not case.golden:
+                # What the verdict endpoint does in its transaction: the rollups learn of it.
+                slices.append(Slice(day, decision.market, decision.queue, decision.moderator_id))
+        await mark_slices_dirty(session, slices)
 
 
 def summary(body: dict[str, Any]) -> list[tuple[str, int, int]]:

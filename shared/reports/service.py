@@ -1,11 +1,12 @@
-"""The accuracy report, counted in SQL from the verdicts.
+"""The accuracy report, summed from the analytics rollups.
 
-``accuracy_rows`` is the one place that decides what counts: non-golden verdicts, by their
-``effective_outcome`` (so a verdict overturned on dispute is correct), on their decision's
-market-local ``day``; by policy, under every policy the moderator applied or the auditor
-expected, each once per verdict. A scheduled rollup can later keep the same counts per (day, market,
-queue, moderator) and per policy label and feed them to ``shared.reports.rows.accuracy_row``:
-the answers stay the same because the rows are made from counts alone.
+What counts is decided once, where the rollups are kept (``shared.analytics.rollups``):
+non-golden verdicts, by their ``effective_outcome`` (so a verdict overturned on dispute is
+correct), on their decision's market-local ``day``; by policy, under every policy the
+moderator applied or the auditor expected, each once per verdict. ``accuracy_rows`` sums the
+rollup rows of the slices asked for (the total rows, or the policy rows for
+``group_by=policy``), so its cost grows with the number of slices, never with history;
+``shared.reports.rows.accuracy_row`` turns each key's two counts into a row.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, literal, select, true
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.analytics.rollups import refresh_rollups
 from shared.core.errors import Forbidden, UnprocessableEntity
-from shared.models import Audit, Verdict
-from shared.reports.rows import NO_POLICY_KEY, accuracy_row, report_window
+from shared.models import ALL_POLICIES, QualityRollup
+from shared.reports.rows import accuracy_row, report_window
 from shared.schemas.reports import AccuracyGroup, AccuracyQuery, AccuracyRow
 
 
@@ -86,60 +88,49 @@ async def accuracy_rows(
 ) -> list[AccuracyRow]:
     """Accuracy per slice over the market-local days ``day_from`` to ``day_to`` inclusive.
 
-    One GROUP BY query; Python only turns each slice's two counts into a row. Golden audits
-    never count; ``effective_outcome`` makes an overturned verdict correct. Rows are sorted
-    by key in byte order (days chronologically).
+    One GROUP BY over ``quality_rollups``; Python only turns each key's two counts into a
+    row. Keys without a verdict (decisions only) have no row. Rows are sorted by key in byte
+    order (days chronologically). Reads the rollups as they are: call ``refresh_rollups``
+    first in the same transaction to count every change committed before (as
+    ``accuracy_report`` does).
     """
-    audited = func.count().label("audited")
-    correct = func.count().filter(Verdict.effective_outcome == "correct").label("correct")
-    source = Verdict.__table__.join(Audit.__table__, Audit.id == Verdict.audit_id)
+    table = QualityRollup
+    audited = func.sum(table.audited)
+    correct = func.sum(table.correct)
+    key: Any
     if group_by == "policy":
-        # The policies the moderator applied and those the auditor expected, each once: an
-        # approve that should have been a hate_speech removal counts under hate_speech, so
-        # under-enforcement shows where it happened instead of under "(none)".
-        # (array_cat with a NULL array, a correct verdict's expected labels, is the other.)
-        concerned = func.array_cat(Audit.policy_labels, Verdict.expected_labels)
-        label = (
-            select(func.unnest(concerned).label("label"))
-            .distinct()
-            .correlate(Audit, Verdict)
-            .lateral("policy_label")
-        )
-        key: Any = func.coalesce(label.c.label, literal(NO_POLICY_KEY)).label("key")
-        # LEFT JOIN: a verdict about no policy at all yields one NULL label, "(none)".
-        source = source.outerjoin(label, true())
-        order: Any = key.collate("C")
-    elif group_by == "day":
-        key = Verdict.day.label("key")
-        order = key
+        # The policy rows: each verdict once under each policy it concerns, "(none)" when
+        # it concerns none (shared.models.analytics).
+        key = table.policy
+        rows_of = table.policy != ALL_POLICIES
     else:
-        column = {"moderator": Verdict.moderator_id, "queue": Verdict.queue}.get(
-            group_by, Verdict.market
-        )
-        key = column.label("key")
-        order = key.collate("C")
+        key = {
+            "day": table.day,
+            "moderator": table.moderator_id,
+            "queue": table.queue,
+            "market": table.market,
+        }[group_by]
+        rows_of = table.policy == ALL_POLICIES
+    order: Any = key if group_by == "day" else key.collate("C")
     query = (
-        select(key, audited, correct)
-        .select_from(source)
-        .where(
-            Audit.is_golden.is_(False),
-            Verdict.day >= day_from,
-            Verdict.day <= day_to,
-        )
+        select(key.label("key"), audited.label("audited"), correct.label("correct"))
+        .where(rows_of, table.day >= day_from, table.day <= day_to)
+        .group_by(key)
+        .having(audited > 0)
+        .order_by(order)
     )
     if markets is not None:
-        query = query.where(Verdict.market.in_(list(markets)))
+        query = query.where(table.market.in_(list(markets)))
     if queue is not None:
-        query = query.where(Verdict.queue == queue)
+        query = query.where(table.queue == queue)
     if only_moderator is not None:
-        query = query.where(Verdict.moderator_id == only_moderator)
-    query = query.group_by(key).order_by(order)
+        query = query.where(table.moderator_id == only_moderator)
     result = await session.execute(query)
     return [
         accuracy_row(
             row.key.isoformat() if isinstance(row.key, date) else row.key,
-            audited=row.audited,
-            correct=row.correct,
+            audited=int(row.audited),
+            correct=int(row.correct),
         )
         for row in result
     ]
@@ -158,6 +149,8 @@ async def accuracy_report(
         raise UnprocessableEntity(
             str(exc), errors=[{"loc": ["query", "from"], "msg": str(exc)}]
         ) from exc
+    # Read-your-writes: every verdict, ruling and appeal committed before this request.
+    await refresh_rollups(session)
     rows = await accuracy_rows(
         session,
         group_by=query.group_by,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.analytics.rollups import Slice, mark_slices_dirty, mark_verdict_slices_dirty
 from shared.models import Audit, Decision, Disagreement, DisagreementChange, Verdict
 from shared.models.base import utcnow
 from tests.conftest import SignedSender, decision_event
@@ -95,6 +96,10 @@ async def open_disagreement(
         )
         session.add(verdict)
         await session.flush()
+        # As the verdict endpoint does: the rollups recompute the moderator's slice.
+        await mark_slices_dirty(
+            session, [Slice(verdict.day, verdict.market, verdict.queue, verdict.moderator_id)]
+        )
         disagreement = Disagreement(
             id=uuid.uuid4(),
             audit_id=audit.id,
@@ -156,6 +161,7 @@ async def set_status(
         if status == "disputed":
             disagreement.dispute_reason = "I followed the policy"
             disagreement.disputed_at = utcnow() - (disputed_ago or timedelta(0))
+        await mark_verdict_slices_dirty(session, verdict_ids=[case.verdict_id])
 
 
 async def state_of(sessionmaker: Sessionmaker, case: Case) -> tuple[Disagreement, Verdict, int]:
