@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -667,6 +668,54 @@ def run_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+async def rebuild_rollups(
+    settings: Settings, *, day_from: date | None, day_to: date | None
+) -> tuple[int, int]:
+    """Rebuild the analytics rollups; returns (days rebuilt or 0 for all, rows written).
+
+    A range bounded at both ends commits day by day (short transactions, progress on
+    stdout); an open end is rebuilt in one transaction up to the first or last day there is.
+    """
+    from shared.analytics.rollups import rebuild_quality_rollups
+    from shared.core.db import create_sessionmaker, engine_from_settings, unit_of_work
+
+    engine = engine_from_settings(settings)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        if day_from is None or day_to is None:
+            async with unit_of_work(sessionmaker) as session:
+                return 0, await rebuild_quality_rollups(session, day_from=day_from, day_to=day_to)
+        written = 0
+        day = day_from
+        while day <= day_to:
+            started = time.monotonic()
+            async with unit_of_work(sessionmaker) as session:
+                rows = await rebuild_quality_rollups(session, day_from=day, day_to=day)
+            written += rows
+            _say(f"rebuilt {day.isoformat()}: {rows} rows in {time.monotonic() - started:.2f} s")
+            day += timedelta(days=1)
+        return (day_to - day_from).days + 1, written
+    finally:
+        await engine.dispose()
+
+
+def run_rollups_rebuild(args: argparse.Namespace) -> int:
+    """``plumbline rollups rebuild [--from DAY] [--to DAY]``: recompute the analytics rollups
+    from the raw tables (market-local days, inclusive); without both bounds, the open ends
+    reach the first and last day there is."""
+    if args.day_from is not None and args.day_to is not None and args.day_from > args.day_to:
+        _say("--from must not be after --to", stderr=True)
+        return 2
+    with _resolved_settings(redis=False) as settings:
+        started = time.monotonic()
+        days, written = asyncio.run(
+            rebuild_rollups(settings, day_from=args.day_from, day_to=args.day_to)
+        )
+    scope = f"{days} days" if days else "every day"
+    _say(f"rollups rebuilt for {scope}: {written} rows in {time.monotonic() - started:.1f} s")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -726,6 +775,31 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--source", default="demo-platform", help="source name to use")
     seed.add_argument(
         "--decisions-only", action="store_true", help="only the decisions, no QA work"
+    )
+
+    rollups = commands.add_parser("rollups", help="maintain the analytics rollups")
+    rollup_commands = rollups.add_subparsers(
+        dest="rollups_command", required=True, metavar="COMMAND"
+    )
+    rebuild = rollup_commands.add_parser(
+        "rebuild", help="recompute the analytics rollups from the raw tables"
+    )
+    rebuild.set_defaults(handler=run_rollups_rebuild)
+    rebuild.add_argument(
+        "--from",
+        dest="day_from",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="first day",
+    )
+    rebuild.add_argument(
+        "--to",
+        dest="day_to",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="last day",
     )
 
     revision = add("revision", run_revision, "autogenerate a migration (developers)")

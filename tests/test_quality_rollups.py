@@ -44,6 +44,7 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.cli import main, rebuild_rollups
 from services.report_worker.quality_rollups import sweep_quality_rollups
 from shared.analytics.rollups import (
     Slice,
@@ -555,3 +556,31 @@ async def test_the_sweep_catches_a_lost_job_and_reports_read_their_writes(
             {"day": D10},
         )
     assert audited == 1
+
+
+async def test_the_rebuild_command_restores_wiped_rollups_day_by_day(
+    world: dict[int, uuid.UUID],
+    sessionmaker: Sessions,
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await apply_all(sessionmaker)
+    async with sessionmaker() as session:
+        before = await snapshot(session)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(text("DELETE FROM quality_rollups"))
+        await session.execute(text("DELETE FROM action_confusion_rollups"))
+    # The operator's command: two market-local days, each in its own transaction.
+    days, written = await rebuild_rollups(settings, day_from=D10, day_to=D11)
+    assert (days, written) == (2, len(before[0]))
+    assert "rebuilt 2026-11-10" in capsys.readouterr().out
+    async with sessionmaker() as session:
+        assert await snapshot(session) == before
+
+
+@pytest.mark.no_db
+def test_the_rebuild_command_refuses_a_range_that_ends_before_it_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["rollups", "rebuild", "--from", "2026-11-11", "--to", "2026-11-10"]) == 2
+    assert "--from must not be after --to" in capsys.readouterr().err
