@@ -34,12 +34,14 @@ def _count() -> Mapped[int]:
 class QualityRollup(Base):
     """Counts of one slice on one market-local day.
 
-    Decision side (from intake, counted once per intake batch):
-    ``decisions``, ``handling_time_ms_sum`` and ``handling_time_count`` (decisions that
-    reported a handling time).
+    Decision side (from intake, counted once per intake batch, on the decision's
+    market-local day): ``decisions``, ``handling_time_ms_sum`` and ``handling_time_count``
+    (decisions that reported a handling time). A slice's verdict-only policy rows (a policy
+    only the auditor expected) have 0 here.
 
-    Verdict side (non-golden verdicts whose decision falls on ``day``; recomputed for the
-    whole slice whenever one of its verdicts, disputes or appeals changes):
+    Verdict side (non-golden verdicts whose audit's ``day`` is ``day``, the decision's
+    market-local day the sampler recorded; recomputed for the whole slice whenever one of
+    its verdicts, disputes or appeals changes; ``shared.analytics.rollups``):
     - ``audited``: verdicts; ``correct``: ``effective_outcome = 'correct'`` (an overturned
       verdict is correct); ``judged_incorrect``: ``outcome = 'incorrect'`` as the auditor
       first judged it (the verdicts that opened a disagreement).
@@ -47,10 +49,14 @@ class QualityRollup(Base):
       (``effective_outcome = 'incorrect'``), by ``error_type`` and by ``severity``.
     - ``disputed``: their disagreements the moderator disputed; ``overturned``: those ruled
       overturned.
-    - ``audit_delay_seconds_sum``: sum of (verdict time - decision time) over ``audited``.
-    - ``appealed`` / ``appeal_reversed``: appeal outcomes about the slice's decisions (audited
-      or not), and those that reversed the moderator.
-    - ``enforcement_tp`` / ``_fp`` / ``_fn`` (policy rows only, 0 on ``ALL_POLICIES`` rows):
+    - ``audit_delay_seconds_sum``: sum over ``audited`` of the whole seconds (rounded down,
+      per verdict) from decision time to verdict time.
+    - ``appealed`` / ``appeal_reversed``: the slice's decisions (audited or not) with at least
+      one linked appeal outcome, and those of them any appeal reversed (a decision appealed
+      twice counts once, as ``shared.appeals.service`` counts). A decision's appeals count
+      under its own policy labels (``NO_POLICY`` for none), not under expected ones.
+    - ``enforcement_tp`` / ``_fp`` / ``_fn`` (policy rows only, 0 on ``ALL_POLICIES`` and
+      ``NO_POLICY`` rows):
       the moderators' enforcement of the row's policy judged by the auditors. Per verdict
       counted under policy p: the moderator enforced p when its action is remove/restrict and
       p is among its labels; the truth enforces p when the verdict is correct and the
