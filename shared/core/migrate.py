@@ -12,6 +12,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Index, Table
+from sqlalchemy.sql.schema import SchemaItem
+
+from shared.models.intake import is_decision_partition
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -26,6 +30,21 @@ def migrations_dir() -> Path:
         f"no migrations/env.py next to {_PROJECT_ROOT} or in {Path.cwd()}; "
         "run from the Plumbline source tree"
     )
+
+
+def include_object(
+    item: SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: SchemaItem | None
+) -> bool:
+    """Whether autogenerate compares ``item`` with the models: not the decisions' monthly
+    partitions and their indexes, which the report worker creates and drops at run time
+    (the model is their partitioned parent)."""
+    if not reflected:
+        return True
+    if isinstance(item, Table):
+        return not is_decision_partition(item.name)
+    if isinstance(item, Index) and item.table is not None:
+        return not is_decision_partition(item.table.name)
+    return True
 
 
 def alembic_config(database_url: str) -> Config:

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     # and each market's time zone can represent.
     earliest_date: date = date(2000, 1, 1)
 
+    # Decision history: the report worker keeps the decisions' monthly partitions created
+    # this many months ahead, and drops decisions older than decision_retention_days
+    # (unset: kept forever) except audited ones; rollups are always kept.
+    decision_partitions_ahead_months: int = Field(3, ge=0, le=120)
+    decision_retention_days: int | None = Field(None, ge=1)
+
     # Analytics reports: the longest window one report may cover (a longer one is a 422).
     report_max_days: int = Field(366, ge=1, le=3660)
     # The quality score's weight of an error per severity (exactly these keys, positive),

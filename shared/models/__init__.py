@@ -19,6 +19,7 @@ from shared.models.calibration import CalibrationItem, CalibrationLabel, Calibra
 from shared.models.golden import AuditorAccuracyAnnouncement, GoldenItem, GoldenVerdict
 from shared.models.intake import (
     Decision,
+    DecisionEventKey,
     IntakeBatch,
     RejectedBatch,
     Source,
@@ -52,6 +53,7 @@ __all__ = [
     "CalibrationSession",
     "Channel",
     "Decision",
+    "DecisionEventKey",
     "Delivery",
     "DeliveryAttempt",
     "Disagreement",

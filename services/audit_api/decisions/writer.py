@@ -46,10 +46,11 @@ _EVENTS = TypeAdapter(list[DecisionEvent])
 # One statement stores one source's share of a flush, and is its own transaction: it
 # registers the markets, queues, policy codes and moderators it names (first reference
 # creates them, and a moderator gains the markets it decides in; sorted, so concurrent
-# statements cannot deadlock), inserts the decisions that are new, and records their
-# IntakeBatch. The events travel as one JSON document that PostgreSQL unpacks
-# (json_to_recordset): one parameter to encode instead of thirteen arrays.
-_STORE_DECISIONS = """
+# statements cannot deadlock), inserts the idempotency keys that are new and then their
+# decisions (event ids are distinct and sorted: the writer keeps each one's first
+# occurrence), and records their IntakeBatch. The events travel as one JSON document that
+# PostgreSQL unpacks (json_to_recordset): one parameter to encode instead of thirteen arrays.
+STORE_DECISIONS = """
 WITH markets AS (
     INSERT INTO markets (code, default_language, time_zone)
     SELECT * FROM unnest($4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING
@@ -74,18 +75,28 @@ WITH markets AS (
         SELECT DISTINCT m FROM unnest(reviewers.markets || excluded.markets) AS m ORDER BY m
     )
     WHERE NOT reviewers.markets @> excluded.markets
-), stored AS (
-    INSERT INTO decisions (source_id, event_id, content_id, content_type, queue, market,
-                           language, moderator_id, action, policy_labels, decided_at,
-                           handling_time_ms, metadata, intake_batch_id)
-    SELECT $1, e.event_id, e.content_id, e.content_type, e.queue, e.market, e.language,
-           e.moderator_id, e.action, e.policy_labels, e.decided_at, e.handling_time_ms,
-           e.metadata, $3
-    FROM json_to_recordset($2::json) AS e(
+), events AS (
+    SELECT * FROM json_to_recordset($2::json) AS e(
         event_id text, content_id text, content_type text, queue text, market text,
         language text, moderator_id text, action text, policy_labels text[],
         decided_at timestamptz, handling_time_ms int8, metadata jsonb)
-    ON CONFLICT (source_id, event_id) DO NOTHING
+), keys AS (
+    -- The idempotency key goes first: decisions is partitioned by decided_at and cannot
+    -- hold a unique (source_id, event_id). A key already stored, or being stored by a
+    -- concurrent statement that then commits, is a duplicate; only the new keys' decisions
+    -- are inserted, with the id drawn here.
+    INSERT INTO decision_event_keys (source_id, event_id, decision_id, decided_at)
+    SELECT $1, e.event_id, nextval('decisions_id_seq'), e.decided_at FROM events AS e
+    ON CONFLICT DO NOTHING
+    RETURNING event_id, decision_id
+), stored AS (
+    INSERT INTO decisions (id, source_id, event_id, content_id, content_type, queue, market,
+                           language, moderator_id, action, policy_labels, decided_at,
+                           handling_time_ms, metadata, intake_batch_id)
+    SELECT k.decision_id, $1, e.event_id, e.content_id, e.content_type, e.queue, e.market,
+           e.language, e.moderator_id, e.action, e.policy_labels, e.decided_at,
+           e.handling_time_ms, e.metadata, $3
+    FROM keys AS k JOIN events AS e ON e.event_id = k.event_id
     RETURNING id, event_id
 ), batch AS (
     INSERT INTO intake_batches (batch_id, first_decision_id, last_decision_id, decisions)
@@ -304,11 +315,11 @@ class DecisionWriter:
         events = [group[event_id][0] for event_id in sorted(group)]
         batch_id = uuid.uuid4()
         stored = await connection.fetch(
-            _STORE_DECISIONS,
+            STORE_DECISIONS,
             source_id,
             _EVENTS.dump_json(events).decode(),
             batch_id,
-            *_reference_columns(events),
+            *reference_columns(events),
         )
         for record in stored:
             group[record["event_id"]][1].accepted += 1
@@ -337,7 +348,7 @@ _DATA_ERRORS = (
 )
 
 
-def _reference_columns(events: list[DecisionEvent]) -> list[list[str]]:
+def reference_columns(events: list[DecisionEvent]) -> list[list[str]]:
     """Sorted, distinct markets, queues (with their market), policy codes, and moderators
     paired with each market they decided in (two columns).
     """
