@@ -70,6 +70,8 @@ CONTENT_TOP = Inches(1.45)
 CONTENT_WIDTH = Emu(SLIDE_WIDTH - 2 * MARGIN)
 CONTENT_HEIGHT = Inches(5.35)
 DASH = "\u2013"  # an en dash: no value
+# The trend slide's table shows the last periods only (a year of weeks would not fit).
+TREND_COLUMNS = 6
 
 # Axis number formats per language: a percent sign in the format scales by 100, and German
 # writes a (non-breaking) space before it, as Babel does in the labels.
@@ -87,7 +89,7 @@ TEXTS: Mapping[str, Mapping[ReportLanguage, str]] = {
     "accuracy": {"en": "Accuracy (audited sample)", "de": "Genauigkeit (Stichprobe)"},
     "population_accuracy": {
         "en": "Accuracy (all decisions)",
-        "de": "Genauigkeit (alle Entscheidungen)",
+        "de": "Genauigkeit (gesamt)",
     },
     "quality_score": {"en": "Quality score", "de": "Qualitätswert"},
     "coverage": {"en": "Estimate coverage", "de": "Abdeckung der Schätzung"},
@@ -142,6 +144,8 @@ TEXTS: Mapping[str, Mapping[ReportLanguage, str]] = {
     "col_accuracy": {"en": "Accuracy", "de": "Genauigkeit"},
     "col_ci": {"en": "95% CI", "de": "95-%-KI"},
     "col_q": {"en": "q-value", "de": "q-Wert"},
+    "col_change": {"en": "Change", "de": "Veränderung"},
+    "points": {"en": "pp", "de": "Pp."},
     "errors_title": {"en": "Where the errors are", "de": "Wo die Fehler liegen"},
     "errors_subtitle": {
         "en": "Incorrect verdicts by error type; quality score weights severity {weights}",
@@ -542,7 +546,7 @@ def _tile(
     height: int,
     label: str,
     value: str,
-    detail: str,
+    detail: Sequence[str],
 ) -> None:
     _rectangle(slide, left, top, width, height, LIGHT_GREY)
     _rectangle(slide, left, top, Inches(0.07), height, BLUE)
@@ -552,7 +556,11 @@ def _tile(
         Emu(top + Inches(0.15)),
         Emu(width - Inches(0.3)),
         Emu(height - Inches(0.3)),
-        [(label, 13, False, GREY), (value, 32, True, NAVY), (detail, 12, False, GREY)],
+        [
+            (label, 13, False, GREY),
+            (value, 32, True, NAVY),
+            *((line, 12, False, GREY) for line in detail),
+        ],
     )
 
 
@@ -561,48 +569,48 @@ def _headline_slide(deck: _Deck, briefing: Briefing) -> None:
     head = briefing.headline
     slide = deck.slide(text("headline_title", lang), head.note)
     audit_share = head.audited / head.decisions if head.decisions else None
-    tiles = [
+    tiles: list[tuple[str, str, list[str]]] = [
         (
             text("accuracy", lang),
             _percent(head.accuracy, lang),
-            _interval(head.ci_low, head.ci_high, lang),
+            [_interval(head.ci_low, head.ci_high, lang)],
         ),
         (
             text("population_accuracy", lang),
             _percent(head.population_accuracy, lang),
-            _interval(head.population_ci_low, head.population_ci_high, lang),
+            [_interval(head.population_ci_low, head.population_ci_high, lang)],
         ),
         (
             text("quality_score", lang),
             _percent(head.quality_score, lang),
-            text("severity_weighted", lang),
+            [text("severity_weighted", lang)],
         ),
         (
             text("coverage", lang),
             _percent(head.coverage, lang),
-            text("coverage_detail", lang),
+            [text("coverage_detail", lang)],
         ),
-        (
-            text("decisions", lang),
-            _count(head.decisions, lang),
-            "",
-        ),
+        (text("decisions", lang), _count(head.decisions, lang), []),
         (
             text("audited", lang),
             _count(head.audited, lang),
-            text("audit_share", lang, share=_percent(audit_share, lang, digits=2)),
+            [text("audit_share", lang, share=_percent(audit_share, lang, digits=2))],
         ),
         (
             text("dispute_rate", lang),
             _percent(head.dispute_rate, lang),
-            f"{text('dispute_detail', lang)}; "
-            + _bare_interval(head.dispute_rate_ci_low, head.dispute_rate_ci_high, lang),
+            [
+                text("dispute_detail", lang),
+                _interval(head.dispute_rate_ci_low, head.dispute_rate_ci_high, lang),
+            ],
         ),
         (
             text("overturn_rate", lang),
             _percent(head.overturn_rate, lang),
-            f"{text('overturn_detail', lang)}; "
-            + _bare_interval(head.overturn_rate_ci_low, head.overturn_rate_ci_high, lang),
+            [
+                text("overturn_detail", lang),
+                _interval(head.overturn_rate_ci_low, head.overturn_rate_ci_high, lang),
+            ],
         ),
     ]
     gap = Inches(0.25)
@@ -658,7 +666,7 @@ def _trend_slide(deck: _Deck, briefing: Briefing) -> None:
         MARGIN,
         CONTENT_TOP,
         CONTENT_WIDTH,
-        Inches(4.75),
+        Inches(3.35),
         data,
     )
     chart = frame.chart
@@ -671,12 +679,6 @@ def _trend_slide(deck: _Deck, briefing: Briefing) -> None:
     accuracy_series.marker.format.fill.solid()
     accuracy_series.marker.format.fill.fore_color.rgb = BLUE
     accuracy_series.marker.format.line.color.rgb = WHITE
-    _label_points(
-        accuracy_series,
-        [None if row.accuracy is None else _percent(row.accuracy, lang) for row in rows],
-    )
-    # Beside the point: above or below it the interval's bar would cross the label.
-    accuracy_series.data_labels.position = XL_LABEL_POSITION.RIGHT
     _error_bars(
         accuracy_series,
         plus=[
@@ -706,7 +708,51 @@ def _trend_slide(deck: _Deck, briefing: Briefing) -> None:
         if significant
         else text("no_significant", lang, alpha=alpha)
     )
-    _text_box(slide, MARGIN, Inches(6.3), CONTENT_WIDTH, Inches(0.4), [(note, 13, False, GREY)])
+    _trend_table(slide, briefing, lang)
+    _text_box(slide, MARGIN, Inches(6.55), CONTENT_WIDTH, Inches(0.4), [(note, 12, False, GREY)])
+
+
+def _change(change: float | None, lang: ReportLanguage) -> str:
+    """A change of accuracy in percentage points, signed: +1.2 pp (en), +1,2 Pp. (de)."""
+    if change is None:
+        return DASH
+    points = format_number(abs(change) * 100, lang, digits=1)
+    sign = "+" if change > 0 else "\u2212" if change < 0 else "\u00b1"
+    return f"{sign}{points}\u00a0{text('points', lang)}"
+
+
+def _trend_table(slide: Slide, briefing: Briefing, lang: ReportLanguage) -> None:
+    """The numbers under the trend chart, a column per period (the last ``TREND_COLUMNS``):
+    accuracy, its interval, the audits, and the change with its p-value."""
+    trend = briefing.trend
+    rows = trend.rows[-TREND_COLUMNS:]
+    header = ["", *(format_period(row.period_start, trend.interval, lang) for row in rows)]
+    body = [
+        [text("series_accuracy", lang), *(_percent(row.accuracy, lang) for row in rows)],
+        [text("col_ci", lang), *(_bare_interval(row.ci_low, row.ci_high, lang) for row in rows)],
+        [text("col_audited", lang), *(_count(row.audited, lang) for row in rows)],
+        [
+            text("col_change", lang),
+            *(
+                _change(row.change, lang)
+                if row.p_value is None
+                else f"{_change(row.change, lang)} (p\u00a0=\u00a0"
+                f"{format_number(row.p_value, lang, digits=2)})"
+                for row in rows
+            ),
+        ],
+    ]
+    _table(
+        slide,
+        MARGIN,
+        Inches(4.9),
+        CONTENT_WIDTH,
+        header,
+        body,
+        widths=[1.5, *(2.0 for _ in rows)],
+        numeric=[False, *(True for _ in rows)],
+        size=11,
+    )
 
 
 def _slice_label(row: ComparisonRow | ErrorsRow) -> str:
