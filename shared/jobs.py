@@ -71,3 +71,13 @@ class DeliverMessage(Job):
     queue = NOTIFY_QUEUE
 
     delivery_id: uuid.UUID
+
+
+class SendTestMessage(Job):
+    """Send a channel's test message now and return what its target answered (the API
+    waits for the result: ``POST /v1/channels/{id}/test``)."""
+
+    function = "send_test_message"
+    queue = NOTIFY_QUEUE
+
+    channel_id: uuid.UUID

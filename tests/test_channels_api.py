@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import SUPPORTED_KINDS
 from services.notifier.deliveries import fan_out_event
+from shared.channels.credentials import ChannelCredentials, decode_credentials
 from shared.channels.service import DELIVERABLE_KINDS
 from shared.core.encryption import secret_box
 from shared.core.settings import Settings
@@ -132,28 +134,141 @@ async def test_invalid_channels_are_422(
 
 
 @pytest.mark.parametrize(
-    ("kind", "target"),
+    ("overrides", "hint"),
     [
-        ("slack", "https://hooks.slack.com/services/T0/B0/x"),
-        ("teams", "https://example.webhook.office.com/workflows/x"),
-        ("lark", "https://open.larksuite.com/open-apis/bot/v2/hook/x"),
-        ("email", "qa-leads@example.com"),
+        (
+            {"kind": "slack", "target": "https://hooks.slack.com/services/T0/B0/x"},
+            "https://hooks.slack.com/…",
+        ),
+        (
+            {"kind": "teams", "target": "https://example.webhook.office.com/workflows/x"},
+            "https://example.webhook.office.com/…",
+        ),
+        (
+            {
+                "kind": "lark",
+                "target": "https://open.larksuite.com/open-apis/bot/v2/hook/x",
+                "secret": "lark-signing-secret-0123",
+            },
+            "https://open.larksuite.com/…",
+        ),
+        ({"kind": "email", "target": "QA-Leads@Example.com"}, "…@example.com"),
     ],
 )
-async def test_kinds_that_cannot_deliver_yet_are_422(
+async def test_every_kind_is_created(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    overrides: dict[str, Any],
+    hint: str,
+) -> None:
+    response = await client.post("/v1/channels", json=channel(**overrides), headers=auth(admin_key))
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["kind"] == overrides["kind"]
+    target = overrides["target"]
+    assert created["target_hint"] == hint
+    assert created["secret"] is None
+    assert created["has_secret"] is ("secret" in overrides)
+    assert target not in response.text
+    if "secret" in overrides:
+        assert overrides["secret"] not in response.text
+    async with sessionmaker() as session:
+        stored = await session.get(Channel, uuid.UUID(created["id"]))
+    assert stored is not None
+    assert secret_box(settings).decrypt(stored.target_encrypted) == target
+
+
+OAUTH = {
+    "token_url": "https://login.example.com/tenant/oauth2/v2.0/token",
+    "client_id": "plumbline-app",
+    "client_secret": "oauth-client-secret-value",
+    "scope": "https://service.flow.microsoft.com//.default",
+}
+
+
+async def test_teams_oauth_and_standard_webhooks_are_stored_encrypted(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    teams = await client.post(
+        "/v1/channels",
+        json=channel(
+            name="teams",
+            kind="teams",
+            target="https://example.webhook.office.com/workflows/x",
+            oauth=OAUTH,
+        ),
+        headers=auth(admin_key),
+    )
+    assert teams.status_code == 201, teams.text
+    assert teams.json()["has_secret"] is True
+    assert OAUTH["client_secret"] not in teams.text
+    standard = await client.post(
+        "/v1/channels",
+        json=channel(name="standard", standard_webhooks=True),
+        headers=auth(admin_key),
+    )
+    assert standard.status_code == 201, standard.text
+    generated = standard.json()["secret"]
+    # The generated secret is in the Standard Webhooks form: whsec_ and base64 of 32 bytes.
+    assert generated.startswith("whsec_")
+    assert len(base64.b64decode(generated.removeprefix("whsec_"), validate=True)) == 32
+
+    box = secret_box(settings)
+    async with sessionmaker() as session:
+        stored_teams = await session.get(Channel, uuid.UUID(teams.json()["id"]))
+        stored_standard = await session.get(Channel, uuid.UUID(standard.json()["id"]))
+    assert stored_teams is not None
+    assert stored_teams.secret_encrypted is not None
+    assert stored_standard is not None
+    assert stored_standard.secret_encrypted is not None
+    assert b"oauth-client-secret" not in stored_teams.secret_encrypted
+    teams_credentials = decode_credentials(box.decrypt(stored_teams.secret_encrypted))
+    assert teams_credentials.oauth is not None
+    assert teams_credentials.oauth.client_secret == OAUTH["client_secret"]
+    assert teams_credentials.oauth.scope == OAUTH["scope"]
+    assert teams_credentials.secret is None
+    standard_credentials = decode_credentials(box.decrypt(stored_standard.secret_encrypted))
+    assert standard_credentials == ChannelCredentials(secret=generated, standard_webhooks=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "loc"),
+    [
+        ({"kind": "slack", "target": "https://hooks.slack.com/x", "secret": SECRET}, ["secret"]),
+        ({"kind": "email", "target": "qa@example.com", "secret": SECRET}, ["secret"]),
+        ({"kind": "lark", "target": "https://open.larksuite.com/x"}, ["secret"]),
+        ({"kind": "slack", "target": "http://hooks.slack.com/x"}, ["target"]),
+        ({"kind": "teams", "target": "qa@example.com"}, ["target"]),
+        ({"kind": "email", "target": "not an address"}, ["target"]),
+        ({"kind": "email", "target": "https://example.com/x"}, ["target"]),
+        ({"kind": "slack", "target": "https://h.example.com/x", "standard_webhooks": True},
+         ["standard_webhooks"]),
+        ({"oauth": OAUTH}, ["oauth"]),
+        ({"kind": "teams", "target": "https://t.example.com/x",
+          "oauth": {**OAUTH, "token_url": "http://login.example.com/token"}},
+         ["oauth", "token_url"]),
+        ({"kind": "teams", "target": "https://t.example.com/x",
+          "oauth": {**OAUTH, "client_secret": ""}}, ["oauth", "client_secret"]),
+        ({"secret": "plumbline-channel-credentials:v1:{}"}, ["secret"]),
+    ],
+)  # fmt: skip
+async def test_settings_that_do_not_fit_the_kind_are_422(
     client: httpx.AsyncClient,
     admin_key: str,
     sessionmaker: async_sessionmaker[AsyncSession],
-    kind: str,
-    target: str,
+    overrides: dict[str, Any],
+    loc: list[Any],
 ) -> None:
-    # Found on the landed code: these were accepted with 201 and then never delivered.
-    response = await client.post(
-        "/v1/channels", json=channel(kind=kind, target=target), headers=auth(admin_key)
-    )
+    response = await client.post("/v1/channels", json=channel(**overrides), headers=auth(admin_key))
     problem = assert_problem(response, 422)
-    assert problem["errors"][0]["loc"] == ["kind"]
-    assert "cannot deliver yet" in problem["detail"]
+    assert problem["errors"][0]["loc"] == loc
+    for value in (OAUTH["client_secret"], SECRET):
+        assert value not in response.text
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Channel)) == 0
 

@@ -368,13 +368,13 @@ async def test_fan_out_matches_type_market_and_kind(
     await create_channel(
         client, admin_key, receiver.url, name="policies", events=("policy_update.published",)
     )
-    # A channel of a kind without an adapter (the API refuses to create one now; one stored
-    # before that rule must still get no delivery).
+    # A disabled channel gets no delivery.
     async with sessionmaker() as session, session.begin():
         session.add(
             Channel(
-                name="slack, no adapter yet",
+                name="slack, disabled",
                 kind="slack",
+                enabled=False,
                 target_encrypted=secret_box(settings).encrypt("https://chat.example.com/in/abc"),
                 target_hint="https://chat.example.com/…",
                 language="en",

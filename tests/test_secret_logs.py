@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notifier.channels import SendResult
+from services.notifier.channels import OutgoingMessage, SendResult
 from services.notifier.deliveries import send_claimed
 from shared.core.encryption import secret_box
 from shared.core.observability import JsonFormatter
@@ -180,17 +180,8 @@ async def test_an_unexpected_delivery_error_never_quotes_its_target(
 
         kind: ClassVar[str] = "slack"
 
-        async def send(
-            self,
-            *,
-            target: str,
-            secret: str | None,
-            body: bytes,
-            content_type: str,
-            event_id: uuid.UUID,
-            attempt: int,
-        ) -> SendResult:
-            raise ValueError(f"cannot send to {target}")
+        async def send(self, message: OutgoingMessage) -> SendResult:
+            raise ValueError(f"cannot send to {message.target}")
 
     claim = ClaimedDelivery(
         delivery_id=uuid.uuid4(),

@@ -19,7 +19,14 @@ from sqlalchemy import any_, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier.channels import ChannelAdapter, RenderedMessage, render_message
+from services.notifier.channels import (
+    CHANNEL_TEST_EVENT,
+    ChannelAdapter,
+    OutgoingMessage,
+    RenderedMessage,
+    render_message,
+)
+from shared.channels.credentials import ChannelCredentials, decode_credentials
 from shared.core.encryption import SecretBox
 from shared.core.observability import redact
 from shared.deliveries.lifecycle import ClaimedDelivery, SendResult
@@ -44,6 +51,7 @@ async def fan_out_event(
     event_id: uuid.UUID,
     now: datetime,
     supported_kinds: Collection[str],
+    public_url: str | None = None,
 ) -> list[uuid.UUID]:
     """Create the deliveries of an event, once; returns the deliveries not yet attempted.
 
@@ -55,8 +63,8 @@ async def fan_out_event(
     its own decisions and nothing else, and a general channel subscribed to such a type by
     mistake cannot pass one platform's content to another receiver.
 
-    Each body is rendered here by the channel's adapter (once per kind and language), and
-    never again. Running this twice creates nothing
+    Each body is rendered here by the channel's adapter (once per kind and language, its
+    links below ``public_url``), and never again. Running this twice creates nothing
     new: ``(channel_id, event_id)`` is unique and the insert skips existing rows. Channels
     of a kind without an adapter get no delivery (logged).
     """
@@ -85,7 +93,9 @@ async def fan_out_event(
             continue
         variant = (channel.kind, channel.language)
         if variant not in rendered:
-            rendered[variant] = render_message(channel.kind, event, language=channel.language)
+            rendered[variant] = render_message(
+                channel.kind, event, language=channel.language, public_url=public_url
+            )
         message = rendered[variant]
         rows.append(
             {
@@ -122,34 +132,122 @@ async def send_claimed(
     """Make the claimed attempt. Never raises: a bug or a bad key is a failed attempt too,
     recorded and retried like any other, so it shows on the delivery.
 
-    Neither the log nor the stored error quotes the target or the secret, whatever an
+    Neither the log nor the stored error quotes the target or a secret, whatever an
     exception's text says: for Slack, Teams and Lark the target URL is the credential.
     """
-    target: str | None = None
-    secret: str | None = None
+    return await send_to_channel(
+        adapters=adapters,
+        box=box,
+        kind=claim.channel_kind,
+        target_encrypted=claim.target_encrypted,
+        credentials_encrypted=claim.secret_encrypted,
+        message=RenderedMessage(body=claim.body, content_type=claim.content_type),
+        delivery_id=claim.delivery_id,
+        event_id=claim.event_id,
+        attempt=claim.attempt,
+    )
+
+
+async def send_to_channel(
+    *,
+    adapters: Mapping[str, ChannelAdapter],
+    box: SecretBox,
+    kind: str,
+    target_encrypted: bytes,
+    credentials_encrypted: bytes | None,
+    message: RenderedMessage,
+    delivery_id: uuid.UUID,
+    event_id: uuid.UUID,
+    attempt: int,
+) -> SendResult:
+    """Decrypt a channel's target and credentials and send ``message`` through the kind's
+    adapter; never raises, and redacts every secret from the error (see ``send_claimed``)."""
+    secrets: list[str | None] = []
     try:
-        target = box.decrypt(claim.target_encrypted)
-        if claim.secret_encrypted is not None:
-            secret = box.decrypt(claim.secret_encrypted)
-        result = await adapters[claim.channel_kind].send(
-            target=target,
-            secret=secret,
-            body=claim.body,
-            content_type=claim.content_type,
-            event_id=claim.event_id,
-            attempt=claim.attempt,
+        target = box.decrypt(target_encrypted)
+        secrets.append(target)
+        plaintext = box.decrypt(credentials_encrypted) if credentials_encrypted else None
+        secrets.append(plaintext)
+        credentials = decode_credentials(plaintext)
+        secrets += _secret_values(credentials)
+        result = await adapters[kind].send(
+            OutgoingMessage(
+                delivery_id=delivery_id,
+                event_id=event_id,
+                attempt=attempt,
+                target=target,
+                credentials=credentials,
+                body=message.body,
+                content_type=message.content_type,
+            )
         )
     except Exception as exc:
-        error = redact(f"{type(exc).__name__}: {exc}", target, secret)
+        error = redact(f"{type(exc).__name__}: {exc}", *secrets)
         logger.error(
             "delivery attempt failed unexpectedly",
             extra={
-                "delivery_id": str(claim.delivery_id),
+                "delivery_id": str(delivery_id),
                 "error": error,
-                "traceback": redact("".join(traceback.format_exception(exc)), target, secret),
+                "traceback": redact("".join(traceback.format_exception(exc)), *secrets),
             },
         )
         return SendResult(status_code=None, error=f"unexpected error: {error}", duration_ms=0)
-    if result.error is None:
+    if result.error is None and result.response_excerpt is None:
         return result
-    return dataclasses.replace(result, error=redact(result.error, target, secret))
+    return dataclasses.replace(
+        result,
+        error=redact(result.error, *secrets) if result.error is not None else None,
+        response_excerpt=(
+            redact(result.response_excerpt, *secrets)
+            if result.response_excerpt is not None
+            else None
+        ),
+    )
+
+
+def _secret_values(credentials: ChannelCredentials) -> list[str | None]:
+    values = [credentials.secret]
+    if credentials.oauth is not None:
+        values.append(credentials.oauth.client_secret)
+    return values
+
+
+def test_event(channel: Channel, *, now: datetime) -> Event:
+    """The event a channel's test message is about (not stored): the channel itself."""
+    return Event(
+        id=uuid.uuid4(),
+        type=CHANNEL_TEST_EVENT,
+        occurred_at=now,
+        market=None,
+        data={"id": str(channel.id), "name": channel.name},
+    )
+
+
+async def send_test_message(
+    channel: Channel,
+    *,
+    adapters: Mapping[str, ChannelAdapter],
+    box: SecretBox,
+    now: datetime,
+    public_url: str | None,
+) -> SendResult:
+    """Render a test message for ``channel`` in its language and send it now, once."""
+    if channel.kind not in adapters:
+        return SendResult(
+            status_code=None, error=f"no adapter for channel kind '{channel.kind}'", duration_ms=0
+        )
+    event = test_event(channel, now=now)
+    return await send_to_channel(
+        adapters=adapters,
+        box=box,
+        kind=channel.kind,
+        target_encrypted=channel.target_encrypted,
+        credentials_encrypted=channel.secret_encrypted,
+        message=render_message(
+            channel.kind, event, language=channel.language, public_url=public_url
+        ),
+        # A fresh id: a test message is never mistaken for (or deduplicated with) another.
+        delivery_id=uuid.uuid4(),
+        event_id=event.id,
+        attempt=1,
+    )

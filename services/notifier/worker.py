@@ -29,6 +29,7 @@ from services.notifier.deliveries import (
     fan_out_event,
     fan_out_job_id,
     send_claimed,
+    send_test_message,
 )
 from shared.core.db import unit_of_work
 from shared.core.encryption import SecretBox, secret_box
@@ -59,7 +60,8 @@ from shared.deliveries.lifecycle import (
     events_missing_deliveries,
     record_attempt,
 )
-from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent
+from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent, SendTestMessage
+from shared.models import Channel
 from shared.models.base import utcnow
 
 logger = logging.getLogger(__name__)
@@ -109,7 +111,7 @@ def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState
     return NotifierState(
         **WorkerState.base_fields(settings, redis=redis),
         http=http,
-        adapters=build_adapters(http, timeout_seconds=settings.delivery_timeout_seconds),
+        adapters=build_adapters(http, settings=settings),
         box=secret_box(settings),
         retry_policy=RetryPolicy.from_settings(settings),
     )
@@ -152,7 +154,11 @@ async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
     """arq entry point: create the event's deliveries (one unit of work), then queue them."""
     async with unit_of_work(state.sessionmaker) as session:
         unattempted = await fan_out_event(
-            session, event_id=job.event_id, now=utcnow(), supported_kinds=state.adapters.keys()
+            session,
+            event_id=job.event_id,
+            now=utcnow(),
+            supported_kinds=state.adapters.keys(),
+            public_url=state.settings.public_url,
         )
     try:
         await enqueue_deliveries(state.redis, ((delivery_id, 0) for delivery_id in unattempted))
@@ -205,6 +211,39 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
     if outcome.status == "retry":
         raise Retry(defer=outcome.delay_seconds)
     return outcome.status
+
+
+async def run_send_test_message(state: NotifierState, job: SendTestMessage) -> dict[str, Any]:
+    """arq entry point: send a channel's test message now; returns what the target answered
+    (the API waits for it). Not a delivery: nothing is stored, nothing is retried."""
+    async with unit_of_work(state.sessionmaker) as session:
+        channel = await session.get(Channel, job.channel_id)
+        if channel is not None:
+            session.expunge(channel)
+    if channel is None:
+        return {"status_code": None, "error": "channel not found", "duration_ms": 0}
+    result = await send_test_message(
+        channel,
+        adapters=state.adapters,
+        box=state.box,
+        now=utcnow(),
+        public_url=state.settings.public_url,
+    )
+    logger.info(
+        "test message sent",
+        extra={
+            "channel_id": str(channel.id),
+            "status_code": result.status_code,
+            "error": result.error,
+        },
+    )
+    return {
+        "delivered": result.succeeded,
+        "status_code": result.status_code,
+        "response_excerpt": result.response_excerpt,
+        "error": result.error,
+        "duration_ms": result.duration_ms,
+    }
 
 
 async def sweep_due_deliveries(
@@ -272,6 +311,14 @@ class WorkerSettings:
             timeout=DELIVER_JOB_TIMEOUT,
             max_tries=DELIVER_JOB_MAX_TRIES,
             keep_result=0,
+        ),
+        # The API reads the result within seconds; kept a minute, tried once.
+        job_function(
+            SendTestMessage,
+            run_send_test_message,
+            timeout=DELIVER_JOB_TIMEOUT,
+            max_tries=1,
+            keep_result=60,
         ),
     ]
     cron_jobs: ClassVar[list[Any]] = [

@@ -1,31 +1,51 @@
 """Channels (where notifications go) and deliveries (each message sent to one of them).
 
 Targets and secrets are encrypted at rest and never returned. A webhook channel created
-without a secret gets a generated one, returned once by ``create_channel``.
+without a secret gets a generated one, returned once by ``create_channel``; a Lark channel
+needs its bot's signing secret; a Teams channel may carry OAuth client credentials (see
+``shared.channels.credentials`` for how these are stored).
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import uuid
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, and_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change
+from shared.channels.credentials import (
+    STRUCTURED_PREFIX,
+    ChannelCredentials,
+    OAuthClientCredentials,
+    encode_credentials,
+)
 from shared.core.auth import Principal
 from shared.core.encryption import SecretBox
-from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    UnprocessableEntity,
+)
 from shared.core.pagination import Keyset, KeysetPage, PageRequest
+from shared.core.queue import run_and_wait
+from shared.jobs import SendTestMessage
 from shared.models import Channel, Delivery, DeliveryAttempt, Event
 from shared.reference import register_markets
 from shared.schemas.channels import (
     ChannelCreate,
     ChannelRead,
+    ChannelTestResult,
     DeliveryAttemptRead,
     DeliveryDetail,
     DeliveryQuery,
@@ -37,14 +57,18 @@ URL_KINDS = frozenset({"webhook", "slack", "teams", "lark"})
 # The kinds the notifier has an adapter for. A channel of another kind would be accepted and
 # then never deliver, so creating one is refused until its adapter lands (a test holds this
 # set equal to the notifier's adapters).
-DELIVERABLE_KINDS = frozenset({"webhook"})
+DELIVERABLE_KINDS = frozenset({"webhook", "slack", "teams", "lark", "email"})
+# The kinds whose messages are signed with the channel's secret (required; generated for a
+# webhook created without one).
+SIGNED_KINDS = frozenset({"webhook", "lark"})
 # Deliberately loose: the mail server is the judge; this only catches obvious mistakes.
 _EMAIL = re.compile(r"^[^@\s]+@([^@\s]+\.[^@\s]+)$")
 
 
 def generate_secret() -> str:
-    """A new webhook signing secret (256 random bits)."""
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    """A new webhook signing secret (256 random bits), in the Standard Webhooks form
+    ``whsec_<base64>`` so that receivers can hand it to that standard's libraries as is."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 def url_target_hint(target: str, *, insecure_hosts: Collection[str]) -> str:
@@ -97,6 +121,50 @@ def target_hint(kind: str, target: str, *, insecure_hosts: Collection[str]) -> s
         ) from exc
 
 
+def _refuse(loc: list[str | int], message: str) -> UnprocessableEntity:
+    return UnprocessableEntity(
+        f"{'.'.join(str(part) for part in loc)} {message}",
+        errors=[{"loc": loc, "msg": message}],
+    )
+
+
+def channel_credentials(
+    data: ChannelCreate, *, insecure_hosts: Collection[str]
+) -> tuple[ChannelCredentials, str | None]:
+    """The credentials a new channel stores, and its secret when generated here (422 for a
+    setting that does not apply to the kind, or a missing one that does)."""
+    supplied = data.secret.get_secret_value() if data.secret is not None else None
+    if supplied is not None and supplied.startswith(STRUCTURED_PREFIX):
+        raise _refuse(["secret"], "must not start with the reserved credentials prefix")
+    if data.kind not in SIGNED_KINDS and supplied is not None:
+        raise _refuse(["secret"], "applies to webhook and lark channels only")
+    if data.kind != "webhook" and data.standard_webhooks:
+        raise _refuse(["standard_webhooks"], "applies to webhook channels only")
+    if data.kind != "teams" and data.oauth is not None:
+        raise _refuse(["oauth"], "applies to teams channels only")
+    if data.kind == "lark" and supplied is None:
+        raise _refuse(["secret"], "is required: the Lark bot's signing secret")
+    generated = None
+    if data.kind == "webhook" and supplied is None:
+        generated = supplied = generate_secret()
+    oauth = None
+    if data.oauth is not None:
+        try:
+            url_target_hint(data.oauth.token_url, insecure_hosts=insecure_hosts)
+        except ValueError as exc:
+            raise _refuse(["oauth", "token_url"], str(exc)) from exc
+        oauth = OAuthClientCredentials(
+            token_url=data.oauth.token_url.strip(),
+            client_id=data.oauth.client_id,
+            client_secret=data.oauth.client_secret.get_secret_value(),
+            scope=data.oauth.scope,
+        )
+    credentials = ChannelCredentials(
+        secret=supplied, standard_webhooks=data.standard_webhooks, oauth=oauth
+    )
+    return credentials, generated
+
+
 async def create_channel(
     session: AsyncSession,
     *,
@@ -126,18 +194,8 @@ async def create_channel(
                 + (f" ({', '.join(outside)} lie outside this key's markets)" if outside else "")
             )
     hint = target_hint(data.kind, data.target, insecure_hosts=insecure_hosts)
-    generated: str | None = None
-    secret: str | None = None
-    if data.kind == "webhook":
-        if data.secret is None:
-            generated = secret = generate_secret()
-        else:
-            secret = data.secret.get_secret_value()
-    elif data.secret is not None:
-        raise UnprocessableEntity(
-            "secret applies to webhook channels only",
-            errors=[{"loc": ["secret"], "msg": "applies to webhook channels only"}],
-        )
+    credentials, generated = channel_credentials(data, insecure_hosts=insecure_hosts)
+    stored_credentials = encode_credentials(credentials)
     if data.markets:
         await register_markets(session, data.markets)
     channel = Channel(
@@ -146,7 +204,9 @@ async def create_channel(
         kind=data.kind,
         target_encrypted=box.encrypt(data.target),
         target_hint=hint,
-        secret_encrypted=box.encrypt(secret) if secret is not None else None,
+        secret_encrypted=(
+            box.encrypt(stored_credentials) if stored_credentials is not None else None
+        ),
         language=data.language,
         events=[event.value for event in data.events],
         markets=sorted(set(data.markets)) if data.markets else None,
@@ -298,3 +358,28 @@ async def get_delivery(
         **delivery_read(delivery).model_dump(),
         attempts=[DeliveryAttemptRead.model_validate(attempt) for attempt in attempts],
     )
+
+
+async def send_channel_test(
+    redis: Redis, *, channel_id: uuid.UUID, wait_seconds: float
+) -> ChannelTestResult:
+    """Have the notifier send ``channel_id``'s test message now; what the target answered.
+
+    The notifier renders and sends it (only it holds the adapters) while the caller waits up
+    to ``wait_seconds``; 503 when no notifier answered in time or Redis is unreachable. A
+    test message is not a delivery: it is sent once, not retried, and not listed.
+    """
+    job = SendTestMessage(channel_id=channel_id)
+    try:
+        answer = await run_and_wait(
+            redis, job, job_id=f"channel-test:{uuid.uuid4()}", wait_seconds=wait_seconds
+        )
+    except TimeoutError as exc:
+        raise ServiceUnavailable(
+            f"no notifier sent the test message within {wait_seconds:g} s; is one running?"
+        ) from exc
+    except (RedisError, OSError) as exc:
+        raise ServiceUnavailable("the notifier's queue is unreachable; try again") from exc
+    if answer.get("error") == "channel not found":
+        raise NotFound("channel not found")
+    return ChannelTestResult.model_validate(answer)

@@ -22,8 +22,10 @@ import orjson
 from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.cron import CronJob
+from arq.jobs import ResultNotFound
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, create_worker, func
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.core.observability import request_id_var
@@ -45,6 +47,7 @@ __all__ = [
     "job_function",
     "redelivery_seconds",
     "redis_settings",
+    "run_and_wait",
     "run_worker",
     "scheduled_job",
     "serialize_job",
@@ -58,6 +61,8 @@ Context = dict[str, Any]
 # Where a worker's start-up hook puts its typed state (``shared.core.workers.WorkerState``);
 # the wrappers below hand it to the handlers, so no job body reads arq's ctx dict.
 STATE_KEY = "state"
+# How often a caller waiting for a job's result (``run_and_wait``) looks for it.
+RESULT_POLL_SECONDS = 0.1
 
 
 def serialize_job(data: dict[str, Any]) -> bytes:
@@ -126,6 +131,38 @@ async def enqueue_payload(
         function, payload, request_id, _job_id=job_id, _queue_name=queue_name
     )
     return queued is not None
+
+
+async def run_and_wait(redis: Redis, job: Job, *, job_id: str, wait_seconds: float) -> Any:
+    """Enqueue ``job`` and wait up to ``wait_seconds`` for its result (the job's own
+    error is raised again).
+
+    For the rare request that needs a worker's answer now (a channel's test message); every
+    other job goes through the outbox. ``redis`` may be any client of the queue's Redis.
+    The job expires unstarted after ``wait_seconds``, so a worker that comes up later does not
+    run it. TimeoutError when no worker finished it in time.
+    """
+    queue = ArqRedis(
+        connection_pool=redis.connection_pool,
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+        default_queue_name=job.queue,
+    )
+    queued = await queue.enqueue_job(
+        job.function,
+        job.model_dump(mode="json"),
+        request_id_var.get(),
+        _job_id=job_id,
+        _queue_name=job.queue,
+        _expires=wait_seconds,
+    )
+    if queued is None:
+        raise RuntimeError(f"a job with id '{job_id}' exists already")
+    try:
+        return await queued.result(timeout=wait_seconds, poll_delay=RESULT_POLL_SECONDS)
+    except ResultNotFound as exc:
+        # Expired before a worker took it (or its result was not kept).
+        raise TimeoutError(f"no worker ran job '{job_id}'") from exc
 
 
 def job_function(

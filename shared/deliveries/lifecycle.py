@@ -21,12 +21,14 @@ again and the next attempt runs (the lost one counts). The claimed attempt numbe
 late outcome: an outcome whose lease was taken over is recorded as an attempt, and a success
 still marks the delivery delivered (it did arrive), but it reschedules nothing.
 
-Statuses: a 2xx delivers. A 5xx, a 408, 425 or 429, a timeout or a connection error is
-retried until ``delivery_max_attempts``, then dead-lettered. Any other status (another 4xx,
-or a 3xx, since redirects are not followed) is permanent: the receiver refuses this message
-or the target is wrong, and resending the same bytes cannot help, so the delivery is dead at
-once. Dead deliveries can be re-driven through the API once the receiver is fixed
-(``redrive``: the same body, a fresh set of attempts).
+Statuses: a 2xx delivers, unless the adapter read a refusal in the answer (a Lark bot
+answers HTTP 200 with a JSON ``code``; an SMTP server replies with its own codes), which the
+adapter classifies as retryable or permanent. A 5xx, a 408, 425 or 429, a timeout or a
+connection error is retried until ``delivery_max_attempts``, then dead-lettered. Any other
+status (another 4xx, or a 3xx, since redirects are not followed) is permanent: the receiver
+refuses this message or the target is wrong, and resending the same bytes cannot help, so
+the delivery is dead at once. Dead deliveries can be re-driven through the API once the
+receiver is fixed (``redrive``: the same body, a fresh set of attempts).
 
 The notifier owns the sending (``services/notifier``: fan-out renders through the channel
 adapters and creates the deliveries, an adapter sends); every later change of a
@@ -69,10 +71,17 @@ class SendResult:
     duration_ms: int
     retry_after_seconds: float | None = None
     """How long the receiver asked us to wait (a 429's or 503's Retry-After)."""
+    refused: Literal["retryable", "permanent"] | None = None
+    """Set when the target answered 2xx but its body says the message was not taken (a
+    Lark bot's non-zero ``code``): how that refusal is treated, whatever the status."""
+    response_excerpt: str | None = None
+    """The start of what the target answered, for people testing a channel."""
 
     @property
     def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        return (
+            self.refused is None and self.status_code is not None and 200 <= self.status_code < 300
+        )
 
 
 # The next attempt is due between 80 % and 100 % of the nominal backoff: spread enough that
@@ -129,6 +138,8 @@ def classify(result: SendResult) -> SendClass:
     """Whether an attempt delivered, may succeed when repeated, or never will."""
     if result.succeeded:
         return "delivered"
+    if result.refused is not None:
+        return result.refused
     status = result.status_code
     if status is None or status >= 500 or status in RETRYABLE_STATUSES:
         return "retryable"

@@ -24,6 +24,17 @@ DeliveryStatus = Literal["pending", "delivered", "dead"]
 MIN_SECRET_LENGTH = 16
 
 
+class OAuthClientCredentialsCreate(BaseModel):
+    """An OAuth 2.0 client-credentials grant (token URL, client id and secret, scope)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_url: str = Field(min_length=1, max_length=2048, description="An https:// URL.")
+    client_id: str = Field(min_length=1, max_length=256)
+    client_secret: SecretStr = Field(min_length=1, max_length=1024)
+    scope: str | None = Field(None, min_length=1, max_length=1024)
+
+
 class ChannelCreate(BaseModel):
     """A new channel: where to send, in which language, which events (and markets)."""
 
@@ -55,6 +66,21 @@ class ChannelCreate(BaseModel):
         description=(
             "The HMAC key signing each message (kind 'webhook' only). When omitted, one is "
             "generated and returned once, in the creation response."
+        ),
+    )
+
+    standard_webhooks: bool = Field(
+        False,
+        description=(
+            "Kind 'webhook' only: also send the Standard Webhooks headers (webhook-id, "
+            "webhook-timestamp, webhook-signature), keyed by the same secret."
+        ),
+    )
+    oauth: OAuthClientCredentialsCreate | None = Field(
+        None,
+        description=(
+            "Kind 'teams' only: a client-credentials grant whose bearer token is sent with "
+            "each message (Workflows URLs that require Entra ID). Stored encrypted."
         ),
     )
 
@@ -132,3 +158,13 @@ class DeliveryQuery(PageQuery):
     status: DeliveryStatus | None = None
     channel_id: uuid.UUID | None = None
     event_id: uuid.UUID | None = None
+
+
+class ChannelTestResult(BaseModel):
+    """What a channel's target answered to a test message sent just now."""
+
+    delivered: bool = Field(description="True when the target accepted the message.")
+    status_code: int | None = Field(description="The target's HTTP status (or SMTP reply code).")
+    response_excerpt: str | None = Field(description="The start of the target's answer.")
+    error: str | None = Field(description="What went wrong; null when delivered.")
+    duration_ms: int

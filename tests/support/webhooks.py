@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,13 +44,15 @@ class ReceivedRequest:
 
 
 class WebhookReceiver:
-    """Records every request and answers with the scripted replies in order, then 200."""
+    """Records every request and answers with the scripted replies in order, then with
+    ``responder``'s reply to the request (a stand-in checking what it got), or 200."""
 
     def __init__(self) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks/plumbline"
         self.requests: list[ReceivedRequest] = []
         self.replies: list[Reply] = []
+        self.responder: Callable[[ReceivedRequest], Reply] | None = None
         self._stopping = asyncio.Event()
         config = uvicorn.Config(
             self, host="127.0.0.1", port=self.port, log_config=None, lifespan="off"
@@ -68,16 +71,20 @@ class WebhookReceiver:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        self.requests.append(
-            ReceivedRequest(
-                at=time.monotonic(),
-                method=scope["method"],
-                path=scope["path"],
-                headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
-                body=body,
-            )
+        request = ReceivedRequest(
+            at=time.monotonic(),
+            method=scope["method"],
+            path=scope["path"],
+            headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
+            body=body,
         )
-        reply = self.replies.pop(0) if self.replies else Reply()
+        self.requests.append(request)
+        if self.replies:
+            reply = self.replies.pop(0)
+        elif self.responder is not None:
+            reply = self.responder(request)
+        else:
+            reply = Reply()
         if reply.hang_seconds:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), reply.hang_seconds)
@@ -114,14 +121,18 @@ async def create_channel(
     events: tuple[str, ...] = ("source.rejected_batch",),
     markets: list[str] | None = None,
     secret: str | None = SECRET,
+    language: str = "en",
+    **options: Any,
 ) -> str:
-    """Create a channel to ``target`` with ``admin_key``; its id."""
+    """Create a channel to ``target`` with ``admin_key`` (``options``: more fields of the
+    request, e.g. ``oauth``); its id."""
     payload: dict[str, Any] = {
         "name": name,
         "kind": kind,
         "target": target,
-        "language": "en",
+        "language": language,
         "events": list(events),
+        **options,
     }
     if markets is not None:
         payload["markets"] = markets
@@ -139,3 +150,35 @@ async def notify(
     """Relay the outbox, then run the notifier until its queue is empty."""
     await relay_all(sessionmaker, queue)
     await run_worker_burst(WorkerSettings, settings)
+
+
+@contextlib.asynccontextmanager
+async def notifier_running(settings: Settings) -> AsyncIterator[None]:
+    """A notifier worker running in the background (not burst) while the block runs: for
+    calls that wait on it, such as a channel's test message."""
+    from arq.worker import Worker
+
+    from shared.core.queue import redis_settings
+
+    worker = Worker(
+        functions=WorkerSettings.functions,
+        queue_name=WorkerSettings.queue_name,
+        on_startup=WorkerSettings.on_startup,
+        on_shutdown=WorkerSettings.on_shutdown,
+        job_serializer=WorkerSettings.job_serializer,
+        job_deserializer=WorkerSettings.job_deserializer,
+        cron_jobs=[],
+        redis_settings=redis_settings(settings),
+        burst=False,
+        handle_signals=False,
+        poll_delay=0.05,
+        ctx={"settings": settings},
+    )
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.audit_api.deps import AdminDep, SessionDep, SettingsDep, require_roles
 from shared.channels import service
@@ -16,6 +16,7 @@ from shared.schemas.channels import (
     ChannelCreate,
     ChannelCreated,
     ChannelRead,
+    ChannelTestResult,
     DeliveryDetail,
     DeliveryQuery,
     DeliveryRead,
@@ -84,6 +85,33 @@ async def delete_channel(
     """Delete a channel with its deliveries; nothing more is sent to it."""
     await service.delete_channel(session, channel_id=channel_id, actor=principal)
     return Response(status_code=204)
+
+
+@router.post(
+    "/v1/channels/{channel_id}/test",
+    response_model=ChannelTestResult,
+    tags=["channels"],
+    responses={404: {"model": Problem}, 503: {"model": Problem}},
+)
+async def test_channel(
+    channel_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: AdminDep,
+) -> ChannelTestResult:
+    """Send a test message to the channel now and return what its target answered.
+
+    The notifier sends it, in the channel's language, through the channel's adapter, once:
+    not retried, not recorded as a delivery. ``delivered`` false with the target's status
+    and answer when the target refused it; 503 when no notifier answered in time.
+    """
+    channel = await service.get_channel(session, channel_id=channel_id, principal=principal)
+    return await service.send_channel_test(
+        request.app.state.redis,
+        channel_id=channel.id,
+        wait_seconds=settings.delivery_timeout_seconds + settings.channel_test_wait_seconds,
+    )
 
 
 @router.get("/v1/deliveries", response_model=Page[DeliveryRead], tags=["deliveries"])

@@ -1,7 +1,7 @@
 """Channel adapters: one per channel kind, each rendering and sending its messages.
 
-Only ``webhook`` has an adapter so far; ``ADAPTER_CLASSES`` is the one list of the kinds
-the notifier delivers (a kind is added there, with its adapter module and templates).
+``ADAPTER_CLASSES`` is the one list of the kinds the notifier delivers (a kind is added
+there, with its adapter module and its template).
 """
 
 from __future__ import annotations
@@ -10,41 +10,63 @@ import httpx
 
 from services.notifier.channels.base import (
     ChannelAdapter,
+    ChannelAdapterBase,
     HttpChannelAdapter,
+    OutgoingMessage,
     RenderedMessage,
     parse_retry_after,
 )
+from services.notifier.channels.email import EmailAdapter
+from services.notifier.channels.lark import LarkAdapter
+from services.notifier.channels.slack import SlackAdapter
+from services.notifier.channels.teams import TeamsAdapter
 from services.notifier.channels.webhook import WebhookAdapter
+from services.notifier.templates.parts import CHANNEL_TEST_EVENT, MessageParts
+from shared.core.settings import Settings
 from shared.deliveries.lifecycle import SendResult
 from shared.models import Event
 
-ADAPTER_CLASSES: tuple[type[HttpChannelAdapter], ...] = (WebhookAdapter,)
+ADAPTER_CLASSES: tuple[type[ChannelAdapterBase], ...] = (
+    WebhookAdapter,
+    SlackAdapter,
+    TeamsAdapter,
+    LarkAdapter,
+    EmailAdapter,
+)
 _BY_KIND = {adapter.kind: adapter for adapter in ADAPTER_CLASSES}
 SUPPORTED_KINDS = frozenset(_BY_KIND)
 
 
-def build_adapters(http: httpx.AsyncClient, *, timeout_seconds: float) -> dict[str, ChannelAdapter]:
+def build_adapters(http: httpx.AsyncClient, *, settings: Settings) -> dict[str, ChannelAdapter]:
     """Every adapter, by channel kind, sharing one HTTP client (one connection pool)."""
-    return {
-        kind: adapter(http, timeout_seconds=timeout_seconds) for kind, adapter in _BY_KIND.items()
-    }
+    return {kind: adapter(http, settings=settings) for kind, adapter in _BY_KIND.items()}
 
 
-def render_message(kind: str, event: Event, *, language: str) -> RenderedMessage:
+def render_message(
+    kind: str, event: Event, *, language: str, public_url: str | None = None
+) -> RenderedMessage:
     """What a channel of ``kind`` receives for ``event`` in ``language``, rendered by its
-    adapter. KeyError for a kind without an adapter."""
-    return _BY_KIND[kind].render(event, language=language)
+    adapter (links below ``public_url``). KeyError for a kind without an adapter."""
+    return _BY_KIND[kind].render(event, language=language, public_url=public_url)
+
+
+def render_parts(kind: str, parts: MessageParts) -> RenderedMessage:
+    """What a channel of ``kind`` receives for ``parts`` (the chat and e-mail kinds)."""
+    return _BY_KIND[kind].render_parts(parts)
 
 
 __all__ = [
     "ADAPTER_CLASSES",
+    "CHANNEL_TEST_EVENT",
     "SUPPORTED_KINDS",
     "ChannelAdapter",
+    "ChannelAdapterBase",
     "HttpChannelAdapter",
+    "OutgoingMessage",
     "RenderedMessage",
     "SendResult",
-    "WebhookAdapter",
     "build_adapters",
     "parse_retry_after",
     "render_message",
+    "render_parts",
 ]

@@ -2,20 +2,28 @@
 
 Signed like incoming webhooks: ``X-Plumbline-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
 "<t>.<body>">`` keyed by the channel secret, computed at each attempt (the body never
-changes; the timestamp does). Redirects are not followed: a redirect would resend the
-signed body to a host nobody configured, so a 3xx is reported as a failure.
+changes; the timestamp does). A channel with ``standard_webhooks`` also carries the
+Standard Webhooks headers (https://www.standardwebhooks.com): ``webhook-id`` (the delivery
+id, the same on every attempt), ``webhook-timestamp`` and ``webhook-signature: v1,<base64
+HMAC-SHA256 of "<id>.<timestamp>.<body>">``, so receivers can verify with that standard's
+libraries. A ``whsec_<base64>`` secret (the form generated ones have) is the standard's own
+and is keyed by its decoded bytes, as its libraries do; any other by its UTF-8 bytes.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
 import time
-import uuid
 from typing import ClassVar
 
-import httpx
-
-from services.notifier.channels.base import HttpChannelAdapter, RenderedMessage, parse_retry_after
+from services.notifier.channels.base import (
+    HttpChannelAdapter,
+    OutgoingMessage,
+    RenderedMessage,
+)
 from services.notifier.templates.webhook import WEBHOOK_CONTENT_TYPE, render_webhook_body
 from shared.core.signing import SIGNATURE_HEADER, sign_payload
 from shared.deliveries.lifecycle import SendResult
@@ -23,9 +31,7 @@ from shared.models import Event
 
 EVENT_ID_HEADER = "X-Plumbline-Event-Id"
 ATTEMPT_HEADER = "X-Plumbline-Delivery-Attempt"
-USER_AGENT = "Plumbline-Webhooks/1"
-# Enough of an error response to tell people what the receiver said, no more.
-ERROR_SNIPPET_BYTES = 256
+STANDARD_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 
 
 class WebhookAdapter(HttpChannelAdapter):
@@ -34,82 +40,56 @@ class WebhookAdapter(HttpChannelAdapter):
     kind: ClassVar[str] = "webhook"
 
     @classmethod
-    def render(cls, event: Event, *, language: str) -> RenderedMessage:
+    def render(cls, event: Event, *, language: str, public_url: str | None) -> RenderedMessage:
         """The event envelope ``{"id", "type", "occurred_at", "data"}``, the same in every
         language (receivers are machines)."""
         return RenderedMessage(body=render_webhook_body(event), content_type=WEBHOOK_CONTENT_TYPE)
 
-    async def send(
-        self,
-        *,
-        target: str,
-        secret: str | None,
-        body: bytes,
-        content_type: str,
-        event_id: uuid.UUID,
-        attempt: int,
-    ) -> SendResult:
-        """POST ``body`` signed with ``secret``; at most ``timeout_seconds`` all told."""
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        """POST the body signed with the channel's secret (and the standard's headers)."""
+        secret = message.credentials.secret
         if secret is None:
             raise ValueError("a webhook channel needs a signing secret")
+        timestamp = int(time.time())
         headers = {
-            "Content-Type": content_type,
-            "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: sign_payload(secret, body, int(time.time())),
-            EVENT_ID_HEADER: str(event_id),
-            ATTEMPT_HEADER: str(attempt),
+            "Content-Type": message.content_type,
+            SIGNATURE_HEADER: sign_payload(secret, message.body, timestamp),
+            EVENT_ID_HEADER: str(message.event_id),
+            ATTEMPT_HEADER: str(message.attempt),
         }
-        started = time.perf_counter()
+        if message.credentials.standard_webhooks:
+            headers |= standard_webhook_headers(
+                secret, message_id=str(message.delivery_id), timestamp=timestamp, body=message.body
+            )
+        answer = await self.post(message.target, body=message.body, headers=headers)
+        if isinstance(answer, SendResult):
+            return answer
+        return self.result_of(answer)
+
+
+def standard_webhook_key(secret: str) -> bytes:
+    """The HMAC key of ``secret`` under the Standard Webhooks rules: the decoded bytes of a
+    ``whsec_<base64>`` secret, the UTF-8 bytes of any other."""
+    if secret.startswith(STANDARD_SECRET_PREFIX):
+        # Decoded exactly as the standard's reference library does (padding added, other
+        # characters skipped), so a receiver handing it the secret string gets this key.
         try:
-            # httpx's timeout applies per phase (connect, write, each read); this bounds the
-            # whole exchange, so a slow-dripping receiver cannot hold the worker.
-            async with asyncio.timeout(self._timeout):
-                async with self._http.stream(
-                    "POST", target, content=body, headers=headers, follow_redirects=False
-                ) as response:
-                    snippet = b"" if response.is_success else await _read_some(response)
-        except (TimeoutError, httpx.TimeoutException):
-            return SendResult(
-                status_code=None,
-                error=f"no response within {self._timeout:g} s",
-                duration_ms=_elapsed_ms(started),
-            )
-        except httpx.HTTPError as exc:
-            return SendResult(
-                status_code=None,
-                error=f"{type(exc).__name__}: {exc}"[:500],
-                duration_ms=_elapsed_ms(started),
-            )
-        duration_ms = _elapsed_ms(started)
-        if response.is_success:
-            return SendResult(status_code=response.status_code, error=None, duration_ms=duration_ms)
-        return SendResult(
-            status_code=response.status_code,
-            error=_describe_failure(response, snippet),
-            duration_ms=duration_ms,
-            retry_after_seconds=parse_retry_after(response.headers.get("retry-after")),
-        )
+            key = base64.b64decode(secret[len(STANDARD_SECRET_PREFIX) :] + "==")
+        except (binascii.Error, ValueError):
+            key = b""
+        if key:
+            return key
+    return secret.encode()
 
 
-async def _read_some(response: httpx.Response) -> bytes:
-    """The start of an error response's body; what we have when reading it fails."""
-    collected = b""
-    try:
-        async for chunk in response.aiter_bytes():
-            collected += chunk
-            if len(collected) >= ERROR_SNIPPET_BYTES:
-                break
-    except httpx.HTTPError:
-        pass
-    return collected[:ERROR_SNIPPET_BYTES]
-
-
-def _describe_failure(response: httpx.Response, snippet: bytes) -> str:
-    if response.is_redirect:
-        return f"HTTP {response.status_code}: redirects are not followed"
-    text = snippet.decode("utf-8", errors="replace").strip()
-    return f"HTTP {response.status_code}: {text}" if text else f"HTTP {response.status_code}"
-
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
+def standard_webhook_headers(
+    secret: str, *, message_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` for ``body``."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(standard_webhook_key(secret), signed, hashlib.sha256).digest()
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1," + base64.b64encode(digest).decode("ascii"),
+    }

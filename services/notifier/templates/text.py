@@ -9,6 +9,16 @@ DEFAULT_LANGUAGE = "en"
 MAX_FIELD_CHARS = 300
 
 TEXT_TEMPLATES: dict[str, dict[str, str]] = {
+    "channel.test": {
+        "en": (
+            "This is a test message from Plumbline for channel '{name}'. If you can read it, "
+            "the channel delivers."
+        ),
+        "de": (
+            "Dies ist eine Testnachricht von Plumbline für den Kanal '{name}'. Wenn Sie sie "
+            "lesen können, stellt der Kanal zu."
+        ),
+    },
     "source.rejected_batch": {
         "en": (
             "Source {source}: a signed request was rejected with HTTP {status}: {reason}. "

@@ -1,0 +1,89 @@
+"""An e-mail channel's stored message: subject, plain text, HTML and attachments as JSON.
+
+The MIME message itself is built by the adapter at each attempt (its ``Date`` is the
+attempt's; its ``Message-ID`` comes from the delivery id, so a retry carries the same one).
+Attachments travel in the stored body, base64-encoded: a ``report.ready`` event's files
+arrive in its message parts and go out with every attempt unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from services.notifier.templates.parts import MessageParts
+
+EMAIL_CONTENT_TYPE = "application/vnd.plumbline.email+json"
+MAX_SUBJECT_CHARS = 200
+
+
+class EmailAttachment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    filename: str
+    content_type: str
+    content_base64: str
+
+
+class EmailMessage(BaseModel):
+    """What an e-mail delivery stores (and its adapter reads back)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    text: str
+    html: str
+    attachments: list[EmailAttachment] = []
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_email(parts: MessageParts) -> bytes:
+    """The stored JSON for ``parts``. No I/O (the template file is read once)."""
+    return orjson.dumps(email_message(parts).model_dump())
+
+
+def email_message(parts: MessageParts) -> EmailMessage:
+    """Subject, text and HTML (escaped) for ``parts``, with its attachments."""
+    lines = [parts.title, "", parts.text]
+    if parts.fields:
+        lines += ["", *(f"{field.label}: {field.value}" for field in parts.fields)]
+    if parts.link is not None:
+        lines += ["", f"{parts.link.label}: {parts.link.url}"]
+    if parts.context:
+        lines += ["", "-- ", parts.context]
+    html = _environment().get_template("email.html.j2").render(parts=parts)
+    return EmailMessage(
+        subject=" ".join(parts.title.split())[:MAX_SUBJECT_CHARS],
+        text="\n".join(lines) + "\n",
+        html=html,
+        attachments=[
+            EmailAttachment(
+                filename=item.filename,
+                content_type=item.content_type,
+                content_base64=base64.b64encode(item.content).decode("ascii"),
+            )
+            for item in parts.attachments
+        ],
+    )
+
+
+def read_email(body: bytes) -> EmailMessage:
+    """The stored message back from its JSON."""
+    loaded: dict[str, Any] = orjson.loads(body)
+    return EmailMessage.model_validate(loaded)

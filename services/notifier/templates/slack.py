@@ -1,0 +1,89 @@
+"""The Slack incoming-webhook body: ``{"text", "blocks"}`` in Block Kit.
+
+A header, the text as a section, the fields (up to ten per section), a button to the
+object, and a context line. Within Slack's limits: at most 50 blocks, 3,000 characters of
+section text, 2,000 per field, 150 for the header, and about 12,000 characters of text in
+all blocks together; anything longer is cut with a link to the full object, never refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from services.notifier.templates.limits import shorten
+from services.notifier.templates.parts import MessageParts
+
+SLACK_CONTENT_TYPE = "application/json"
+MAX_BLOCKS = 50
+MAX_SECTION_CHARS = 3000
+MAX_FIELD_CHARS = 2000
+MAX_FIELDS_PER_SECTION = 10
+MAX_HEADER_CHARS = 150
+MAX_BUTTON_CHARS = 75
+MAX_CONTEXT_CHARS = 2000
+MAX_BLOCK_TEXT_CHARS = 12_000
+MAX_FALLBACK_CHARS = 3000
+MORE = {"en": "more in Plumbline", "de": "mehr in Plumbline"}
+
+
+def render_slack(parts: MessageParts) -> bytes:
+    """The JSON body for ``parts``. No I/O."""
+    return orjson.dumps(slack_payload(parts))
+
+
+def slack_payload(parts: MessageParts) -> dict[str, Any]:
+    """``{"text", "blocks"}`` for ``parts``, inside Slack's limits."""
+    more = f" <{parts.link.url}|{MORE.get(parts.language, MORE['en'])}>" if parts.link else ""
+    header = shorten(parts.title, MAX_HEADER_CHARS)
+    context = shorten(_escape(parts.context), MAX_CONTEXT_CHARS)
+    fields = [
+        shorten(f"*{_escape(field.label)}*\n{_escape(field.value)}", MAX_FIELD_CHARS)
+        for field in parts.fields
+    ]
+    button = shorten(parts.link.label, MAX_BUTTON_CHARS) if parts.link else ""
+    # What the text may use of the total, after everything else (fields first lose their
+    # place when even they do not fit).
+    budget = MAX_BLOCK_TEXT_CHARS - len(header) - len(context) - len(button)
+    kept_fields: list[str] = []
+    for text in fields:
+        if budget - len(text) < MAX_SECTION_CHARS // 3:
+            break
+        kept_fields.append(text)
+        budget -= len(text)
+    text = shorten(_escape(parts.text), min(MAX_SECTION_CHARS, budget), suffix=more)
+
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+    ]
+    for start in range(0, len(kept_fields), MAX_FIELDS_PER_SECTION):
+        chunk = kept_fields[start : start + MAX_FIELDS_PER_SECTION]
+        blocks.append(
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": item} for item in chunk]}
+        )
+    if parts.link is not None:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": button},
+                        "url": parts.link.url,
+                    }
+                ],
+            }
+        )
+    if context:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return {
+        "text": shorten(f"{parts.title}: {parts.text}", MAX_FALLBACK_CHARS),
+        "blocks": blocks[:MAX_BLOCKS],
+    }
+
+
+def _escape(text: str) -> str:
+    """Slack's mrkdwn control characters, escaped as its documentation asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
