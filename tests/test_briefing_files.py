@@ -162,6 +162,7 @@ def test_workbook_has_a_sheet_per_section_with_native_charts_and_error_bars() ->
     content = briefing_xlsx(sample_briefing(), lang="de")
     workbook = openpyxl.load_workbook(io.BytesIO(content))
     assert workbook.sheetnames == [*(SHEETS[name]["de"] for name in SHEETS), "Info"]
+    assert workbook["Überblick"].freeze_panes == "A5"
     trend = workbook["Verlauf"]
     assert trend.freeze_panes == "A2"
     assert trend["A1"].value == "Periodenbeginn"

@@ -169,6 +169,7 @@ def _overview_sheet(
         sheet.write_string(row + 1, 0, briefing.headline.note, subtitle)
     sheet.set_column(0, 0, 34)
     sheet.set_column(1, 3, 20)
+    sheet.freeze_panes(first + 1, 0)
     _print_setup(sheet)
     sheet.fit_to_pages(1, 1)
     return sheet
