@@ -241,6 +241,9 @@ async def seed(database_url: str, *, audits: int, auditor_ids: list[str]) -> Non
                 FROM given
                 RETURNING id, event_id, queue, market, language, moderator_id, policy_labels,
                           decided_at
+            ), keys AS (
+                INSERT INTO decision_event_keys (source_id, event_id, decision_id, decided_at)
+                SELECT $1, event_id, id, decided_at FROM stored
             )
             INSERT INTO audits (id, decision_id, reason, market, queue, language, moderator_id,
                                 policy_labels, day, status, priority)

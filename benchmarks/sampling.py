@@ -51,6 +51,7 @@ from shared.core.migrate import upgrade_to_head
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings, to_asyncpg_url
 from shared.core.workers import WorkerState
+from shared.decisions.partitions import REGISTER_MISSING_EVENT_KEYS
 from shared.jobs import SampleDailyAudits
 
 BENCH_DATABASE = "plumbline_bench_sampling"
@@ -176,6 +177,7 @@ async def load(connection: asyncpg.Connection, options: Options) -> None:
     await connection.copy_records_to_table(
         "decisions", columns=DECISION_COLUMNS, records=decision_records(options)
     )
+    await connection.execute(REGISTER_MISSING_EVENT_KEYS)
     # Ten verdicts per moderator over the previous two weeks; a few moderators are sloppy.
     audits: list[tuple[Any, ...]] = []
     verdicts: list[tuple[Any, ...]] = []

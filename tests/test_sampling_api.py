@@ -21,6 +21,7 @@ from services.report_worker.sampling import (
 from services.report_worker.worker import WorkerSettings
 from shared.core.queue import ArqRedis, job_function
 from shared.core.settings import Settings
+from shared.decisions.partitions import REGISTER_MISSING_EVENT_KEYS
 from shared.jobs import SampleDailyAudits
 from shared.models import (
     Audit,
@@ -58,7 +59,8 @@ Sessionmaker = async_sessionmaker[AsyncSession]
 
 
 async def insert_decisions(settings: Settings, rows: list[dict[str, Any]]) -> None:
-    """Decisions straight into the table (the sampling tests need exact times and volumes)."""
+    """Decisions straight into the table (the sampling tests need exact times and volumes),
+    with their idempotency keys."""
     assert settings.database_url is not None
     connection = await asyncpg.connect(settings.database_url.replace("+asyncpg", "", 1))
     try:
@@ -79,6 +81,7 @@ async def insert_decisions(settings: Settings, rows: list[dict[str, Any]]) -> No
                 for row in rows
             ],
         )  # fmt: skip
+        await connection.execute(REGISTER_MISSING_EVENT_KEYS)
     finally:
         await connection.close()
 

@@ -27,7 +27,7 @@ from shared.analytics.rollups import mark_decision_slices_dirty
 from shared.core.auth import Principal, Role
 from shared.core.errors import BadRequest, DomainError, Forbidden, UnprocessableEntity
 from shared.decisions.queries import visible_decisions
-from shared.models import Appeal, Decision, Market
+from shared.models import Appeal, Decision, DecisionEventKey, Market
 from shared.schemas.appeals import (
     AppealBatch,
     AppealEvent,
@@ -118,9 +118,17 @@ async def store_appeals(
     content_ids = sorted({e.content_id for e in events if e.original_event_id is None})
     by_event: dict[str, tuple[int, str, str]] = {}
     if event_ids:
+        # Through the idempotency key: its primary key finds the event, and (id, decided_at)
+        # the one partition that holds the decision.
         rows = await session.execute(
-            select(Decision.event_id, Decision.id, Decision.moderator_id, Decision.action).where(
-                Decision.source_id == source_id, Decision.event_id.in_(event_ids)
+            select(Decision.event_id, Decision.id, Decision.moderator_id, Decision.action)
+            .join(
+                DecisionEventKey,
+                (DecisionEventKey.decision_id == Decision.id)
+                & (DecisionEventKey.decided_at == Decision.decided_at),
+            )
+            .where(
+                DecisionEventKey.source_id == source_id, DecisionEventKey.event_id.in_(event_ids)
             )
         )
         by_event = {row.event_id: (row.id, row.moderator_id, row.action) for row in rows}

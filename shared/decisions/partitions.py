@@ -69,6 +69,19 @@ def _unreferenced(decision_id: str) -> str:
     )
 
 
+# Bulk loads that COPY rows into decisions (bypassing intake: tests, benchmarks) register
+# their idempotency keys with this statement afterwards, so that appeals find those
+# decisions by event id and the same events sent later are duplicates.
+REGISTER_MISSING_EVENT_KEYS = """
+INSERT INTO decision_event_keys (source_id, event_id, decision_id, decided_at)
+SELECT d.source_id, d.event_id, d.id, d.decided_at FROM decisions AS d
+WHERE NOT EXISTS (
+    SELECT FROM decision_event_keys AS k
+    WHERE k.source_id = d.source_id AND k.event_id = d.event_id
+)
+ORDER BY d.id
+ON CONFLICT DO NOTHING
+"""
 _COLUMNS = ", ".join(column.name for column in Decision.__table__.columns)
 
 
