@@ -562,7 +562,7 @@ def briefing_xlsx(briefing: Briefing, *, lang: ReportLanguage, min_audits: int =
         lang=lang,
         formats=formats,
         widths={"id": 38, "slice": 30},
-        empty=briefing.escalations.note or TEXTS["no_escalations"][lang],
+        empty=TEXTS["escalations_pending" if briefing.escalations.note else "no_escalations"][lang],
     )
     _table_sheet(
         workbook,
