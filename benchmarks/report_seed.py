@@ -3,11 +3,12 @@
 ``ReportSeeder`` writes what the real code writes for a decision and its QA life, without the
 webhook or the API: reference data (markets with their real time zones from
 ``shared.markets``, queues, policies, reviewers, one source), decisions (and the idempotency
-key table ``decision_event_keys`` when the schema has it) with their intake batches and the
-intake rollup, daily sampling runs, audits and verdicts of a ~5 % sample (~7 % judged
-incorrect, error types derived by ``shared.verdicts.derive_error_type``), the disagreement
-each incorrect verdict opens with its history (some disputed, some of those overturned,
-which makes the verdict effectively correct), and appeal outcomes.
+key table ``decision_event_keys`` when the schema has it) with their intake batches (marked
+applied: the benchmark rebuilds the rollups itself), daily sampling runs, audits and
+verdicts of a ~5 % sample (~7 % judged incorrect, error types derived by
+``shared.verdicts.derive_error_type``), the disagreement each incorrect verdict opens with
+its history (some disputed, some of those overturned, which makes the verdict effectively
+correct), and appeal outcomes.
 
 The shape: ~10 markets, 4 queues each, ~2,000 moderators with uneven workloads (each works in
 its market's queues, one moderator in six is weaker), 15 policy codes, one or two labels per
@@ -605,7 +606,7 @@ class ReportSeeder:
         self.counts.appeals += len(appeals)
 
     async def _finish_phase(self, connection: asyncpg.Connection) -> None:
-        """Daily sampling runs and the intake rollup, as the jobs leave them; the sequence."""
+        """Daily sampling runs as the sampling job leaves them; the id sequence past the ids."""
         # The id sequence continues after the seeded ids (intake may follow).
         sequence = await decision_id_sequence(connection)
         if sequence is not None:
@@ -623,9 +624,6 @@ class ReportSeeder:
                 finished_at = excluded.finished_at
             """
         )
-        has_intake_rollup = await connection.fetchval(
-            "SELECT to_regclass('intake_daily_rollups') IS NOT NULL"
-        )
         # What the sampling job saw: the market day's decisions.
         await connection.execute(
             """
@@ -637,17 +635,6 @@ class ReportSeeder:
             WHERE s.day = c.day AND s.market = c.market
             """
         )
-        if has_intake_rollup:
-            await connection.execute("TRUNCATE intake_daily_rollups")
-            await connection.execute(
-                """
-                INSERT INTO intake_daily_rollups (day, market, queue, moderator_id, decisions)
-                SELECT (d.decided_at AT TIME ZONE coalesce(m.time_zone, 'UTC'))::date,
-                       d.market, d.queue, d.moderator_id, count(*)
-                FROM decisions d LEFT JOIN markets m ON m.code = d.market
-                GROUP BY 1, 2, 3, 4
-                """
-            )
 
     def local_days(self) -> list[date]:
         """Every market-local day that can hold a decision, in order."""

@@ -401,7 +401,11 @@ def report_requests(options: Options) -> list[tuple[str, str, str, dict[str, str
 
 
 async def time_http(api: Api, options: Options) -> list[Latency]:
-    """Each report: warm-up, then ``options.requests`` sequential requests, timed."""
+    """Each report: warm-up, then ``options.requests`` sequential requests, timed.
+
+    A report that answers 404 (not built yet), another error or no answer at all is skipped
+    with the reason; the others are still measured (a long run is not lost to one route).
+    """
     results: list[Latency] = []
     headers = {"Authorization": f"Bearer {api.admin_key}"}
     async with httpx.AsyncClient(
@@ -409,34 +413,63 @@ async def time_http(api: Api, options: Options) -> list[Latency]:
     ) as client:
         for short, label, path, params in report_requests(options):
             latency = Latency(f"`GET {path}` ({label})", f"{short} (HTTP)")
-            first = await client.get(path, params=params)
-            if first.status_code == 404:
-                latency.skipped = f"{path} answered 404 (not in this build): skipped"
-                say(latency.skipped)
-                results.append(latency)
-                continue
-            if first.status_code != 200:
-                latency.skipped = f"{path} answered {first.status_code}: {first.text[:300]}"
-                say(latency.skipped)
-                results.append(latency)
-                continue
-            body = first.json()
-            if isinstance(body, dict) and isinstance(body.get("rows"), list):
-                latency.rows = len(body["rows"])
-            for _ in range(max(0, options.warmup - 1)):
-                await client.get(path, params=params)
-            for _ in range(options.requests):
-                started = time.perf_counter()
-                response = await client.get(path, params=params)
-                elapsed = (time.perf_counter() - started) * 1000
-                if response.status_code != 200:
-                    raise BenchmarkError(
-                        f"{path} answered {response.status_code}: {response.text[:300]}"
-                    )
-                latency.samples.append(elapsed)
-            say(f"{label}: median {latency.median:.1f} ms, p99 {latency.p99:.1f} ms")
             results.append(latency)
+            try:
+                await _time_report(client, latency, path, params, options)
+            except httpx.HTTPError as exc:
+                latency.samples.clear()
+                latency.skipped = f"{path}: no answer ({exc!r}): skipped"
+            if latency.skipped:
+                say(latency.skipped)
+            else:
+                say(f"{label}: median {latency.median:.1f} ms, p99 {latency.p99:.1f} ms")
     return results
+
+
+async def time_floor(api: Api, options: Options) -> Latency:
+    """``GET /healthz`` timed like the reports: the cost of HTTP, the middleware and the
+    client on this machine, which no report can go below."""
+    latency = Latency("`GET /healthz` (no-op endpoint: the HTTP floor)", "floor (HTTP)")
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+        try:
+            await _time_report(client, latency, "/healthz", {}, options)
+        except httpx.HTTPError as exc:
+            latency.samples.clear()
+            latency.skipped = f"/healthz: no answer ({exc!r}): skipped"
+    return latency
+
+
+async def _time_report(
+    client: httpx.AsyncClient,
+    latency: Latency,
+    path: str,
+    params: dict[str, str],
+    options: Options,
+) -> None:
+    first = await client.get(path, params=params)
+    if first.status_code == 404:
+        latency.skipped = f"{path} answered 404 (not in this build): skipped"
+        return
+    if first.status_code != 200:
+        latency.skipped = f"{path} answered {first.status_code}: {first.text[:300]}: skipped"
+        return
+    body = first.json()
+    if isinstance(body, dict) and isinstance(body.get("rows"), list):
+        latency.rows = len(body["rows"])
+    for _ in range(max(0, options.warmup - 1)):
+        await client.get(path, params=params)
+    for _ in range(options.requests):
+        started = time.perf_counter()
+        response = await client.get(path, params=params)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            latency.samples.clear()
+            latency.skipped = (
+                f"{path} answered {response.status_code} during the timed requests: "
+                f"{response.text[:300]}: skipped"
+            )
+            return
+        latency.samples.append(elapsed)
 
 
 def raw_accuracy_by_moderator(day_from: date, day_to: date) -> Any:
@@ -578,13 +611,22 @@ async def measure(options: Options, backing: Backing, api: Api) -> list[SizeResu
                 f"rollups: median {statistics.median(rollup_days):.2f} s/day, "
                 f"total {sum(rollup_days):.0f} s; rows {rollup_rows}"
             )
-            await api.start()
             load_before = os.getloadavg()[0]
+            floor = Latency("`GET /healthz` (no-op endpoint: the HTTP floor)", "floor (HTTP)")
             try:
+                await api.start()
+                floor = await time_floor(api, options)
                 reports = await time_http(api, options)
+            except BenchmarkError as exc:
+                # The API did not start (a route being edited, say): the rest still counts.
+                say(f"the API did not start: {exc}")
+                reports = [
+                    Latency(f"`GET {path}` ({label})", f"{short} (HTTP)", skipped=f"{exc}"[:300])
+                    for short, label, path, _ in report_requests(options)
+                ]
             finally:
                 api.stop()
-            baselines = await time_raw(sessionmaker, options)
+            baselines = [*await time_raw(sessionmaker, options), floor]
             load = (load_before, os.getloadavg()[0])
             results.append(
                 SizeResult(
@@ -818,7 +860,9 @@ def render_report(
         "their schedules would only add load), the bootstrap admin key; per report "
         f"{options.warmup} untimed requests, then {options.requests} sequential requests timed "
         "by the client (httpx, same machine), connection kept alive. p99 interpolates "
-        "linearly between the closest ranks. An endpoint answering 404 is skipped."
+        "linearly between the closest ranks. An endpoint answering 404 is skipped. The "
+        "floor: `GET /healthz` (no database, same middleware) timed the same way, the part "
+        "of every report's time that is HTTP, uvicorn and the client rather than the report."
     )
     add(
         f"- Raw baseline: in the same run, in-process (SQLAlchemy session, no HTTP), "
