@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Date, Table, cast, func, select
+from sqlalchemy import ColumnElement, Date, Float, Select, Table, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.analytics.filters import AnalyticsScope
@@ -55,18 +55,22 @@ def _dimension(table: Table, dimension: Dimension) -> ColumnElement[Any]:
     return columns[dimension]
 
 
-async def _sum_rollups(
-    session: AsyncSession,
+def _sums_select(
     table: Table,
     *,
     scope: AnalyticsScope,
     group_by: Sequence[Dimension],
     counters: Sequence[str],
-) -> list[RollupSum]:
+) -> Select[Any]:
     keys = [
         _dimension(table, dimension).label(f"k{index}") for index, dimension in enumerate(group_by)
     ]
-    sums = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in counters]
+    # Summed as float8: exact for whole numbers below 2**53 (every count and millisecond total
+    # kept here), and much cheaper than sum(bigint)'s numeric, whose variable-size state also
+    # keeps PostgreSQL from hashing tens of thousands of groups in work_mem (it sorts instead).
+    sums = [
+        func.coalesce(func.sum(cast(table.c[name], Float)), 0.0).label(name) for name in counters
+    ]
     query = select(*keys, *sums).where(table.c.day >= scope.day_from, table.c.day <= scope.day_to)
     if "policy" in group_by:
         query = query.where(table.c.policy != ALL_POLICIES)
@@ -81,14 +85,28 @@ async def _sum_rollups(
     if scope.moderator_id is not None:
         query = query.where(table.c.moderator_id == scope.moderator_id)
     if keys:
-        query = query.group_by(*keys).order_by(
+        query = query.group_by(*keys)
+    return query
+
+
+async def _sum_rollups(
+    session: AsyncSession,
+    table: Table,
+    *,
+    scope: AnalyticsScope,
+    group_by: Sequence[Dimension],
+    counters: Sequence[str],
+) -> list[RollupSum]:
+    query = _sums_select(table, scope=scope, group_by=group_by, counters=counters)
+    if group_by:
+        query = query.order_by(
             *(
-                key if dimension in ("day", "week", "month") else key.collate("C")
-                for key, dimension in zip(keys, group_by, strict=True)
+                column if dimension in ("day", "week", "month") else column.collate("C")
+                for column, dimension in zip(query.selected_columns, group_by, strict=False)
             )
         )
     result = await session.execute(query)
-    width = len(keys)
+    width = len(group_by)
     return [
         RollupSum(
             key=tuple(row[:width]),
@@ -96,6 +114,21 @@ async def _sum_rollups(
         )
         for row in result
     ]
+
+
+def quality_sums_select(
+    *,
+    scope: AnalyticsScope,
+    group_by: Sequence[Dimension],
+    counters: Sequence[str] = QUALITY_COUNTERS,
+) -> Select[Any]:
+    """The query behind ``sum_quality_rollups``, unordered, for a report that aggregates its
+    groups further in SQL (as a subquery): key columns ``k0``, ``k1``, ... in ``group_by``
+    order, then the summed ``counters`` under their own names."""
+    unknown = set(counters) - set(QUALITY_COUNTERS)
+    if unknown:
+        raise ValueError(f"not quality_rollups counters: {sorted(unknown)}")
+    return _sums_select(_QUALITY, scope=scope, group_by=group_by, counters=counters)
 
 
 async def sum_quality_rollups(

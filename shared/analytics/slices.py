@@ -116,3 +116,18 @@ def about_rows(
     rows.extend(method)
     rows.append((labels["intervals"], labels["wilson"]))
     return rows
+
+
+def chart_context(query: AnalyticsFilters, report: AnalyticsReport) -> str:
+    """A chart's subtitle in ``query.lang``: the days counted and the filters that narrow
+    them ("Nov 1, 2026 to Nov 30, 2026 · Market: DE"); filters not given are left out."""
+    lang = query.lang
+    labels = _ABOUT_LABELS[lang]
+    parts = [
+        f"{format_date(report.day_from, lang)} {labels['to']} {format_date(report.day_to, lang)}"
+    ]
+    for name in ("market", "queue", "moderator_id", "policy"):
+        value = getattr(query, name)
+        if value is not None:
+            parts.append(f"{labels[name]}: {value}")
+    return " · ".join(parts)
