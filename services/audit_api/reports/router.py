@@ -11,22 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, SettingsDep, require_roles
-from shared.analytics import confusion, errors, rates
+from shared.analytics import comparison, confusion, errors, population, rates, trend
 from shared.analytics import exports as analytics_exports
 from shared.analytics.schemas import (
     AnalyticsReport,
+    ComparisonQuery,
+    ComparisonReport,
     ConfusionQuery,
     ConfusionReport,
     ErrorsQuery,
     ErrorsReport,
+    PopulationQuery,
+    PopulationReport,
     RatesQuery,
     RatesReport,
+    TrendQuery,
+    TrendReport,
 )
 from shared.core.auth import Principal
 from shared.core.errors import UnprocessableEntity
@@ -251,5 +258,116 @@ async def rates_report(
         files={
             "csv": lambda: rates.rates_csv(report),
             "xlsx": lambda: rates.rates_xlsx(report, query),
+        },
+    )
+
+
+@router.get("/trend", response_model=TrendReport, responses=report_responses("csv", "xlsx", "png"))
+async def trend_report(
+    query: Annotated[TrendQuery, Query()],
+    session: SessionDep,
+    principal: ReportReaderDep,
+    settings: SettingsDep,
+) -> TrendReport | Response:
+    """Accuracy per day, week (Monday to Sunday) or month, each period with its Wilson 95 %
+    interval and, against the period before, the change and the pooled two-sided
+    two-proportion z-test (`significant`: p < `alpha`).
+
+    Every period of the window is a row: an empty one has nulls and a `note`, a period the
+    window cuts counts only the window's days (its `note` says which). `format=png` draws
+    the trend. Every role may read it within its reach: a moderator key counts only its own
+    verdicts, a market-scoped key only its markets (naming others is 403).
+    """
+    report = await trend.trend_report(
+        session,
+        query=query,
+        viewer=principal,
+        max_days=settings.report_max_days,
+        today=utc_today(),
+    )
+    return await answer_report(
+        report,
+        format=query.format,
+        name=f"trend-by-{query.interval}",
+        files={
+            "csv": partial(trend.trend_csv, report),
+            "xlsx": partial(trend.trend_xlsx, report, query=query),
+            "png": partial(trend.trend_chart, report, query=query),
+        },
+    )
+
+
+@router.get(
+    "/population-accuracy",
+    response_model=PopulationReport,
+    responses=report_responses("csv", "xlsx"),
+)
+async def population_accuracy_report(
+    query: Annotated[PopulationQuery, Query()],
+    session: SessionDep,
+    principal: ReportReaderDep,
+    settings: SettingsDep,
+) -> PopulationReport | Response:
+    """The post-stratified estimate of the accuracy of all decisions, per market, queue or
+    moderator (or one `(all)` row), beside the audited accuracy.
+
+    Strata are (moderator, market-local day); each weighs by the decisions it received, not
+    by how often it was audited, so a boosted sample (new moderators, low scorers) does not
+    bias the estimate. `coverage` is the share of the decisions in strata with at least one
+    audit: how much of the population the estimate speaks for. Every role may read it within
+    its reach (a moderator key: only its own decisions).
+    """
+    report = await population.population_report(
+        session,
+        query=query,
+        viewer=principal,
+        max_days=settings.report_max_days,
+        today=utc_today(),
+    )
+    return await answer_report(
+        report,
+        format=query.format,
+        name="population-accuracy" + (f"-by-{query.group_by}" if query.group_by else ""),
+        files={
+            "csv": partial(population.population_csv, report),
+            "xlsx": partial(population.population_xlsx, report, query=query),
+        },
+    )
+
+
+@router.get(
+    "/comparison",
+    response_model=ComparisonReport,
+    responses=report_responses("csv", "xlsx", "png"),
+)
+async def comparison_report(
+    query: Annotated[ComparisonQuery, Query()],
+    session: SessionDep,
+    principal: ReportReaderDep,
+    settings: SettingsDep,
+) -> ComparisonReport | Response:
+    """Markets, queues or policies ranked by the upper bound of their accuracy's Wilson 95 %
+    interval (rank 1 = furthest below `target`), each tested against the rest of the
+    population (pooled two-proportion z-test) with Benjamini-Hochberg q-values over the
+    ranked slices (`adjustment`).
+
+    Slices with fewer than `min_audits` audits come last, unranked and untested.
+    `format=png` draws the ranking. Every role may read it within its reach.
+    """
+    report = await comparison.comparison_report(
+        session,
+        query=query,
+        viewer=principal,
+        max_days=settings.report_max_days,
+        today=utc_today(),
+    )
+    return await answer_report(
+        report,
+        format=query.format,
+        name=f"comparison-by-{query.dimension}",
+        files={
+            "csv": partial(comparison.comparison_csv, report),
+            "xlsx": partial(comparison.comparison_xlsx, report, query=query),
+            "png": partial(comparison.comparison_chart, report, query=query),
         },
     )
