@@ -56,8 +56,8 @@ MAX_BATCHES_PER_RUN = 500
 # Dirty rows claimed per transaction.
 MAX_DIRTY_PER_RUN = 500
 # What a report applies before it reads (the sweep and the jobs keep the backlog smaller).
-REFRESH_DIRTY_LIMIT = 2000
-REFRESH_BATCH_LIMIT = 200
+REFRESH_DIRTY_LIMIT = 1000
+REFRESH_BATCH_LIMIT = 50
 
 # Taken shared by every intake apply and exclusively by a rebuild, so that a rebuild never
 # deletes counts an intake job is adding (and no batch is counted twice or lost).
@@ -197,20 +197,29 @@ def _verdict_ctes(
 
 def _decision_facts(where: str) -> str:
     """CTE ``decision_counts``: decision-side counts per rollup key of the decisions
-    (``d``) matching ``where``."""
+    (``d``) matching ``where``.
+
+    Decisions are first counted per slice and label set, then each group is spread over
+    its policies: the rows to aggregate by policy are the groups, not the decisions.
+    """
     return f"""
+    decision_groups AS (
+        SELECT {_LOCAL_DAY} AS day, d.market, d.queue, d.moderator_id,
+               d.policy_labels AS labels,
+               count(*) AS decisions,
+               coalesce(sum(d.handling_time_ms), 0) AS handling_time_ms_sum,
+               count(d.handling_time_ms) AS handling_time_count
+        FROM decisions d
+        LEFT JOIN markets m ON m.code = d.market
+        WHERE {where}
+        GROUP BY 1, 2, 3, 4, 5
+    ),
     decision_counts AS (
         SELECT f.day, f.market, f.queue, f.moderator_id, p.policy,
-               count(*) AS decisions,
-               coalesce(sum(f.handling_time_ms), 0) AS handling_time_ms_sum,
-               count(f.handling_time_ms) AS handling_time_count
-        FROM (
-            SELECT {_LOCAL_DAY} AS day, d.market, d.queue, d.moderator_id,
-                   d.policy_labels AS labels, d.handling_time_ms
-            FROM decisions d
-            LEFT JOIN markets m ON m.code = d.market
-            WHERE {where}
-        ) AS f
+               sum(f.decisions)::bigint AS decisions,
+               sum(f.handling_time_ms_sum)::bigint AS handling_time_ms_sum,
+               sum(f.handling_time_count)::bigint AS handling_time_count
+        FROM decision_groups f
         {_POLICIES.format(labels="f.labels")}
         GROUP BY 1, 2, 3, 4, 5
     )"""
@@ -318,6 +327,7 @@ def _claim_dirty(*, wait: bool) -> Any:
 _CLAIM_DIRTY_SKIP = _claim_dirty(wait=False)
 _CLAIM_DIRTY_WAIT = _claim_dirty(wait=True)
 
+_NO_JIT = text("SET LOCAL jit = off")
 # Lock keys sorted numerically: every transaction takes its slices' locks in one order.
 _LOCK_SLICES = text(
     f"""
@@ -433,6 +443,9 @@ async def recompute_slices(session: AsyncSession, slices: Iterable[Slice]) -> in
         "queues": [s.queue for s in unique],
         "moderators": [s.moderator_id for s in unique],
     }
+    # Compiling these statements (JIT, which large tables' estimates can trigger) costs more
+    # than running them for a few hundred slices.
+    await session.execute(_NO_JIT)
     await session.execute(_LOCK_SLICES, values)
     await session.execute(_RECOMPUTE_QUALITY, values)
     await session.execute(_DELETE_CONFUSION, values)
@@ -547,14 +560,16 @@ async def refresh_rollups(session: AsyncSession) -> None:
 # ------------------------------------------------------------------------- rebuild
 
 _RANGE = "a.day BETWEEN :day_from AND :day_to"
-# Decisions of a market-local day lie within a day either side of its UTC day (time zones
-# are at most 14 hours away from UTC): the bounds let the decided_at index and partitions
+# Decisions of a market-local day D lie in UTC within [D - 14 h, D + 1 day + 12 h) (time zones
+# are between UTC-12 and UTC+14): the bounds let the decided_at index and the partitions
 # narrow the scan before the exact local day is compared.
 _DECISION_RANGE = f"""
-    d.decided_at >= (CAST(:day_from AS date) - 1)::timestamp AT TIME ZONE 'UTC'
-    AND d.decided_at < (CAST(:day_to AS date) + 2)::timestamp AT TIME ZONE 'UTC'
+    d.decided_at >= CAST(:day_from AS date)::timestamp AT TIME ZONE 'UTC' - interval '14 hours'
+    AND d.decided_at < (CAST(:day_to AS date) + 1)::timestamp AT TIME ZONE 'UTC'
+        + interval '12 hours'
     AND {_LOCAL_DAY} BETWEEN :day_from AND :day_to"""
 
+_REBUILD_WORK_MEM = text("SET LOCAL work_mem = '64MB'")
 _REBUILD_DELETE_QUALITY = text(
     "DELETE FROM quality_rollups WHERE day BETWEEN :day_from AND :day_to"
 )
@@ -607,6 +622,10 @@ async def rebuild_quality_rollups(
     if low > high:
         raise ValueError(f"day_from {low} is after day_to {high}")
     values = {"day_from": low, "day_to": high}
+    # One big aggregation: compiling it (JIT) costs more than it saves at a day's size, and
+    # its sorts and hashes should stay in memory.
+    await session.execute(_NO_JIT)
+    await session.execute(_REBUILD_WORK_MEM)
     await session.execute(_LOCK_INTAKE_EXCLUSIVE)
     await session.execute(_REBUILD_DELETE_QUALITY, values)
     await session.execute(_REBUILD_DELETE_CONFUSION, values)
