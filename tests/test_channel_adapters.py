@@ -11,11 +11,14 @@ import dataclasses
 import email
 import hashlib
 import hmac
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
+from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +26,12 @@ import orjson
 import pytest
 import standardwebhooks
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -687,6 +695,104 @@ async def test_email_refused_by_the_server_is_dead_at_once(
     delivery = await delivery_of(sessionmaker, event.id)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("dead", 1, 550)
     assert delivery.last_error == "SMTP 550: 5.1.1 No such mailbox"
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key (its own CA), and that key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_file = directory / "smtp.pem"
+    key_file = directory / "smtp.key"
+    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certificate_file, key_file
+
+
+async def test_email_goes_over_starttls_with_smtp_auth(
+    tmp_path: Path,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+) -> None:
+    certificate_file, key_file = self_signed_certificate(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certificate_file, key_file)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticate(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data == (b"plumbline", b"smtp-password-123"))
+
+    handler = RecordingMailServer()
+    port = _free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_required=True,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        await create_channel(client, admin_key, "qa@example.com", kind="email", secret=None)
+        secure = mail_settings(settings, port).model_copy(
+            update={
+                "smtp_starttls": True,
+                "smtp_ca_file": certificate_file,
+                "smtp_username": "plumbline",
+                "smtp_password": SecretStr("smtp-password-123"),
+            }
+        )
+        event = await emit_rejected_batch(sessionmaker)
+        await notify(secure, sessionmaker, queue)
+        delivered = await delivery_of(sessionmaker, event.id)
+
+        plain = secure.model_copy(update={"smtp_starttls": False, "delivery_max_attempts": 1})
+        refused_event = await emit_rejected_batch(sessionmaker, reason="second")
+        await notify(plain, sessionmaker, queue)
+        refused = await delivery_of(sessionmaker, refused_event.id)
+    finally:
+        controller.stop()
+
+    assert delivered.status == "delivered", delivered.last_error
+    assert logins == [(b"plumbline", b"smtp-password-123")]
+    [(envelope, message)] = handler.messages
+    assert envelope.rcpt_tos == ["qa@example.com"]
+    assert message["Message-ID"] == f"<{delivered.id}@plumbline.example>"
+    # Without STARTTLS the server offers no AUTH, and the client never sends the password in
+    # the clear: the attempt fails (and, as the last, dead-letters) with nothing sent.
+    assert (refused.status, refused.last_status_code) == ("dead", None)
+    assert refused.last_error is not None
+    assert "AUTH extension is not supported" in refused.last_error
 
 
 # --- the channel test endpoint --------------------------------------------------------------

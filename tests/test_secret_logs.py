@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,7 +29,14 @@ from shared.core.settings import Settings
 from shared.deliveries.lifecycle import ClaimedDelivery
 from shared.models.base import utcnow
 from tests.conftest import SignedSender, _free_port, auth
-from tests.support.webhooks import Reply, WebhookReceiver, create_channel, notify
+from tests.support.webhooks import (
+    ReceivedRequest,
+    Reply,
+    WebhookReceiver,
+    create_channel,
+    notifier_running,
+    notify,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -201,3 +209,74 @@ async def test_an_unexpected_delivery_error_never_quotes_its_target(
     assert target not in result.error
     assert "delivery attempt failed unexpectedly" in captured_logs.text()
     assert target not in captured_logs.text()
+
+
+async def test_chat_channel_credentials_never_reach_a_log(
+    captured_logs: CapturedLogs,
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+) -> None:
+    debug_settings = settings.model_copy(update={"log_level": "DEBUG"})
+    slack_url = f"http://127.0.0.1:{receiver.port}{secret_path()}"
+    teams_url = f"http://127.0.0.1:{receiver.port}{secret_path()}"
+    lark_url = f"http://127.0.0.1:{receiver.port}{secret_path()}"
+    token_url = f"http://127.0.0.1:{receiver.port}/oauth2/token"
+    client_secret = "entra-" + secrets.token_urlsafe(24)
+    access_token = "eyJ-" + secrets.token_urlsafe(32)
+    lark_secret = "lark-" + secrets.token_urlsafe(18)
+    found = [slack_url, teams_url, lark_url, client_secret, access_token, lark_secret]
+    found += [url.split("/", 3)[3] for url in (slack_url, teams_url, lark_url)]
+
+    def answer(request: ReceivedRequest) -> Reply:
+        if request.path == "/oauth2/token":
+            # A careless token endpoint echoing the request it refused, then a token.
+            if not any(r.path == "/oauth2/token" for r in receiver.requests[:-1]):
+                return Reply(500, body=b"bad request: " + request.body)
+            token = {"access_token": access_token, "expires_in": 3600}
+            return Reply(200, body=orjson.dumps(token))
+        if lark_url.endswith(request.path):
+            return Reply(200, body=b'{"code": 11232, "msg": "frequency limited"}')
+        return Reply(503, body=request.headers.get("authorization", "").encode())
+
+    receiver.responder = answer
+    await create_channel(client, admin_key, slack_url, name="slack", kind="slack", secret=None)
+    teams = await create_channel(
+        client,
+        admin_key,
+        teams_url,
+        name="teams",
+        kind="teams",
+        secret=None,
+        oauth={"token_url": token_url, "client_id": "app", "client_secret": client_secret},
+    )
+    await create_channel(client, admin_key, lark_url, name="lark", kind="lark", secret=lark_secret)
+    sender = SignedSender(client, "acme", await _source_secret(client, admin_key))
+    assert (await sender.post_raw(b'{"events": "not a list"}')).status_code == 422
+    for _ in range(3):
+        await notify(
+            debug_settings.model_copy(update={"delivery_max_attempts": 2}), sessionmaker, queue
+        )
+    async with notifier_running(debug_settings):
+        tested = await client.post(f"/v1/channels/{teams}/test", headers=auth(admin_key))
+    assert tested.status_code == 200, tested.text
+    assert tested.json()["error"] == "HTTP 503: Bearer [redacted]"
+    # The Teams target echoes the bearer token back in its errors, the token endpoint the
+    # client secret: neither the test's answer nor a log may quote them.
+    assert {request.path for request in receiver.requests} >= {"/oauth2/token"}
+    assert len(receiver.requests) >= 5
+
+    text = captured_logs.text() + tested.text
+    leaked = [secret for secret in found if secret in text]
+    assert leaked == []
+
+
+async def _source_secret(client: httpx.AsyncClient, admin_key: str) -> str:
+    source = await created(
+        await client.post("/v1/sources", json={"name": "acme"}, headers=auth(admin_key))
+    )
+    secret: str = source["secret"]
+    return secret

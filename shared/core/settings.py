@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "Plumbline <plumbline@localhost>"
     smtp_starttls: bool = False
+    # CA certificates (PEM) the SMTP server's certificate is checked against, for a server
+    # with a private CA; unset: the system's.
+    smtp_ca_file: Path | None = None
     # A test message (POST /v1/channels/{id}/test) waits this long beyond the send timeout
     # for the notifier's answer.
     channel_test_wait_seconds: float = Field(5.0, gt=0)

@@ -7,7 +7,8 @@ every attempt and redrive, so a mail client shows a message sent twice once.
 
 The SMTP server comes from the settings (``PLUMBLINE_SMTP_HOST``, ``_PORT``, ``_USERNAME``,
 ``_PASSWORD``, ``_FROM``, ``_STARTTLS``: STARTTLS is used exactly when that is set, never
-guessed). Results carry the SMTP reply code as ``status_code``: 250 delivered; a 5xx reply
+guessed, and a server that does not offer it fails the attempt; ``_CA_FILE`` for a private
+CA). Results carry the SMTP reply code as ``status_code``: 250 delivered; a 5xx reply
 (address unknown, message refused) is permanent, a 4xx reply (mailbox busy, greylisting),
 a timeout or a refused connection is retried.
 """
@@ -89,6 +90,7 @@ class EmailAdapter(ChannelAdapterBase):
                     ),
                     start_tls=settings.smtp_starttls,
                     use_tls=False,
+                    cert_bundle=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
                     timeout=self._timeout,
                 )
         except (TimeoutError, aiosmtplib.SMTPTimeoutError):

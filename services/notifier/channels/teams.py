@@ -13,6 +13,7 @@ no answer retried). Neither the token nor the client secret is logged or stored 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -30,6 +31,7 @@ from services.notifier.channels.base import (
 from services.notifier.templates.parts import MessageParts
 from services.notifier.templates.teams import TEAMS_CONTENT_TYPE, render_teams
 from shared.channels.credentials import OAuthClientCredentials
+from shared.core.observability import redact
 from shared.core.settings import Settings
 from shared.deliveries.lifecycle import SendResult
 
@@ -84,7 +86,19 @@ class TeamsAdapter(HttpChannelAdapter):
         answer = await self.post(message.target, body=message.body, headers=headers)
         if isinstance(answer, SendResult):
             return answer
-        return self.result_of(answer)
+        result = self.result_of(answer)
+        if token is None or (result.error is None and result.response_excerpt is None):
+            return result
+        # A target echoing the request back must not put the bearer token in an error.
+        return dataclasses.replace(
+            result,
+            error=redact(result.error, token) if result.error is not None else None,
+            response_excerpt=(
+                redact(result.response_excerpt, token)
+                if result.response_excerpt is not None
+                else None
+            ),
+        )
 
     async def _token(self, oauth: OAuthClientCredentials) -> str | SendResult:
         """A valid bearer token for ``oauth`` (cached), or the failed attempt."""
