@@ -18,10 +18,22 @@ from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.audit_api.deps import ANY_ROLE, SessionDep, SettingsDep, require_roles
-from shared.analytics import comparison, confusion, errors, population, rates, trend
+from shared.analytics import (
+    briefing,
+    briefing_pptx,
+    briefing_xlsx,
+    comparison,
+    confusion,
+    errors,
+    population,
+    rates,
+    trend,
+)
 from shared.analytics import exports as analytics_exports
 from shared.analytics.schemas import (
     AnalyticsReport,
+    Briefing,
+    BriefingQuery,
     ComparisonQuery,
     ComparisonReport,
     ConfusionQuery,
@@ -45,24 +57,27 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 ReportReaderDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
 
-ReportFile = Literal["csv", "xlsx", "png"]
+ReportFile = Literal["csv", "xlsx", "png", "pptx"]
 ReportT = TypeVar("ReportT", bound=AnalyticsReport)
 
 _MEDIA_TYPES: Mapping[ReportFile, str] = {
     "csv": analytics_exports.CSV_MEDIA_TYPE,
     "xlsx": analytics_exports.XLSX_MEDIA_TYPE,
     "png": analytics_exports.PNG_MEDIA_TYPE,
+    "pptx": briefing_pptx.PPTX_MEDIA_TYPE,
 }
 # The media types as the OpenAPI schema names them (the CSV's charset is a parameter).
 _DOCUMENTED_MEDIA_TYPES: Mapping[ReportFile, str] = {
     "csv": "text/csv",
     "xlsx": analytics_exports.XLSX_MEDIA_TYPE,
     "png": analytics_exports.PNG_MEDIA_TYPE,
+    "pptx": briefing_pptx.PPTX_MEDIA_TYPE,
 }
 _FILE_SCHEMAS: Mapping[ReportFile, dict[str, str]] = {
     "csv": {"type": "string"},
     "xlsx": {"type": "string", "format": "binary"},
     "png": {"type": "string", "format": "binary"},
+    "pptx": {"type": "string", "format": "binary"},
 }
 
 
@@ -369,5 +384,42 @@ async def comparison_report(
             "csv": partial(comparison.comparison_csv, report),
             "xlsx": partial(comparison.comparison_xlsx, report, query=query),
             "png": partial(comparison.comparison_chart, report, query=query),
+        },
+    )
+
+
+@router.get("/briefing", response_model=Briefing, responses=report_responses("pptx", "xlsx"))
+async def briefing_report(
+    query: Annotated[BriefingQuery, Query()],
+    session: SessionDep,
+    principal: ReportReaderDep,
+    settings: SettingsDep,
+) -> Briefing | Response:
+    """The management briefing over `from`..`to` (market-local days, default the last 30):
+    headline numbers (decisions, audited and population accuracy with their intervals,
+    coverage, quality score, dispute and overturn rates), the weekly trend, the market
+    comparison (the queues of the one `market` asked for) against a 95 % target, the error
+    breakdown, calibration agreement, open escalations, quiz and training completion.
+
+    `format=pptx`: a 16:9 deck with native, editable charts; `format=xlsx`: a workbook with
+    a sheet per section and native charts (Wilson intervals as error bars); texts in `lang`.
+    Every role; a moderator key gets its own briefing, a market-scoped key its markets'.
+    """
+    report = await briefing.briefing(
+        session,
+        query=query,
+        viewer=principal,
+        max_days=settings.report_max_days,
+        today=utc_today(),
+        severity_weights=settings.severity_weights,
+        now=datetime.now(UTC),
+    )
+    return await answer_report(
+        report,
+        format=query.format,
+        name="briefing",
+        files={
+            "pptx": partial(briefing_pptx.briefing_pptx, report, lang=query.lang),
+            "xlsx": partial(briefing_xlsx.briefing_xlsx, report, lang=query.lang),
         },
     )

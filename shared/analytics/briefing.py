@@ -1,0 +1,231 @@
+"""The management briefing: ``GET /v1/reports/briefing`` (JSON, PPTX, XLSX).
+
+Every section comes from the function that answers it elsewhere, so the briefing says what
+the reports say: the headline from the population-accuracy, rates and errors reports, the
+weekly trend from ``trend_report``, the comparison (markets, or the queues of the one market
+asked for) from ``comparison_report`` and its error breakdown from ``errors_report``; the
+calibration agreement is what each closed session stored at its close (what
+``GET /v1/calibrations/{id}/results`` answers); quizzes and training from their domains.
+The viewer's reach applies to every section: a moderator key gets its own briefing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.analytics.comparison import comparison_report
+from shared.analytics.errors import errors_report
+from shared.analytics.filters import analytics_scope
+from shared.analytics.population import population_report
+from shared.analytics.rates import rates_report
+from shared.analytics.schemas import (
+    DEFAULT_MIN_AUDITS,
+    Briefing,
+    BriefingHeadline,
+    BriefingQuery,
+    CalibrationAgreementRow,
+    ComparisonDimension,
+    ComparisonQuery,
+    ErrorsQuery,
+    EscalationRow,
+    EscalationsSection,
+    PopulationQuery,
+    QuizCompletionRow,
+    RatesQuery,
+    TrainingCompletionRow,
+    TrendQuery,
+)
+from shared.analytics.slices import rate
+from shared.analytics.trend import trend_report
+from shared.calibrations.service import closed_calibrations
+from shared.core.auth import Principal
+from shared.quizzes.service import quiz_completion
+from shared.training_plans.service import training_completion
+
+DEFAULT_TARGET = 0.95
+ESCALATIONS_PENDING_NOTE = (
+    "Escalations are not recorded yet: this section lists the open ones once the "
+    "escalations domain exists."
+)
+
+
+async def open_escalations(
+    session: AsyncSession, *, viewer: Principal, market: str | None
+) -> list[EscalationRow]:
+    """The open escalations ``viewer`` may see, of ``market`` when given.
+
+    The escalations domain (rules, breaches, RCA; DESIGN.md "Escalations and RCA") arrives
+    with its own issue. Until then there are none, and the briefing's section says so
+    (``ESCALATIONS_PENDING_NOTE``): this is the one place to replace with its query.
+    """
+    del session, viewer, market
+    return []
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+async def briefing(
+    session: AsyncSession,
+    *,
+    query: BriefingQuery,
+    viewer: Principal,
+    max_days: int,
+    today: date,
+    severity_weights: Mapping[str, float],
+    now: datetime,
+    target: float = DEFAULT_TARGET,
+    min_audits: int = DEFAULT_MIN_AUDITS,
+) -> Briefing:
+    """The briefing ``viewer`` asked for, within its reach (403 beyond, 422 for a window
+    that is reversed or too long), over the market-local days of ``query``.
+
+    The comparison and the error breakdown compare markets, or the queues of the market
+    asked for (or of a key's only market). Calibration, quiz and training sections count
+    the UTC days of the window (their timestamps have no market-local day).
+    """
+    scope = analytics_scope(viewer, query, max_days=max_days, today=today)
+    single_market = query.market or (
+        scope.markets[0] if scope.markets is not None and len(scope.markets) == 1 else None
+    )
+    dimension: ComparisonDimension = "queue" if single_market is not None else "market"
+    common: dict[str, Any] = {
+        "from": scope.day_from,
+        "to": scope.day_to,
+        "market": query.market,
+        "lang": query.lang,
+        "min_audits": min_audits,
+    }
+    window: dict[str, Any] = {"viewer": viewer, "max_days": max_days, "today": today}
+    trend = await trend_report(
+        session, query=TrendQuery.model_validate({**common, "interval": "week"}), **window
+    )
+    comparison = await comparison_report(
+        session,
+        query=ComparisonQuery.model_validate({**common, "dimension": dimension, "target": target}),
+        **window,
+    )
+    errors = await errors_report(
+        session,
+        query=ErrorsQuery.model_validate({**common, "group_by": dimension}),
+        severity_weights=severity_weights,
+        **window,
+    )
+    overall_errors = await errors_report(
+        session,
+        query=ErrorsQuery.model_validate(common),
+        severity_weights=severity_weights,
+        **window,
+    )
+    population = await population_report(
+        session, query=PopulationQuery.model_validate(common), **window
+    )
+    rates = await rates_report(session, query=RatesQuery.model_validate(common), **window)
+    (whole,) = population.rows
+    (overall,) = overall_errors.rows
+    (rates_row,) = rates.rows
+    audited = whole.audited
+    headline = BriefingHeadline(
+        decisions=whole.decisions,
+        audited=audited,
+        correct=sum(row.correct for row in trend.rows),
+        accuracy=whole.audited_accuracy,
+        ci_low=whole.audited_ci_low,
+        ci_high=whole.audited_ci_high,
+        population_accuracy=whole.estimate,
+        population_ci_low=whole.ci_low,
+        population_ci_high=whole.ci_high,
+        coverage=whole.coverage,
+        quality_score=overall.quality_score,
+        dispute_rate=rates_row.dispute_rate,
+        dispute_rate_ci_low=rates_row.dispute_rate_ci_low,
+        dispute_rate_ci_high=rates_row.dispute_rate_ci_high,
+        overturn_rate=rates_row.overturn_rate,
+        overturn_rate_ci_low=rates_row.overturn_rate_ci_low,
+        overturn_rate_ci_high=rates_row.overturn_rate_ci_high,
+        small_sample=audited < min_audits,
+        note=whole.note,
+    )
+    window_start = _day_start(scope.day_from)
+    window_end = _day_start(scope.day_to + timedelta(days=1))
+    calibrations = [
+        CalibrationAgreementRow(
+            id=str(calibration.id),
+            title=calibration.title,
+            market=calibration.market,
+            closed_at=calibration.closed_at.astimezone(UTC).date(),
+            krippendorff_alpha=calibration.krippendorff_alpha,
+            percent_agreement=calibration.percent_agreement,
+            n_units=calibration.n_units or 0,
+            n_raters=calibration.n_raters or 0,
+            flagged_items=calibration.flagged_items or 0,
+        )
+        for calibration in await closed_calibrations(
+            session,
+            viewer=viewer,
+            market=query.market,
+            closed_from=window_start,
+            closed_before=window_end,
+        )
+        if calibration.closed_at is not None
+    ]
+    quizzes = [
+        QuizCompletionRow(
+            quiz_id=str(quiz.quiz_id),
+            title=quiz.title,
+            policy_code=quiz.policy_code,
+            attempts=quiz.attempts,
+            reviewers=quiz.reviewers,
+            passed=quiz.passed,
+            **rate(quiz.passed, quiz.reviewers).fields("pass_rate"),
+            mean_score=quiz.mean_score,
+        )
+        for quiz in await quiz_completion(
+            session,
+            viewer=viewer,
+            market=query.market,
+            attempted_from=window_start,
+            attempted_before=window_end,
+        )
+    ]
+    training = [
+        TrainingCompletionRow(
+            plan_id=str(plan.plan_id),
+            title=plan.title,
+            kind=plan.kind,
+            items=plan.items,
+            completed=plan.completed,
+            **rate(plan.completed, plan.items).fields("completion_rate"),
+            overdue=plan.overdue,
+        )
+        for plan in await training_completion(
+            session,
+            viewer=viewer,
+            market=query.market,
+            due_from=window_start,
+            due_before=window_end,
+            now=now,
+        )
+    ]
+    escalations = await open_escalations(session, viewer=viewer, market=query.market)
+    return Briefing(
+        day_from=scope.day_from,
+        day_to=scope.day_to,
+        market=query.market,
+        dimension=dimension,
+        headline=headline,
+        trend=trend,
+        comparison=comparison,
+        errors=errors,
+        calibrations=calibrations,
+        escalations=EscalationsSection(
+            rows=escalations, note=None if escalations else ESCALATIONS_PENDING_NOTE
+        ),
+        quizzes=quizzes,
+        training=training,
+    )
