@@ -352,12 +352,22 @@ _SLICES = """
         ) AS s(day, market, queue, moderator_id)
     )"""
 
+# Each slice looks up its own audits (ix_audits_moderator_id_day) and its moderator's appeals
+# (ix_appeals_moderator_id): the LATERAL subqueries, fenced by OFFSET 0 so the planner keeps
+# them, stop it from scanning every audit of the days involved to join them to the slices.
 _SLICE_VERDICT_CTES = _verdict_ctes(
     verdict_source="""FROM slices s
-        JOIN audits a ON a.moderator_id = s.moderator_id AND a.day = s.day
-            AND a.market = s.market AND a.queue = s.queue""",
+        CROSS JOIN LATERAL (
+            SELECT * FROM audits x
+            WHERE x.moderator_id = s.moderator_id AND x.day = s.day
+              AND x.market = s.market AND x.queue = s.queue
+            OFFSET 0
+        ) AS a""",
     verdict_where="true",
-    appeal_source="FROM slices s JOIN appeals ap ON ap.moderator_id = s.moderator_id",
+    appeal_source="""FROM slices s
+        CROSS JOIN LATERAL (
+            SELECT * FROM appeals y WHERE y.moderator_id = s.moderator_id OFFSET 0
+        ) AS ap""",
     appeal_where=f"""d.market = s.market AND d.queue = s.queue
             AND d.moderator_id = s.moderator_id AND {_LOCAL_DAY} = s.day""",
 )
