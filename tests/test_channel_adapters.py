@@ -347,6 +347,44 @@ async def test_teams_oauth_token_is_fetched_once_cached_and_sent(
         assert (await delivery_of(sessionmaker, event.id)).status == "delivered"
 
 
+async def test_teams_token_is_refreshed_near_expiry_and_after_a_401(
+    receiver: WebhookReceiver,
+    token_endpoint: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+) -> None:
+    issued: list[str] = []
+
+    def issue(request: ReceivedRequest) -> Reply:
+        issued.append(f"tok-{len(issued) + 1}")
+        # 30 s to live is inside the refresh margin (60 s): never reused.
+        return Reply(200, body=orjson.dumps({"access_token": issued[-1], "expires_in": 30}))
+
+    token_endpoint.responder = issue
+    oauth = {"token_url": token_endpoint.url, "client_id": "app", "client_secret": "s3cret"}
+    await create_channel(client, admin_key, receiver.url, kind="teams", secret=None, oauth=oauth)
+    # The first message's token is refused once (revoked): a fresh one is fetched at once.
+    receiver.answer(Reply(401, body=b"token revoked"))
+    first = await emit_rejected_batch(sessionmaker)
+    second = await emit_rejected_batch(sessionmaker, reason="event 1 is invalid")
+    await notify(settings, sessionmaker, queue)
+
+    # Three tokens for two messages (one each, one more after the 401), each used once; the
+    # two deliveries may run side by side, so the order is not fixed.
+    assert issued == ["tok-1", "tok-2", "tok-3"]
+    assert sorted(r.headers["authorization"] for r in receiver.requests) == [
+        "Bearer tok-1",
+        "Bearer tok-2",
+        "Bearer tok-3",
+    ]
+    for event in (first, second):
+        delivery = await delivery_of(sessionmaker, event.id)
+        assert (delivery.status, delivery.attempts) == ("delivered", 1)
+
+
 async def test_teams_token_endpoint_refusing_the_credentials_is_permanent(
     receiver: WebhookReceiver,
     token_endpoint: WebhookReceiver,
