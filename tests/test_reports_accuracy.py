@@ -22,9 +22,9 @@ from openpyxl import load_workbook
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.analytics.exports import FORMULA_TRIGGERS, spreadsheet_safe
 from shared.analytics.rollups import Slice, mark_slices_dirty
 from shared.models import Audit, Decision, Market, Verdict
-from shared.reports.exports import FORMULA_TRIGGERS, spreadsheet_safe
 from shared.reports.rows import accuracy_row, column_headers, report_window
 from shared.reports.service import accuracy_rows
 from shared.stats.intervals import wilson_interval

@@ -1,10 +1,10 @@
-"""Analytics rows as files: CSV for machines, XLSX for people.
+"""Report rows as files: CSV for machines, XLSX for people.
 
-Every report writes its files here, so each has the same shape: the CSV's header is the
-JSON row keys and its values are the JSON values (text a spreadsheet would run as a formula
-is neutralised); the XLSX's first sheet holds the same columns in the same order under
-headers in the asked language, rates as percentages, a frozen header row and set widths,
-then an "About" sheet saying what was counted and how.
+Every report (the accuracy report included) writes its files here, so each has the same
+shape: the CSV's header is the JSON row keys and its values are the JSON values (text a
+spreadsheet would run as a formula is neutralised); the XLSX's first sheet holds the same
+columns in the same order under headers in the asked language, rates as percentages, a
+frozen header row and set widths, then an "About" sheet saying what was counted and how.
 """
 
 from __future__ import annotations
@@ -19,12 +19,30 @@ from typing import Any
 import xlsxwriter
 from pydantic import BaseModel
 
-from shared.reports.exports import spreadsheet_safe
 from shared.schemas.reports import ReportLanguage
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PNG_MEDIA_TYPE = "image/png"
+
+# A spreadsheet reads a cell starting with one of these as a formula (or strips the blank
+# before one): OWASP's CSV injection list.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell that a spreadsheet shows and never computes (OWASP CSV injection guidance).
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    single quote, which spreadsheets read as "this is text". Only text is touched: numbers
+    are ours (counts, rates, interval bounds) and stay numbers, a negative one included,
+    while every text cell may come from outside (a moderator id is whatever a platform sent).
+    XLSX files need no such guard: their writer stores text as text (``new_workbook``).
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
 
 # Column headers per row field, in every offered language. A field without a label here is
 # a bug that tests/test_analytics_exports.py catches for every report row.
@@ -202,12 +220,17 @@ def _csv_value(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class TableSheet:
-    """One sheet of a workbook: a title and rows of one type (all of its fields)."""
+    """One sheet of a workbook: a title and rows of one type (all of its fields).
+
+    ``headers`` replaces the standard header of a field (already in the sheet's language),
+    e.g. the accuracy report names its key column after the grouping ("Moderator").
+    """
 
     title: str
     rows: Sequence[BaseModel]
     row_type: type[BaseModel]
     widths: Mapping[str, float] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +277,9 @@ def write_table_sheet(
     sheet = workbook.add_worksheet(_sheet_title(sheet_spec.title))
     fields = row_fields(sheet_spec.row_type)
     for column, name in enumerate(fields):
-        sheet.write_string(first_row, column, column_label(name, lang), formats.header)
-        width = sheet_spec.widths.get(name, max(10.0, min(40.0, len(column_label(name, lang)) + 2)))
+        header = sheet_spec.headers.get(name) or column_label(name, lang)
+        sheet.write_string(first_row, column, header, formats.header)
+        width = sheet_spec.widths.get(name, max(10.0, min(40.0, len(header) + 2)))
         sheet.set_column(column, column, width)
     for index, row in enumerate(sheet_spec.rows, start=first_row + 1):
         values = row.model_dump()

@@ -156,7 +156,7 @@ async def accuracy_report(
         return AccuracyReport(rows=report.rows)
     if query.format == "csv":
         content = exports.accuracy_csv(report.rows)
-        media_type = exports.CSV_MEDIA_TYPE
+        media_type = analytics_exports.CSV_MEDIA_TYPE
     else:
         # Building a workbook is CPU work that grows with the rows: keep it off the event loop.
         content = await run_in_threadpool(
@@ -167,7 +167,7 @@ async def accuracy_report(
             day_to=report.day_to,
             lang=query.lang,
         )
-        media_type = exports.XLSX_MEDIA_TYPE
+        media_type = analytics_exports.XLSX_MEDIA_TYPE
     filename = exports.export_filename(query.group_by, report.day_from, report.day_to, query.format)
     return Response(
         content=content,
