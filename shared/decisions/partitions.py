@@ -257,9 +257,9 @@ async def _drop_month(session: AsyncSession, partition: MonthPartition) -> tuple
     """Drop ``partition``, its referenced decisions moved to DEFAULT first; returns
     (decisions kept, keys deleted).
 
-    The keys go first, under row locks only; detaching and dropping take an ACCESS
-    EXCLUSIVE lock on ``decisions`` until commit, so only the (few) kept rows are copied
-    while it is held.
+    The keys go first and the kept rows are set aside, under row locks only; detaching and
+    dropping take an ACCESS EXCLUSIVE lock on ``decisions`` until commit, which blocks
+    intake and reads, so only the copy of the (few) kept rows into DEFAULT runs under it.
     """
     deleted_keys = await session.scalar(
         text(
@@ -270,14 +270,22 @@ async def _drop_month(session: AsyncSession, partition: MonthPartition) -> tuple
         ),
         {"start": partition.start, "end": partition.end},
     )
+    # The kept rows are found before the lock (a scan of the whole month), so that only
+    # their copy into DEFAULT runs under it.
+    kept_rows = f"kept_{partition.name}"
+    await session.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {kept_rows} ON COMMIT DROP AS "  # noqa: S608 (our own names)
+            f"SELECT {_COLUMNS} FROM {partition.name} WHERE id IN ({_REFERENCED_IDS})"
+        )
+    )
     await session.execute(_SET_LOCK_TIMEOUT)
     await session.execute(text(f"ALTER TABLE decisions DETACH PARTITION {partition.name}"))
     # The month has no partition now: its kept rows are routed to DEFAULT.
     kept = await session.scalar(
         text(
             f"WITH kept AS (INSERT INTO decisions ({_COLUMNS}) "  # noqa: S608 (our own names)
-            f"SELECT {_COLUMNS} FROM {partition.name} WHERE id IN ({_REFERENCED_IDS}) "
-            "RETURNING 1) SELECT count(*) FROM kept"
+            f"SELECT {_COLUMNS} FROM {kept_rows} RETURNING 1) SELECT count(*) FROM kept"
         )
     )
     await session.execute(text(f"DROP TABLE {partition.name}"))
