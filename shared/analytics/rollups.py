@@ -42,6 +42,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.core.outbox import add_job
@@ -64,6 +65,9 @@ REFRESH_BATCH_LIMIT = 50
 _INTAKE_LOCK = 0x706C756D_62000001  # "plumb" + 1
 # Prefix of a slice's advisory lock key.
 _SLICE_LOCK_PREFIX = "quality_rollups:"
+
+# Deadlock detected, serialization failure.
+_RETRYABLE = frozenset({"40P01", "40001"})
 
 _SESSION_JOB_KEY = "plumbline.analytics.rollup_job_transaction"
 
@@ -561,10 +565,19 @@ async def refresh_rollups(session: AsyncSession) -> None:
     then pending intake batches (skipping those a job is applying; their decisions appear
     when it commits). Both bounded (``REFRESH_DIRTY_LIMIT``, ``REFRESH_BATCH_LIMIT``): a
     backlog beyond them is the jobs' and the sweep's. Dirty slices come first and hold no
-    lock while they wait, so a report and the jobs cannot deadlock.
+    lock while they wait; should PostgreSQL still find a deadlock with a job, the refresh
+    (a savepoint) gives way and the report reads the rollups as they are.
     """
-    await apply_dirty_slices(session, limit=REFRESH_DIRTY_LIMIT, wait=True)
-    await apply_pending_intake_batches(session, limit=REFRESH_BATCH_LIMIT)
+    try:
+        async with session.begin_nested():
+            await apply_dirty_slices(session, limit=REFRESH_DIRTY_LIMIT, wait=True)
+            await apply_pending_intake_batches(session, limit=REFRESH_BATCH_LIMIT)
+    except DBAPIError as exc:
+        # A deadlock with a job (PostgreSQL picked this side) must not fail the report: the
+        # savepoint is gone, the job goes on, the report reads the rollups as they are.
+        if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
+            raise
+        logger.warning("rollup refresh gave way to a concurrent job", extra={"error": str(exc)})
 
 
 # ------------------------------------------------------------------------- rebuild
