@@ -18,7 +18,7 @@ Two sides, two ways of staying idempotent under at-least-once delivery:
   transaction-scoped advisory lock per slice in sorted order (two jobs never interleave on
   one slice, and never deadlock on each other), recomputes the slices, deletes the rows.
 
-The report worker's sweep runs both every minute (the safety net when Redis lost a job);
+The report worker's sweeps run both every minute (the safety net when Redis lost a job);
 ``refresh_rollups`` runs both, bounded, in a report's own transaction, so a report reflects
 every change committed before it was asked. ``rebuild_quality_rollups`` recomputes both
 tables from scratch for a range of days, in SQL, for operators (``plumbline rollups
@@ -60,8 +60,9 @@ MAX_DIRTY_PER_RUN = 500
 REFRESH_DIRTY_LIMIT = 1000
 REFRESH_BATCH_LIMIT = 50
 
-# Taken shared by every intake apply and exclusively by a rebuild, so that a rebuild never
-# deletes counts an intake job is adding (and no batch is counted twice or lost).
+# Taken shared by every intake apply (which skips its turn when it cannot have it at once)
+# and exclusively by a rebuild, so that a rebuild never deletes counts an intake job is adding
+# (and no batch is counted twice or lost).
 _INTAKE_LOCK = 0x706C756D_62000001  # "plumb" + 1
 # Prefix of a slice's advisory lock key.
 _SLICE_LOCK_PREFIX = "quality_rollups:"
