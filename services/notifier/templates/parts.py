@@ -139,12 +139,27 @@ def message_parts(event: Event, *, language: str, public_url: str | None) -> Mes
         event_type=event.type,
         language=language,
         title=_pick(TITLES.get(event.type), language) or event.type,
-        text=render_text(event.type, language, data),
+        text=_text(event.type, language, data),
         fields=fields,
         context=f"Plumbline · {event.type} · {occurred}",
         link=_link(event.type, data, language=language, public_url=public_url),
         attachments=tuple(_attachments(data)),
     )
+
+
+# For an event type whose texts have not landed yet: a message without them, never none.
+GENERIC_TEXTS = {
+    "en": "Plumbline event {event_type}: open it for the details.",
+    "de": "Plumbline-Ereignis {event_type}: Details über den Link.",
+}
+
+
+def _text(event_type: str, language: str, data: Mapping[str, Any]) -> str:
+    try:
+        return render_text(event_type, language, data)
+    except LookupError:
+        generic = GENERIC_TEXTS.get(language, GENERIC_TEXTS[DEFAULT_LANGUAGE])
+        return generic.format(event_type=event_type)
 
 
 def _pick(texts: Mapping[str, str] | None, language: str) -> str | None:

@@ -79,7 +79,8 @@ def slack_payload(parts: MessageParts) -> dict[str, Any]:
     if context:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return {
-        "text": shorten(f"{parts.title}: {parts.text}", MAX_FALLBACK_CHARS),
+        # The notification text is mrkdwn too: escaped like the blocks.
+        "text": shorten(_escape(f"{parts.title}: {parts.text}"), MAX_FALLBACK_CHARS),
         "blocks": blocks[:MAX_BLOCKS],
     }
 
