@@ -28,7 +28,6 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.analytics.charts import comparison_png
 from shared.analytics.exports import TableSheet, rows_csv, rows_xlsx
 from shared.analytics.filters import AnalyticsScope, analytics_scope
 from shared.analytics.formatting import format_number, format_percent
@@ -237,6 +236,10 @@ def comparison_xlsx(report: ComparisonReport, *, query: ComparisonQuery) -> byte
 
 def comparison_chart(report: ComparisonReport, *, query: ComparisonQuery) -> bytes:
     """The ranking as a PNG chart against the target, labelled in ``query.lang``."""
+    # matplotlib takes seconds to import: only a PNG request pays for it, not every
+    # process that imports the reports (the API, the workers) at start-up.
+    from shared.analytics.charts import comparison_png
+
     return comparison_png(
         report.rows,
         lang=query.lang,

@@ -19,7 +19,6 @@ from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.analytics.charts import trend_png
 from shared.analytics.exports import TableSheet, rows_csv, rows_xlsx
 from shared.analytics.filters import AnalyticsScope, analytics_scope
 from shared.analytics.formatting import format_percent
@@ -202,6 +201,10 @@ def trend_xlsx(report: TrendReport, *, query: TrendQuery) -> bytes:
 
 def trend_chart(report: TrendReport, *, query: TrendQuery) -> bytes:
     """The trend as a PNG chart, labelled in ``query.lang``."""
+    # matplotlib takes seconds to import: only a PNG request pays for it, not every
+    # process that imports the reports (the API, the workers) at start-up.
+    from shared.analytics.charts import trend_png
+
     return trend_png(
         report.rows,
         lang=query.lang,
