@@ -253,3 +253,12 @@ def test_files_carry_the_json_rows_with_localised_headers() -> None:
     assert sheet.cell(row=2, column=headers.index("Genauigkeit") + 1).number_format == "0.0%"
     assert sheet.freeze_panes == "A2"
     assert workbook.sheetnames == ["Vergleich", "Info"]
+
+
+def test_the_totals_index_covers_every_counter() -> None:
+    """Reports over the slice totals stay index-only scans only while the partial index
+    includes every counter a report may sum."""
+    from shared.analytics.queries import QUALITY_COUNTERS
+    from shared.models.analytics import TOTALS_INCLUDED
+
+    assert set(TOTALS_INCLUDED) == set(QUALITY_COUNTERS)

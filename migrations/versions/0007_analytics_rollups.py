@@ -16,6 +16,31 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Every counter, covered by the partial index over the slice totals.
+_COUNTERS = (
+    "decisions",
+    "handling_time_ms_sum",
+    "handling_time_count",
+    "audited",
+    "correct",
+    "judged_incorrect",
+    "missed_violation",
+    "over_enforcement",
+    "wrong_policy",
+    "wrong_action",
+    "critical",
+    "major",
+    "minor",
+    "disputed",
+    "overturned",
+    "audit_delay_seconds_sum",
+    "appealed",
+    "appeal_reversed",
+    "enforcement_tp",
+    "enforcement_fp",
+    "enforcement_fn",
+)
+
 
 def upgrade() -> None:
     op.create_table(
@@ -58,6 +83,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_quality_rollups_moderator_day", "quality_rollups", ["moderator_id", "day"])
     op.create_index("ix_quality_rollups_policy_day", "quality_rollups", ["policy", "day"])
+    op.create_index(
+        "ix_quality_rollups_totals_day",
+        "quality_rollups",
+        ["day"],
+        postgresql_where=sa.text("policy = '*'"),
+        postgresql_include=["market", "queue", "moderator_id", *_COUNTERS],
+    )
     op.create_table(
         "action_confusion_rollups",
         sa.Column("day", sa.Date(), nullable=False),
@@ -133,6 +165,7 @@ def downgrade() -> None:
     )
     op.drop_table("dirty_rollup_slices")
     op.drop_table("action_confusion_rollups")
+    op.drop_index("ix_quality_rollups_totals_day", table_name="quality_rollups")
     op.drop_index("ix_quality_rollups_policy_day", table_name="quality_rollups")
     op.drop_index("ix_quality_rollups_moderator_day", table_name="quality_rollups")
     op.drop_table("quality_rollups")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Index, String, func
+from sqlalchemy import BigInteger, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base
@@ -25,6 +25,31 @@ from shared.models.base import Base
 ALL_POLICIES = "*"
 # Decisions and verdicts that name no policy at all.
 NO_POLICY = "(none)"
+
+# Every counter of ``QualityRollup`` (the partial index over the totals covers them all).
+TOTALS_INCLUDED: tuple[str, ...] = (
+    "decisions",
+    "handling_time_ms_sum",
+    "handling_time_count",
+    "audited",
+    "correct",
+    "judged_incorrect",
+    "missed_violation",
+    "over_enforcement",
+    "wrong_policy",
+    "wrong_action",
+    "critical",
+    "major",
+    "minor",
+    "disputed",
+    "overturned",
+    "audit_delay_seconds_sum",
+    "appealed",
+    "appeal_reversed",
+    "enforcement_tp",
+    "enforcement_fp",
+    "enforcement_fn",
+)
 
 
 def _count() -> Mapped[int]:
@@ -68,6 +93,16 @@ class QualityRollup(Base):
     __table_args__ = (
         Index("ix_quality_rollups_moderator_day", "moderator_id", "day"),
         Index("ix_quality_rollups_policy_day", "policy", "day"),
+        # The slice totals are a third of the rows, interleaved on disk with the policy rows:
+        # a report over the totals read ~24,000 pages at 10 M decisions. This partial index
+        # holds their keys and counters in day order, so the totals of a window are one
+        # index-only range scan (older days are all-visible once vacuumed).
+        Index(
+            "ix_quality_rollups_totals_day",
+            "day",
+            postgresql_where=text("policy = '*'"),
+            postgresql_include=["market", "queue", "moderator_id", *TOTALS_INCLUDED],
+        ),
     )
 
     day: Mapped[date] = mapped_column(primary_key=True)
