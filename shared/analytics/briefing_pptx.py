@@ -32,6 +32,7 @@ from pptx.oxml.ns import nsdecls, qn
 from pptx.slide import Slide
 from pptx.util import Emu, Inches, Pt
 
+from shared.analytics.exports import FIELD_LABELS
 from shared.analytics.formatting import format_date, format_number, format_percent, format_period
 from shared.analytics.schemas import Briefing, ComparisonRow, ErrorsRow
 from shared.schemas.reports import ReportLanguage
@@ -84,17 +85,12 @@ TEXTS: Mapping[str, Mapping[ReportLanguage, str]] = {
     "period": {"en": "{start} to {end}", "de": "{start} bis {end}"},
     "footer": {"en": "Plumbline quality briefing", "de": "Plumbline-Qualitätsbericht"},
     "headline_title": {"en": "At a glance", "de": "Auf einen Blick"},
-    "decisions": {"en": "Decisions", "de": "Entscheidungen"},
-    "audited": {"en": "Audited", "de": "Geprüft"},
     "accuracy": {"en": "Accuracy (audited sample)", "de": "Genauigkeit (Stichprobe)"},
     "population_accuracy": {
         "en": "Accuracy (all decisions)",
         "de": "Genauigkeit (gesamt)",
     },
-    "quality_score": {"en": "Quality score", "de": "Qualitätswert"},
     "coverage": {"en": "Estimate coverage", "de": "Abdeckung der Schätzung"},
-    "dispute_rate": {"en": "Dispute rate", "de": "Anfechtungsquote"},
-    "overturn_rate": {"en": "Overturn rate", "de": "Aufhebungsquote"},
     "ci": {"en": "95% CI {low} to {high}", "de": "95-%-KI {low} bis {high}"},
     "audit_share": {"en": "{share} of decisions", "de": "{share} der Entscheidungen"},
     "of_audited": {"en": "{correct} correct", "de": "{correct} korrekt"},
@@ -151,10 +147,6 @@ TEXTS: Mapping[str, Mapping[ReportLanguage, str]] = {
         "en": "Incorrect verdicts by error type; quality score weights severity {weights}",
         "de": "Fehlerurteile nach Fehlerart; der Qualitätswert gewichtet die Schwere {weights}",
     },
-    "missed_violation": {"en": "Missed violation", "de": "Übersehener Verstoß"},
-    "over_enforcement": {"en": "Over-enforcement", "de": "Übermäßige Durchsetzung"},
-    "wrong_policy": {"en": "Wrong policy", "de": "Falsche Richtlinie"},
-    "wrong_action": {"en": "Wrong action", "de": "Falsche Aktion"},
     "col_error_rate": {"en": "Error rate", "de": "Fehlerquote"},
     "col_score": {"en": "Quality score", "de": "Qualitätswert"},
     "col_severity": {"en": "Critical / major / minor", "de": "Kritisch / schwer / leicht"},
@@ -219,8 +211,10 @@ TEXTS: Mapping[str, Mapping[ReportLanguage, str]] = {
 
 
 def text(key: str, lang: ReportLanguage, **values: str) -> str:
-    """The deck's text ``key`` in ``lang``, with ``values`` filled in."""
-    return TEXTS[key][lang].format(**values)
+    """The deck's text ``key`` in ``lang``, with ``values`` filled in; a report column's
+    name (``audited``, ``wrong_policy``...) reads as the column header every file uses."""
+    texts = TEXTS.get(key) or FIELD_LABELS[key]
+    return texts[lang].format(**values)
 
 
 def _percent(value: float | None, lang: ReportLanguage, digits: int = 1) -> str:

@@ -150,14 +150,14 @@ def _overview_sheet(
     head = briefing.headline.model_dump()
     row = first + 1
     for key in ("decisions", "audited"):
-        sheet.write_string(row, 0, TEXTS[key][lang], label)
+        sheet.write_string(row, 0, text(key, lang), label)
         sheet.write_number(row, 1, head[key], formats.number)
         row += 1
     sheet.write_string(row, 0, _word("correct", lang), label)
     sheet.write_number(row, 1, head["correct"], formats.number)
     row += 1
     for text_key, value_key, low_key, high_key in _PERCENT_ROWS:
-        sheet.write_string(row, 0, TEXTS[text_key][lang], label)
+        sheet.write_string(row, 0, text(text_key, lang), label)
         for column, field in enumerate((value_key, low_key, high_key), start=1):
             value = head[field] if field is not None else None
             if value is None:
