@@ -84,6 +84,17 @@ async def test_briefing_sections_agree_with_the_reports(
         )
     ).json()
     assert body["errors"]["rows"] == errors["rows"]
+    comparison = (
+        await client.get(
+            "/v1/reports/comparison", params={**WINDOW, "dimension": "market"}, headers=auth(lead)
+        )
+    ).json()
+    assert body["comparison"]["rows"] == comparison["rows"]
+    (rates,) = (await client.get("/v1/reports/rates", params=WINDOW, headers=auth(lead))).json()[
+        "rows"
+    ]
+    for name in ("dispute_rate", "dispute_rate_ci_low", "overturn_rate", "overturn_rate_ci_high"):
+        assert head[name] == rates[name], name
     assert body["escalations"] == {"rows": [], "note": ESCALATIONS_PENDING_NOTE}
     assert body["calibrations"] == []
     assert body["quizzes"] == []

@@ -1,10 +1,11 @@
 """The management briefing: ``GET /v1/reports/briefing`` (JSON, PPTX, XLSX).
 
-Every section comes from the function that answers it elsewhere, so the briefing says what
-the reports say: the headline from the population-accuracy, rates and errors reports, the
-weekly trend from ``trend_report``, the comparison (markets, or the queues of the one market
-asked for) from ``comparison_report`` and its error breakdown from ``errors_report``; the
-calibration agreement is what each closed session stored at its close (what
+The briefing says what the reports say, from the same functions: the weekly trend from
+``trend_report``, population accuracy from ``population_report``, and the comparison
+(markets, or the queues of the one market asked for), its error breakdown and the
+headline's errors and rates from the row functions of the comparison, errors and rates
+reports (``comparison_rows``, ``errors_row``, ``rates_row``) over one rollup query they
+share. The calibration agreement is what each closed session stored at its close (what
 ``GET /v1/calibrations/{id}/results`` answers); quizzes and training from their domains.
 The viewer's reach applies to every section: a moderator key gets its own briefing.
 """
@@ -17,33 +18,36 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.analytics.comparison import comparison_report
-from shared.analytics.errors import errors_report
+from shared.analytics.comparison import SliceCounts, comparison_rows
+from shared.analytics.errors import errors_row
 from shared.analytics.filters import analytics_scope
 from shared.analytics.population import population_report
-from shared.analytics.rates import rates_report
+from shared.analytics.queries import QUALITY_COUNTERS, sum_quality_rollups
+from shared.analytics.rates import rates_row
 from shared.analytics.schemas import (
+    ALL_KEY,
+    DEFAULT_ALPHA,
     DEFAULT_MIN_AUDITS,
     Briefing,
     BriefingHeadline,
     BriefingQuery,
     CalibrationAgreementRow,
     ComparisonDimension,
-    ComparisonQuery,
-    ErrorsQuery,
+    ComparisonReport,
+    ErrorsReport,
     EscalationRow,
     EscalationsSection,
     PopulationQuery,
     QuizCompletionRow,
-    RatesQuery,
     TrainingCompletionRow,
     TrendQuery,
 )
-from shared.analytics.slices import rate
+from shared.analytics.slices import rate, slice_key
 from shared.analytics.trend import trend_report
 from shared.calibrations.service import closed_calibrations
 from shared.core.auth import Principal
 from shared.quizzes.service import quiz_completion
+from shared.stats.scores import check_severity_weights
 from shared.training_plans.service import training_completion
 
 DEFAULT_TARGET = 0.95
@@ -105,30 +109,51 @@ async def briefing(
     trend = await trend_report(
         session, query=TrendQuery.model_validate({**common, "interval": "week"}), **window
     )
-    comparison = await comparison_report(
-        session,
-        query=ComparisonQuery.model_validate({**common, "dimension": dimension, "target": target}),
-        **window,
-    )
-    errors = await errors_report(
-        session,
-        query=ErrorsQuery.model_validate({**common, "group_by": dimension}),
-        severity_weights=severity_weights,
-        **window,
-    )
-    overall_errors = await errors_report(
-        session,
-        query=ErrorsQuery.model_validate(common),
-        severity_weights=severity_weights,
-        **window,
-    )
     population = await population_report(
         session, query=PopulationQuery.model_validate(common), **window
     )
-    rates = await rates_report(session, query=RatesQuery.model_validate(common), **window)
+    # The comparison, the error breakdown and the headline's errors and rates all sum the
+    # same rollup rows: one query grouped by the dimension gives every one of them its counts
+    # (markets, or one market's queues, partition the window, so the totals are their sum).
+    slice_sums = await sum_quality_rollups(session, scope=scope, group_by=[dimension])
+    totals = {name: sum(group[name] for group in slice_sums) for name in QUALITY_COUNTERS}
+    comparison = ComparisonReport(
+        day_from=scope.day_from,
+        day_to=scope.day_to,
+        rows=comparison_rows(
+            [
+                SliceCounts(
+                    key=slice_key(group.key), audited=group["audited"], correct=group["correct"]
+                )
+                for group in slice_sums
+            ],
+            population=(totals["audited"], totals["correct"]),
+            target=target,
+            alpha=DEFAULT_ALPHA,
+            min_audits=min_audits,
+        ),
+        dimension=dimension,
+        target=target,
+        alpha=DEFAULT_ALPHA,
+    )
+    weights = check_severity_weights(severity_weights)
+    errors = ErrorsReport(
+        day_from=scope.day_from,
+        day_to=scope.day_to,
+        rows=[
+            errors_row(
+                slice_key(group.key),
+                group.counts,
+                min_audits=min_audits,
+                severity_weights=weights,
+            )
+            for group in slice_sums
+        ],
+        severity_weights=weights,
+    )
+    overall = errors_row(ALL_KEY, totals, min_audits=min_audits, severity_weights=weights)
+    rates_row_all = rates_row(ALL_KEY, totals, min_audits=min_audits)
     (whole,) = population.rows
-    (overall,) = overall_errors.rows
-    (rates_row,) = rates.rows
     audited = whole.audited
     headline = BriefingHeadline(
         decisions=whole.decisions,
@@ -142,12 +167,12 @@ async def briefing(
         population_ci_high=whole.ci_high,
         coverage=whole.coverage,
         quality_score=overall.quality_score,
-        dispute_rate=rates_row.dispute_rate,
-        dispute_rate_ci_low=rates_row.dispute_rate_ci_low,
-        dispute_rate_ci_high=rates_row.dispute_rate_ci_high,
-        overturn_rate=rates_row.overturn_rate,
-        overturn_rate_ci_low=rates_row.overturn_rate_ci_low,
-        overturn_rate_ci_high=rates_row.overturn_rate_ci_high,
+        dispute_rate=rates_row_all.dispute_rate,
+        dispute_rate_ci_low=rates_row_all.dispute_rate_ci_low,
+        dispute_rate_ci_high=rates_row_all.dispute_rate_ci_high,
+        overturn_rate=rates_row_all.overturn_rate,
+        overturn_rate_ci_low=rates_row_all.overturn_rate_ci_low,
+        overturn_rate_ci_high=rates_row_all.overturn_rate_ci_high,
         small_sample=audited < min_audits,
         note=whole.note,
     )
