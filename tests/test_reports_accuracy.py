@@ -374,6 +374,12 @@ async def test_policy_rows_count_the_moderators_and_the_auditors_policies(
         ("spam", 1, 0),
         ("violent_graphic", 1, 0),
     ]
+    # Filtered to one policy: the two verdicts concerning hate_speech (the missed one and
+    # the wrong policy), under any grouping.
+    body = await report(client, admin_key, group_by="moderator", policy="hate_speech", **WINDOW)
+    assert summary(body) == [("mod-a", 2, 0)]
+    body = await report(client, admin_key, group_by="policy", policy="spam", **WINDOW)
+    assert summary(body) == [("spam", 1, 0)]
 
 
 async def test_a_worker_gets_the_same_rows_from_the_shared_query(

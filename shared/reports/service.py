@@ -85,6 +85,7 @@ async def accuracy_rows(
     markets: Collection[str] | None,
     queue: str | None,
     only_moderator: str | None,
+    policy: str | None = None,
 ) -> list[AccuracyRow]:
     """Accuracy per slice over the market-local days ``day_from`` to ``day_to`` inclusive.
 
@@ -92,7 +93,8 @@ async def accuracy_rows(
     row. Keys without a verdict (decisions only) have no row. Rows are sorted by key in byte
     order (days chronologically). Reads the rollups as they are: call ``refresh_rollups``
     first in the same transaction to count every change committed before (as
-    ``accuracy_report`` does).
+    ``accuracy_report`` does). ``policy`` keeps the verdicts concerning that policy (the
+    moderator applied it or the auditor expected it).
     """
     table = QualityRollup
     audited = func.sum(table.audited)
@@ -111,6 +113,8 @@ async def accuracy_rows(
             "market": table.market,
         }[group_by]
         rows_of = table.policy == ALL_POLICIES
+    if policy is not None:
+        rows_of = table.policy == policy
     order: Any = key if group_by == "day" else key.collate("C")
     query = (
         select(key.label("key"), audited.label("audited"), correct.label("correct"))
@@ -159,5 +163,6 @@ async def accuracy_report(
         markets=scope.markets,
         queue=query.queue,
         only_moderator=scope.only_moderator,
+        policy=query.policy,
     )
     return ComputedReport(rows=rows, day_from=day_from, day_to=day_to)

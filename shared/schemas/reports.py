@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from shared.schemas.common import StrictQuery
-from shared.schemas.fields import Day, MarketCode, QueueName, ReviewerId
+from shared.schemas.fields import Day, MarketCode, PolicyCode, QueueName, ReviewerId
 
 AccuracyGroup = Literal["moderator", "queue", "market", "policy", "day"]
 ReportFormat = Literal["json", "csv", "xlsx"]
@@ -39,6 +39,13 @@ class AccuracyQuery(StrictQuery):
     )
     market: MarketCode | None = None
     queue: QueueName | None = None
+    policy: PolicyCode | None = Field(
+        None,
+        description=(
+            "Only verdicts concerning this policy code: applied by the moderator or expected "
+            "by the auditor."
+        ),
+    )
     moderator_id: ReviewerId | None = Field(
         None,
         description="Only this moderator's verdicts. A moderator key may name only itself.",
