@@ -301,23 +301,32 @@ def _trend_chart(
     return chart
 
 
-def _trend_sheet(
-    workbook: xlsxwriter.Workbook, briefing: Briefing, lang: ReportLanguage, formats: XlsxFormats
-) -> _ChartData | None:
-    rows = briefing.trend.rows
-    name = SHEETS["trend"][lang]
+def _accuracy_table(
+    workbook: xlsxwriter.Workbook,
+    briefing: Briefing,
+    *,
+    section: str,
+    rows: Sequence[TrendRow] | Sequence[ComparisonRow],
+    row_type: type[TrendRow] | type[ComparisonRow],
+    category: str,
+    lang: ReportLanguage,
+    formats: XlsxFormats,
+) -> tuple[Any, _ChartData]:
+    """A section's table sheet with the cells its accuracy chart reads: the accuracy, its
+    Wilson interval as error bars and the target, beside the table."""
+    name = SHEETS[section][lang]
     sheet = write_table_sheet(
         workbook,
-        TableSheet(title=name, rows=rows, row_type=TrendRow, widths={"note": 40}),
+        TableSheet(title=name, rows=rows, row_type=row_type, widths={"note": 40}),
         lang=lang,
         formats=formats,
     )
     _print_setup(sheet)
-    fields = list(TrendRow.model_fields)
+    fields = list(row_type.model_fields)
     data = _ChartData(
         sheet=name,
         last=len(rows),
-        category=fields.index("period_start"),
+        category=fields.index(category),
         value=fields.index("accuracy"),
         target=len(fields) + 1,
     )
@@ -328,6 +337,23 @@ def _trend_sheet(
         values=[row.accuracy for row in rows],
         lows=[row.ci_low for row in rows],
         highs=[row.ci_high for row in rows],
+        lang=lang,
+        formats=formats,
+    )
+    return sheet, data
+
+
+def _trend_sheet(
+    workbook: xlsxwriter.Workbook, briefing: Briefing, lang: ReportLanguage, formats: XlsxFormats
+) -> _ChartData | None:
+    rows = briefing.trend.rows
+    sheet, data = _accuracy_table(
+        workbook,
+        briefing,
+        section="trend",
+        rows=rows,
+        row_type=TrendRow,
+        category="period_start",
         lang=lang,
         formats=formats,
     )
@@ -401,29 +427,13 @@ def _comparison_sheet(
     min_audits: int,
 ) -> _ChartData | None:
     rows = briefing.comparison.rows
-    name = SHEETS["comparison"][lang]
-    sheet = write_table_sheet(
+    sheet, data = _accuracy_table(
         workbook,
-        TableSheet(title=name, rows=rows, row_type=ComparisonRow, widths={"note": 40}),
-        lang=lang,
-        formats=formats,
-    )
-    _print_setup(sheet)
-    fields = list(ComparisonRow.model_fields)
-    data = _ChartData(
-        sheet=name,
-        last=len(rows),
-        category=fields.index("key"),
-        value=fields.index("accuracy"),
-        target=len(fields) + 1,
-    )
-    _chart_columns(
-        sheet,
-        data,
-        target=briefing.comparison.target,
-        values=[row.accuracy for row in rows],
-        lows=[row.ci_low for row in rows],
-        highs=[row.ci_high for row in rows],
+        briefing,
+        section="comparison",
+        rows=rows,
+        row_type=ComparisonRow,
+        category="key",
         lang=lang,
         formats=formats,
     )
