@@ -28,6 +28,32 @@ class EventType(StrEnum):
     CALIBRATION_CLOSED = "calibration.closed"
     TRAINING_ITEM_OVERDUE = "training.item_overdue"
     AUDITOR_ACCURACY_DROPPED = "auditor.accuracy_dropped"
+    POLICY_UPDATE_REMINDER = "policy_update.reminder"
+    POLICY_QUESTION_ASKED = "policy_question.asked"
+    POLICY_QUESTION_ANSWERED = "policy_question.answered"
+    POLICY_QUESTION_OVERDUE = "policy_question.overdue"
+    ESCALATION_OPENED = "escalation.opened"
+    ESCALATION_ACTION_OVERDUE = "escalation.action_overdue"
+    QUIZ_ASSIGNED = "quiz.assigned"
+    REPORT_READY = "report.ready"
+
+
+# Not a subscription: the one message that carries a digest channel's collected events.
+DIGEST_EVENT_TYPE = "digest"
+
+# What a digest channel collects into its hourly or daily message; every other type is sent
+# at once (an escalation, a policy update or a question waiting for an answer cannot wait).
+LOW_PRIORITY_EVENTS: frozenset[EventType] = frozenset(
+    {
+        EventType.CALIBRATION_OPENED,
+        EventType.CALIBRATION_CLOSED,
+        EventType.DISAGREEMENT_OPENED,
+        EventType.POLICY_QUESTION_ANSWERED,
+        EventType.QUIZ_ASSIGNED,
+        EventType.TRAINING_ITEM_OVERDUE,
+        EventType.SOURCE_SECRET_ROTATED,
+    }
+)
 
 
 class EventPayload(BaseModel):
@@ -146,6 +172,150 @@ class AuditorAccuracyDropped(EventPayload):
     threshold: float
 
 
+class PolicyUpdateText(BaseModel):
+    """A policy update's text in one language."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    summary: str
+    body: str
+
+
+class PolicyUpdatePublished(EventPayload):
+    """A policy update was published: its reviewers must read and acknowledge it.
+
+    ``texts`` holds every language it was written in; ``language`` names the original, shown
+    inside a translated frame to channels whose language has no text of its own.
+    """
+
+    id: uuid.UUID
+    language: str
+    texts: dict[str, PolicyUpdateText]
+    policy_codes: list[str]
+    versions: dict[str, int] = Field(description="The new version of each policy code.")
+    markets: list[str]
+    effective_at: AwareDatetime
+    published_by: str | None
+    quiz_id: uuid.UUID | None = None
+
+
+class PolicyUpdateReminder(EventPayload):
+    """A published update is not yet acknowledged by some of its reviewers, and its
+    effective date is near (sent once per update)."""
+
+    id: uuid.UUID
+    language: str
+    texts: dict[str, PolicyUpdateText]
+    policy_codes: list[str]
+    markets: list[str]
+    effective_at: AwareDatetime
+    pending: int
+    acknowledged: int
+
+
+class PolicyQuestionAsked(EventPayload):
+    """A reviewer asked a question on a policy code; the market's policy POCs answer it."""
+
+    id: uuid.UUID
+    policy_code: str
+    market: str
+    question: str
+    asked_by: str
+    answer_due_at: AwareDatetime
+
+
+class PolicyQuestionAnswered(EventPayload):
+    """A policy POC answered a question (sent to the market's channels and the asker)."""
+
+    id: uuid.UUID
+    policy_code: str
+    market: str
+    question: str
+    answer: str
+    asked_by: str
+    answered_by: str
+    answered_at: AwareDatetime
+
+
+class PolicyQuestionOverdue(EventPayload):
+    """A question is still unanswered past the SLA (sent once per question)."""
+
+    id: uuid.UUID
+    policy_code: str
+    market: str
+    question: str
+    asked_by: str
+    asked_at: AwareDatetime
+    sla_hours: int
+
+
+class EscalationOpened(EventPayload):
+    """Quality dropped in a slice (or someone opened an escalation by hand): an RCA starts.
+
+    ``slice`` names the dimensions the escalation is about (``{"market": "DE"}``); the
+    evidence is present for a rule's breach and null for a manual escalation.
+    """
+
+    id: uuid.UUID
+    title: str
+    slice: dict[str, str]
+    metric: str | None
+    value: float | None = None
+    threshold: float | None = None
+    baseline: float | None = None
+    p_value: float | None = None
+    audits: int | None = None
+    rule_id: uuid.UUID | None = None
+    opened_at: AwareDatetime
+
+
+class EscalationActionOverdue(EventPayload):
+    """A corrective action of an escalation is past its due date (once per action and day)."""
+
+    id: uuid.UUID = Field(description="The escalation's id.")
+    title: str
+    action_id: uuid.UUID
+    action: str
+    owner: str
+    due_at: AwareDatetime
+
+
+class QuizAssigned(EventPayload):
+    """A quiz was assigned (on its own, or with the policy update it belongs to)."""
+
+    id: uuid.UUID
+    title: str
+    policy_code: str | None
+    policy_update_id: uuid.UUID | None
+    markets: list[str]
+    assignees: int
+    due_at: AwareDatetime | None
+
+
+class ReportFile(BaseModel):
+    """A report file sent with a message (attached to e-mail; chat links to it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str
+    content_type: str
+    content_base64: str
+
+
+class ReportReady(EventPayload):
+    """A scheduled report ran: its snapshot can be opened, and its files are attached."""
+
+    id: uuid.UUID = Field(description="The report run's id.")
+    schedule_id: uuid.UUID | None
+    title: str
+    report: str
+    period_from: str
+    period_to: str
+    formats: list[str]
+    attachments: list[ReportFile] = Field(default_factory=list)
+
+
 EVENT_PAYLOADS: dict[EventType, type[EventPayload]] = {
     EventType.SOURCE_REJECTED_BATCH: SourceRejectedBatch,
     EventType.SOURCE_SECRET_ROTATED: SourceSecretRotated,
@@ -156,6 +326,15 @@ EVENT_PAYLOADS: dict[EventType, type[EventPayload]] = {
     EventType.CALIBRATION_CLOSED: CalibrationClosed,
     EventType.TRAINING_ITEM_OVERDUE: TrainingItemOverdue,
     EventType.AUDITOR_ACCURACY_DROPPED: AuditorAccuracyDropped,
+    EventType.POLICY_UPDATE_PUBLISHED: PolicyUpdatePublished,
+    EventType.POLICY_UPDATE_REMINDER: PolicyUpdateReminder,
+    EventType.POLICY_QUESTION_ASKED: PolicyQuestionAsked,
+    EventType.POLICY_QUESTION_ANSWERED: PolicyQuestionAnswered,
+    EventType.POLICY_QUESTION_OVERDUE: PolicyQuestionOverdue,
+    EventType.ESCALATION_OPENED: EscalationOpened,
+    EventType.ESCALATION_ACTION_OVERDUE: EscalationActionOverdue,
+    EventType.QUIZ_ASSIGNED: QuizAssigned,
+    EventType.REPORT_READY: ReportReady,
 }
 
 
@@ -165,14 +344,22 @@ async def record_event(
     type: EventType,
     data: EventPayload,
     market: str | None = None,
+    queue: str | None = None,
     source_id: uuid.UUID | None = None,
+    recipients: list[str] | None = None,
 ) -> Event:
-    """Store the event and, in the same transaction, queue its fan-out to channels."""
+    """Store the event and, in the same transaction, queue its fan-out to channels.
+
+    ``market`` and ``queue`` route it to the channels subscribed to them; ``recipients``
+    (reviewer ids) also get it personally, by e-mail to the address of their profile.
+    """
     event = Event(
         id=uuid.uuid4(),
         type=type.value,
         occurred_at=utcnow(),
         market=market,
+        queue=queue,
+        recipients=recipients or None,
         data=data.model_dump(mode="json"),
         request_id=request_id_var.get(),
         source_id=source_id,

@@ -24,8 +24,14 @@ from shared.models.intake import (
     RejectedBatch,
     Source,
 )
-from shared.models.notify import Channel, Delivery, DeliveryAttempt, Event
+from shared.models.notify import Channel, Delivery, DeliveryAttempt, DigestItem, Event
 from shared.models.outbox import OutboxJob
+from shared.models.policy import (
+    PolicyAcknowledgement,
+    PolicyQuestion,
+    PolicyUpdate,
+    PolicyVersion,
+)
 from shared.models.reference import Market, Policy, Queue, Reviewer
 from shared.models.training import (
     Quiz,
@@ -56,6 +62,7 @@ __all__ = [
     "DecisionEventKey",
     "Delivery",
     "DeliveryAttempt",
+    "DigestItem",
     "Disagreement",
     "DisagreementChange",
     "Event",
@@ -65,6 +72,10 @@ __all__ = [
     "Market",
     "OutboxJob",
     "Policy",
+    "PolicyAcknowledgement",
+    "PolicyQuestion",
+    "PolicyUpdate",
+    "PolicyVersion",
     "QualityRollup",
     "Queue",
     "Quiz",

@@ -24,6 +24,7 @@ from shared.models.base import Base, CreatedAtMixin, new_id
 
 CHANNEL_KINDS = ("slack", "teams", "lark", "webhook", "email")
 DELIVERY_STATUSES = ("pending", "delivered", "dead")
+DIGEST_MODES = ("off", "hourly", "daily")
 
 
 class Event(Base):
@@ -40,6 +41,11 @@ class Event(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     # Set for events meant for one source's own channel (a correction of its decision).
     source_id: Mapped[uuid.UUID | None]
+    # Channels may subscribe to some queues only; null means not queue-specific.
+    queue: Mapped[str | None] = mapped_column(String(128))
+    # Reviewers who also get the message personally, by e-mail to the address of their
+    # profile (a policy update's pending readers, a question's asker).
+    recipients: Mapped[list[str] | None] = mapped_column(ARRAY(String(128)))
 
 
 class Channel(CreatedAtMixin, Base):
@@ -49,6 +55,8 @@ class Channel(CreatedAtMixin, Base):
             "kind IN ('slack', 'teams', 'lark', 'webhook', 'email')",
             name="kind",
         ),
+        CheckConstraint("digest IN ('off', 'hourly', 'daily')", name="digest"),
+        CheckConstraint("digest_hour >= 0 AND digest_hour < 24", name="digest_hour"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -64,6 +72,17 @@ class Channel(CreatedAtMixin, Base):
     enabled: Mapped[bool] = mapped_column(default=True, server_default="true")
     # A source's own channel (corrections back to the platform) gets only that source's events.
     source_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # Only events of these queues (events about no queue are always sent); null: all.
+    queues: Mapped[list[str] | None] = mapped_column(ARRAY(String(128)))
+    # Low-priority events collected into one message per hour or day (at digest_hour), in
+    # the channel's time zone.
+    digest: Mapped[str] = mapped_column(String(8), default="off", server_default="off")
+    digest_hour: Mapped[int] = mapped_column(default=9, server_default="9")
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # A reviewer's personal e-mail channel (target = the address of their profile): not
+    # listed with the team channels and never routed by subscription, only by an event's
+    # recipients.
+    reviewer_id: Mapped[str | None] = mapped_column(String(128), unique=True)
 
 
 class Delivery(CreatedAtMixin, Base):
@@ -107,3 +126,29 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int]
+
+
+class DigestItem(Base):
+    """A low-priority event held for a digest channel until its next digest is sent."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (
+        Index(
+            "ix_digest_items_unsent",
+            "channel_id",
+            "event_id",
+            postgresql_where=text("digest_event_id IS NULL"),
+        ),
+    )
+
+    channel_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    collected_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The digest event (type "digest") whose delivery carried this item; null until sent.
+    digest_event_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE")
+    )

@@ -48,3 +48,8 @@ class Reviewer(CreatedAtMixin, Base):
     started_on: Mapped[date | None]
     # The team the person works in (free text); quizzes may be assigned to a team.
     team: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Where personal messages go (a policy update to acknowledge, an answered question).
+    email: Mapped[str | None] = mapped_column(String(320))
+    # The language of personal messages; null: the first of ``languages`` we have templates
+    # in, else English.
+    notification_language: Mapped[str | None] = mapped_column(String(8))
