@@ -27,6 +27,8 @@ from services.audit_api.middleware import (
     RequestContextMiddleware,
 )
 from services.audit_api.openapi import install_docs, install_openapi
+from services.audit_api.policy_questions.router import router as policy_questions_router
+from services.audit_api.policy_updates.router import router as policy_updates_router
 from services.audit_api.problems import install_problem_handlers
 from services.audit_api.quizzes.router import router as quizzes_router
 from services.audit_api.rate_limits import RateLimits, create_redis_client
@@ -123,4 +125,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(training_plans_router)
     app.include_router(calibrations_router)
     app.include_router(golden_router)
+    app.include_router(policy_updates_router)
+    app.include_router(policy_questions_router)
     return app

@@ -131,6 +131,18 @@ class Settings(BaseSettings):
     # A test message (POST /v1/channels/{id}/test) waits this long beyond the send timeout
     # for the notifier's answer.
     channel_test_wait_seconds: float = Field(5.0, gt=0)
+    # Messages a second per channel target, shared by every notifier process (Redis): the
+    # chat services' own limits (Slack about 1, Lark about 5). A kind not listed is unlimited.
+    channel_rate_per_second: dict[str, float] = Field(
+        default_factory=lambda: {"slack": 1.0, "lark": 5.0, "teams": 2.0}
+    )
+
+    # Policy communication. A question unanswered this long sends policy_question.overdue;
+    # reviewers who have not acknowledged an update are reminded this long before it takes
+    # effect; a signed acknowledgement link in an e-mail works this long.
+    policy_question_sla_hours: int = Field(24, ge=1, le=24 * 90)
+    policy_update_reminder_hours: int = Field(24, ge=1, le=24 * 90)
+    acknowledgement_link_ttl_hours: int = Field(24 * 14, ge=1, le=24 * 365)
 
     @field_validator("insecure_target_hosts", mode="before")
     @classmethod
