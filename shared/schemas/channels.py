@@ -13,12 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from shared.channels.languages import MessageLanguage
 from shared.events import EventType
 from shared.schemas.common import PageQuery
 from shared.schemas.fields import MarketCode
 
 ChannelKind = Literal["slack", "teams", "lark", "webhook", "email"]
-ChannelLanguage = Literal["en", "de"]
+ChannelLanguage = MessageLanguage
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 
 MIN_SECRET_LENGTH = 16
