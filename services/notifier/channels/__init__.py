@@ -21,7 +21,7 @@ from services.notifier.channels.lark import LarkAdapter
 from services.notifier.channels.slack import SlackAdapter
 from services.notifier.channels.teams import TeamsAdapter
 from services.notifier.channels.webhook import WebhookAdapter
-from services.notifier.templates.parts import CHANNEL_TEST_EVENT, MessageParts
+from services.notifier.templates.parts import CHANNEL_TEST_EVENT, MessageLink, MessageParts
 from shared.core.settings import Settings
 from shared.deliveries.lifecycle import SendResult
 from shared.models import Event
@@ -43,11 +43,26 @@ def build_adapters(http: httpx.AsyncClient, *, settings: Settings) -> dict[str, 
 
 
 def render_message(
-    kind: str, event: Event, *, language: str, public_url: str | None = None
+    kind: str,
+    event: Event,
+    *,
+    language: str,
+    public_url: str | None = None,
+    time_zone: str = "UTC",
+    personal_link: MessageLink | None = None,
 ) -> RenderedMessage:
     """What a channel of ``kind`` receives for ``event`` in ``language``, rendered by its
-    adapter (links below ``public_url``). KeyError for a kind without an adapter."""
-    return _BY_KIND[kind].render(event, language=language, public_url=public_url)
+    adapter: links below ``public_url``, dates and times in ``time_zone`` (the channel's),
+    ``personal_link`` as a second action for a message to one person (the signed
+    acknowledgement link of a policy update e-mail). A digest is an event of type
+    ``shared.events.DIGEST_EVENT_TYPE``. KeyError for a kind without an adapter."""
+    return _BY_KIND[kind].render(
+        event,
+        language=language,
+        public_url=public_url,
+        time_zone=time_zone,
+        personal_link=personal_link,
+    )
 
 
 def render_parts(kind: str, parts: MessageParts) -> RenderedMessage:
@@ -62,6 +77,7 @@ __all__ = [
     "ChannelAdapter",
     "ChannelAdapterBase",
     "HttpChannelAdapter",
+    "MessageLink",
     "OutgoingMessage",
     "RenderedMessage",
     "SendResult",

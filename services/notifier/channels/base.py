@@ -27,7 +27,7 @@ from typing import ClassVar, Protocol
 
 import httpx
 
-from services.notifier.templates.parts import MessageParts, message_parts
+from services.notifier.templates.parts import MessageLink, MessageParts, message_parts
 from shared.channels.credentials import ChannelCredentials
 from shared.core.settings import Settings
 from shared.deliveries.lifecycle import SendResult
@@ -87,9 +87,27 @@ class ChannelAdapterBase(ABC):
         self._timeout = settings.delivery_timeout_seconds
 
     @classmethod
-    def render(cls, event: Event, *, language: str, public_url: str | None) -> RenderedMessage:
-        """The message for ``event`` in ``language``, linking below ``public_url``. No I/O."""
-        return cls.render_parts(message_parts(event, language=language, public_url=public_url))
+    def render(
+        cls,
+        event: Event,
+        *,
+        language: str,
+        public_url: str | None,
+        time_zone: str = "UTC",
+        personal_link: MessageLink | None = None,
+    ) -> RenderedMessage:
+        """The message for ``event`` in ``language``, linking below ``public_url``, its
+        dates and times in ``time_zone`` (an IANA name), with ``personal_link`` as a second
+        action when the message goes to one person. No I/O."""
+        return cls.render_parts(
+            message_parts(
+                event,
+                language=language,
+                public_url=public_url,
+                time_zone=time_zone,
+                personal_link=personal_link,
+            )
+        )
 
     @classmethod
     def render_parts(cls, parts: MessageParts) -> RenderedMessage:

@@ -24,6 +24,7 @@ from services.notifier.channels.base import (
     OutgoingMessage,
     RenderedMessage,
 )
+from services.notifier.templates.parts import MessageLink
 from services.notifier.templates.webhook import WEBHOOK_CONTENT_TYPE, render_webhook_body
 from shared.core.signing import SIGNATURE_HEADER, sign_payload
 from shared.deliveries.lifecycle import SendResult
@@ -40,9 +41,17 @@ class WebhookAdapter(HttpChannelAdapter):
     kind: ClassVar[str] = "webhook"
 
     @classmethod
-    def render(cls, event: Event, *, language: str, public_url: str | None) -> RenderedMessage:
+    def render(
+        cls,
+        event: Event,
+        *,
+        language: str,
+        public_url: str | None,
+        time_zone: str = "UTC",
+        personal_link: MessageLink | None = None,
+    ) -> RenderedMessage:
         """The event envelope ``{"id", "type", "occurred_at", "data"}``, the same in every
-        language (receivers are machines)."""
+        language and time zone (receivers are machines)."""
         return RenderedMessage(body=render_webhook_body(event), content_type=WEBHOOK_CONTENT_TYPE)
 
     async def send(self, message: OutgoingMessage) -> SendResult:

@@ -63,8 +63,9 @@ def email_message(parts: MessageParts) -> EmailMessage:
     lines = [parts.title, "", parts.text]
     if parts.fields:
         lines += ["", *(f"{field.label}: {field.value}" for field in parts.fields)]
-    if parts.link is not None:
-        lines += ["", f"{parts.link.label}: {parts.link.url}"]
+    links = [link for link in (parts.link, parts.personal_link) if link is not None]
+    if links:
+        lines += ["", *(f"{link.label}: {link.url}" for link in links)]
     if parts.context:
         lines += ["", "-- ", parts.context]
     html = _environment().get_template("email.html.j2").render(parts=parts)

@@ -50,20 +50,18 @@ def lark_payload(parts: MessageParts, *, text_limit: int | None = None) -> dict[
                 ],
             }
         )
-    if parts.link is not None:
-        elements.append(
-            {
-                "tag": "action",
-                "actions": [
-                    {
-                        "tag": "button",
-                        "text": {"tag": "plain_text", "content": parts.link.label},
-                        "url": parts.link.url,
-                        "type": "primary",
-                    }
-                ],
-            }
-        )
+    buttons = [
+        {
+            "tag": "button",
+            "text": {"tag": "plain_text", "content": link.label},
+            "url": link.url,
+            "type": style,
+        }
+        for link, style in ((parts.link, "primary"), (parts.personal_link, "default"))
+        if link is not None
+    ]
+    if buttons:
+        elements.append({"tag": "action", "actions": buttons})
     if parts.context:
         elements.append(
             {"tag": "note", "elements": [{"tag": "plain_text", "content": parts.context}]}

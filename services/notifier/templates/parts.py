@@ -58,6 +58,9 @@ class MessageParts:
     context: str = ""
     link: MessageLink | None = None
     attachments: tuple[Attachment, ...] = field(default=())
+    personal_link: MessageLink | None = None
+    """An action for this one recipient (the signed "Acknowledge" link of a policy update
+    e-mail), shown beside ``link``; None in messages shared by a channel."""
 
 
 TITLES: dict[str, dict[str, str]] = {
@@ -120,7 +123,14 @@ FIELD_LABELS: dict[str, dict[str, str]] = {
 LINK_LABELS = {"en": "Open in Plumbline", "de": "In Plumbline öffnen"}
 
 
-def message_parts(event: Event, *, language: str, public_url: str | None) -> MessageParts:
+def message_parts(
+    event: Event,
+    *,
+    language: str,
+    public_url: str | None,
+    time_zone: str = "UTC",
+    personal_link: MessageLink | None = None,
+) -> MessageParts:
     """The parts of ``event``'s message in ``language`` (English when it has none). No I/O.
 
     The link is left out only when there is no ``public_url`` to build it on. Files to
@@ -144,6 +154,7 @@ def message_parts(event: Event, *, language: str, public_url: str | None) -> Mes
         context=f"Plumbline · {event.type} · {occurred}",
         link=_link(event.type, data, language=language, public_url=public_url),
         attachments=tuple(_attachments(data)),
+        personal_link=personal_link,
     )
 
 

@@ -42,7 +42,11 @@ def slack_payload(parts: MessageParts) -> dict[str, Any]:
         shorten(f"*{_escape(field.label)}*\n{_escape(field.value)}", MAX_FIELD_CHARS)
         for field in parts.fields
     ]
-    button = shorten(parts.link.label, MAX_BUTTON_CHARS) if parts.link else ""
+    button = "".join(
+        shorten(link.label, MAX_BUTTON_CHARS)
+        for link in (parts.link, parts.personal_link)
+        if link is not None
+    )
     # What the text may use of the total, after everything else (fields first lose their
     # place when even they do not fit).
     budget = MAX_BLOCK_TEXT_CHARS - len(header) - len(context) - len(button)
@@ -63,19 +67,17 @@ def slack_payload(parts: MessageParts) -> dict[str, Any]:
         blocks.append(
             {"type": "section", "fields": [{"type": "mrkdwn", "text": item} for item in chunk]}
         )
-    if parts.link is not None:
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": button},
-                        "url": parts.link.url,
-                    }
-                ],
-            }
-        )
+    buttons = [
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": shorten(link.label, MAX_BUTTON_CHARS)},
+            "url": link.url,
+        }
+        for link in (parts.link, parts.personal_link)
+        if link is not None
+    ]
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
     if context:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return {

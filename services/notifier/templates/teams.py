@@ -67,10 +67,13 @@ def teams_payload(parts: MessageParts, *, text_limit: int | None = None) -> dict
         "version": CARD_VERSION,
         "body": body,
     }
-    if parts.link is not None:
-        card["actions"] = [
-            {"type": "Action.OpenUrl", "title": parts.link.label, "url": parts.link.url}
-        ]
+    actions = [
+        {"type": "Action.OpenUrl", "title": link.label, "url": link.url}
+        for link in (parts.link, parts.personal_link)
+        if link is not None
+    ]
+    if actions:
+        card["actions"] = actions
     return {
         "type": "message",
         "attachments": [
