@@ -108,7 +108,10 @@ async def fan_out_event(
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
-                "created_at": now,
+                # A channel gets its messages in production order (the lifecycle sends
+                # the oldest pending first): the event's time, not this fan-out's, which
+                # may run late or concurrently with a later event's.
+                "created_at": event.occurred_at,
             }
         )
     if rows:
