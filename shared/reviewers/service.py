@@ -5,6 +5,9 @@ working in one of them, and those with no market yet (they belong to none, so no
 another market shows); any other reviewer is unknown to it (404, like one that does not
 exist). Writing, such a key changes only what lies inside its markets: it adds or removes
 its own markets on a profile and the reviewer's other markets stay as they are.
+
+A reviewer's e-mail address is shown only to admins, managers and the reviewer themself
+(``reviewer_read``); everyone else who may see the profile gets it as null.
 """
 
 from __future__ import annotations
@@ -95,6 +98,24 @@ def scoped_markets(
     return sorted((set(current) - own) | (set(requested) & own))
 
 
+# Who reads every reviewer's e-mail address: those who manage the people.
+EMAIL_READERS = frozenset({Role.ADMIN, Role.MANAGER})
+
+
+def may_read_email(viewer: Principal, reviewer_id: str) -> bool:
+    """Whether ``viewer`` may read the e-mail address of reviewer ``reviewer_id``: admins
+    and managers, and the reviewer themself (a key bound to them)."""
+    return viewer.role in EMAIL_READERS or viewer.reviewer_id == reviewer_id
+
+
+def reviewer_read(reviewer: Reviewer, *, viewer: Principal) -> ReviewerRead:
+    """The profile as ``viewer`` sees it: the e-mail address null unless ``may_read_email``."""
+    read = ReviewerRead.model_validate(reviewer)
+    if read.email is not None and not may_read_email(viewer, reviewer.id):
+        read = read.model_copy(update={"email": None})
+    return read
+
+
 async def upsert_reviewer(
     session: AsyncSession, *, reviewer_id: str, profile: ReviewerUpsert, actor: Principal
 ) -> tuple[Reviewer, bool]:
@@ -132,6 +153,8 @@ async def upsert_reviewer(
     existing.languages = sorted(set(profile.languages))
     existing.started_on = profile.started_on
     existing.team = profile.team
+    existing.email = profile.email
+    existing.notification_language = profile.notification_language
     await session.flush()
     await session.refresh(existing)
     await record_change(

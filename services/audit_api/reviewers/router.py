@@ -43,16 +43,17 @@ async def put_reviewer(
         session, reviewer_id=reviewer_id, profile=body, actor=principal
     )
     response.status_code = 201 if created else 200
-    return ReviewerRead.model_validate(reviewer)
+    return service.reviewer_read(reviewer, viewer=principal)
 
 
 @router.get("/{reviewer_id}", response_model=ReviewerRead)
 async def get_reviewer(
     reviewer_id: ReviewerIdPath, session: SessionDep, principal: ReaderDep
 ) -> ReviewerRead:
-    """A profile; 404 for a reviewer outside a market-scoped key's markets."""
+    """A profile; 404 for a reviewer outside a market-scoped key's markets. The e-mail
+    address is null unless the caller is an admin, a manager or the reviewer themself."""
     reviewer = await service.get_reviewer(session, reviewer_id=reviewer_id, principal=principal)
-    return ReviewerRead.model_validate(reviewer)
+    return service.reviewer_read(reviewer, viewer=principal)
 
 
 @router.get("", response_model=Page[ReviewerRead])
@@ -68,6 +69,6 @@ async def list_reviewers(
         principal=principal,
     )
     return Page(
-        items=[ReviewerRead.model_validate(r) for r in page.items],
+        items=[service.reviewer_read(r, viewer=principal) for r in page.items],
         next_cursor=page.next_cursor,
     )
