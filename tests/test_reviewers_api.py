@@ -160,3 +160,84 @@ async def test_team_is_set_replaced_cleared_and_filtered(
     assert emptied.json()["items"] == []
     bad = await client.get("/v1/reviewers?team=no%20spaces", headers=auth(admin_key))
     assert bad.status_code == 422
+
+
+async def test_email_and_notification_language_are_set_cleared_and_logged(
+    client: httpx.AsyncClient, admin_key: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    base = {"markets": ["DE"], "languages": ["de"]}
+    body = {**base, "email": "ana@example.de", "notification_language": "de"}
+    created = await client.put("/v1/reviewers/e-1", json=body, headers=auth(admin_key))
+    assert created.status_code == 201, created.text
+    assert created.json()["email"] == "ana@example.de"
+    assert created.json()["notification_language"] == "de"
+    fetched = await client.get("/v1/reviewers/e-1", headers=auth(admin_key))
+    assert fetched.json()["email"] == "ana@example.de"
+
+    # A PUT replaces the profile: no address given, none kept.
+    cleared = await client.put("/v1/reviewers/e-1", json=base, headers=auth(admin_key))
+    assert cleared.json()["email"] is None
+    assert cleared.json()["notification_language"] is None
+    async with sessionmaker() as session:
+        entries = list(
+            await session.scalars(
+                select(AuditLogEntry)
+                .where(AuditLogEntry.entity_id == "e-1")
+                .order_by(AuditLogEntry.id)
+            )
+        )
+    assert [(e.before or {}).get("email") for e in entries] == [None, "ana@example.de"]
+    assert [(e.after or {}).get("email") for e in entries] == ["ana@example.de", None]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"email": "not-an-address"},
+        {"email": "two@@example.de"},
+        {"email": "spaces in@example.de"},
+        {"email": "a@" + "b" * 320 + ".de"},
+        {"email": ""},
+        {"notification_language": "fr"},
+        {"notification_language": "DE"},
+    ],
+)
+async def test_bad_email_or_notification_language_is_422(
+    client: httpx.AsyncClient, admin_key: str, extra: dict[str, str]
+) -> None:
+    body = {"markets": ["DE"], "languages": ["de"], **extra}
+    response = await client.put("/v1/reviewers/e-2", json=body, headers=auth(admin_key))
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    ("role", "bound_to", "sees_email"),
+    [
+        ("admin", None, True),
+        ("manager", None, True),
+        ("policy_poc", None, False),
+        ("qa_auditor", None, False),
+        ("qa_auditor", "e-3", True),
+        ("policy_poc", "e-3", True),
+    ],
+)
+async def test_email_is_shown_to_admins_managers_and_the_reviewer_themself(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    role: str,
+    bound_to: str | None,
+    sees_email: bool,
+) -> None:
+    body = {"markets": ["DE"], "languages": ["de"], "email": "e3@example.de"}
+    assert (
+        await client.put("/v1/reviewers/e-3", json=body, headers=auth(admin_key))
+    ).status_code == 201
+    key = await make_key(sessionmaker, role, reviewer_id=bound_to)
+    expected = "e3@example.de" if sees_email else None
+    single = await client.get("/v1/reviewers/e-3", headers=auth(key))
+    assert single.status_code == 200, single.text
+    assert single.json()["email"] == expected
+    assert single.json()["notification_language"] is None
+    listed = await client.get("/v1/reviewers", headers=auth(key))
+    assert [r["email"] for r in listed.json()["items"] if r["id"] == "e-3"] == [expected]
