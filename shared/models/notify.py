@@ -86,7 +86,11 @@ class Channel(CreatedAtMixin, Base):
 
 
 class Delivery(CreatedAtMixin, Base):
-    """One message for one channel. Its body is rendered once and never changes."""
+    """One message for one channel. Its body is rendered once and never changes.
+
+    ``created_at`` is when its event occurred (set by fan-out), so a channel's deliveries
+    sort in production order by ``(created_at, event_id)``.
+    """
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -96,6 +100,27 @@ class Delivery(CreatedAtMixin, Base):
             "ix_deliveries_due",
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
+        ),
+        # A channel's pending deliveries in the order they go out: its oldest is its head.
+        Index(
+            "ix_deliveries_channel_pending",
+            "channel_id",
+            "created_at",
+            "event_id",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # Dead deliveries holding their channel (its target was down): few, probed.
+        Index(
+            "ix_deliveries_holding",
+            "channel_id",
+            "dead_at",
+            postgresql_where=text("status = 'dead' AND holds_channel"),
+        ),
+        # Deliveries being sent right now (at most one per channel).
+        Index(
+            "ix_deliveries_leased",
+            "channel_id",
+            postgresql_where=text("leased_until IS NOT NULL"),
         ),
     )
 
@@ -112,6 +137,12 @@ class Delivery(CreatedAtMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None]
     dead_at: Mapped[datetime | None]
+    # Dead after its last attempt failed the way an unreachable target fails (5xx, timeout,
+    # 429): the channel's later deliveries wait behind it, and it is probed again
+    # (shared.deliveries.lifecycle). False for a refused message, which only dies itself.
+    holds_channel: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Set while an attempt is being sent (claimed, outcome not yet recorded): until then.
+    leased_until: Mapped[datetime | None]
 
 
 class DeliveryAttempt(Base):
