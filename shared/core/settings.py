@@ -133,7 +133,8 @@ class Settings(BaseSettings):
     channel_test_wait_seconds: float = Field(5.0, gt=0)
     # Messages a second per channel target, shared by every notifier process (Redis): the
     # chat services' own limits (Slack about 1, Lark about 5). A kind not listed is unlimited.
-    channel_rate_per_second: dict[str, float] = Field(
+    # Env: PLUMBLINE_CHANNEL_RATE_PER_SECOND as JSON, e.g. {"slack": 1, "lark": 5}.
+    channel_rate_per_second: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: {"slack": 1.0, "lark": 5.0, "teams": 2.0}
     )
 
