@@ -2,8 +2,10 @@
 
 What a delivery is and how its state moves (claim, record, retry, dead-letter, redrive) is
 ``shared.deliveries.lifecycle``, which the API's redrive uses too; this module adds what
-only the notifier does: render each channel's message through its adapter at fan-out, and
-make the HTTP call of a claimed attempt.
+only the notifier does: route an event to its channels (team channels by subscription,
+digest channels' low-priority events into their next digest, the event's recipients by
+personal e-mail), render each message through its adapter at fan-out, and make the HTTP
+call of a claimed attempt.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import traceback
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import any_, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
@@ -22,17 +25,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifier.channels import (
     CHANNEL_TEST_EVENT,
     ChannelAdapter,
+    MessageLink,
     OutgoingMessage,
     RenderedMessage,
     render_message,
 )
 from shared.channels.credentials import ChannelCredentials, decode_credentials
+from shared.channels.languages import DEFAULT_MESSAGE_LANGUAGE
+from shared.channels.personal import personal_email_channels
 from shared.core.encryption import SecretBox
 from shared.core.observability import redact
+from shared.core.settings import Settings
 from shared.deliveries.lifecycle import ClaimedDelivery, SendResult
-from shared.models import Channel, Delivery, Event
+from shared.events import DIGEST_EVENT_TYPE, LOW_PRIORITY_EVENTS, EventType
+from shared.models import Channel, Delivery, DigestItem, Event
+from shared.policy_updates.acknowledgement_links import acknowledgement_url
 
 logger = logging.getLogger(__name__)
+
+# The events whose personal e-mail carries the recipient's signed acknowledgement link.
+ACKNOWLEDGED_EVENTS = frozenset(
+    {EventType.POLICY_UPDATE_PUBLISHED.value, EventType.POLICY_UPDATE_REMINDER.value}
+)
+ACKNOWLEDGE_LABELS = {"en": "Acknowledge", "de": "Kenntnisnahme bestätigen"}
 
 
 def deliver_job_id(delivery_id: uuid.UUID, attempt: int) -> str:
@@ -52,74 +67,57 @@ async def fan_out_event(
     now: datetime,
     supported_kinds: Collection[str],
     public_url: str | None = None,
+    settings: Settings | None = None,
+    box: SecretBox | None = None,
 ) -> list[uuid.UUID]:
     """Create the deliveries of an event, once; returns the deliveries not yet attempted.
 
-    Channels match when enabled and subscribed to the event's type, and, for a channel
-    limited to some markets, when the event is about one of them (an event about no market
-    goes to every subscriber). An event meant for one source (``source_id`` set: a
-    correction of that source's decision) goes only to that source's own channels, never to
-    general ones, and a source's channel gets only its source's events: a platform hears of
-    its own decisions and nothing else, and a general channel subscribed to such a type by
-    mistake cannot pass one platform's content to another receiver.
+    Team channels match by subscription (``subscribed_channels``). A channel in digest mode
+    gets a low-priority event as a ``DigestItem`` instead of a delivery, sent later in its
+    digest (``services.notifier.digests``). Each of the event's ``recipients`` whose profile
+    has an e-mail address gets a delivery through their personal e-mail channel (created or
+    brought up to date here; this needs ``settings`` and ``box``), rendered for them alone:
+    a policy update's carries their signed acknowledgement link. A digest event is never
+    fanned out: its one delivery is made with it.
 
-    Each body is rendered here by the channel's adapter (once per kind and language, its
-    links below ``public_url``), and never again. Running this twice creates nothing
-    new: ``(channel_id, event_id)`` is unique and the insert skips existing rows. Channels
-    of a kind without an adapter get no delivery (logged).
+    Each body is rendered here by the channel's adapter (team channels once per kind,
+    language and time zone; links below ``public_url``, else the settings' public URL), and
+    never again. Running this twice creates nothing new: ``(channel_id, event_id)`` is unique
+    for deliveries and digest items alike, and the inserts skip existing rows. Channels of a
+    kind without an adapter get nothing (logged).
     """
     event = await session.get(Event, event_id)
     if event is None:
         logger.warning("event to fan out does not exist", extra={"event_id": str(event_id)})
         return []
-    query = select(Channel).where(Channel.enabled, literal(event.type) == any_(Channel.events))
-    if event.market is not None:
-        query = query.where(
-            or_(Channel.markets.is_(None), literal(event.market) == any_(Channel.markets))
+    if public_url is None and settings is not None:
+        public_url = settings.public_url
+    if event.type != DIGEST_EVENT_TYPE:
+        rows, digest_items = _team_rows(
+            await subscribed_channels(session, event),
+            event,
+            now=now,
+            supported_kinds=supported_kinds,
+            public_url=public_url,
         )
-    if event.source_id is not None:
-        query = query.where(Channel.source_id == event.source_id)
-    else:
-        query = query.where(Channel.source_id.is_(None))
-    channels = list(await session.scalars(query.order_by(Channel.id)))
-    rendered: dict[tuple[str, str], RenderedMessage] = {}
-    rows = []
-    for channel in channels:
-        if channel.kind not in supported_kinds:
-            logger.info(
-                "channel kind has no adapter yet; no delivery created",
-                extra={"channel_id": str(channel.id), "kind": channel.kind},
+        if event.recipients and "email" in supported_kinds:
+            if settings is None or box is None:
+                logger.warning(
+                    "fan-out without settings: no personal e-mails",
+                    extra={"event_id": str(event.id)},
+                )
+            else:
+                rows += await _personal_rows(
+                    session, event, now=now, settings=settings, box=box, public_url=public_url
+                )
+        if digest_items:
+            await session.execute(insert(DigestItem).values(digest_items).on_conflict_do_nothing())
+        if rows:
+            await session.execute(
+                insert(Delivery)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[Delivery.channel_id, Delivery.event_id])
             )
-            continue
-        variant = (channel.kind, channel.language)
-        if variant not in rendered:
-            rendered[variant] = render_message(
-                channel.kind, event, language=channel.language, public_url=public_url
-            )
-        message = rendered[variant]
-        rows.append(
-            {
-                "id": uuid.uuid4(),
-                "channel_id": channel.id,
-                "event_id": event.id,
-                "event_type": event.type,
-                "body": message.body,
-                "content_type": message.content_type,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                # A channel gets its messages in production order (the lifecycle sends
-                # the oldest pending first): the event's time, not this fan-out's, which
-                # may run late or concurrently with a later event's.
-                "created_at": event.occurred_at,
-            }
-        )
-    if rows:
-        await session.execute(
-            insert(Delivery)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=[Delivery.channel_id, Delivery.event_id])
-        )
     # Also those created by an earlier run that may have stopped before queueing them.
     unattempted = await session.scalars(
         select(Delivery.id).where(
@@ -127,6 +125,163 @@ async def fan_out_event(
         )
     )
     return list(unattempted)
+
+
+async def subscribed_channels(session: AsyncSession, event: Event) -> list[Channel]:
+    """The enabled team channels subscribed to ``event``, by id.
+
+    A channel matches when subscribed to the event's type and, when limited to some markets
+    or queues, the event is about one of them (an event about no market, or no queue, goes
+    to every subscriber). An event meant for one source (``source_id`` set: a correction of
+    that source's decision) goes only to that source's own channels, never to general ones,
+    and a source's channel gets only its source's events: a platform hears of its own
+    decisions and nothing else, and a general channel subscribed to such a type by mistake
+    cannot pass one platform's content to another receiver. Personal channels are never
+    picked here (they subscribe to nothing; only ``recipients`` reach them). The notifier's
+    sweep (``shared.deliveries.lifecycle.events_missing_deliveries``) applies the same rule
+    in SQL.
+    """
+    query = select(Channel).where(
+        Channel.enabled,
+        Channel.reviewer_id.is_(None),
+        literal(event.type) == any_(Channel.events),
+    )
+    if event.market is not None:
+        query = query.where(
+            or_(Channel.markets.is_(None), literal(event.market) == any_(Channel.markets))
+        )
+    if event.queue is not None:
+        query = query.where(
+            or_(Channel.queues.is_(None), literal(event.queue) == any_(Channel.queues))
+        )
+    if event.source_id is not None:
+        query = query.where(Channel.source_id == event.source_id)
+    else:
+        query = query.where(Channel.source_id.is_(None))
+    return list(await session.scalars(query.order_by(Channel.id)))
+
+
+def _team_rows(
+    channels: list[Channel],
+    event: Event,
+    *,
+    now: datetime,
+    supported_kinds: Collection[str],
+    public_url: str | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The delivery rows and digest items of ``event`` for its team ``channels``."""
+    rendered: dict[tuple[str, str, str], RenderedMessage] = {}
+    rows: list[dict[str, Any]] = []
+    digest_items: list[dict[str, Any]] = []
+    low_priority = event.type in LOW_PRIORITY_EVENTS
+    for channel in channels:
+        if channel.kind not in supported_kinds:
+            logger.info(
+                "channel kind has no adapter yet; no delivery created",
+                extra={"channel_id": str(channel.id), "kind": channel.kind},
+            )
+            continue
+        if low_priority and channel.digest != "off":
+            digest_items.append(
+                {"channel_id": channel.id, "event_id": event.id, "collected_at": now}
+            )
+            continue
+        variant = (channel.kind, channel.language, channel.time_zone)
+        if variant not in rendered:
+            rendered[variant] = render_message(
+                channel.kind,
+                event,
+                language=channel.language,
+                public_url=public_url,
+                time_zone=channel.time_zone,
+            )
+        rows.append(delivery_row(channel, event, rendered[variant], now=now))
+    return rows, digest_items
+
+
+async def _personal_rows(
+    session: AsyncSession,
+    event: Event,
+    *,
+    now: datetime,
+    settings: Settings,
+    box: SecretBox,
+    public_url: str | None,
+) -> list[dict[str, Any]]:
+    """The delivery rows of ``event`` for its recipients' personal e-mail channels, each
+    rendered for its recipient (a policy update's with their acknowledgement link)."""
+    channels = await personal_email_channels(session, reviewer_ids=event.recipients or (), box=box)
+    shared: dict[tuple[str, str], RenderedMessage] = {}
+    rows: list[dict[str, Any]] = []
+    for reviewer_id, channel in channels.items():
+        if not channel.enabled:
+            continue
+        link = personal_link(
+            event, reviewer_id=reviewer_id, language=channel.language, settings=settings, now=now
+        )
+        if link is None:
+            variant = (channel.language, channel.time_zone)
+            if variant not in shared:
+                shared[variant] = render_message(
+                    channel.kind,
+                    event,
+                    language=channel.language,
+                    public_url=public_url,
+                    time_zone=channel.time_zone,
+                )
+            message = shared[variant]
+        else:
+            message = render_message(
+                channel.kind,
+                event,
+                language=channel.language,
+                public_url=public_url,
+                time_zone=channel.time_zone,
+                personal_link=link,
+            )
+        rows.append(delivery_row(channel, event, message, now=now))
+    return rows
+
+
+def personal_link(
+    event: Event, *, reviewer_id: str, language: str, settings: Settings, now: datetime
+) -> MessageLink | None:
+    """The action a message offers one recipient: for a policy update (published, or a
+    reminder), their signed link acknowledging it; None for other events."""
+    if event.type not in ACKNOWLEDGED_EVENTS:
+        return None
+    try:
+        policy_update_id = uuid.UUID(str(event.data["id"]))
+    except (KeyError, ValueError):
+        logger.warning("policy update event without its id", extra={"event_id": str(event.id)})
+        return None
+    return MessageLink(
+        label=ACKNOWLEDGE_LABELS.get(language, ACKNOWLEDGE_LABELS[DEFAULT_MESSAGE_LANGUAGE]),
+        url=acknowledgement_url(
+            settings, policy_update_id=policy_update_id, reviewer_id=reviewer_id, now=now
+        ),
+    )
+
+
+def delivery_row(
+    channel: Channel, event: Event, message: RenderedMessage, *, now: datetime
+) -> dict[str, Any]:
+    """A new pending delivery of ``message`` to ``channel``, due ``now``."""
+    return {
+        "id": uuid.uuid4(),
+        "channel_id": channel.id,
+        "event_id": event.id,
+        "event_type": event.type,
+        "body": message.body,
+        "content_type": message.content_type,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        # A channel gets its messages in production order (the lifecycle sends the oldest
+        # pending first): the event's time, not this fan-out's, which may run late or
+        # concurrently with a later event's.
+        "created_at": event.occurred_at,
+    }
 
 
 async def send_claimed(
@@ -247,7 +402,11 @@ async def send_test_message(
         target_encrypted=channel.target_encrypted,
         credentials_encrypted=channel.secret_encrypted,
         message=render_message(
-            channel.kind, event, language=channel.language, public_url=public_url
+            channel.kind,
+            event,
+            language=channel.language,
+            public_url=public_url,
+            time_zone=channel.time_zone,
         ),
         # A fresh id: a test message is never mistaken for (or deduplicated with) another.
         delivery_id=uuid.uuid4(),

@@ -210,6 +210,10 @@ async def create_channel(
         language=data.language,
         events=[event.value for event in data.events],
         markets=sorted(set(data.markets)) if data.markets else None,
+        queues=data.queues,
+        digest=data.digest,
+        digest_hour=data.digest_hour,
+        time_zone=data.time_zone,
         enabled=True,
     )
     session.add(channel)
@@ -239,6 +243,10 @@ def channel_read(channel: Channel) -> ChannelRead:
         language=channel.language,
         events=channel.events,
         markets=channel.markets,
+        queues=channel.queues,
+        digest=channel.digest,
+        digest_hour=channel.digest_hour,
+        time_zone=channel.time_zone,
         enabled=channel.enabled,
         has_secret=channel.secret_encrypted is not None,
         created_at=channel.created_at,
@@ -246,12 +254,19 @@ def channel_read(channel: Channel) -> ChannelRead:
 
 
 def visible_channels(principal: Principal) -> ColumnElement[bool]:
-    """The channels ``principal`` may see and change, as SQL: all for a key of every market;
-    for a market-scoped key those subscribed to its markets only (a channel of no markets,
-    a source's correction target included, hears every market, so it is not theirs)."""
+    """The channels ``principal`` may see and change, as SQL: the team channels (never a
+    reviewer's personal e-mail channel, which the notifier keeps in step with the profile);
+    all of them for a key of every market, for a market-scoped key those subscribed to its
+    markets only (a channel of no markets, a source's correction target included, hears
+    every market, so it is not theirs)."""
+    team = Channel.reviewer_id.is_(None)
     if principal.markets is None:
-        return true()
-    return and_(Channel.markets.is_not(None), Channel.markets.contained_by(list(principal.markets)))
+        return team
+    return and_(
+        team,
+        Channel.markets.is_not(None),
+        Channel.markets.contained_by(list(principal.markets)),
+    )
 
 
 async def get_channel(

@@ -8,7 +8,9 @@ address) and its signing secret are stored encrypted and never returned: respons
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from datetime import datetime
+from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -16,13 +18,32 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from shared.channels.languages import MessageLanguage
 from shared.events import EventType
 from shared.schemas.common import PageQuery
-from shared.schemas.fields import MarketCode
+from shared.schemas.fields import MarketCode, QueueName
 
 ChannelKind = Literal["slack", "teams", "lark", "webhook", "email"]
 ChannelLanguage = MessageLanguage
 DeliveryStatus = Literal["pending", "delivered", "dead"]
+DigestMode = Literal["off", "hourly", "daily"]
 
 MIN_SECRET_LENGTH = 16
+# The names of reviewers' personal e-mail channels ("reviewer:<id>"), kept apart from the
+# names people give team channels.
+PERSONAL_CHANNEL_PREFIX = "reviewer:"
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    # The IANA names the zone database knows, minus the pseudo-zones that name no place.
+    return frozenset(zoneinfo.available_timezones()) - {"Factory", "localtime", "posixrules"}
+
+
+def check_time_zone(value: str) -> str:
+    """``value`` when it names an IANA time zone (``Europe/Berlin``); ValueError otherwise."""
+    if value not in _time_zones():
+        raise ValueError(
+            f"{value[:64]!r} is not an IANA time zone name, such as Europe/Berlin or UTC"
+        )
+    return value
 
 
 class OAuthClientCredentialsCreate(BaseModel):
@@ -60,6 +81,29 @@ class ChannelCreate(BaseModel):
         max_length=300,
         description="Only events of these markets (events about no market are always sent).",
     )
+    queues: list[QueueName] | None = Field(
+        None,
+        min_length=1,
+        max_length=300,
+        description="Only events of these queues (events about no queue are always sent).",
+    )
+    digest: DigestMode = Field(
+        "off",
+        description=(
+            "'hourly' or 'daily': low-priority events are collected and sent as one message "
+            "at each full hour, or once a day at digest_hour, in the channel's time zone; "
+            "every other event is sent at once."
+        ),
+    )
+    digest_hour: int = Field(
+        9, ge=0, le=23, description="The local hour (0-23) a daily digest is sent at."
+    )
+    time_zone: str = Field(
+        "UTC",
+        min_length=1,
+        max_length=64,
+        description="The IANA time zone of the channel's dates and digest hours.",
+    )
     secret: SecretStr | None = Field(
         None,
         min_length=MIN_SECRET_LENGTH,
@@ -91,7 +135,21 @@ class ChannelCreate(BaseModel):
         stripped = value.strip()
         if not stripped:
             raise ValueError("must not be blank")
+        if stripped.startswith(PERSONAL_CHANNEL_PREFIX):
+            raise ValueError(
+                f"must not start with '{PERSONAL_CHANNEL_PREFIX}' (reviewers' personal channels)"
+            )
         return stripped
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        return check_time_zone(value)
+
+    @field_validator("queues")
+    @classmethod
+    def _unique_queues(cls, value: list[str] | None) -> list[str] | None:
+        return sorted(set(value)) if value is not None else None
 
     @field_validator("target")
     @classmethod
@@ -112,6 +170,10 @@ class ChannelRead(BaseModel):
     language: ChannelLanguage
     events: list[str]
     markets: list[str] | None
+    queues: list[str] | None
+    digest: DigestMode
+    digest_hour: int
+    time_zone: str
     enabled: bool
     has_secret: bool
     created_at: datetime
