@@ -31,6 +31,7 @@ from services.notifier.deliveries import (
     send_claimed,
     send_test_message,
 )
+from services.notifier.digests import send_due_digests
 from shared.core.db import unit_of_work
 from shared.core.encryption import SecretBox, secret_box
 from shared.core.observability import configure_logging, request_id_var
@@ -159,6 +160,8 @@ async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
             now=utcnow(),
             supported_kinds=state.adapters.keys(),
             public_url=state.settings.public_url,
+            settings=state.settings,
+            box=state.box,
         )
     try:
         await enqueue_deliveries(state.redis, ((delivery_id, 0) for delivery_id in unattempted))
@@ -299,6 +302,15 @@ async def _sweep_events_cron(state: NotifierState) -> int:
     return await sweep_events_missing_deliveries(state)
 
 
+async def _send_digests_cron(state: NotifierState) -> int:
+    return await send_due_digests(
+        state.sessionmaker,
+        now=utcnow(),
+        supported_kinds=state.adapters.keys(),
+        public_url=state.settings.public_url,
+    )
+
+
 class WorkerSettings:
     queue_name = NOTIFY_QUEUE
     functions: ClassVar[list[Any]] = [
@@ -334,6 +346,9 @@ class WorkerSettings:
             seconds={30},
             timeout=60,
         ),
+        # Digests of the period just ended (services.notifier.digests), a few seconds after
+        # each minute starts so that the full hour's last items have been fanned out.
+        scheduled_job(_send_digests_cron, name="send_digests", seconds={10}, timeout=60),
     ]
     on_startup = startup
     on_shutdown = shutdown
