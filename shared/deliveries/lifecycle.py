@@ -321,20 +321,50 @@ async def due_deliveries(
 
 # An event matched by a channel (that existed when it occurred) with no delivery for it: its
 # fan-out job was lost (e.g. Redis lost its data after the relay handed the job over).
+# The routing rule of fan-out (services/notifier/deliveries.py) in SQL: a team channel
+# subscribed to the event (type, market, queue, source) lacking both its delivery and, for a
+# digest channel, its digest item; or a recipient with a usable e-mail address lacking the
+# delivery through their personal channel.
 _EVENTS_MISSING_DELIVERIES = text(
-    """
-    SELECT DISTINCT e.id, e.occurred_at
+    r"""
+    SELECT e.id, e.occurred_at
     FROM events e
-    JOIN channels c
-      ON c.enabled
-     AND c.kind = ANY(CAST(:kinds AS text[]))
-     AND e.type = ANY(c.events)
-     AND (e.market IS NULL OR c.markets IS NULL OR e.market = ANY(c.markets))
-     AND c.source_id IS NOT DISTINCT FROM e.source_id
-     AND c.created_at <= e.occurred_at
     WHERE e.occurred_at > :since AND e.occurred_at <= :until
-      AND NOT EXISTS (
-          SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.channel_id = c.id
+      AND (
+        EXISTS (
+          SELECT 1 FROM channels c
+          WHERE c.enabled
+            AND c.reviewer_id IS NULL
+            AND c.kind = ANY(CAST(:kinds AS text[]))
+            AND e.type = ANY(c.events)
+            AND (e.market IS NULL OR c.markets IS NULL OR e.market = ANY(c.markets))
+            AND (e.queue IS NULL OR c.queues IS NULL OR e.queue = ANY(c.queues))
+            AND c.source_id IS NOT DISTINCT FROM e.source_id
+            AND c.created_at <= e.occurred_at
+            AND NOT EXISTS (
+                SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.channel_id = c.id
+            )
+            AND NOT EXISTS (
+                SELECT 1 FROM digest_items i WHERE i.event_id = e.id AND i.channel_id = c.id
+            )
+        )
+        OR (
+          e.recipients IS NOT NULL
+          AND 'email' = ANY(CAST(:kinds AS text[]))
+          AND EXISTS (
+            SELECT 1 FROM reviewers r
+            WHERE r.id = ANY(e.recipients)
+              AND r.email ~ '^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$'
+              AND NOT EXISTS (
+                  SELECT 1 FROM channels p
+                  WHERE p.reviewer_id = r.id
+                    AND (NOT p.enabled OR EXISTS (
+                        SELECT 1 FROM deliveries d
+                        WHERE d.event_id = e.id AND d.channel_id = p.id
+                    ))
+              )
+          )
+        )
       )
     ORDER BY e.occurred_at
     LIMIT :limit
