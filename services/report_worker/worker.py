@@ -11,6 +11,7 @@ from services.report_worker.disputes import (
     run_remind_overdue_disputes,
 )
 from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
+from services.report_worker.policy_questions import run_announce_overdue_policy_questions
 from services.report_worker.quality_rollups import (
     run_apply_quality_rollups,
     sweep_quality_rollups,
@@ -92,6 +93,12 @@ class WorkerSettings:
             run_announce_accuracy_drops,
             name="announce_auditor_accuracy_drops",
             seconds={35},
+            timeout=60,
+        ),
+        scheduled_job(
+            run_announce_overdue_policy_questions,
+            name="announce_overdue_policy_questions",
+            seconds={10},
             timeout=60,
         ),
     ]
