@@ -104,8 +104,16 @@ async def create_queue_pool(
     )
 
 
-async def enqueue(redis: ArqRedis, job: Job, *, job_id: str, request_id: str | None = None) -> bool:
-    """Enqueue a job; False when arq already holds a job (or result) with this id."""
+async def enqueue(
+    redis: ArqRedis,
+    job: Job,
+    *,
+    job_id: str,
+    request_id: str | None = None,
+    defer_seconds: float | None = None,
+) -> bool:
+    """Enqueue a job (to run ``defer_seconds`` from now, when given); False when arq
+    already holds a job (or result) with this id."""
     return await enqueue_payload(
         redis,
         function=job.function,
@@ -113,6 +121,7 @@ async def enqueue(redis: ArqRedis, job: Job, *, job_id: str, request_id: str | N
         queue_name=job.queue,
         job_id=job_id,
         request_id=request_id,
+        defer_seconds=defer_seconds,
     )
 
 
@@ -124,11 +133,17 @@ async def enqueue_payload(
     queue_name: str,
     job_id: str,
     request_id: str | None,
+    defer_seconds: float | None = None,
 ) -> bool:
     """Enqueue an already serialised job (the outbox keeps them so); False when arq already
     holds a job (or result) with this id. Every enqueue of the code base comes here."""
     queued = await redis.enqueue_job(
-        function, payload, request_id, _job_id=job_id, _queue_name=queue_name
+        function,
+        payload,
+        request_id,
+        _job_id=job_id,
+        _queue_name=queue_name,
+        _defer_by=defer_seconds,
     )
     return queued is not None
 
