@@ -55,6 +55,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     false,
+    func,
     not_,
     or_,
     select,
@@ -81,6 +82,7 @@ from shared.models import (
     Decision,
     Disagreement,
     Policy,
+    PolicyVersion,
     Reviewer,
     Verdict,
 )
@@ -405,16 +407,34 @@ def expected_labels_of(data: VerdictCreate, decision: Decision) -> list[str]:
     return list(decision.policy_labels)
 
 
-async def _policy_versions(session: AsyncSession, codes: Iterable[str]) -> dict[str, int]:
+async def _policy_versions(
+    session: AsyncSession, codes: Iterable[str], *, at: datetime
+) -> dict[str, int]:
+    """Per policy code, the version in force at ``at`` (when the decision was made).
+
+    That is the highest published version whose ``effective_at`` is not after ``at``; before
+    the first published version takes effect, the one before it (its number - 1; policy
+    updates start from the policy's version then); with no published version at all, the
+    policy's own version; and 1 for a policy known from nothing else.
+    """
     ordered = sorted(set(codes))
     if not ordered:
         return {}
     # First reference registers them (an auditor may name a policy no decision carried yet).
     await register_policies(session, ordered)
-    rows = await session.execute(
-        select(Policy.code, Policy.version).where(Policy.code.in_(ordered))
+    in_force = (
+        select(func.max(PolicyVersion.version))
+        .where(PolicyVersion.policy_code == Policy.code, PolicyVersion.effective_at <= at)
+        .scalar_subquery()
     )
-    return {code: version for code, version in rows}
+    before_first = (
+        select(func.min(PolicyVersion.version) - 1)
+        .where(PolicyVersion.policy_code == Policy.code)
+        .scalar_subquery()
+    )
+    version = func.greatest(func.coalesce(in_force, before_first, Policy.version, 1), 1)
+    rows = await session.execute(select(Policy.code, version).where(Policy.code.in_(ordered)))
+    return {code: int(number) for code, number in rows}
 
 
 async def submit_verdict(
@@ -469,7 +489,9 @@ async def submit_verdict(
             )
 
     now = utcnow()
-    versions = await _policy_versions(session, [*decision.policy_labels, *(expected_labels or [])])
+    versions = await _policy_versions(
+        session, [*decision.policy_labels, *(expected_labels or [])], at=decision.decided_at
+    )
     verdict = Verdict(
         id=uuid.uuid4(),
         audit_id=audit.id,

@@ -42,6 +42,7 @@ from shared.audit_log.record import record_change
 from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.core.pagination import Keyset, KeysetPage, PageRequest
+from shared.events import EventType, QuizAssigned, record_event
 from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, Reviewer
 from shared.models.base import utcnow
 from shared.reference import register_markets, register_policies, register_reviewers
@@ -200,7 +201,68 @@ async def create_quiz(session: AsyncSession, *, data: QuizCreate, actor: Princip
         entity_id=quiz.id,
         after=quiz_read(quiz, with_answers=True).model_dump(mode="json"),
     )
+    assigned = await assigned_reviewers(session, quiz=quiz)
+    await record_quiz_assigned(
+        session,
+        quiz=quiz,
+        markets=list(quiz.assignee_markets),
+        reviewer_markets={reviewer_id: markets for reviewer_id, (markets, _) in assigned.items()},
+        assignees=len(assigned),
+        policy_update_id=_update_id(quiz.policy_update_id),
+    )
     return quiz
+
+
+def _update_id(value: str | None) -> uuid.UUID | None:
+    # Quizzes predate the policy-update table and keep the update's id as text.
+    try:
+        return None if value is None else uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+async def record_quiz_assigned(
+    session: AsyncSession,
+    *,
+    quiz: Quiz,
+    markets: Sequence[str],
+    reviewer_markets: dict[str, list[str]],
+    assignees: int,
+    policy_update_id: uuid.UUID | None,
+) -> None:
+    """Record ``quiz.assigned`` for an assignment to ``markets`` (and/or to reviewers).
+
+    Channels are routed by an event's market, so a quiz assigned to markets records one event
+    per market, and one with no market when it is assigned by reviewer ids or teams only.
+    ``reviewer_markets`` holds the reviewers to tell personally, with the markets of their
+    profile: each is a recipient once, of the event of the first of ``markets`` they work
+    in; those working in none of them (assigned by id or team) are recipients of the first
+    event. ``assignees`` is how many reviewers the quiz is assigned to in all.
+    """
+    ordered = list(dict.fromkeys(markets))
+    recipients: dict[str | None, list[str]] = {market: [] for market in ordered} or {None: []}
+    first = next(iter(recipients))
+    for reviewer_id in sorted(reviewer_markets):
+        listed = set(reviewer_markets[reviewer_id])
+        market = next((m for m in ordered if m in listed), first)
+        recipients[market].append(reviewer_id)
+    payload = QuizAssigned(
+        id=quiz.id,
+        title=quiz.title,
+        policy_code=quiz.policy_code,
+        policy_update_id=policy_update_id,
+        markets=ordered,
+        assignees=assignees,
+        due_at=quiz.due_at,
+    )
+    for market, reviewer_ids in recipients.items():
+        await record_event(
+            session,
+            type=EventType.QUIZ_ASSIGNED,
+            data=payload,
+            market=market,
+            recipients=reviewer_ids,
+        )
 
 
 async def is_assigned(session: AsyncSession, *, quiz: Quiz, reviewer_id: str) -> bool:
