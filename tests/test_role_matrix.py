@@ -29,6 +29,11 @@ PUBLIC = {
     ("GET", "/metrics"),
     ("POST", "/v1/webhooks/decisions"),
     ("POST", "/v1/webhooks/appeals"),
+    # The acknowledgement link of a policy-update e-mail: its signed token (one reviewer, one
+    # update, expiring) is the credential. GET only shows a confirm page; POST acknowledges,
+    # and without a token it takes the reviewer's own key (401 without one).
+    ("GET", "/v1/policy-updates/{update_id}/acknowledge"),
+    ("POST", "/v1/policy-updates/{update_id}/acknowledge"),
 }
 
 
