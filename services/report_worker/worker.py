@@ -12,6 +12,7 @@ from services.report_worker.disputes import (
 )
 from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
 from services.report_worker.policy_questions import run_announce_overdue_policy_questions
+from services.report_worker.policy_updates import run_remind_pending_policy_readers
 from services.report_worker.quality_rollups import (
     run_apply_quality_rollups,
     sweep_quality_rollups,
@@ -99,6 +100,12 @@ class WorkerSettings:
             run_announce_overdue_policy_questions,
             name="announce_overdue_policy_questions",
             seconds={10},
+            timeout=60,
+        ),
+        scheduled_job(
+            run_remind_pending_policy_readers,
+            name="remind_pending_policy_readers",
+            seconds={20},
             timeout=60,
         ),
     ]
