@@ -329,13 +329,19 @@ async def test_acknowledging_with_own_key_and_who_is_pending(
     assert repeated.status_code == 200
     assert repeated.json()["acknowledged_at"] == done.json()["acknowledged_at"]
 
-    # Another market's reviewer sees no such update; a key bound to no reviewer may not.
-    assert (await client.post(url, headers=auth(elsewhere))).status_code == 404
+    # Another market's reviewer may not; nor may a key bound to no reviewer.
+    assert (await client.post(url, headers=auth(elsewhere))).status_code == 403
     assert (await client.post(url, headers=auth(admin_key))).status_code == 403
     assert (await client.post(url)).status_code == 401
     # An admin key bound to a reviewer of another market sees the update, yet is no reader.
     fr_admin = await make_key(sessionmaker, "admin", reviewer_id="rev-fr")
     assert (await client.post(url, headers=auth(fr_admin))).status_code == 403
+    # An author who is a reader of a draft is told it is a draft.
+    de_admin = await make_key(sessionmaker, "admin", reviewer_id="rev-2")
+    draft = await create_update(client, poc_key)
+    draft_url = f"/v1/policy-updates/{draft['id']}/acknowledge"
+    assert (await client.post(draft_url, headers=auth(de_admin))).status_code == 409
+    assert (await client.post(draft_url, headers=auth(first))).status_code == 404
 
     listing = await client.get(f"/v1/policy-updates/{update_id}/acknowledgements",
                                headers=auth(poc_key))  # fmt: skip
@@ -352,6 +358,7 @@ async def test_acknowledging_with_own_key_and_who_is_pending(
         "policy_update.created",
         "policy_update.published",
         "policy_update.acknowledged",
+        "policy_update.created",
     ]
 
 

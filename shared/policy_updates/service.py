@@ -388,14 +388,20 @@ async def acknowledge_with_key(
 ) -> AcknowledgementRead:
     """The caller's reviewer acknowledges the update (200 again when done already).
 
-    403 for a key bound to no reviewer or to one whose profile lists none of the update's
-    markets; 404 for an update the caller may not see; 409 for a draft.
+    403 for a key bound to no reviewer, or to one whose profile (or whose key's markets)
+    lists none of the update's markets; 404 for an update that does not exist and for a
+    draft the caller may not see; 409 for a draft it may see.
     """
     if actor.reviewer_id is None:
         raise Forbidden("only a reviewer's own key (or the link of a message) acknowledges")
-    update = await get_update(session, update_id=update_id, viewer=actor)
+    update = await get_update(session, update_id=update_id)
+    if update.status != "published":
+        # A draft stays unknown to whoever may not see it.
+        await get_update(session, update_id=update_id, viewer=actor)
     _check_published(update)
-    if not await is_reader(session, update=update, reviewer_id=actor.reviewer_id):
+    if not any(actor.can_see_market(market) for market in update.markets) or not await is_reader(
+        session, update=update, reviewer_id=actor.reviewer_id
+    ):
         raise Forbidden("this policy update is not for the markets of your profile")
     return await _record_acknowledgement(
         session, update=update, reviewer_id=actor.reviewer_id, via="api", actor=actor, now=now
