@@ -386,6 +386,9 @@ async def test_signed_link_acknowledges_without_a_key(
     assert "<script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page.text
     assert '<form method="post"' in page.text
+    # In the reviewer's language (the profile's: de); the text is the original, the only one.
+    assert '<html lang="de">' in page.text
+    assert "Ich habe diese Richtlinienänderung gelesen" in page.text
     assert "no-referrer" in page.headers["referrer-policy"]
     pending = await client.get(f"{path}ments", headers=auth(poc_key))
     assert pending.json()["acknowledged"] == []

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import ColumnElement, and_, any_, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.channels.languages import DEFAULT_MESSAGE_LANGUAGE, MessageLanguage
+from shared.channels.personal import personal_language
 from shared.core.auth import Principal, Role
 from shared.core.errors import NotFound
 from shared.core.pagination import Keyset, KeysetPage
@@ -239,3 +241,9 @@ async def policy_versions(session: AsyncSession, *, policy_code: str) -> PolicyV
         version=current,
         versions=[PolicyVersionRead.model_validate(row) for row in rows],
     )
+
+
+async def reader_language(session: AsyncSession, *, reviewer_id: str) -> MessageLanguage:
+    """The language a reviewer reads their personal messages in (``personal_language``)."""
+    reviewer = await session.get(Reviewer, reviewer_id)
+    return DEFAULT_MESSAGE_LANGUAGE if reviewer is None else personal_language(reviewer)

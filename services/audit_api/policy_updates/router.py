@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from services.audit_api.deps import (
     get_principal,
     require_roles,
 )
+from shared.channels.languages import DEFAULT_MESSAGE_LANGUAGE
 from shared.core.auth import Principal
 from shared.models.base import utcnow
 from shared.policy_updates import queries, service
@@ -124,10 +126,37 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept and "application/json" not in accept
 
 
-def _page(title: str, *paragraphs: str, form_action: str | None = None) -> HTMLResponse:
+# The confirm page's few words, in each language messages are written in.
+_PAGE_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "confirm": "I have read this policy update",
+        "in_force": "In force from {at}.",
+        "done": "Acknowledged on {at}. Thank you.",
+        "done_title": "Policy update acknowledged",
+    },
+    "de": {
+        "confirm": "Ich habe diese Richtlinienänderung gelesen",
+        "in_force": "Gültig ab {at}.",
+        "done": "Bestätigt am {at}. Danke.",
+        "done_title": "Richtlinienänderung bestätigt",
+    },
+}
+
+
+def _words(language: str) -> dict[str, str]:
+    return _PAGE_WORDS.get(language, _PAGE_WORDS[DEFAULT_MESSAGE_LANGUAGE])
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _page(
+    language: str, title: str, *paragraphs: str, form_action: str | None = None
+) -> HTMLResponse:
     parts = [
         "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="{html.escape(language, quote=True)}"><head><meta charset="utf-8">',
         '<meta name="robots" content="noindex">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title></head><body>",
@@ -137,7 +166,7 @@ def _page(title: str, *paragraphs: str, form_action: str | None = None) -> HTMLR
     if form_action is not None:
         parts.append(
             f'<form method="post" action="{html.escape(form_action, quote=True)}">'
-            '<button type="submit">I have read this policy update</button></form>'
+            f'<button type="submit">{html.escape(_words(language)["confirm"])}</button></form>'
         )
     parts.append("</body></html>")
     return HTMLResponse("".join(parts), headers=_PAGE_HEADERS)
@@ -152,22 +181,26 @@ def _page(title: str, *paragraphs: str, form_action: str | None = None) -> HTMLR
 async def confirm_page(
     update_id: uuid.UUID, token: Token, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
-    """The page an acknowledgement link opens: the update's title and a button that
-    acknowledges it (a form posting back here). Opening it acknowledges nothing: mail
-    scanners open links. 403 for a forged or expired link, 409 for a draft."""
+    """The page an acknowledgement link opens, in the reviewer's language: the update's title
+    and summary and a button that acknowledges it (a form posting back here). Opening it
+    acknowledges nothing: mail scanners open links. 403 for a forged or expired link, 409
+    for a draft."""
     update, reviewer_id = await service.check_link(
         session, settings=settings, update_id=update_id, token=token, now=utcnow()
     )
-    text = update.texts[update.language]
+    language = await queries.reader_language(session, reviewer_id=reviewer_id)
+    words = _words(language)
+    text = update.texts.get(language) or update.texts[update.language]
     done = (await queries.acknowledged_at(session, update_id=update.id)).get(reviewer_id)
     if done is not None:
         return _page(
-            text["title"], text["summary"], f"Acknowledged on {done.at.isoformat()}. Thank you."
+            language, text["title"], text["summary"], words["done"].format(at=_when(done.at))
         )
     return _page(
+        language,
         text["title"],
         text["summary"],
-        f"In force from {update.effective_at.isoformat()}.",
+        words["in_force"].format(at=_when(update.effective_at)),
         # Relative: back to this very URL, however the API is mounted behind a proxy.
         form_action=f"?token={quote(token, safe='')}",
     )
@@ -205,10 +238,10 @@ async def acknowledge(
             session, update_id=update_id, actor=principal, now=now
         )
     if _wants_html(request):
-        return _page(
-            "Policy update acknowledged",
-            f"Acknowledged on {acknowledged.acknowledged_at.isoformat()}. Thank you.",
-        )
+        language = await queries.reader_language(session, reviewer_id=acknowledged.reviewer_id)
+        words = _words(language)
+        done = words["done"].format(at=_when(acknowledged.acknowledged_at))
+        return _page(language, words["done_title"], done)
     return acknowledged
 
 
