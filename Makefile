@@ -74,6 +74,7 @@ bench: install
 	$(BIN)/python -m benchmarks.claims
 	$(BIN)/python -m benchmarks.agreement
 	$(BIN)/python -m benchmarks.reports
+	$(BIN)/python -m benchmarks.notifier
 
 docs-briefing: install
 	$(BIN)/python -m benchmarks.render_briefing
