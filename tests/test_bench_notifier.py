@@ -1,0 +1,70 @@
+"""The notifier benchmark at a tiny size: the whole stack runs, every delivery arrives, and
+its section of the report is written (and replaced, leaving the other sections alone).
+
+``python -m benchmarks.notifier`` starts ``plumbline migrate``, a relay, a notifier and its
+sink as processes, so this runs it the same way, as a subprocess, at 200 events and 5
+channels (4 webhooks getting every event, 1 Slack-like channel getting the 2 rare ones). No
+timings are asserted: speed is what the benchmark itself reports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+OTHER_SECTION = "<!-- begin intake -->\n## Intake\n\nkept as it is\n<!-- end intake -->\n"
+STALE_SECTION = "<!-- begin notifier -->\n## Notifier fan-out\n\nstale\n<!-- end notifier -->\n"
+
+
+@pytest.mark.no_db
+def test_tiny_run_delivers_everything_and_writes_its_section(
+    server_database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """200 events to 5 channels: 4 x 200 webhook messages plus 1 x 2 Slack messages reach
+    the sink, none missing; the report's notifier section is replaced, the other kept."""
+    report = tmp_path / "benchmarks.md"
+    report.write_text(OTHER_SECTION + "\n" + STALE_SECTION)
+    env = {
+        **os.environ,
+        "PLUMBLINE_BENCH_DATABASE_URL": server_database_url,
+        "PLUMBLINE_BENCH_REDIS_URL": redis_url,
+    }
+    command = [
+        sys.executable, "-m", "benchmarks.notifier",
+        "--events", "200", "--rate", "200", "--channels", "5", "--repeats", "1",
+        "--warmup-events", "20", "--baseline-requests", "200", "--drain-timeout", "240",
+        "--database", f"plumbline_test_bench_notifier_{uuid.uuid4().hex[:8]}",
+        "--output", str(report),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=420, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    text = report.read_text()
+
+    assert text.startswith(OTHER_SECTION)
+    assert text.count("<!-- begin notifier -->") == 1
+    assert text.count("<!-- end notifier -->") == 1
+    assert "stale" not in text
+    section = text.split("<!-- begin notifier -->", 1)[1]
+    for heading in ("## Notifier fan-out (issue #9)", "### Summary", "### Setup", "### Repeats"):
+        assert heading in section
+    # Machine, command and settings are named.
+    assert "- Machine: " in section
+    assert "python -m benchmarks.notifier --events 200" in section
+    # 4 webhook channels x 200 events + 1 Slack channel x 2 rare events, all arrived once.
+    row = next(line for line in section.splitlines() if line.startswith("| r1 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[2] == "802 / 802", row
+    assert cells[3] == "0", row  # missing
+    assert re.fullmatch(r"[\d,.]+ / [\d,.]+ / [\d,.]+", cells[7]), row  # delay p50 / p99 / max
+    assert "802 of 802 arrived; 0 missing" in section
+    assert "| **median** |" in section
