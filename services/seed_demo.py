@@ -5,13 +5,16 @@ a moderation platform would, then does what a QA team does with them: reviewer p
 markets and languages, sampling plans, sampling each day (``POST /v1/audits/sample``, waiting
 for the job), auditors claiming and judging every audit, a moderator disputing an incorrect
 verdict and a policy POC ruling on it, a closed calibration session, a quiz with attempts and
-a training plan. Every report has data at once.
+a training plan. Every report has data at once. The policy POC's side: a published policy
+update for DE and AT (English, with a German translation) that some reviewers have
+acknowledged, and two policy questions, one answered and one still open.
 
 The decisions are deterministic for a given seed and end day: moderators with a home market,
 shifts in the market's time zone, handling times drawn per content type, and an action and
 policy mix close to a real operation. Running it again adds nothing: event ids repeat (the
 API counts them as duplicates), profiles are PUT, plans, the calibration, the quiz and the
-training plan are looked up by name first, and judged audits are not handed out again. The
+training plan are looked up by name first (the policy update by title, the questions by
+asker and text), and judged audits are not handed out again. The
 keys it needs for auditors, moderators and the policy POC are created for the run and revoked
 at its end.
 """
@@ -122,6 +125,9 @@ class SeedSummary:
     calibration_created: bool = False
     quiz_created: bool = False
     training_plan_created: bool = False
+    policy_update_published: bool = False
+    acknowledgements: int = 0
+    policy_questions_asked: int = 0
 
 
 @dataclass(frozen=True)
@@ -324,6 +330,8 @@ TEAM_LEAD = "lead-dach-1"
 CALIBRATION_TITLE = "Demo: hate speech or harassment?"
 QUIZ_TITLE = "Demo: hate speech policy refresher"
 TRAINING_PLAN_TITLE = "Demo: hate speech remedial plan"
+POLICY_POC = "poc-policy-1"
+POLICY_UPDATE_TITLE = "Demo: quoting a slur to condemn it"
 # Audits per market day at most, so judging the week stays quick.
 DEMO_DAILY_CAP = 12
 # How many audits one run judges at most (a safety net, not a target).
@@ -516,7 +524,7 @@ def rule_on_disputes(api: DemoApi, admin_key: str, keys: TemporaryKeys) -> int:
             return 0
     open_ = api.list_all("/v1/disagreements", admin_key, {"status": "open"})
     ruled = 0
-    poc = keys.key("policy_poc", "poc-policy-1")
+    poc = keys.key("policy_poc", POLICY_POC)
     for disagreement, outcome in zip(open_[:2], ("upheld", "overturned"), strict=False):
         moderator = keys.key("moderator", disagreement["moderator_id"])
         path = f"/v1/disagreements/{disagreement['id']}"
@@ -686,6 +694,151 @@ def run_quiz_and_training(
     return quiz_created, True
 
 
+# The policy update's text: English, the original, and its German translation.
+POLICY_UPDATE_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": POLICY_UPDATE_TITLE,
+        "summary": "A slur quoted to report on it or to condemn it is not hate speech.",
+        "body": (
+            "Content that quotes a slur in order to report on it, to condemn it or to "
+            "educate about it is approved. Remove it when the quote endorses the slur or "
+            "targets a person. When in doubt, restrict and escalate."
+        ),
+    },
+    "de": {
+        "title": "Demo: Zitieren einer Beleidigung, um sie zu verurteilen",
+        "summary": (
+            "Eine zitierte Beleidigung, über die berichtet oder die verurteilt wird, ist "
+            "keine Hassrede."
+        ),
+        "body": (
+            "Inhalte, die eine Beleidigung zitieren, um darüber zu berichten, sie zu "
+            "verurteilen oder darüber aufzuklären, werden freigegeben. Entfernen, wenn das "
+            "Zitat die Beleidigung gutheißt oder eine Person angreift. Im Zweifel "
+            "einschränken und eskalieren."
+        ),
+    },
+}
+
+# (asked by a moderator of this market, question, the POC's answer or None: left open).
+POLICY_QUESTIONS: tuple[tuple[str, str, str | None], ...] = (
+    (
+        "DE",
+        "A news clip quotes a slur in its headline: approve, or restrict for the headline?",
+        "Approve: the clip reports on the slur. Restrict only when the headline alone is shown "
+        "without the report, as in a thumbnail.",
+    ),
+    (
+        "AT",
+        "Does a slur in a song lyric count as quoting it when the video is a cover?",
+        None,
+    ),
+)
+
+
+def _dach_moderators(moderators: list[Moderator], market: str) -> list[str]:
+    return [m.moderator_id for m in moderators if m.market.code == market]
+
+
+def publish_policy_update(
+    api: DemoApi, admin_key: str, keys: TemporaryKeys, moderators: list[Moderator], now: datetime
+) -> tuple[bool, int]:
+    """The policy POC publishes a hate speech update for DE and AT (with a German
+    translation), once; some of their moderators and the DACH auditors acknowledge it.
+    Returns (published now, acknowledgements made by this run)."""
+    existing = next(
+        (
+            update
+            for update in api.list_all("/v1/policy-updates", admin_key)
+            if update["title"] == POLICY_UPDATE_TITLE
+        ),
+        None,
+    )
+    if existing is not None and existing["status"] == "published":
+        return False, 0
+    poc = keys.key("policy_poc", POLICY_POC)
+    if existing is None:
+        existing = api.call(
+            "POST",
+            "/v1/policy-updates",
+            poc,
+            json={
+                **POLICY_UPDATE_TEXTS["en"],
+                "language": "en",
+                "translations": {"de": POLICY_UPDATE_TEXTS["de"]},
+                "policy_codes": ["hate_speech"],
+                "markets": ["DE", "AT"],
+                # A week ahead: the pending readers get their reminder before it applies.
+                "effective_at": (now + timedelta(days=7)).isoformat(),
+            },
+        )
+    api.call("POST", f"/v1/policy-updates/{existing['id']}/publish", poc)
+    # Half of the DE and AT moderators (and the DACH auditors) have read it; the others
+    # are pending.
+    readers = [
+        *_dach_moderators(moderators, "DE")[::2],
+        *_dach_moderators(moderators, "AT")[::2],
+    ]
+    acknowledged = 0
+    for reviewer_id in readers:
+        api.call(
+            "POST",
+            f"/v1/policy-updates/{existing['id']}/acknowledge",
+            keys.key("moderator", reviewer_id),
+        )
+        acknowledged += 1
+    for reviewer_id, markets, _ in AUDITORS:
+        if {"DE", "AT"} & set(markets):
+            api.call(
+                "POST",
+                f"/v1/policy-updates/{existing['id']}/acknowledge",
+                keys.key("qa_auditor", reviewer_id),
+            )
+            acknowledged += 1
+    return True, acknowledged
+
+
+def ask_policy_questions(
+    api: DemoApi, admin_key: str, keys: TemporaryKeys, moderators: list[Moderator]
+) -> int:
+    """A DE moderator's question the POC answers and an AT moderator's left open, each asked
+    once (found by asker and text). Returns how many questions this run asked."""
+    asked = 0
+    for market, text, answer in POLICY_QUESTIONS:
+        askers = _dach_moderators(moderators, market)
+        if not askers:
+            continue
+        asker = askers[0]
+        question = next(
+            (
+                q
+                for q in api.list_all(
+                    "/v1/policy-questions",
+                    admin_key,
+                    {"asked_by": asker, "policy_code": "hate_speech"},
+                )
+                if q["question"] == text
+            ),
+            None,
+        )
+        if question is None:
+            question = api.call(
+                "POST",
+                "/v1/policy-questions",
+                keys.key("moderator", asker),
+                json={"policy_code": "hate_speech", "market": market, "question": text},
+            )
+            asked += 1
+        if answer is not None and question["status"] == "open":
+            api.call(
+                "POST",
+                f"/v1/policy-questions/{question['id']}/answer",
+                keys.key("policy_poc", POLICY_POC),
+                json={"answer": answer},
+            )
+    return asked
+
+
 def seed_demo(
     options: SeedOptions,
     *,
@@ -778,7 +931,8 @@ def _qa_work(
     now: datetime,
     say: Callable[[str], None],
 ) -> None:
-    """Judge the sampled week, rule on disputes, calibrate, quiz and train."""
+    """Judge the sampled week, rule on disputes, calibrate, quiz and train, and the policy
+    POC's side: a published policy update, acknowledgements, questions."""
     admin_key = keys.admin_key
     summary.audits_judged, summary.judged_incorrect = judge_audits(
         api, keys, seed=options.seed, error_rate=options.error_rate
@@ -789,3 +943,7 @@ def _qa_work(
     summary.quiz_created, summary.training_plan_created = run_quiz_and_training(
         api, admin_key, keys, moderators, now
     )
+    summary.policy_update_published, summary.acknowledgements = publish_policy_update(
+        api, admin_key, keys, moderators, now
+    )
+    summary.policy_questions_asked = ask_policy_questions(api, admin_key, keys, moderators)
