@@ -18,6 +18,7 @@ import pytest
 
 from services.seed_demo import (
     CALIBRATION_TITLE,
+    POLICY_UPDATE_TITLE,
     QUIZ_TITLE,
     TRAINING_PLAN_TITLE,
     SeedOptions,
@@ -171,6 +172,12 @@ def _snapshot(client: httpx.Client) -> dict[str, Any]:
             query["cursor"] = page["next_cursor"]
 
     quizzes = every("/v1/quizzes")
+    policy_updates = every("/v1/policy-updates")
+    readers = [
+        client.get(f"/v1/policy-updates/{u['id']}/acknowledgements").json()
+        for u in policy_updates
+        if u["status"] == "published"
+    ]
     return {
         "decisions": len(every("/v1/decisions")),
         "sources": len(every("/v1/sources")),
@@ -183,6 +190,12 @@ def _snapshot(client: httpx.Client) -> dict[str, Any]:
         "quizzes": [q["title"] for q in quizzes],
         "attempts": sum(len(every(f"/v1/quizzes/{q['id']}/attempts")) for q in quizzes),
         "training_plans": [p["title"] for p in every("/v1/training-plans")],
+        "policy_updates": [
+            (u["title"], u["status"], sorted(u["translations"])) for u in policy_updates
+        ],
+        "acknowledged": sum(len(r["acknowledged"]) for r in readers),
+        "pending": sum(len(r["pending"]) for r in readers),
+        "policy_questions": Counter(q["status"] for q in every("/v1/policy-questions")),
     }
 
 
@@ -211,6 +224,12 @@ def test_seed_demo_fills_every_report_once(base_env: dict[str, str], tmp_path: P
             assert seeded["quizzes"] == [QUIZ_TITLE]
             assert seeded["attempts"] == 2
             assert seeded["training_plans"] == [TRAINING_PLAN_TITLE]
+            # The policy POC's side: one update published (with a German translation),
+            # read by some of its reviewers; one question answered, one open.
+            assert seeded["policy_updates"] == [(POLICY_UPDATE_TITLE, "published", ["de"])]
+            assert seeded["acknowledged"] > 0
+            assert seeded["pending"] > 0
+            assert seeded["policy_questions"] == {"answered": 1, "open": 1}
             # Every temporary key of the run is revoked again: only the admin key works.
             keys = client.get("/v1/api-keys", params={"limit": 1000}).json()["items"]
             temporary = [k for k in keys if k["name"].startswith("seed-demo")]
