@@ -41,7 +41,8 @@ def test_tiny_run_delivers_everything_and_writes_its_section(
         sys.executable, "-m", "benchmarks.notifier",
         "--events", "200", "--rate", "200", "--channels", "5", "--repeats", "1",
         "--warmup-events", "20", "--baseline-requests", "200", "--drain-timeout", "240",
-        "--database", f"plumbline_test_bench_notifier_{uuid.uuid4().hex[:8]}",
+        "--paced-seconds", "3",
+        "--database", f"plumbline_bench_notifier_test_{uuid.uuid4().hex[:8]}",
         "--output", str(report),
     ]  # fmt: skip
     done = subprocess.run(
@@ -66,5 +67,12 @@ def test_tiny_run_delivers_everything_and_writes_its_section(
     assert cells[2] == "802 / 802", row
     assert cells[3] == "0", row  # missing
     assert re.fullmatch(r"[\d,.]+ / [\d,.]+ / [\d,.]+", cells[7]), row  # delay p50 / p99 / max
-    assert "802 of 802 arrived; 0 missing" in section
+    # The summary counts the paced run's deliveries too.
+    assert re.search(r"\| ([\d,]+) of \1 arrived; 0 missing", section), section
     assert "| **median** |" in section
+    # The paced run (half the measured capacity) delivered everything too.
+    paced = next(line for line in section.splitlines() if line.startswith("| paced ("))
+    paced_cells = [cell.strip() for cell in paced.strip("|").split("|")]
+    delivered, expected = paced_cells[2].split(" / ")
+    assert delivered == expected, paced
+    assert paced_cells[3] == "0", paced
