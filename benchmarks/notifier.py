@@ -201,8 +201,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--baseline-requests",
         type=int,
-        default=20_000,
-        help="direct POSTs to the sink per repeat for its raw capacity (20000)",
+        default=10_000,
+        help="direct POSTs to the sink per repeat for its raw capacity (10000)",
     )
     parser.add_argument(
         "--drain-timeout",
