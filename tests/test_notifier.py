@@ -3,6 +3,7 @@ dead letters and redrives, against a real local HTTP server and real arq workers
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
@@ -412,13 +413,22 @@ async def test_two_workers_never_claim_the_same_attempt(
         "max_attempts": 8,
         "supported_kinds": SUPPORTED_KINDS,
     }
+
+    async def second_worker_claims() -> Any:
+        async with sessionmaker() as second, second.begin():
+            return await claim_delivery(second, now=utcnow(), **claim)
+
     async with sessionmaker() as first, first.begin():
         won = await claim_delivery(first, now=utcnow(), **claim)
         assert won is not None
         assert won.attempt == 1
-        # While the first claim's transaction holds the row, a second worker skips it.
-        async with sessionmaker() as second, second.begin():
-            assert await claim_delivery(second, now=utcnow(), **claim) is None
+        # While the first claim's transaction runs, a second worker's claim of the channel
+        # waits for it (claims of one channel are serialised)...
+        second = asyncio.create_task(second_worker_claims())
+        await asyncio.sleep(0.3)
+        assert not second.done()
+    # ... and then finds the delivery leased: nothing to do.
+    assert await second is None
     # Once committed, the lease keeps it: not due until the lease runs out.
     async with sessionmaker() as third, third.begin():
         assert await claim_delivery(third, now=utcnow(), **claim) is None
@@ -460,21 +470,29 @@ async def test_work_lost_with_redis_or_a_killed_worker_is_swept_from_postgres(
     await queue.flushdb()  # Redis loses its data: every queued job is gone.
 
     await run_worker_burst(WorkerSettings, settings)
-    # The lost fan-out was redone; the leased delivery waits for its lease.
+    # The lost fan-out was redone; its delivery waits for the channel's one in flight (one
+    # at a time per channel), which waits for its lease.
     [swept] = await deliveries_of(sessionmaker, lost_fan_out.id)
-    assert swept.status == "delivered"
-    assert len(receiver.requests) == 1
+    assert (swept.status, swept.attempts) == ("pending", 0)
+    assert receiver.requests == []
 
     async with sessionmaker() as session, session.begin():
         await session.execute(
             update(Delivery)
             .where(Delivery.id == leased_id)
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+            .values(
+                next_attempt_at=utcnow() - timedelta(seconds=1),
+                leased_until=utcnow() - timedelta(seconds=1),
+            )
         )
     await run_worker_burst(WorkerSettings, settings)
     [retaken] = await deliveries_of(sessionmaker, killed_mid_send.id)
     assert (retaken.status, retaken.attempts) == ("delivered", 2)
-    assert receiver.requests[-1].headers["x-plumbline-delivery-attempt"] == "2"
+    # Both arrived, in the order their events occurred.
+    first, second = receiver.requests
+    assert first.headers["x-plumbline-event-id"] == str(lost_fan_out.id)
+    assert second.headers["x-plumbline-event-id"] == str(killed_mid_send.id)
+    assert second.headers["x-plumbline-delivery-attempt"] == "2"
 
 
 async def test_rejected_batch_reaches_the_webhook_end_to_end(

@@ -1,19 +1,26 @@
 """The notifier's arq settings: fan-out and delivery jobs, and the sweeps behind them.
 
 PostgreSQL, not Redis, knows what still has to be sent. Jobs are the fast path: fan-out
-queues a ``deliver_message`` per new delivery, and a failed attempt re-runs its job when the
-next attempt is due (arq ``Retry``). The sweeps are the net under it: at start-up and every
-few seconds, pending deliveries that are due get a job again (a job lost with Redis, or one
-whose worker was killed mid-send once its lease ran out), and events that should have
-deliveries but have none get their fan-out again. Job ids ``delivery:<id>:<attempt>`` make a
-second enqueue of the same attempt a no-op, and a job for a delivery that is not due does
-nothing, so duplicated jobs cost one query each.
+queues a ``deliver_message`` per new delivery; a delivery job sends its channel's head and
+goes on down the channel in order (``shared.deliveries.lifecycle``: one delivery of a
+channel at a time, in production order); a failed attempt's next one is queued for when it
+is due. A channel with a rate (``channel_rate_per_second`` per kind) takes a turn from a
+limiter in Redis shared by every notifier before each send, and waits when there is none.
+The sweeps are the net under it: at start-up and every five seconds, held channels whose
+probe is due are probed, each channel's head delivery that is due gets a job again (a job
+lost with Redis, or one whose worker was killed mid-send once its lease ran out: within
+the lease plus five seconds), and events that should have deliveries but have none get
+their fan-out again. Job ids ``delivery:<id>:<attempt>`` make a second enqueue of the same
+attempt a no-op (and a killed worker's job, whose id arq keeps in progress for a while,
+never blocks the next attempt's), and a job for a delivery that is not due or not its
+channel's turn does nothing, so duplicated jobs cost a few queries each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +29,7 @@ from typing import Any, ClassVar
 
 import httpx
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.channels import ChannelAdapter, build_adapters
 from services.notifier.deliveries import (
@@ -45,6 +53,7 @@ from shared.core.queue import (
     scheduled_job,
     serialize_job,
 )
+from shared.core.rate_limit import RateLimiter
 from shared.core.settings import Settings
 from shared.core.workers import (
     WorkerState,
@@ -55,11 +64,14 @@ from shared.core.workers import (
 )
 from shared.deliveries.lifecycle import (
     LEASE_MARGIN_SECONDS,
+    ClaimedDelivery,
     RetryPolicy,
     claim_delivery,
     due_deliveries,
     events_missing_deliveries,
+    probe_held_channels,
     record_attempt,
+    release_claim,
 )
 from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent, SendTestMessage
 from shared.models import Channel
@@ -76,6 +88,9 @@ DELIVER_JOB_OVERHEAD_SECONDS = 20.0
 DELIVER_JOB_TIMEOUT = 120
 # Attempts are counted and capped in PostgreSQL; this only has to exceed them.
 DELIVER_JOB_MAX_TRIES = 1000
+# A delivery job goes on to its channel's next deliveries (unthrottled channels) for this
+# long, then hands the channel to a new job: the whole job stays well inside its timeout.
+DRAIN_BUDGET_SECONDS = 30.0
 SWEEP_BATCH = 500
 SWEEP_MAX_PER_RUN = 10_000
 # A due delivery normally has its job already (deferred by Retry, or just queued): leave the
@@ -95,6 +110,7 @@ class NotifierState(WorkerState):
     adapters: Mapping[str, ChannelAdapter]
     box: SecretBox
     retry_policy: RetryPolicy
+    rate_limiter: RateLimiter
 
     async def close(self) -> None:
         """Close the HTTP client and the database engine."""
@@ -115,6 +131,7 @@ def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState
         adapters=build_adapters(http, settings=settings),
         box=secret_box(settings),
         retry_policy=RetryPolicy.from_settings(settings),
+        rate_limiter=RateLimiter(redis),
     )
 
 
@@ -176,44 +193,132 @@ async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
 
 
 async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
-    """arq entry point: one attempt of one delivery, if it is due (see ``deliveries``).
+    """arq entry point: one attempt of one delivery, if it is due and its channel's turn,
+    then the channel's next deliveries in order (see ``shared.deliveries.lifecycle``).
 
     Claim and record are separate transactions; the HTTP call runs between them with no
-    transaction open. When the attempt failed and another is due later, the job asks arq to
-    run it again then; the schedule itself is in PostgreSQL, should that job be lost.
+    transaction open. A rate-limited channel's claim is given back unmade when the limit
+    says wait, and the attempt runs again after the wait. When the head is delivered (or
+    dead for a refusal) the channel's next delivery is claimed in the same transaction as
+    the outcome and sent by this job, for up to ``DRAIN_BUDGET_SECONDS``; after that, or for
+    a rate-limited channel, it gets its own job at once. A failed attempt's next one is
+    queued for when it is due; the schedule itself is in PostgreSQL, should that job be
+    lost.
     """
     timeout = state.settings.delivery_timeout_seconds
+    started = time.monotonic()
     async with asyncio.timeout(timeout + DELIVER_JOB_OVERHEAD_SECONDS):
         async with unit_of_work(state.sessionmaker) as session:
-            claim = await claim_delivery(
-                session,
-                delivery_id=job.delivery_id,
-                now=utcnow(),
-                lease_seconds=timeout + LEASE_MARGIN_SECONDS,
-                max_attempts=state.retry_policy.max_attempts,
-                supported_kinds=state.adapters.keys(),
+            claim = await _claim(state, session, job.delivery_id)
+    if claim is None:
+        return "nothing to do"
+    status = "nothing to do"
+    while claim is not None:
+        attempted = claim
+        claim = None
+        async with asyncio.timeout(timeout + DELIVER_JOB_OVERHEAD_SECONDS):
+            wait = await _rate_limit_wait(state, attempted)
+            if wait > 0:
+                async with unit_of_work(state.sessionmaker) as session:
+                    released = await release_claim(
+                        session, claim=attempted, now=utcnow(), retry_in=wait
+                    )
+                if released:
+                    await _attempt_later(
+                        state, job, attempted.delivery_id, attempt=attempted.attempt, delay=wait
+                    )
+                return "rate limited"
+            result = await send_claimed(attempted, adapters=state.adapters, box=state.box)
+            async with unit_of_work(state.sessionmaker) as session:
+                outcome = await record_attempt(
+                    session, claim=attempted, result=result, now=utcnow(), policy=state.retry_policy
+                )
+                following = outcome.next_delivery
+                if (
+                    following is not None
+                    and _rate_of(state, attempted.channel_kind) is None
+                    and time.monotonic() - started < DRAIN_BUDGET_SECONDS
+                ):
+                    claim = await _claim(state, session, following.id)
+                    following = None
+        status = outcome.status
+        logger.info(
+            "delivery attempted",
+            extra={
+                "delivery_id": str(attempted.delivery_id),
+                "attempt": attempted.attempt,
+                "status_code": result.status_code,
+                "error": result.error,
+                "outcome": outcome.status,
+                "next_attempt_in_s": outcome.delay_seconds,
+            },
+        )
+        if outcome.status == "retry":
+            assert outcome.delay_seconds is not None
+            await _attempt_later(
+                state,
+                job,
+                attempted.delivery_id,
+                attempt=attempted.attempt + 1,
+                delay=outcome.delay_seconds,
             )
-        if claim is None:
-            return "nothing to do"
-        result = await send_claimed(claim, adapters=state.adapters, box=state.box)
-        async with unit_of_work(state.sessionmaker) as session:
-            outcome = await record_attempt(
-                session, claim=claim, result=result, now=utcnow(), policy=state.retry_policy
-            )
-    logger.info(
-        "delivery attempted",
-        extra={
-            "delivery_id": str(claim.delivery_id),
-            "attempt": claim.attempt,
-            "status_code": result.status_code,
-            "error": result.error,
-            "outcome": outcome.status,
-            "next_attempt_in_s": outcome.delay_seconds,
-        },
+        if following is not None:
+            await _queue_quietly(state, ((following.id, following.attempts),))
+    return status
+
+
+async def _claim(
+    state: NotifierState, session: AsyncSession, delivery_id: uuid.UUID
+) -> ClaimedDelivery | None:
+    return await claim_delivery(
+        session,
+        delivery_id=delivery_id,
+        now=utcnow(),
+        lease_seconds=state.settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS,
+        max_attempts=state.retry_policy.max_attempts,
+        supported_kinds=state.adapters.keys(),
     )
-    if outcome.status == "retry":
-        raise Retry(defer=outcome.delay_seconds)
-    return outcome.status
+
+
+def _rate_of(state: NotifierState, kind: str) -> float | None:
+    """Messages a second a channel of ``kind`` may get; None: unlimited."""
+    return state.settings.channel_rate_per_second.get(kind)
+
+
+async def _rate_limit_wait(state: NotifierState, claim: ClaimedDelivery) -> float:
+    """0.0 when the claimed attempt may be sent now (its channel's turn taken), else the
+    seconds to wait. Shared by every notifier: the limit is per channel, in Redis."""
+    rate = _rate_of(state, claim.channel_kind)
+    if rate is None:
+        return 0.0
+    return await state.rate_limiter.wait_seconds(f"channel:{claim.channel_id}", per_second=rate)
+
+
+async def _attempt_later(
+    state: NotifierState, job: DeliverMessage, delivery_id: uuid.UUID, *, attempt: int, delay: float
+) -> None:
+    """Run ``attempt`` of a delivery in ``delay`` seconds: this job again (arq ``Retry``)
+    when it is the job's own delivery, else a job of its own."""
+    if delivery_id == job.delivery_id:
+        raise Retry(defer=delay)
+    try:
+        await enqueue(
+            state.redis,
+            DeliverMessage(delivery_id=delivery_id),
+            job_id=deliver_job_id(delivery_id, attempt),
+            request_id=request_id_var.get(),
+            defer_seconds=delay,
+        )
+    except (RedisError, OSError):
+        # It is due in PostgreSQL: the sweep queues it.
+        logger.warning("could not queue a delivery's next attempt; the sweep will", exc_info=True)
+
+
+async def _queue_quietly(state: NotifierState, deliveries: Iterable[tuple[uuid.UUID, int]]) -> None:
+    try:
+        await enqueue_deliveries(state.redis, deliveries)
+    except (RedisError, OSError):
+        logger.warning("could not queue deliveries; the sweep will", exc_info=True)
 
 
 async def run_send_test_message(state: NotifierState, job: SendTestMessage) -> dict[str, Any]:
@@ -252,10 +357,12 @@ async def run_send_test_message(state: NotifierState, job: SendTestMessage) -> d
 async def sweep_due_deliveries(
     state: NotifierState, *, grace: timedelta = DELIVERY_SWEEP_GRACE
 ) -> int:
-    """Queue every pending delivery due for longer than ``grace``; returns how many."""
+    """Probe held channels whose probe is due, then queue every channel's head delivery due
+    for longer than ``grace``; returns how many jobs were queued."""
+    queued = await probe_held_channels_now(state)
     cutoff = utcnow() - grace
     after: tuple[datetime, uuid.UUID] | None = None
-    queued = seen = 0
+    seen = 0
     while seen < SWEEP_MAX_PER_RUN:
         async with unit_of_work(state.sessionmaker) as session:
             due = await due_deliveries(session, now=cutoff, limit=SWEEP_BATCH, after=after)
@@ -269,6 +376,23 @@ async def sweep_due_deliveries(
     if queued:
         logger.info("sweep queued due deliveries", extra={"queued": queued})
     return queued
+
+
+async def probe_held_channels_now(state: NotifierState) -> int:
+    """Re-drive, with one attempt each, the dead deliveries holding their channels whose
+    probe is due (every ``delivery_max_delay_seconds``); returns how many were queued."""
+    async with unit_of_work(state.sessionmaker) as session:
+        probes = await probe_held_channels(
+            session,
+            now=utcnow(),
+            probe_after_seconds=state.settings.delivery_max_delay_seconds,
+            max_attempts=state.retry_policy.max_attempts,
+            limit=SWEEP_BATCH,
+        )
+    if not probes:
+        return 0
+    logger.info("probing held channels", extra={"deliveries": [str(p.id) for p in probes]})
+    return await enqueue_deliveries(state.redis, ((probe.id, probe.attempts) for probe in probes))
 
 
 async def sweep_events_missing_deliveries(

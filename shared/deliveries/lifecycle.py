@@ -9,30 +9,55 @@ One attempt takes two short transactions around the HTTP call, never one long on
 receiver must hold no row lock and no pooled connection for up to the send timeout):
 
 1. claim: lock the row ``FOR UPDATE SKIP LOCKED`` (another worker claiming it is skipped,
-   not waited for), check it is pending and due, count the attempt and push
-   ``next_attempt_at`` out by a lease (send timeout plus a margin); commit.
+   not waited for), check it is pending, due and its channel's turn (below), count the
+   attempt and lease it: ``next_attempt_at`` and ``leased_until`` move out by the send
+   timeout plus a margin; commit.
 2. send, with no transaction open.
 3. record: lock the row, store the ``DeliveryAttempt``, and move the delivery to
    ``delivered``, to its next attempt (exponential backoff with jitter, or the receiver's
-   ``Retry-After`` when later), or to ``dead``; commit.
+   ``Retry-After`` when later), or to ``dead``; end the lease; commit.
 
 A worker killed between 1 and 3 leaves the row pending until the lease ends; then it is due
 again and the next attempt runs (the lost one counts). The claimed attempt number fences a
 late outcome: an outcome whose lease was taken over is recorded as an attempt, and a success
 still marks the delivery delivered (it did arrive), but it reschedules nothing.
 
+Order per channel. A channel's deliveries go out one at a time, in production order:
+``(created_at, event_id)``, where fan-out sets ``created_at`` to the event's time. A
+delivery is claimed only when it is its channel's head (no older pending delivery of the
+channel), no other delivery of the channel is leased (in flight), and the channel is not
+held (below). Deliveries waiting behind the head are not attempted and use no attempts.
+Claims and records of one channel are serialised by a transaction-scoped advisory lock on
+the channel, so two notifiers never send two deliveries of one channel at once. When a
+record frees the channel (the head delivered, or dead for a refusal) it names the new head,
+which the notifier sends at once rather than at the next sweep.
+
+Outage hold. When the head fails its last attempt the way an unreachable target fails (a
+retryable failure: 5xx, 408/425/429, a timeout, a connection error, a throttling refusal),
+it is dead-lettered as always, and marked ``holds_channel``: the channel is held, its later
+deliveries stay pending and are not attempted. Every ``delivery_max_delay_seconds`` after
+it died, the sweep probes the channel by re-driving the holding delivery with ONE attempt
+(its attempt count set one short of the maximum): a failed probe dead-letters it again
+(still holding), a successful one delivers it and the channel resumes, in order. A manual
+redrive of the holding delivery (the API's) gives it a full set of attempts and resumes the
+channel when it succeeds. A permanent refusal dead-letters only that message, and the
+channel moves on to its next delivery. So a chat service down for an hour gets every
+message once it is back, in the order they were produced, and every message whose last
+attempt failed is still dead-lettered. Held channels are derived from the deliveries (a
+dead, holding delivery of the channel), with no state on the channel.
+
 Statuses: a 2xx delivers, unless the adapter read a refusal in the answer (a Lark bot
 answers HTTP 200 with a JSON ``code``; an SMTP server replies with its own codes), which the
 adapter classifies as retryable or permanent. A 5xx, a 408, 425 or 429, a timeout or a
-connection error is retried until ``delivery_max_attempts``, then dead-lettered. Any other
-status (another 4xx, or a 3xx, since redirects are not followed) is permanent: the receiver
-refuses this message or the target is wrong, and resending the same bytes cannot help, so
-the delivery is dead at once. Dead deliveries can be re-driven through the API once the
-receiver is fixed (``redrive``: the same body, a fresh set of attempts).
+connection error is retried until ``delivery_max_attempts``, then dead-lettered (holding the
+channel). Any other status (another 4xx, or a 3xx, since redirects are not followed) is
+permanent: the receiver refuses this message or the target is wrong, and resending the same
+bytes cannot help, so the delivery is dead at once. Dead deliveries can be re-driven through
+the API once the receiver is fixed (``redrive``: the same body, a fresh set of attempts).
 
 The notifier owns the sending (``services/notifier``: fan-out renders through the channel
-adapters and creates the deliveries, an adapter sends); every later change of a
-delivery's state is here.
+adapters and creates the deliveries, an adapter sends, a shared rate limit per channel
+spaces the sends); every later change of a delivery's state is here.
 """
 
 from __future__ import annotations
@@ -45,7 +70,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import ColumnElement, exists, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.channels.service import visible_deliveries
@@ -147,6 +172,15 @@ def classify(result: SendResult) -> SendClass:
 
 
 @dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A pending delivery whose next attempt is due."""
+
+    id: uuid.UUID
+    attempts: int
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     """A delivery this worker may attempt now, with what the attempt needs."""
 
@@ -159,6 +193,69 @@ class ClaimedDelivery:
     channel_kind: str
     target_encrypted: bytes
     secret_encrypted: bytes | None
+    channel_id: uuid.UUID
+
+
+# Deliveries dead-lettered in one claim before it gives up (a disabled channel's backlog is
+# dead-lettered in batches; the sweep queues the next batch).
+DEAD_LETTER_AT_CLAIM_BATCH = 100
+
+_LOCK_CHANNEL = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+async def lock_channel(session: AsyncSession, channel_id: uuid.UUID) -> None:
+    """Serialise, until the transaction ends, what decides a channel's next send: claims
+    and records of its deliveries (their own row locks follow this one, never precede it)."""
+    await session.execute(_LOCK_CHANNEL, {"key": f"channel-deliveries:{channel_id}"})
+
+
+def _channel_held(channel_id: uuid.UUID) -> ColumnElement[bool]:
+    return exists().where(
+        Delivery.channel_id == channel_id,
+        Delivery.status == "dead",
+        Delivery.holds_channel,
+    )
+
+
+def _channel_busy(
+    channel_id: uuid.UUID, *, now: datetime, other_than: uuid.UUID | None
+) -> ColumnElement[bool]:
+    conditions = [
+        Delivery.channel_id == channel_id,
+        Delivery.leased_until > now,
+        Delivery.status == "pending",
+    ]
+    if other_than is not None:
+        conditions.append(Delivery.id != other_than)
+    return exists().where(*conditions)
+
+
+async def _oldest_pending(session: AsyncSession, channel_id: uuid.UUID) -> DueDelivery | None:
+    row = (
+        await session.execute(
+            select(Delivery.id, Delivery.attempts, Delivery.next_attempt_at)
+            .where(Delivery.channel_id == channel_id, Delivery.status == "pending")
+            .order_by(Delivery.created_at, Delivery.event_id)
+            .limit(1)
+        )
+    ).first()
+    return DueDelivery(row.id, row.attempts, row.next_attempt_at) if row is not None else None
+
+
+async def channel_head(
+    session: AsyncSession, *, channel_id: uuid.UUID, now: datetime
+) -> DueDelivery | None:
+    """The channel's delivery to send now: its oldest pending one, when it is due, nothing
+    of the channel is in flight and the channel is not held; else None."""
+    blocked = await session.scalar(
+        select(or_(_channel_held(channel_id), _channel_busy(channel_id, now=now, other_than=None)))
+    )
+    if blocked:
+        return None
+    head = await _oldest_pending(session, channel_id)
+    if head is None or head.next_attempt_at > now:
+        return None
+    return head
 
 
 async def claim_delivery(
@@ -173,57 +270,111 @@ async def claim_delivery(
     """Take the next attempt of a due, pending delivery; None when there is nothing to do.
 
     Nothing to do: the delivery is gone, final, not due yet (scheduled later, or leased by
-    a worker sending it right now), or locked by another worker claiming it. A delivery
-    that cannot be attempted (channel disabled, no adapter, attempts used up by lost
-    outcomes) is dead-lettered here instead.
+    a worker sending it right now), locked by another worker claiming it, or not its
+    channel's turn (an older delivery of the channel is pending, another is in flight, or
+    the channel is held). A delivery that cannot be attempted (channel disabled, no
+    adapter, attempts used up by lost outcomes) is dead-lettered here instead, and the
+    channel's next delivery is claimed in its place when it is due: the claim returned may
+    then be of another delivery of the same channel.
     """
-    row = (
-        await session.execute(
-            select(Delivery, Channel)
-            .join(Channel, Channel.id == Delivery.channel_id)
-            .where(
-                Delivery.id == delivery_id,
-                Delivery.status == "pending",
-                Delivery.next_attempt_at <= now,
-            )
-            .with_for_update(of=Delivery, skip_locked=True)
+    channel_id = await session.scalar(
+        select(Delivery.channel_id).where(
+            Delivery.id == delivery_id,
+            Delivery.status == "pending",
+            Delivery.next_attempt_at <= now,
         )
-    ).first()
-    if row is None:
+    )
+    if channel_id is None:
         return None
-    delivery, channel = row
-    reason = None
-    if delivery.attempts >= max_attempts:
-        reason = (
-            f"attempt {delivery.attempts} of {max_attempts} never reported back "
-            "(its worker stopped or timed out)"
+    await lock_channel(session, channel_id)
+    for _ in range(DEAD_LETTER_AT_CLAIM_BATCH):
+        row = (
+            await session.execute(
+                select(Delivery, Channel)
+                .join(Channel, Channel.id == Delivery.channel_id)
+                .where(
+                    Delivery.id == delivery_id,
+                    Delivery.status == "pending",
+                    Delivery.next_attempt_at <= now,
+                )
+                .with_for_update(of=Delivery, skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+        if row is None:
+            return None
+        delivery, channel = row
+        head = await _oldest_pending(session, channel.id)
+        blocked = await session.scalar(
+            select(
+                or_(
+                    _channel_held(channel.id),
+                    _channel_busy(channel.id, now=now, other_than=delivery.id),
+                )
+            )
         )
-    elif not channel.enabled:
-        reason = "channel is disabled"
-    elif channel.kind not in supported_kinds:
-        reason = f"no adapter for channel kind '{channel.kind}'"
-    if reason is not None:
-        _dead_letter(delivery, now=now, error=reason)
+        if blocked or head is None or head.id != delivery.id:
+            return None
+        reason = None
+        holds = False
+        if delivery.attempts >= max_attempts:
+            reason = (
+                f"attempt {delivery.attempts} of {max_attempts} never reported back "
+                "(its worker stopped or timed out)"
+            )
+            # The target was not heard refusing it: like an outage, the channel waits.
+            holds = True
+        elif not channel.enabled:
+            reason = "channel is disabled"
+        elif channel.kind not in supported_kinds:
+            reason = f"no adapter for channel kind '{channel.kind}'"
+        if reason is None:
+            delivery.attempts += 1
+            delivery.next_attempt_at = now + timedelta(seconds=lease_seconds)
+            delivery.leased_until = delivery.next_attempt_at
+            await session.flush()
+            return ClaimedDelivery(
+                delivery_id=delivery.id,
+                event_id=delivery.event_id,
+                attempt=delivery.attempts,
+                claimed_at=now,
+                body=delivery.body,
+                content_type=delivery.content_type,
+                channel_kind=channel.kind,
+                target_encrypted=channel.target_encrypted,
+                secret_encrypted=channel.secret_encrypted,
+                channel_id=channel.id,
+            )
+        _dead_letter(delivery, now=now, error=reason, holds_channel=holds)
         await session.flush()
         logger.warning(
             "delivery dead-lettered before sending",
             extra={"delivery_id": str(delivery.id), "reason": reason},
         )
-        return None
-    delivery.attempts += 1
-    delivery.next_attempt_at = now + timedelta(seconds=lease_seconds)
-    await session.flush()
-    return ClaimedDelivery(
-        delivery_id=delivery.id,
-        event_id=delivery.event_id,
-        attempt=delivery.attempts,
-        claimed_at=now,
-        body=delivery.body,
-        content_type=delivery.content_type,
-        channel_kind=channel.kind,
-        target_encrypted=channel.target_encrypted,
-        secret_encrypted=channel.secret_encrypted,
+        next_head = await channel_head(session, channel_id=channel.id, now=now)
+        if next_head is None:
+            return None
+        delivery_id = next_head.id
+    return None
+
+
+async def release_claim(
+    session: AsyncSession, *, claim: ClaimedDelivery, now: datetime, retry_in: float
+) -> bool:
+    """Give back a claimed attempt that was not made (no send: the rate limit said wait):
+    the attempt is not counted and the delivery is due again in ``retry_in`` seconds.
+    False when the claim is no longer this worker's (its lease was taken over)."""
+    await lock_channel(session, claim.channel_id)
+    delivery = await session.get(
+        Delivery, claim.delivery_id, with_for_update=True, populate_existing=True
     )
+    if delivery is None or delivery.status != "pending" or delivery.attempts != claim.attempt:
+        return False
+    delivery.attempts -= 1
+    delivery.next_attempt_at = now + timedelta(seconds=retry_in)
+    delivery.leased_until = None
+    await session.flush()
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +384,9 @@ class AttemptOutcome:
     status: OutcomeStatus
     delay_seconds: float | None = None
     """For ``retry``: how long until the next attempt is due."""
+    next_delivery: DueDelivery | None = None
+    """The channel's next delivery, due now, when this outcome freed the channel (the
+    delivery is delivered, or dead without holding the channel)."""
 
 
 async def record_attempt(
@@ -245,6 +399,7 @@ async def record_attempt(
     rng: random.Random | None = None,
 ) -> AttemptOutcome:
     """Store an attempt's result and move its delivery on: delivered, retry, or dead."""
+    await lock_channel(session, claim.channel_id)
     delivery = await session.get(
         Delivery, claim.delivery_id, with_for_update=True, populate_existing=True
     )
@@ -263,42 +418,71 @@ async def record_attempt(
         )
     )
     send_class = classify(result)
+    own_lease = delivery.attempts == claim.attempt
+    delay: float | None = None
     if delivery.status != "pending":
-        outcome = AttemptOutcome("superseded")
+        status: OutcomeStatus = "superseded"
     elif send_class == "delivered":
         delivery.status = "delivered"
         delivery.delivered_at = now
-        outcome = AttemptOutcome("delivered")
-    elif delivery.attempts != claim.attempt:
+        status = "delivered"
+    elif not own_lease:
         # The lease ran out and another worker owns a newer attempt: it decides what's next.
-        outcome = AttemptOutcome("superseded")
+        status = "superseded"
     elif send_class == "retryable" and claim.attempt < policy.max_attempts:
         delay = policy.delay_after(claim.attempt, retry_after=result.retry_after_seconds, rng=rng)
         delivery.next_attempt_at = now + timedelta(seconds=delay)
-        outcome = AttemptOutcome("retry", delay_seconds=delay)
+        status = "retry"
     else:
-        _dead_letter(delivery, now=now, error=result.error)
-        outcome = AttemptOutcome("dead")
-    if outcome.status in ("delivered", "retry", "dead"):
+        _dead_letter(delivery, now=now, error=result.error, holds_channel=send_class == "retryable")
+        status = "dead"
+    if status in ("delivered", "retry", "dead"):
         delivery.last_status_code = result.status_code
         delivery.last_error = result.error
+    if own_lease:
+        delivery.leased_until = None
     await session.flush()
-    return outcome
+    next_delivery = None
+    if delivery.status == "delivered" or (delivery.status == "dead" and not delivery.holds_channel):
+        next_delivery = await channel_head(session, channel_id=delivery.channel_id, now=now)
+    return AttemptOutcome(status, delay_seconds=delay, next_delivery=next_delivery)
 
 
-def _dead_letter(delivery: Delivery, *, now: datetime, error: str | None) -> None:
+def _dead_letter(
+    delivery: Delivery, *, now: datetime, error: str | None, holds_channel: bool = False
+) -> None:
     delivery.status = "dead"
     delivery.dead_at = now
     delivery.last_error = error
+    delivery.leased_until = None
+    delivery.holds_channel = holds_channel
 
 
-@dataclass(frozen=True, slots=True)
-class DueDelivery:
-    """A pending delivery whose next attempt is due."""
-
-    id: uuid.UUID
-    attempts: int
-    next_attempt_at: datetime
+# Per channel, its head (oldest pending delivery) when it is due and the channel not held.
+# One index probe per channel (ix_deliveries_channel_pending), however long the backlog.
+_DUE_HEADS = text(
+    """
+    SELECT head.id, head.attempts, head.next_attempt_at
+    FROM channels c
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.attempts, d.next_attempt_at
+        FROM deliveries d
+        WHERE d.channel_id = c.id AND d.status = 'pending'
+        ORDER BY d.created_at, d.event_id
+        LIMIT 1
+    ) head
+    WHERE head.next_attempt_at <= :now
+      AND (CAST(:after_at AS timestamptz) IS NULL
+           OR (head.next_attempt_at, head.id) > (CAST(:after_at AS timestamptz),
+                                                 CAST(:after_id AS uuid)))
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries h
+          WHERE h.channel_id = c.id AND h.status = 'dead' AND h.holds_channel
+      )
+    ORDER BY head.next_attempt_at, head.id
+    LIMIT :limit
+    """
+)
 
 
 async def due_deliveries(
@@ -308,15 +492,57 @@ async def due_deliveries(
     limit: int,
     after: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[DueDelivery]:
-    """Pending deliveries due by ``now``, the most overdue first, after ``after`` (a page's
-    last ``(next_attempt_at, id)``) when given."""
-    query = select(Delivery.id, Delivery.attempts, Delivery.next_attempt_at).where(
-        Delivery.status == "pending", Delivery.next_attempt_at <= now
+    """The deliveries to attempt by ``now``, one per channel at most (its head, when due
+    and the channel is not held), the most overdue first, after ``after`` (a page's last
+    ``(next_attempt_at, id)``) when given. Deliveries waiting behind a head are not listed:
+    the head's outcome moves the channel on."""
+    rows = await session.execute(
+        _DUE_HEADS,
+        {
+            "now": now,
+            "limit": limit,
+            "after_at": after[0] if after is not None else None,
+            "after_id": after[1] if after is not None else None,
+        },
     )
-    if after is not None:
-        query = query.where(tuple_(Delivery.next_attempt_at, Delivery.id) > tuple_(*after))
-    rows = await session.execute(query.order_by(Delivery.next_attempt_at, Delivery.id).limit(limit))
     return [DueDelivery(row.id, row.attempts, row.next_attempt_at) for row in rows]
+
+
+async def probe_held_channels(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    probe_after_seconds: float,
+    max_attempts: int,
+    limit: int,
+) -> list[DueDelivery]:
+    """Re-drive, with one attempt, each delivery that holds its channel and died at least
+    ``probe_after_seconds`` ago; returns them (pending and due now)."""
+    holding = list(
+        await session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.status == "dead",
+                Delivery.holds_channel,
+                Delivery.dead_at <= now - timedelta(seconds=probe_after_seconds),
+            )
+            .order_by(Delivery.dead_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    probes = []
+    for delivery in holding:
+        delivery.status = "pending"
+        delivery.holds_channel = False
+        delivery.dead_at = None
+        # One attempt left: a failed probe is dead (and holding) again at once.
+        delivery.attempts = max(0, max_attempts - 1)
+        delivery.next_attempt_at = now
+        delivery.leased_until = None
+        probes.append(DueDelivery(delivery.id, delivery.attempts, now))
+    await session.flush()
+    return probes
 
 
 # An event matched by a channel (that existed when it occurred) with no delivery for it: its
@@ -418,6 +644,10 @@ async def redrive(
     delivery.attempts = 0
     delivery.next_attempt_at = utcnow()
     delivery.dead_at = None
+    # Pending, it holds its channel by being its head (when it is the oldest): the channel
+    # resumes once it is delivered, or is held again should it die of an outage again.
+    delivery.holds_channel = False
+    delivery.leased_until = None
     await session.flush()
     await add_job(session, DeliverMessage(delivery_id=delivery.id))
     return delivery
