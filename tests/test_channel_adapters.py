@@ -147,7 +147,7 @@ async def test_slack_gets_block_kit_linking_to_the_object(
 
     [request] = receiver.requests
     body = json_of(request)
-    assert body["text"].startswith("Intake request rejected: Source acme")
+    assert body["text"].startswith("Intake request from acme rejected: Source acme")
     blocks = body["blocks"]
     assert [block["type"] for block in blocks] == [
         "header",
@@ -158,11 +158,15 @@ async def test_slack_gets_block_kit_linking_to_the_object(
     ]
     assert blocks[0]["text"] == {
         "type": "plain_text",
-        "text": "Intake request rejected",
+        "text": "Intake request from acme rejected",
         "emoji": True,
     }
     assert "rejected with HTTP 422: event 0 is invalid" in blocks[1]["text"]["text"]
-    assert blocks[2]["fields"] == [{"type": "mrkdwn", "text": "*Source*\nacme"}]
+    # The event type's fields, labelled in the channel's language.
+    assert blocks[2]["fields"][:2] == [
+        {"type": "mrkdwn", "text": "*Source*\nacme"},
+        {"type": "mrkdwn", "text": "*HTTP status*\n422"},
+    ]
     [button] = blocks[3]["elements"]
     assert button["type"] == "button"
     assert button["url"] == f"{PUBLIC_URL}/v1/sources"
@@ -273,9 +277,13 @@ async def test_teams_gets_an_adaptive_card(
     card = attachment["content"]
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
     title, text, facts, context = card["body"]
-    assert title["text"] == "Anfrage abgelehnt"
+    assert title["text"] == "Anfrage von acme abgelehnt"
     assert text["text"].startswith("Quelle acme: Eine signierte Anfrage wurde mit HTTP 422")
-    assert facts == {"type": "FactSet", "facts": [{"title": "Quelle", "value": "acme"}]}
+    assert facts["type"] == "FactSet"
+    assert facts["facts"][:2] == [
+        {"title": "Quelle", "value": "acme"},
+        {"title": "HTTP-Status", "value": "422"},
+    ]
     assert context["isSubtle"] is True
     assert card["actions"] == [
         {
@@ -464,7 +472,10 @@ async def test_lark_gets_a_signed_interactive_card_and_throttling_is_retried(
     assert body["sign"] == lark_signature_per_docs(body["timestamp"], LARK_SECRET)
     assert body["msg_type"] == "interactive"
     card = body["card"]
-    assert card["header"]["title"] == {"tag": "plain_text", "content": "Intake request rejected"}
+    assert card["header"]["title"] == {
+        "tag": "plain_text",
+        "content": "Intake request from acme rejected",
+    }
     [text, fields, action, note] = card["elements"]
     assert text["text"]["content"].startswith("Source acme: a signed request was rejected")
     assert fields["fields"][0]["text"]["content"] == "**Source**\nacme"
@@ -695,7 +706,7 @@ async def test_email_is_multipart_text_and_html_with_the_files_attached(
     # The Message-ID comes from the delivery id: the retry carries the same one.
     assert message["Message-ID"] == f"<{delivery.id}@plumbline.example>"
     assert first["Message-ID"] == message["Message-ID"]
-    assert message["Subject"] == "Calibration closed"
+    assert message["Subject"] == "Calibration closed: Hate speech <Q4>"
     assert message["To"] == "qa-leads@example.com"
     assert message["X-Plumbline-Event-Id"] == str(event.id)
 
@@ -706,7 +717,7 @@ async def test_email_is_multipart_text_and_html_with_the_files_attached(
     assert text.get_content_type() == "text/plain"
     assert html.get_content_type() == "text/html"
     plain = decoded(text).decode()
-    assert "Calibration 'Hate speech <Q4>' (DE) closed" in plain
+    assert "The calibration session “Hate speech <Q4>” (DE) is closed" in plain
     assert "/v1/calibrations/" in plain
     markup = decoded(html).decode()
     assert "Hate speech &lt;Q4&gt;" in markup
@@ -899,7 +910,8 @@ async def test_waiting_for_a_notifier_that_is_not_running_times_out(settings: Se
 
 
 def test_an_event_type_without_texts_still_renders_for_every_kind() -> None:
-    # policy_update.published has no text template yet: its chat messages must not fail.
+    # A policy update without its texts (data its template cannot show): its chat messages
+    # must not fail.
     event = Event(
         id=uuid.uuid4(),
         type="policy_update.published",

@@ -284,15 +284,19 @@ def test_disagreement_texts_in_english_and_german() -> None:
     ).model_dump(mode="json")
     english = render_text("disagreement.opened", "en", opened)
     german = render_text("disagreement.opened", "de", opened)
+    # Moments in the channel's time zone (UTC unless it has one), as Babel writes them.
     assert english == (
         "Audit of moderator mod-42 (DE, de-video-standard): decision 17 was judged incorrect "
         "(missed violation, severity critical; expected: remove). The moderator may dispute "
-        f"it until 2026-11-27T10:00:00Z. Disagreement {disagreement_id}."
+        "it until Nov 27, 2026, 10:00\u202fAM UTC."
     )
     assert german == (
         "Audit von Moderator mod-42 (DE, de-video-standard): Entscheidung 17 wurde als falsch "
-        "bewertet (übersehener Verstoß, Schweregrad kritisch; erwartet: entfernen). Einspruch "
-        f"ist bis 2026-11-27T10:00:00Z möglich. Abweichung {disagreement_id}."
+        "bewertet (übersehener Verstoß, Schweregrad kritisch; erwartet: entfernen). Der "
+        "Moderator kann bis 27.11.2026, 10:00 UTC Einspruch einlegen."
+    )
+    assert "bis 27.11.2026, 11:00 MEZ" in render_text(
+        "disagreement.opened", "de", opened, time_zone="Europe/Berlin"
     )
 
     waiting = DisputeAwaitingArbitration(
@@ -313,8 +317,10 @@ def test_disagreement_texts_in_english_and_german() -> None:
     )
     german_waiting = render_text("dispute.awaiting_arbitration", "de", waiting)
     assert german_waiting.startswith("Ein Einspruch wartet seit 30 h auf eine Entscheidung")
-    # A null field shows as "?", not as "None".
-    assert "Begründung: ?." in german_waiting
+    # A null reason is left out, not shown as "None" or "?".
+    assert "Begründung" not in german_waiting
+    assert "None" not in german_waiting
+    assert "?" not in german_waiting
 
     corrected = DecisionCorrected(
         decision_id=17,

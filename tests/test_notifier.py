@@ -34,7 +34,13 @@ from shared.core.queue import ArqRedis, enqueue
 from shared.core.settings import Settings
 from shared.core.signing import verify_signature
 from shared.deliveries.lifecycle import RetryPolicy, claim_delivery, classify
-from shared.events import EventType, SourceRejectedBatch, record_event
+from shared.events import (
+    EventType,
+    PolicyUpdatePublished,
+    PolicyUpdateText,
+    SourceRejectedBatch,
+    record_event,
+)
 from shared.jobs import FanOutEvent
 from shared.models import Channel, Delivery, DeliveryAttempt, Event
 from shared.models.base import utcnow
@@ -607,8 +613,34 @@ def test_rejected_batch_text_in_english_and_german() -> None:
 @pytest.mark.parametrize("event_type", [t.value for t in EventType])
 @pytest.mark.parametrize("language", ["en", "de"])
 def test_every_event_type_has_a_text_in_english_and_german(event_type: str, language: str) -> None:
-    from services.notifier.templates.text import text_languages
+    from services.notifier.templates.messages import template_types
 
-    if event_type == EventType.POLICY_UPDATE_PUBLISHED:
-        pytest.skip("policy updates are not built yet: no payload to render")
-    assert language in text_languages(event_type)
+    assert event_type in template_types(language)
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_policy_update_text_in_english_and_german(language: str) -> None:
+    update = PolicyUpdatePublished(
+        id=uuid.uuid4(),
+        language="en",
+        texts={
+            "en": PolicyUpdateText(
+                title="Usernames", summary="Slurs in usernames are removed.", body="Details."
+            )
+        },
+        policy_codes=["HATE"],
+        versions={"HATE": 3},
+        markets=["DE"],
+        effective_at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+        published_by="poc-1",
+    ).model_dump(mode="json")
+    text = render_text("policy_update.published", language, update, time_zone="Europe/Berlin")
+    assert "Slurs in usernames are removed.\n\nDetails." in text
+    if language == "de":
+        assert text.startswith("Dieses Update liegt nur auf Englisch vor:\n\nUsernames\n")
+        assert text.endswith(
+            "Gültig ab 01.12.2026, 10:00 MEZ. Bitte lesen Sie das Update und "
+            "bestätigen Sie es in Plumbline."
+        )
+    else:
+        assert text.startswith("Slurs in usernames are removed.")

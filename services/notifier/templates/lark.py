@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.notifier.templates.limits import fit_json, shorten
+from services.notifier.templates.limits import fit_json, markdown_text, shorten
 from services.notifier.templates.parts import MessageParts
 
 LARK_CONTENT_TYPE = "application/json"
 # Room left for "timestamp" and "sign", added at send time.
 MAX_BYTES = 19_800
 MAX_FIELD_CHARS = 1000
-MORE = {"en": "Read more in Plumbline", "de": "Mehr in Plumbline"}
 
 
 def render_lark(parts: MessageParts) -> bytes:
@@ -27,10 +26,7 @@ def render_lark(parts: MessageParts) -> bytes:
 
 def lark_payload(parts: MessageParts, *, text_limit: int | None = None) -> dict[str, Any]:
     """The interactive card message; the text cut to ``text_limit`` characters."""
-    more = ""
-    if parts.link is not None:
-        more = f" [{MORE.get(parts.language, MORE['en'])}]({parts.link.url})"
-    text = parts.text if text_limit is None else shorten(parts.text, text_limit, suffix=more)
+    text = markdown_text(parts, text_limit)
     elements: list[dict[str, Any]] = [{"tag": "div", "text": {"tag": "lark_md", "content": text}}]
     if parts.fields:
         elements.append(

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from services.notifier.templates.limits import shorten
-from services.notifier.templates.parts import MessageParts
+from services.notifier.templates.limits import MAX_DIGEST_LINE_CHARS, fit_lines, shorten
+from services.notifier.templates.parts import DigestLine, MessageParts
 
 SLACK_CONTENT_TYPE = "application/json"
 MAX_BLOCKS = 50
@@ -25,6 +25,7 @@ MAX_BUTTON_CHARS = 75
 MAX_CONTEXT_CHARS = 2000
 MAX_BLOCK_TEXT_CHARS = 12_000
 MAX_FALLBACK_CHARS = 3000
+# When the parts bring no "more" of their own (the template language's).
 MORE = {"en": "more in Plumbline", "de": "mehr in Plumbline"}
 
 
@@ -35,7 +36,8 @@ def render_slack(parts: MessageParts) -> bytes:
 
 def slack_payload(parts: MessageParts) -> dict[str, Any]:
     """``{"text", "blocks"}`` for ``parts``, inside Slack's limits."""
-    more = f" <{parts.link.url}|{MORE.get(parts.language, MORE['en'])}>" if parts.link else ""
+    more_label = parts.more_label or MORE.get(parts.language, MORE["en"])
+    more = f" <{parts.link.url}|{_escape(more_label)}>" if parts.link else ""
     header = shorten(parts.title, MAX_HEADER_CHARS)
     context = shorten(_escape(parts.context), MAX_CONTEXT_CHARS)
     fields = [
@@ -56,7 +58,17 @@ def slack_payload(parts: MessageParts) -> dict[str, Any]:
             break
         kept_fields.append(text)
         budget -= len(text)
-    text = shorten(_escape(parts.text), min(MAX_SECTION_CHARS, budget), suffix=more)
+    text_limit = min(MAX_SECTION_CHARS, budget)
+    if parts.lines or parts.hidden_lines:
+        text = fit_lines(
+            _escape(parts.text),
+            [_digest_line(line) for line in parts.lines],
+            text_limit,
+            more=lambda count: _escape(parts.and_more_text(count)),
+            hidden=parts.hidden_lines,
+        )
+    else:
+        text = shorten(_escape(parts.text), text_limit, suffix=more)
 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
@@ -85,6 +97,13 @@ def slack_payload(parts: MessageParts) -> dict[str, Any]:
         "text": shorten(_escape(f"{parts.title}: {parts.text}"), MAX_FALLBACK_CHARS),
         "blocks": blocks[:MAX_BLOCKS],
     }
+
+
+def _digest_line(line: DigestLine) -> str:
+    """One event of a digest: its title linked to it, and its summary."""
+    title = _escape(line.title).replace("|", "¦")
+    shown = f"<{line.url}|{title}>" if line.url else f"*{title}*"
+    return shorten(f"• {shown}: {_escape(line.summary)}", MAX_DIGEST_LINE_CHARS)
 
 
 def _escape(text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.notifier.templates.limits import fit_json, shorten
+from services.notifier.templates.limits import fit_json, markdown_text, shorten
 from services.notifier.templates.parts import MessageParts
 
 TEAMS_CONTENT_TYPE = "application/json"
@@ -17,7 +17,6 @@ ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"
 MAX_BYTES = 20_000
 MAX_FACT_CHARS = 1000
-MORE = {"en": "Read more in Plumbline", "de": "Mehr in Plumbline"}
 
 
 def render_teams(parts: MessageParts) -> bytes:
@@ -27,10 +26,7 @@ def render_teams(parts: MessageParts) -> bytes:
 
 def teams_payload(parts: MessageParts, *, text_limit: int | None = None) -> dict[str, Any]:
     """The message envelope with its card; the text cut to ``text_limit`` characters."""
-    more = ""
-    if parts.link is not None:
-        more = f" [{MORE.get(parts.language, MORE['en'])}]({parts.link.url})"
-    text = parts.text if text_limit is None else shorten(parts.text, text_limit, suffix=more)
+    text = markdown_text(parts, text_limit)
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
