@@ -22,7 +22,7 @@ from services.notifier.channels import SUPPORTED_KINDS, render_message
 from services.notifier.channels.base import OutgoingMessage
 from services.notifier.channels.email import EmailAdapter
 from services.notifier.templates.email import read_email
-from services.notifier.templates.messages import template_languages, template_types
+from services.notifier.templates.messages import phrases, template_languages, template_types
 from services.notifier.templates.parts import (
     CHANNEL_TEST_EVENT,
     LINK_PATHS,
@@ -450,6 +450,17 @@ def test_every_event_type_has_a_template_and_a_link_in_every_language(language: 
     assert template_types(language) == expected
     assert set(LINK_PATHS) == expected
     assert set(EVENT_PAYLOADS) == set(EventType)
+
+
+@pytest.mark.parametrize("language", MESSAGE_LANGUAGES)
+def test_every_language_has_its_phrases(language: str) -> None:
+    words = phrases(language)
+    assert all((words.open_link, words.more, words.and_more, words.generic, words.acknowledge))
+    assert "{count}" in words.and_more
+    assert "{event_type}" in words.generic
+    assert phrases("de").acknowledge == "Kenntnisnahme bestätigen"
+    # A language without its own phrases gets English ones.
+    assert phrases("fr") == phrases("en")
 
 
 # --- every type, language and kind ---------------------------------------------------------

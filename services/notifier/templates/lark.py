@@ -3,7 +3,8 @@
 A header, the text, the fields (short, two per row), a button to the object and a note.
 ``timestamp`` and ``sign`` are not part of the stored body: they change with each attempt,
 so the adapter adds them when it sends. Custom bots take at most 20 KB a request: the text
-is cut (with a link to the full object) to stay under ``MAX_BYTES``, never refused.
+is cut (with a link to the full object) to stay under ``MAX_BYTES``, never refused; a
+digest's events are a list of links after its text, as many as fit, then "and K more".
 """
 
 from __future__ import annotations

@@ -236,13 +236,16 @@ class Phrases:
     more: str
     and_more: str
     generic: str
+    acknowledge: str
+    """The label of a policy update's personal acknowledgement link."""
 
 
 @cache
 def phrases(language: str) -> Phrases:
     """The phrases of ``language`` (``messages/<language>/_phrases.j2``; English's when it
-    has none): the link's label, "more in Plumbline", a digest's "and {count} more" and the
-    text of an event type without a template ({event_type})."""
+    has none): the link's label, "more in Plumbline", a digest's "and {count} more", the
+    text of an event type without a template ({event_type}) and the label of a policy
+    update's acknowledgement link."""
     chosen = language if (TEMPLATE_DIRECTORY / language / PHRASES_FILE).is_file() else "en"
     template = _environment().get_template(f"{chosen}/{PHRASES_FILE}")
     context = template.new_context({"_language": chosen})
@@ -251,6 +254,7 @@ def phrases(language: str) -> Phrases:
         more=_oneline(_block(template, "more", context)),
         and_more=_oneline(_block(template, "and_more", context)),
         generic=_oneline(_block(template, "generic", context)),
+        acknowledge=_oneline(_block(template, "acknowledge", context)),
     )
 
 

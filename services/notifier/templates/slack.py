@@ -4,6 +4,7 @@ A header, the text as a section, the fields (up to ten per section), a button to
 object, and a context line. Within Slack's limits: at most 50 blocks, 3,000 characters of
 section text, 2,000 per field, 150 for the header, and about 12,000 characters of text in
 all blocks together; anything longer is cut with a link to the full object, never refused.
+A digest's events follow its text, one linked line each, as many as fit, then "and K more".
 """
 
 from __future__ import annotations

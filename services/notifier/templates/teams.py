@@ -2,7 +2,8 @@
 
 Title, text, a fact set of the fields, a context line, and an ``Action.OpenUrl`` to the
 object. Workflows refuse posts over about 28 KB and Teams cards over 20 KB: the body is kept
-under ``MAX_BYTES`` by cutting the text (with a link to the full object), never refused.
+under ``MAX_BYTES`` by cutting the text (with a link to the full object), never refused; a
+digest's events are a list of links after its text, as many as fit, then "and K more".
 """
 
 from __future__ import annotations
