@@ -1424,6 +1424,19 @@ def report_notes(m: Measurement, context: RunContext) -> list[str]:
         "during the production and the delay grows with it: the delay then measures the "
         "backlog (how long the last messages waited), not one message's path."
     )
+    ms_per_message = _median([r.notifier_cpu_ms_per_message for r in m.runs])
+    busy_share = _median(
+        [r.cpu_s.get("notifier", 0.0) / r.wall_s / o.notifiers for r in m.runs if r.wall_s]
+    )
+    if not math.isnan(ms_per_message) and ms_per_message > 0:
+        per_core = 1000 / ms_per_message
+        notes.append(
+            f"- What bounds the throughput: each notifier process was busy "
+            f"{busy_share:.0%} of a core, at {ms_per_message:.1f} ms of CPU per message "
+            f"(claim, send, record, and the fan-out's share): about {per_core:,.0f} "
+            f"messages/s per core on this CPU, so the offered {offered:,.0f} messages/s "
+            f"would take about {offered / per_core:,.0f} cores of notifiers alone."
+        )
     if o.events < 10_000 or o.rate < 500 or o.channels < 50:
         notes.append(
             f"- Smaller than the issue's workload (10,000 events at 500/s to 50 channels): "
