@@ -201,6 +201,7 @@ async def test_an_unexpected_delivery_error_never_quotes_its_target(
         channel_kind="slack",
         target_encrypted=box.encrypt(target),
         secret_encrypted=None,
+        channel_id=uuid.uuid4(),
     )
     result = await send_claimed(claim, adapters={"slack": ExplodingAdapter()}, box=box)
     assert result.status_code is None
