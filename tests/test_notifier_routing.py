@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import SUPPORTED_KINDS
@@ -39,7 +39,7 @@ from shared.events import (
     SourceRejectedBatch,
     record_event,
 )
-from shared.models import Channel, Delivery, DigestItem, Event
+from shared.models import Channel, Delivery, DigestItem, Event, Reviewer
 from shared.models.base import utcnow
 from shared.policy_updates.acknowledgement_links import verify_acknowledgement_token
 from tests.conftest import _free_port, auth, make_key, relay_all
@@ -456,6 +456,49 @@ async def test_a_changed_profile_address_moves_the_personal_channel(
     assert secret_box(settings).decrypt(moved.target_encrypted) == "anna.new@example.net"
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Channel)) == 1
+
+
+async def test_thousands_of_recipients_are_fanned_out_once(
+    settings: Settings, sessionmaker: Sessions
+) -> None:
+    """More rows than one statement may bind parameters for; a repeat creates nothing."""
+    count = 3500
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            insert(Reviewer).values(
+                [
+                    {
+                        "id": f"r-{n}",
+                        "markets": ["DE"],
+                        "languages": ["en"],
+                        "email": f"r{n}@example.com",
+                    }
+                    for n in range(count)
+                ]
+            )
+        )
+    event = await emit(
+        sessionmaker,
+        EventType.POLICY_QUESTION_ANSWERED,
+        question_answered(),
+        recipients=[f"r-{n}" for n in range(count)],
+    )
+    await fan_out(sessionmaker, settings, event, now=utcnow())
+    await fan_out(sessionmaker, settings, event, now=utcnow())
+    async with sessionmaker() as session:
+        assert (
+            await session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.event_id == event.id)
+            )
+            == count
+        )
+        assert (
+            await session.scalar(
+                select(func.count()).select_from(Channel).where(Channel.reviewer_id.is_not(None))
+            )
+            == count
+        )
+    assert await missing(sessionmaker) == []
 
 
 # --- digests ---------------------------------------------------------------------------------

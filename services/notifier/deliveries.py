@@ -14,11 +14,11 @@ import dataclasses
 import logging
 import traceback
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import any_, literal, or_, select
+from sqlalchemy import ARRAY, Uuid, any_, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -110,12 +110,12 @@ async def fan_out_event(
                 rows += await _personal_rows(
                     session, event, now=now, settings=settings, box=box, public_url=public_url
                 )
-        if digest_items:
-            await session.execute(insert(DigestItem).values(digest_items).on_conflict_do_nothing())
-        if rows:
+        for chunk in _chunks(digest_items):
+            await session.execute(insert(DigestItem).values(chunk).on_conflict_do_nothing())
+        for chunk in _chunks(rows):
             await session.execute(
                 insert(Delivery)
-                .values(rows)
+                .values(chunk)
                 .on_conflict_do_nothing(index_elements=[Delivery.channel_id, Delivery.event_id])
             )
     # Also those created by an earlier run that may have stopped before queueing them.
@@ -211,10 +211,21 @@ async def _personal_rows(
     """The delivery rows of ``event`` for its recipients' personal e-mail channels, each
     rendered for its recipient (a policy update's with their acknowledgement link)."""
     channels = await personal_email_channels(session, reviewer_ids=event.recipients or (), box=box)
+    # A repeated fan-out (the sweep's) renders only what is missing: a policy update may
+    # have thousands of recipients, each message signed and rendered for one of them.
+    done = set(
+        await session.scalars(
+            select(Delivery.channel_id).where(
+                Delivery.event_id == event.id,
+                Delivery.channel_id
+                == any_(literal([channel.id for channel in channels.values()], ARRAY(Uuid()))),
+            )
+        )
+    )
     shared: dict[tuple[str, str], RenderedMessage] = {}
     rows: list[dict[str, Any]] = []
     for reviewer_id, channel in channels.items():
-        if not channel.enabled:
+        if not channel.enabled or channel.id in done:
             continue
         link = personal_link(
             event, reviewer_id=reviewer_id, language=channel.language, settings=settings, now=now
@@ -261,6 +272,15 @@ def personal_link(
             settings, policy_update_id=policy_update_id, reviewer_id=reviewer_id, now=now
         ),
     )
+
+
+# Rows per INSERT: a dozen columns each stays far below PostgreSQL's 32,767 parameters.
+_INSERT_CHUNK = 1000
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        yield rows[start : start + _INSERT_CHUNK]
 
 
 def delivery_row(

@@ -14,8 +14,9 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Collection
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, ColumnElement, String, any_, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,7 @@ from shared.schemas.channels import PERSONAL_CHANNEL_PREFIX
 logger = logging.getLogger(__name__)
 
 _NAME_LENGTH = 128
+_INSERT_CHUNK = 1000
 
 
 def personal_channel_name(reviewer_id: str) -> str:
@@ -72,7 +74,7 @@ async def personal_email_channels(
     reviewers = list(
         await session.scalars(
             select(Reviewer)
-            .where(Reviewer.id.in_(sorted(set(reviewer_ids))), Reviewer.email.is_not(None))
+            .where(Reviewer.id == any_(_ids(reviewer_ids)), Reviewer.email.is_not(None))
             .order_by(Reviewer.id)
         )
     )
@@ -93,37 +95,26 @@ async def personal_email_channels(
     existing = {
         channel.reviewer_id: channel
         for channel in await session.scalars(
-            select(Channel).where(Channel.reviewer_id.in_(sorted(wanted)))
+            select(Channel).where(Channel.reviewer_id == any_(_ids(wanted)))
         )
     }
     missing = [reviewer_id for reviewer_id in wanted if reviewer_id not in existing]
     if missing:
-        await session.execute(
-            insert(Channel)
-            .values(
-                [
-                    {
-                        "id": uuid.uuid4(),
-                        "name": personal_channel_name(reviewer_id),
-                        "kind": "email",
-                        "target_encrypted": box.encrypt(wanted[reviewer_id][0]),
-                        "target_hint": wanted[reviewer_id][1],
-                        "secret_encrypted": None,
-                        "language": wanted[reviewer_id][2],
-                        "events": [],
-                        "markets": None,
-                        "queues": None,
-                        "enabled": True,
-                        "reviewer_id": reviewer_id,
-                    }
-                    for reviewer_id in missing
-                ]
+        # Rows per INSERT: a dozen columns each stays far below PostgreSQL's 32,767 parameters.
+        for start in range(0, len(missing), _INSERT_CHUNK):
+            await session.execute(
+                insert(Channel)
+                .values(
+                    [
+                        _new_channel_row(reviewer_id, *wanted[reviewer_id], box=box)
+                        for reviewer_id in missing[start : start + _INSERT_CHUNK]
+                    ]
+                )
+                .on_conflict_do_nothing()
             )
-            .on_conflict_do_nothing()
-        )
         created = await session.scalars(
             select(Channel)
-            .where(Channel.reviewer_id.in_(missing))
+            .where(Channel.reviewer_id == any_(_ids(missing)))
             .execution_options(populate_existing=True)
         )
         existing.update({channel.reviewer_id: channel for channel in created})
@@ -145,6 +136,30 @@ async def personal_email_channels(
         channels[reviewer_id] = channel
     await session.flush()
     return channels
+
+
+def _ids(reviewer_ids: Collection[str]) -> ColumnElement[list[str]]:
+    # One array parameter, however many recipients (IN would bind one parameter each).
+    return literal(sorted(set(reviewer_ids)), ARRAY(String()))
+
+
+def _new_channel_row(
+    reviewer_id: str, address: str, hint: str, language: str, *, box: SecretBox
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "name": personal_channel_name(reviewer_id),
+        "kind": "email",
+        "target_encrypted": box.encrypt(address),
+        "target_hint": hint,
+        "secret_encrypted": None,
+        "language": language,
+        "events": [],
+        "markets": None,
+        "queues": None,
+        "enabled": True,
+        "reviewer_id": reviewer_id,
+    }
 
 
 def _stored_address(box: SecretBox, channel: Channel) -> str | None:
