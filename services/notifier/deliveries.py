@@ -30,8 +30,8 @@ from services.notifier.channels import (
     RenderedMessage,
     render_message,
 )
+from services.notifier.templates.messages import phrases
 from shared.channels.credentials import ChannelCredentials, decode_credentials
-from shared.channels.languages import DEFAULT_MESSAGE_LANGUAGE
 from shared.channels.personal import personal_email_channels
 from shared.core.encryption import SecretBox
 from shared.core.observability import redact
@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 ACKNOWLEDGED_EVENTS = frozenset(
     {EventType.POLICY_UPDATE_PUBLISHED.value, EventType.POLICY_UPDATE_REMINDER.value}
 )
-ACKNOWLEDGE_LABELS = {"en": "Acknowledge", "de": "Kenntnisnahme bestätigen"}
 
 
 def deliver_job_id(delivery_id: uuid.UUID, attempt: int) -> str:
@@ -267,7 +266,7 @@ def personal_link(
         logger.warning("policy update event without its id", extra={"event_id": str(event.id)})
         return None
     return MessageLink(
-        label=ACKNOWLEDGE_LABELS.get(language, ACKNOWLEDGE_LABELS[DEFAULT_MESSAGE_LANGUAGE]),
+        label=phrases(language).acknowledge,
         url=acknowledgement_url(
             settings, policy_update_id=policy_update_id, reviewer_id=reviewer_id, now=now
         ),
