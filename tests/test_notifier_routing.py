@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notifier.channels import SUPPORTED_KINDS
 from services.notifier.deliveries import fan_out_event
 from services.notifier.digests import period_end, send_digest, send_due_digests
+from services.notifier.worker import WorkerSettings
 from shared.core.encryption import secret_box
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings
@@ -457,6 +458,18 @@ async def test_a_changed_profile_address_moves_the_personal_channel(
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Channel)) == 1
 
+    # A personal channel is reached through recipients only, never by subscription (even
+    # one that somehow subscribed to the type).
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Channel).values(events=["policy_question.answered"], markets=None)
+        )
+    unaddressed = await emit(sessionmaker, EventType.POLICY_QUESTION_ANSWERED, question_answered())
+    await notify_all(mail_settings(settings, port), sessionmaker, queue)
+    assert await channels_of(sessionmaker, unaddressed) == set()
+    assert len(handler.messages) == 2
+    assert await missing(sessionmaker) == []
+
 
 async def test_thousands_of_recipients_are_fanned_out_once(
     settings: Settings, sessionmaker: Sessions
@@ -642,6 +655,12 @@ async def test_daily_digest_at_nine_berlin_time_across_the_dst_change(
         str(daily.id),
     ]
     assert await channels_of(sessionmaker, daily) == {channel_id}
+
+
+def test_the_notifier_sends_digests_every_minute() -> None:
+    [job] = [job for job in WorkerSettings.cron_jobs if job.name == "send_digests"]
+    assert job.second == {10}
+    assert job.minute is None
 
 
 def test_digest_period_ends_follow_the_local_clock() -> None:
