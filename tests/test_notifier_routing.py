@@ -394,8 +394,6 @@ async def test_acknowledgement_link_in_the_email_acknowledges_through_the_api(
         },
         headers=auth(poc_key),
     )
-    if created.status_code == 404:
-        pytest.skip("policy updates are not built yet")
     assert created.status_code == 201, created.text
     update_id = created.json()["id"]
     published = await client.post(f"/v1/policy-updates/{update_id}/publish", headers=auth(poc_key))
