@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import SUPPORTED_KINDS
-from services.notifier.deliveries import fan_out_event
+from services.notifier.deliveries import fan_out_event, personal_link
 from services.notifier.digests import period_end, send_digest, send_due_digests
 from services.notifier.worker import WorkerSettings
 from shared.core.encryption import secret_box
@@ -412,6 +412,33 @@ async def test_acknowledgement_link_in_the_email_acknowledges_through_the_api(
     )
     assert [item["reviewer_id"] for item in status.json()["acknowledged"]] == ["anna"]
     assert status.json()["pending"] == []
+
+
+@pytest.mark.parametrize(
+    ("event_type", "linked"),
+    [
+        ("policy_update.published", True),
+        ("policy_update.reminder", True),
+        ("policy_question.answered", False),
+    ],
+)
+def test_only_policy_updates_carry_an_acknowledgement_link(
+    settings: Settings, event_type: str, linked: bool
+) -> None:
+    update_id = uuid.uuid4()
+    event = Event(id=uuid.uuid4(), type=event_type, data={"id": str(update_id)})
+    now = utcnow()
+    link = personal_link(event, reviewer_id="anna", language="de", settings=settings, now=now)
+    if not linked:
+        assert link is None
+        return
+    assert link is not None
+    assert link.label == "Kenntnisnahme bestätigen"
+    token = link.url.split("token=", 1)[1]
+    assert (
+        verify_acknowledgement_token(settings, policy_update_id=update_id, token=token, now=now)
+        == "anna"
+    )
 
 
 async def test_a_changed_profile_address_moves_the_personal_channel(
