@@ -172,6 +172,28 @@ async def test_a_refused_message_dies_alone_and_the_channel_moves_on(
     }
 
 
+async def test_two_notifiers_never_send_one_channel_two_messages_at_once(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    # Each answer takes 0.3 s: a second message sent before it came back would arrive sooner.
+    receiver.responder = lambda _: Reply(200, hang_seconds=0.3)
+    events = await produce(sessionmaker, 5)
+    await relay_all(sessionmaker, queue)
+    await asyncio.gather(
+        run_worker_burst(WorkerSettings, settings), run_worker_burst(WorkerSettings, settings)
+    )
+
+    assert event_ids(receiver.requests) == ids(events)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(receiver.requests)]
+    assert min(gaps) >= 0.29, gaps
+
+
 # --- the outage hold ------------------------------------------------------------------------
 
 
