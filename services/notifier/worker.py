@@ -240,7 +240,8 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
                     and time.monotonic() - started < DRAIN_BUDGET_SECONDS
                 ):
                     claim = await _claim(state, session, following.id)
-                    following = None
+                    if claim is not None:
+                        following = None
         status = outcome.status
         logger.info(
             "delivery attempted",
