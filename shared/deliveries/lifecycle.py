@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import ColumnElement, exists, or_, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.channels.service import visible_deliveries
@@ -200,46 +200,74 @@ class ClaimedDelivery:
 # dead-lettered in batches; the sweep queues the next batch).
 DEAD_LETTER_AT_CLAIM_BATCH = 100
 
+
+def _lock_key(channel_id: uuid.UUID) -> str:
+    return f"channel-deliveries:{channel_id}"
+
+
 _LOCK_CHANNEL = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+# The channel of a pending, due delivery, its lock taken (the key as ``_lock_key`` makes it).
+_LOCK_CHANNEL_OF_DUE = text(
+    """
+    SELECT channel_id,
+           pg_advisory_xact_lock(hashtextextended('channel-deliveries:' || channel_id::text, 0))
+    FROM deliveries
+    WHERE id = :delivery_id AND status = 'pending' AND next_attempt_at <= :now
+    """
+)
+
+# A channel's turn in one round trip: its head (oldest pending delivery, by the index
+# ix_deliveries_channel_pending), and whether it is held (ix_deliveries_holding) or has a
+# delivery in flight other than :other_id (ix_deliveries_leased).
+_CHANNEL_TURN = text(
+    """
+    SELECT head.id, head.attempts, head.next_attempt_at,
+           EXISTS (
+               SELECT 1 FROM deliveries held
+               WHERE held.channel_id = :channel_id AND held.status = 'dead'
+                 AND held.holds_channel
+           )
+           OR EXISTS (
+               SELECT 1 FROM deliveries leased
+               WHERE leased.channel_id = :channel_id AND leased.leased_until > :now
+                 AND leased.status = 'pending'
+                 AND leased.id IS DISTINCT FROM CAST(:other_id AS uuid)
+           ) AS blocked
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT d.id, d.attempts, d.next_attempt_at
+        FROM deliveries d
+        WHERE d.channel_id = :channel_id AND d.status = 'pending'
+        ORDER BY d.created_at, d.event_id
+        LIMIT 1
+    ) AS head ON true
+    """
+)
 
 
 async def lock_channel(session: AsyncSession, channel_id: uuid.UUID) -> None:
     """Serialise, until the transaction ends, what decides a channel's next send: claims
     and records of its deliveries (their own row locks follow this one, never precede it)."""
-    await session.execute(_LOCK_CHANNEL, {"key": f"channel-deliveries:{channel_id}"})
+    await session.execute(_LOCK_CHANNEL, {"key": _lock_key(channel_id)})
 
 
-def _channel_held(channel_id: uuid.UUID) -> ColumnElement[bool]:
-    return exists().where(
-        Delivery.channel_id == channel_id,
-        Delivery.status == "dead",
-        Delivery.holds_channel,
-    )
-
-
-def _channel_busy(
-    channel_id: uuid.UUID, *, now: datetime, other_than: uuid.UUID | None
-) -> ColumnElement[bool]:
-    conditions = [
-        Delivery.channel_id == channel_id,
-        Delivery.leased_until > now,
-        Delivery.status == "pending",
-    ]
-    if other_than is not None:
-        conditions.append(Delivery.id != other_than)
-    return exists().where(*conditions)
-
-
-async def _oldest_pending(session: AsyncSession, channel_id: uuid.UUID) -> DueDelivery | None:
+async def _channel_turn(
+    session: AsyncSession,
+    channel_id: uuid.UUID,
+    *,
+    now: datetime,
+    other_than: uuid.UUID | None = None,
+) -> tuple[DueDelivery | None, bool]:
+    """The channel's head (None: nothing pending), and whether the channel is blocked: held,
+    or sending a delivery other than ``other_than``."""
     row = (
         await session.execute(
-            select(Delivery.id, Delivery.attempts, Delivery.next_attempt_at)
-            .where(Delivery.channel_id == channel_id, Delivery.status == "pending")
-            .order_by(Delivery.created_at, Delivery.event_id)
-            .limit(1)
+            _CHANNEL_TURN, {"channel_id": channel_id, "now": now, "other_id": other_than}
         )
-    ).first()
-    return DueDelivery(row.id, row.attempts, row.next_attempt_at) if row is not None else None
+    ).one()
+    head = DueDelivery(row.id, row.attempts, row.next_attempt_at) if row.id is not None else None
+    return head, bool(row.blocked)
 
 
 async def channel_head(
@@ -247,13 +275,8 @@ async def channel_head(
 ) -> DueDelivery | None:
     """The channel's delivery to send now: its oldest pending one, when it is due, nothing
     of the channel is in flight and the channel is not held; else None."""
-    blocked = await session.scalar(
-        select(or_(_channel_held(channel_id), _channel_busy(channel_id, now=now, other_than=None)))
-    )
-    if blocked:
-        return None
-    head = await _oldest_pending(session, channel_id)
-    if head is None or head.next_attempt_at > now:
+    head, blocked = await _channel_turn(session, channel_id, now=now)
+    if blocked or head is None or head.next_attempt_at > now:
         return None
     return head
 
@@ -277,16 +300,11 @@ async def claim_delivery(
     channel's next delivery is claimed in its place when it is due: the claim returned may
     then be of another delivery of the same channel.
     """
-    channel_id = await session.scalar(
-        select(Delivery.channel_id).where(
-            Delivery.id == delivery_id,
-            Delivery.status == "pending",
-            Delivery.next_attempt_at <= now,
-        )
-    )
-    if channel_id is None:
+    locked = (
+        await session.execute(_LOCK_CHANNEL_OF_DUE, {"delivery_id": delivery_id, "now": now})
+    ).first()
+    if locked is None:
         return None
-    await lock_channel(session, channel_id)
     for _ in range(DEAD_LETTER_AT_CLAIM_BATCH):
         row = (
             await session.execute(
@@ -304,15 +322,7 @@ async def claim_delivery(
         if row is None:
             return None
         delivery, channel = row
-        head = await _oldest_pending(session, channel.id)
-        blocked = await session.scalar(
-            select(
-                or_(
-                    _channel_held(channel.id),
-                    _channel_busy(channel.id, now=now, other_than=delivery.id),
-                )
-            )
-        )
+        head, blocked = await _channel_turn(session, channel.id, now=now, other_than=delivery.id)
         if blocked or head is None or head.id != delivery.id:
             return None
         reason = None
