@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import email
 import hashlib
 import hmac
 import ssl
@@ -16,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -47,6 +45,13 @@ from shared.events import EventType, SourceRejectedBatch, record_event
 from shared.jobs import FanOutEvent, SendTestMessage
 from shared.models import Delivery, DeliveryAttempt, Event
 from tests.conftest import _free_port, auth, run_worker_burst
+from tests.support.mail import (
+    RecordingMailServer,
+    decoded,
+    mail_settings,
+    running_mail_server,
+    subparts,
+)
 from tests.support.webhooks import (
     ReceivedRequest,
     Reply,
@@ -588,53 +593,10 @@ async def test_plain_webhooks_carry_no_standard_headers(
 # --- E-mail ---------------------------------------------------------------------------------
 
 
-class RecordingMailServer:
-    """An aiosmtpd handler that keeps every message and answers with scripted replies."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[Envelope, Message]] = []
-        self.replies: list[str] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
-        assert isinstance(envelope.content, bytes)
-        self.messages.append((envelope, email.message_from_bytes(envelope.content)))
-        return self.replies.pop(0) if self.replies else "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def mail_server() -> Iterator[tuple[RecordingMailServer, int]]:
-    handler = RecordingMailServer()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
-
-
-def subparts(message: Message) -> list[Message]:
-    """The parts of a multipart message."""
-    payload = message.get_payload()
-    assert isinstance(payload, list)
-    assert all(isinstance(part, Message) for part in payload)
-    return list(payload)
-
-
-def decoded(part: Message) -> bytes:
-    """A leaf part's content, transfer encoding undone."""
-    payload = part.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload
-
-
-def mail_settings(settings: Settings, port: int) -> Settings:
-    return settings.model_copy(
-        update={
-            "smtp_host": "127.0.0.1",
-            "smtp_port": port,
-            "smtp_from": "Plumbline QA <qa@plumbline.example>",
-            "smtp_starttls": False,
-        }
-    )
+    with running_mail_server() as server:
+        yield server
 
 
 async def emit_report_with_files(sessionmaker: Sessions, queue: ArqRedis) -> Event:

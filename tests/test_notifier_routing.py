@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,10 +42,16 @@ from shared.events import (
 from shared.models import Channel, Delivery, DigestItem, Event, Reviewer
 from shared.models.base import utcnow
 from shared.policy_updates.acknowledgement_links import verify_acknowledgement_token
-from tests.conftest import _free_port, auth, make_key, relay_all
+from tests.conftest import auth, make_key, relay_all
+from tests.support.mail import (
+    RecordingMailServer,
+    decoded,
+    mail_settings,
+    running_mail_server,
+    subparts,
+)
 from tests.support.problems import assert_problem
 from tests.support.webhooks import WebhookReceiver, create_channel, notify
-from tests.test_channel_adapters import RecordingMailServer, decoded, mail_settings, subparts
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -61,12 +66,8 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 
 @pytest.fixture
 def mail_server() -> Iterator[tuple[RecordingMailServer, int]]:
-    handler = RecordingMailServer()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+    with running_mail_server() as server:
+        yield server
 
 
 # --- events ------------------------------------------------------------------------------

@@ -28,9 +28,9 @@ from services.notifier.channels import (
     MessageLink,
     OutgoingMessage,
     RenderedMessage,
+    acknowledgement_link,
     render_message,
 )
-from services.notifier.templates.messages import phrases
 from shared.channels.credentials import ChannelCredentials, decode_credentials
 from shared.channels.personal import personal_email_channels
 from shared.core.encryption import SecretBox
@@ -265,11 +265,11 @@ def personal_link(
     except (KeyError, ValueError):
         logger.warning("policy update event without its id", extra={"event_id": str(event.id)})
         return None
-    return MessageLink(
-        label=phrases(language).acknowledge,
-        url=acknowledgement_url(
+    return acknowledgement_link(
+        acknowledgement_url(
             settings, policy_update_id=policy_update_id, reviewer_id=reviewer_id, now=now
         ),
+        language=language,
     )
 
 

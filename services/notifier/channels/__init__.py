@@ -21,6 +21,7 @@ from services.notifier.channels.lark import LarkAdapter
 from services.notifier.channels.slack import SlackAdapter
 from services.notifier.channels.teams import TeamsAdapter
 from services.notifier.channels.webhook import WebhookAdapter
+from services.notifier.templates.messages import phrases
 from services.notifier.templates.parts import CHANNEL_TEST_EVENT, MessageLink, MessageParts
 from shared.core.settings import Settings
 from shared.deliveries.lifecycle import SendResult
@@ -65,6 +66,12 @@ def render_message(
     )
 
 
+def acknowledgement_link(url: str, *, language: str) -> MessageLink:
+    """The action of a personal policy-update message: ``url`` (the recipient's signed
+    acknowledgement link) under the templates' label in ``language``."""
+    return MessageLink(label=phrases(language).acknowledge, url=url)
+
+
 def render_parts(kind: str, parts: MessageParts) -> RenderedMessage:
     """What a channel of ``kind`` receives for ``parts`` (the chat and e-mail kinds)."""
     return _BY_KIND[kind].render_parts(parts)
@@ -81,6 +88,7 @@ __all__ = [
     "OutgoingMessage",
     "RenderedMessage",
     "SendResult",
+    "acknowledgement_link",
     "build_adapters",
     "parse_retry_after",
     "render_message",
