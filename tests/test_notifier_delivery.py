@@ -322,6 +322,27 @@ async def test_two_notifiers_share_one_rate_limit_per_slack_webhook(
     assert len(receiver.requests) == len(events)
 
 
+async def test_two_channels_posting_to_one_slack_webhook_share_its_limit(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+) -> None:
+    # Slack limits the webhook URL, not our channel: two channels on one URL (say, one per
+    # market for the same Slack channel) must not get twice the rate between them.
+    await create_channel(client, admin_key, receiver.url, kind="slack", secret=None, name="a")
+    await create_channel(client, admin_key, receiver.url, kind="slack", secret=None, name="b")
+    await produce(sessionmaker, 3)
+    await relay_all(sessionmaker, queue)
+    await run_worker_burst(WorkerSettings, settings)
+
+    assert len(receiver.requests) == 6
+    gaps = [b.at - a.at for a, b in itertools.pairwise(receiver.requests)]
+    assert min(gaps) >= 0.9, gaps
+
+
 async def test_limiters_sharing_a_key_never_grant_two_turns_within_the_interval(
     settings: Settings,
 ) -> None:

@@ -19,6 +19,8 @@ channel's turn does nothing, so duplicated jobs cost a few queries each.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import time
 import uuid
@@ -41,7 +43,7 @@ from services.notifier.deliveries import (
 )
 from services.notifier.digests import send_due_digests
 from shared.core.db import unit_of_work
-from shared.core.encryption import SecretBox, secret_box
+from shared.core.encryption import SecretBox, derived_key, secret_box
 from shared.core.observability import configure_logging, request_id_var
 from shared.core.queue import (
     ArqRedis,
@@ -111,6 +113,8 @@ class NotifierState(WorkerState):
     box: SecretBox
     retry_policy: RetryPolicy
     rate_limiter: RateLimiter
+    # Keys the limiter's per-target hashes (see rate_limit_key).
+    target_key: bytes
 
     async def close(self) -> None:
         """Close the HTTP client and the database engine."""
@@ -132,6 +136,7 @@ def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState
         box=secret_box(settings),
         retry_policy=RetryPolicy.from_settings(settings),
         rate_limiter=RateLimiter(redis),
+        target_key=derived_key(settings, purpose="rate-limit-target"),
     )
 
 
@@ -287,12 +292,25 @@ def _rate_of(state: NotifierState, kind: str) -> float | None:
 
 
 async def _rate_limit_wait(state: NotifierState, claim: ClaimedDelivery) -> float:
-    """0.0 when the claimed attempt may be sent now (its channel's turn taken), else the
-    seconds to wait. Shared by every notifier: the limit is per channel, in Redis."""
+    """0.0 when the claimed attempt may be sent now (its target's turn taken), else the
+    seconds to wait. Shared by every notifier, in Redis."""
     rate = _rate_of(state, claim.channel_kind)
     if rate is None:
         return 0.0
-    return await state.rate_limiter.wait_seconds(f"channel:{claim.channel_id}", per_second=rate)
+    return await state.rate_limiter.wait_seconds(rate_limit_key(state, claim), per_second=rate)
+
+
+def rate_limit_key(state: NotifierState, claim: ClaimedDelivery) -> str:
+    """The limiter's key for a claim: its target, not its channel, since the chat service
+    limits per webhook URL and two channels may post to one. The URL is a credential, so the
+    key is a keyed hash of it (nothing in Redis reveals it)."""
+    try:
+        target = state.box.decrypt(claim.target_encrypted)
+    except RuntimeError:
+        # The send will fail on the same key and say so; limit it per channel meanwhile.
+        return f"channel:{claim.channel_id}"
+    digest = hmac.new(state.target_key, target.encode(), hashlib.sha256).hexdigest()
+    return f"target:{digest}"
 
 
 async def _attempt_later(
