@@ -17,6 +17,7 @@ from services.audit_api.corrections.router import router as corrections_router
 from services.audit_api.decisions.router import router as decisions_router
 from services.audit_api.decisions.writer import DecisionWriter
 from services.audit_api.disagreements.router import router as disagreements_router
+from services.audit_api.escalations.router import router as escalations_router
 from services.audit_api.golden.router import router as golden_router
 from services.audit_api.health.router import router as health_router
 from services.audit_api.jobs.router import router as jobs_router
@@ -32,6 +33,7 @@ from services.audit_api.policy_updates.router import router as policy_updates_ro
 from services.audit_api.problems import install_problem_handlers
 from services.audit_api.quizzes.router import router as quizzes_router
 from services.audit_api.rate_limits import RateLimits, create_redis_client
+from services.audit_api.report_schedules.router import router as report_schedules_router
 from services.audit_api.reports.router import router as reports_router
 from services.audit_api.request_checks import check_request
 from services.audit_api.reviewers.router import router as reviewers_router
@@ -127,4 +129,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(golden_router)
     app.include_router(policy_updates_router)
     app.include_router(policy_questions_router)
+    app.include_router(escalations_router)
+    app.include_router(report_schedules_router)
     return app

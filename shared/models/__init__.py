@@ -16,6 +16,12 @@ from shared.models.audits import (
 from shared.models.auth import ROLES, ApiKey
 from shared.models.base import Base
 from shared.models.calibration import CalibrationItem, CalibrationLabel, CalibrationSession
+from shared.models.escalations import (
+    Escalation,
+    EscalationAction,
+    EscalationBreach,
+    EscalationRule,
+)
 from shared.models.golden import AuditorAccuracyAnnouncement, GoldenItem, GoldenVerdict
 from shared.models.intake import (
     Decision,
@@ -33,6 +39,7 @@ from shared.models.policy import (
     PolicyVersion,
 )
 from shared.models.reference import Market, Policy, Queue, Reviewer
+from shared.models.report_schedules import ReportSchedule, ReportSnapshot, ReportSnapshotFile
 from shared.models.training import (
     Quiz,
     QuizAttempt,
@@ -65,6 +72,10 @@ __all__ = [
     "DigestItem",
     "Disagreement",
     "DisagreementChange",
+    "Escalation",
+    "EscalationAction",
+    "EscalationBreach",
+    "EscalationRule",
     "Event",
     "GoldenItem",
     "GoldenVerdict",
@@ -82,6 +93,9 @@ __all__ = [
     "QuizAttempt",
     "QuizRetakeGrant",
     "RejectedBatch",
+    "ReportSchedule",
+    "ReportSnapshot",
+    "ReportSnapshotFile",
     "Reviewer",
     "SamplingPlan",
     "SamplingRun",
