@@ -347,11 +347,13 @@ async def record_event(
     queue: str | None = None,
     source_id: uuid.UUID | None = None,
     recipients: list[str] | None = None,
+    channel_ids: list[uuid.UUID] | None = None,
 ) -> Event:
     """Store the event and, in the same transaction, queue its fan-out to channels.
 
     ``market`` and ``queue`` route it to the channels subscribed to them; ``recipients``
     (reviewer ids) also get it personally, by e-mail to the address of their profile.
+    ``channel_ids`` addresses it to exactly those channels instead of their subscribers.
     """
     event = Event(
         id=uuid.uuid4(),
@@ -360,6 +362,7 @@ async def record_event(
         market=market,
         queue=queue,
         recipients=recipients or None,
+        channel_ids=channel_ids or None,
         data=data.model_dump(mode="json"),
         request_id=request_id_var.get(),
         source_id=source_id,

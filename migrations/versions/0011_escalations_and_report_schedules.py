@@ -256,9 +256,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("snapshot_id", "format", name=op.f("pk_report_snapshot_files")),
     )
+    op.add_column("events", sa.Column("channel_ids", postgresql.ARRAY(sa.Uuid()), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("events", "channel_ids")
     op.drop_table("report_snapshot_files")
     op.drop_index(op.f("ix_escalation_breaches_escalation_id"), table_name="escalation_breaches")
     op.drop_table("escalation_breaches")

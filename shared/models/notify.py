@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
@@ -46,6 +47,9 @@ class Event(Base):
     # Reviewers who also get the message personally, by e-mail to the address of their
     # profile (a policy update's pending readers, a question's asker).
     recipients: Mapped[list[str] | None] = mapped_column(ARRAY(String(128)))
+    # Set for events addressed to named channels (a report schedule's): exactly these get
+    # it, whatever they subscribe to; null: routed by subscription.
+    channel_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(Uuid()))
 
 
 class Channel(CreatedAtMixin, Base):
