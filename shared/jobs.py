@@ -55,6 +55,16 @@ class SampleDailyAudits(Job):
     market: str | None = None
 
 
+class EvaluateEscalationRule(Job):
+    """Evaluate one escalation rule now; ``job_id`` is its BackgroundJob."""
+
+    function = "evaluate_escalation_rule"
+    queue = REPORT_QUEUE
+
+    job_id: uuid.UUID
+    rule_id: uuid.UUID
+
+
 class FanOutEvent(Job):
     """Render an event for every channel subscribed to it and create the deliveries."""
 
