@@ -65,6 +65,16 @@ class EvaluateEscalationRule(Job):
     rule_id: uuid.UUID
 
 
+class RunReportSchedule(Job):
+    """Run a report schedule now (a snapshot by hand); ``job_id`` is its BackgroundJob."""
+
+    function = "run_report_schedule"
+    queue = REPORT_QUEUE
+
+    job_id: uuid.UUID
+    schedule_id: uuid.UUID
+
+
 class FanOutEvent(Job):
     """Render an event for every channel subscribed to it and create the deliveries."""
 
