@@ -277,7 +277,7 @@ EXPECTED_PATHS = {
     EventType.CALIBRATION_OPENED: f"/v1/calibrations/{ID}",
     EventType.CALIBRATION_CLOSED: f"/v1/calibrations/{ID}",
     EventType.QUIZ_ASSIGNED: f"/v1/quizzes/{ID}",
-    EventType.REPORT_READY: f"/v1/report-runs/{ID}",
+    EventType.REPORT_READY: f"/v1/report-snapshots/{ID}",
     EventType.TRAINING_ITEM_OVERDUE: f"/v1/training-plans/{PLAN_ID}",
     EventType.AUDITOR_ACCURACY_DROPPED: "/v1/auditor-quality?auditor_id=aud-1",
     CHANNEL_TEST_EVENT: f"/v1/channels/{ID}",

@@ -40,6 +40,7 @@ from shared.deliveries.lifecycle import ClaimedDelivery, SendResult
 from shared.events import DIGEST_EVENT_TYPE, LOW_PRIORITY_EVENTS, EventType
 from shared.models import Channel, Delivery, DigestItem, Event
 from shared.policy_updates.acknowledgement_links import acknowledgement_url
+from shared.report_schedules.files import snapshot_attachments
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ async def fan_out_event(
 ) -> list[uuid.UUID]:
     """Create the deliveries of an event, once; returns the deliveries not yet attempted.
 
-    Team channels match by subscription (``subscribed_channels``). A channel in digest mode
+    Team channels match by subscription (``subscribed_channels``), or, for an event
+    addressed to channels (``channel_ids``), are those channels (``addressed_channels``);
+    an e-mail channel's ``report.ready`` carries the snapshot's files. A channel in digest mode
     gets a low-priority event as a ``DigestItem`` instead of a delivery, sent later in its
     digest (``services.notifier.digests``). Each of the event's ``recipients`` whose profile
     has an e-mail address gets a delivery through their personal e-mail channel (created or
@@ -92,12 +95,18 @@ async def fan_out_event(
     if public_url is None and settings is not None:
         public_url = settings.public_url
     if event.type != DIGEST_EVENT_TYPE:
+        channels = (
+            await addressed_channels(session, event)
+            if event.channel_ids
+            else await subscribed_channels(session, event)
+        )
         rows, digest_items = _team_rows(
-            await subscribed_channels(session, event),
+            channels,
             event,
             now=now,
             supported_kinds=supported_kinds,
             public_url=public_url,
+            email_event=await _with_report_files(session, event, channels),
         )
         if event.recipients and "email" in supported_kinds:
             if settings is None or box is None:
@@ -160,6 +169,50 @@ async def subscribed_channels(session: AsyncSession, event: Event) -> list[Chann
     return list(await session.scalars(query.order_by(Channel.id)))
 
 
+async def addressed_channels(session: AsyncSession, event: Event) -> list[Channel]:
+    """The channels an event is addressed to (``event.channel_ids``: a report schedule's),
+    by id: those enabled, team channels only, whatever they subscribe to."""
+    return list(
+        await session.scalars(
+            select(Channel)
+            .where(
+                Channel.id == any_(literal(list(event.channel_ids or ()), ARRAY(Uuid()))),
+                Channel.enabled,
+                Channel.reviewer_id.is_(None),
+            )
+            .order_by(Channel.id)
+        )
+    )
+
+
+async def _with_report_files(
+    session: AsyncSession, event: Event, channels: list[Channel]
+) -> Event | None:
+    """For a ``report.ready`` event going to an e-mail channel: the event as e-mails render
+    it, with its snapshot's files as attachments (loaded here rather than copied into every
+    event's data); None otherwise."""
+    if event.type != EventType.REPORT_READY.value or not any(
+        channel.kind == "email" for channel in channels
+    ):
+        return None
+    try:
+        snapshot_id = uuid.UUID(str(event.data["id"]))
+    except (KeyError, ValueError):
+        return None
+    files = await snapshot_attachments(session, snapshot_id=snapshot_id)
+    if not files:
+        return None
+    # A copy never added to the session: only rendered.
+    return Event(
+        id=event.id,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        market=event.market,
+        queue=event.queue,
+        data={**event.data, "attachments": files},
+    )
+
+
 def _team_rows(
     channels: list[Channel],
     event: Event,
@@ -167,8 +220,10 @@ def _team_rows(
     now: datetime,
     supported_kinds: Collection[str],
     public_url: str | None,
+    email_event: Event | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The delivery rows and digest items of ``event`` for its team ``channels``."""
+    """The delivery rows and digest items of ``event`` for its team ``channels``; e-mail
+    channels render ``email_event`` when given (the event with its files attached)."""
     rendered: dict[tuple[str, str, str], RenderedMessage] = {}
     rows: list[dict[str, Any]] = []
     digest_items: list[dict[str, Any]] = []
@@ -189,7 +244,7 @@ def _team_rows(
         if variant not in rendered:
             rendered[variant] = render_message(
                 channel.kind,
-                event,
+                email_event if email_event is not None and channel.kind == "email" else event,
                 language=channel.language,
                 public_url=public_url,
                 time_zone=channel.time_zone,

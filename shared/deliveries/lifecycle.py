@@ -557,10 +557,12 @@ async def probe_held_channels(
 
 # An event matched by a channel (that existed when it occurred) with no delivery for it: its
 # fan-out job was lost (e.g. Redis lost its data after the relay handed the job over).
-# The routing rule of fan-out (services/notifier/deliveries.py) in SQL: a team channel
-# subscribed to the event (type, market, queue, source) lacking both its delivery and, for a
-# digest channel, its digest item; or a recipient with a usable e-mail address lacking the
-# delivery through their personal channel.
+# The routing rule of fan-out (services/notifier/deliveries.py) in SQL: a channel the event
+# is addressed to (channel_ids: enabled team channels, whatever they subscribe to) lacking its
+# delivery; for an event not addressed so, a team channel subscribed to the event (type,
+# market, queue, source) lacking both its delivery and, for a digest channel, its digest item;
+# or a recipient with a usable e-mail address lacking the delivery through their personal
+# channel.
 _EVENTS_MISSING_DELIVERIES = text(
     r"""
     SELECT e.id, e.occurred_at
@@ -569,7 +571,22 @@ _EVENTS_MISSING_DELIVERIES = text(
       AND (
         EXISTS (
           SELECT 1 FROM channels c
-          WHERE c.enabled
+          WHERE e.channel_ids IS NOT NULL
+            AND c.id = ANY(e.channel_ids)
+            AND c.enabled
+            AND c.reviewer_id IS NULL
+            AND c.kind = ANY(CAST(:kinds AS text[]))
+            AND NOT EXISTS (
+                SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.channel_id = c.id
+            )
+            AND NOT EXISTS (
+                SELECT 1 FROM digest_items i WHERE i.event_id = e.id AND i.channel_id = c.id
+            )
+        )
+        OR EXISTS (
+          SELECT 1 FROM channels c
+          WHERE e.channel_ids IS NULL
+            AND c.enabled
             AND c.reviewer_id IS NULL
             AND c.kind = ANY(CAST(:kinds AS text[]))
             AND e.type = ANY(c.events)

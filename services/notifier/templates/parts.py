@@ -113,7 +113,7 @@ LINK_PATHS: dict[str, str] = {
     "calibration.opened": "/v1/calibrations/{id}",
     "calibration.closed": "/v1/calibrations/{id}",
     "quiz.assigned": "/v1/quizzes/{id}",
-    "report.ready": "/v1/report-runs/{id}",
+    "report.ready": "/v1/report-snapshots/{id}",
     "training.item_overdue": "/v1/training-plans/{plan_id}",
     "auditor.accuracy_dropped": "/v1/auditor-quality?auditor_id={auditor_id}",
     CHANNEL_TEST_EVENT: "/v1/channels/{id}",
