@@ -17,6 +17,10 @@ from services.report_worker.quality_rollups import (
     run_apply_quality_rollups,
     sweep_quality_rollups,
 )
+from services.report_worker.report_schedules import (
+    run_due_report_schedules,
+    run_report_schedule,
+)
 from services.report_worker.sampling import sample_daily_audits, sample_due_market_days
 from services.report_worker.training_reminders import run_remind_overdue_training_items
 from shared.core.observability import configure_logging
@@ -34,7 +38,13 @@ from shared.core.workers import (
     queue_of,
     startup_settings,
 )
-from shared.jobs import REPORT_QUEUE, ApplyIntakeRollup, ApplyQualityRollups, SampleDailyAudits
+from shared.jobs import (
+    REPORT_QUEUE,
+    ApplyIntakeRollup,
+    ApplyQualityRollups,
+    RunReportSchedule,
+    SampleDailyAudits,
+)
 
 
 async def startup(ctx: Context) -> None:
@@ -55,8 +65,16 @@ class WorkerSettings:
         job_function(ApplyIntakeRollup, run_apply_intake_rollup, timeout=60),
         job_function(SampleDailyAudits, sample_daily_audits, timeout=120),
         job_function(ApplyQualityRollups, run_apply_quality_rollups, timeout=60),
+        job_function(RunReportSchedule, run_report_schedule, timeout=120),
     ]
     cron_jobs: ClassVar[list[Any]] = [
+        scheduled_job(
+            # Each schedule is one transaction: a run cut short leaves its slot due.
+            run_due_report_schedules,
+            name="run_due_report_schedules",
+            seconds={30},
+            timeout=120,
+        ),
         scheduled_job(sweep_intake_batches, name="sweep_intake_batches", seconds={15}, timeout=60),
         scheduled_job(sweep_quality_rollups, name="sweep_quality_rollups", seconds={5}, timeout=60),
         scheduled_job(
