@@ -17,7 +17,6 @@ import pytest
 from pptx import Presentation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.analytics.briefing import ESCALATIONS_PENDING_NOTE
 from shared.analytics.briefing_pptx import PPTX_MEDIA_TYPE
 from tests.conftest import SignedSender, auth, make_key
 from tests.support.analytics import Judged, incorrect, seed_judged
@@ -95,7 +94,7 @@ async def test_briefing_sections_agree_with_the_reports(
     ]
     for name in ("dispute_rate", "dispute_rate_ci_low", "overturn_rate", "overturn_rate_ci_high"):
         assert head[name] == rates[name], name
-    assert body["escalations"] == {"rows": [], "note": ESCALATIONS_PENDING_NOTE}
+    assert body["escalations"] == {"rows": [], "note": None}
     assert body["calibrations"] == []
     assert body["quizzes"] == []
     assert body["training"] == []

@@ -46,28 +46,33 @@ from shared.analytics.slices import rate, slice_key
 from shared.analytics.trend import trend_report
 from shared.calibrations.service import closed_calibrations
 from shared.core.auth import Principal
+from shared.escalations.queries import open_escalations_of
 from shared.quizzes.service import quiz_completion
 from shared.stats.scores import check_severity_weights
 from shared.training_plans.service import training_completion
 
 DEFAULT_TARGET = 0.95
-ESCALATIONS_PENDING_NOTE = (
-    "Escalations are not recorded yet: this section lists the open ones once the "
-    "escalations domain exists."
-)
+BRIEFING_ESCALATIONS = 10
 
 
 async def open_escalations(
     session: AsyncSession, *, viewer: Principal, market: str | None
 ) -> list[EscalationRow]:
-    """The open escalations ``viewer`` may see, of ``market`` when given.
-
-    The escalations domain (rules, breaches, RCA; DESIGN.md "Escalations and RCA") arrives
-    with its own issue. Until then there are none, and the briefing's section says so
-    (``ESCALATIONS_PENDING_NOTE``): this is the one place to replace with its query.
-    """
-    del session, viewer, market
-    return []
+    """The newest unresolved escalations ``viewer`` may see (of ``market`` when given), at
+    most ``BRIEFING_ESCALATIONS`` (``shared.escalations.queries``)."""
+    rows = await open_escalations_of(
+        session, viewer=viewer, market=market, limit=BRIEFING_ESCALATIONS
+    )
+    return [
+        EscalationRow(
+            id=str(escalation.id),
+            metric=str((escalation.evidence or {}).get("metric") or "manual"),
+            slice=escalation.slice_key,
+            status=escalation.status,
+            opened_at=escalation.opened_at.astimezone(UTC).date(),
+        )
+        for escalation in rows
+    ]
 
 
 def _day_start(day: date) -> datetime:
@@ -248,9 +253,7 @@ async def briefing(
         comparison=comparison,
         errors=errors,
         calibrations=calibrations,
-        escalations=EscalationsSection(
-            rows=escalations, note=None if escalations else ESCALATIONS_PENDING_NOTE
-        ),
+        escalations=EscalationsSection(rows=escalations, note=None),
         quizzes=quizzes,
         training=training,
     )
