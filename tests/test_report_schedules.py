@@ -617,3 +617,68 @@ async def test_the_sweep_finds_an_addressed_event_missing_a_delivery_and_only_th
     # Delivered to the named channel; the subscribed one was never owed it.
     assert await missing() == []
     assert [request.path for request in receiver.requests] == ["/hooks/plumbline/named"]
+
+
+async def test_every_report_runs_on_schedule_and_serves_its_files_with_their_types(
+    client: httpx.AsyncClient,
+    sender: SignedSender,
+    admin_key: str,
+    sessionmaker: Sessions,
+    settings: Settings,
+) -> None:
+    await seed_judged(client, sender, sessionmaker, JUDGED)
+    period = {"from": "2026-11-20", "to": "2026-11-28"}
+    await create_schedule(
+        client,
+        admin_key,
+        name="briefing",
+        report="briefing",
+        params={"market": "DE", **period},
+        formats=["pptx", "xlsx"],
+        lang="de",
+    )
+    await create_schedule(
+        client,
+        admin_key,
+        name="trend",
+        report="trend",
+        params={"interval": "day", **period},
+        formats=["csv", "png"],
+        cadence="weekly",
+    )
+    await create_schedule(
+        client,
+        admin_key,
+        name="comparison",
+        report="comparison",
+        params={"dimension": "queue", "target": 0.9, **period},
+        formats=["xlsx"],
+        cadence="monthly",
+    )
+    await make_due(sessionmaker, days_ago=40)
+    assert await run_due_schedules(sessionmaker, settings=settings, now=utcnow()) == 3
+    expected = {
+        "briefing": {
+            "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "xlsx": XLSX,
+        },
+        "trend": {"csv": "text/csv; charset=utf-8", "png": "image/png"},
+        "comparison": {"xlsx": XLSX},
+    }
+    for snapshot in await snapshots_of(sessionmaker):
+        read = await client.get(f"/v1/report-snapshots/{snapshot.id}", headers=auth(admin_key))
+        assert read.status_code == 200, read.text
+        assert read.json()["data"]["day_from"] == "2026-11-20"
+        for file_format, content_type in expected[snapshot.report].items():
+            served = await client.get(
+                f"/v1/report-snapshots/{snapshot.id}/files/{file_format}", headers=auth(admin_key)
+            )
+            assert served.status_code == 200, served.text
+            assert served.headers["content-type"] == content_type
+            disposition = served.headers["content-disposition"]
+            assert disposition.startswith('attachment; filename="')
+            assert disposition.endswith(f'.{file_format}"')
+            assert served.content
+    briefing = next(s for s in await snapshots_of(sessionmaker) if s.report == "briefing")
+    assert briefing.lang == "de"
+    assert briefing.data["headline"]["audited"] == 3
