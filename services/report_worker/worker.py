@@ -10,6 +10,11 @@ from services.report_worker.disputes import (
     run_close_expired_disagreements,
     run_remind_overdue_disputes,
 )
+from services.report_worker.escalations import (
+    run_announce_overdue_escalation_actions,
+    run_evaluate_due_escalation_rules,
+    run_evaluate_escalation_rule,
+)
 from services.report_worker.intake_rollups import run_apply_intake_rollup, sweep_intake_batches
 from services.report_worker.policy_questions import run_announce_overdue_policy_questions
 from services.report_worker.policy_updates import run_remind_pending_policy_readers
@@ -42,6 +47,7 @@ from shared.jobs import (
     REPORT_QUEUE,
     ApplyIntakeRollup,
     ApplyQualityRollups,
+    EvaluateEscalationRule,
     RunReportSchedule,
     SampleDailyAudits,
 )
@@ -66,6 +72,7 @@ class WorkerSettings:
         job_function(SampleDailyAudits, sample_daily_audits, timeout=120),
         job_function(ApplyQualityRollups, run_apply_quality_rollups, timeout=60),
         job_function(RunReportSchedule, run_report_schedule, timeout=120),
+        job_function(EvaluateEscalationRule, run_evaluate_escalation_rule, timeout=120),
     ]
     cron_jobs: ClassVar[list[Any]] = [
         scheduled_job(
@@ -124,6 +131,20 @@ class WorkerSettings:
             run_remind_pending_policy_readers,
             name="remind_pending_policy_readers",
             seconds={20},
+            timeout=60,
+        ),
+        scheduled_job(
+            # Claims due rules one at a time (SKIP LOCKED), each its own transaction: a run
+            # cut short by its timeout leaves the rest due for the next minute.
+            run_evaluate_due_escalation_rules,
+            name="evaluate_due_escalation_rules",
+            seconds={32},
+            timeout=120,
+        ),
+        scheduled_job(
+            run_announce_overdue_escalation_actions,
+            name="announce_overdue_escalation_actions",
+            seconds={17},
             timeout=60,
         ),
     ]
