@@ -62,13 +62,14 @@ def at(day: str, hour: int = 12) -> datetime:
 def cases(
     market: str, day: str, *, correct: int, wrong: int, queue: str | None = None
 ) -> list[Judged]:
-    """``correct`` + ``wrong`` judged decisions of one market, queue and day."""
+    """``correct`` + ``wrong`` judged decisions of one market, queue and day (of November
+    2026, or a whole ISO date)."""
     fields = {
         "market": market,
         "language": market.lower(),
         "queue": queue or f"{market.lower()}-video",
         "moderator_id": f"mod-{market.lower()}",
-        "decided_at": f"2026-11-{day}T10:00:00Z",
+        "decided_at": f"{day if '-' in day else '2026-11-' + day}T10:00:00Z",
     }
     return [
         *[Judged(fields) for _ in range(correct)],
@@ -434,15 +435,18 @@ async def test_resolved_slices_recover_or_reopen_within_the_cooldown(
 
 async def test_evaluate_endpoint_runs_in_the_report_worker(
     client: httpx.AsyncClient,
+    sender: SignedSender,
     sessionmaker: Sessionmaker,
     settings: Settings,
     queue: Any,
-    de_ten: None,
 ) -> None:
     """POST .../evaluate answers 202 with a job; the report worker evaluates the rule at the
-    real clock (window: the 7 full Berlin days before today) and stores the summary."""
+    real clock (window: the 3 full Berlin days before today, holding yesterday's 4/10, whose
+    interval (0.168, 0.687) lies below 0.7) and stores the summary on the job."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    await seed_judged(client, sender, sessionmaker, cases("DE", yesterday, correct=4, wrong=6))
     lead = await make_key(sessionmaker, "manager")
-    rule = await create_rule(client, lead, threshold=0.7, window_days=30)
+    rule = await create_rule(client, lead, threshold=0.7, window_days=3)
     accepted = await client.post(f"{RULES}/{rule['id']}/evaluate", headers=auth(lead))
     assert accepted.status_code == 202, accepted.text
     job_id = accepted.json()["job_id"]
@@ -451,6 +455,8 @@ async def test_evaluate_endpoint_runs_in_the_report_worker(
     job = (await client.get(f"/v1/jobs/{job_id}", headers=auth(lead))).json()
     assert job["status"] == "complete", job
     assert (job["result"]["judged"], job["result"]["opened"]) == (1, 1)
+    (item,) = (await client.get(ESCALATIONS, headers=auth(lead))).json()["items"]
+    assert (item["rule_id"], item["slice"]) == (rule["id"], {"market": "DE"})
 
 
 async def test_due_rules_are_claimed_and_rescheduled(
