@@ -682,3 +682,43 @@ async def test_every_report_runs_on_schedule_and_serves_its_files_with_their_typ
     briefing = next(s for s in await snapshots_of(sessionmaker) if s.report == "briefing")
     assert briefing.lang == "de"
     assert briefing.data["headline"]["audited"] == 3
+
+
+async def test_a_run_that_fails_midway_loses_no_slot(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    sessionmaker: Sessions,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = await create_schedule(client, admin_key, formats=["xlsx"])
+    await make_due(sessionmaker, days_ago=1)
+    async with sessionmaker() as session:
+        due = await session.scalar(
+            select(ReportSchedule.next_run_at).where(ReportSchedule.id == uuid.UUID(created["id"]))
+        )
+
+    def broken_writer(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("the workbook writer crashed")
+
+    # The worker dies while writing the file, after the report was computed.
+    monkeypatch.setattr("shared.reports.exports.accuracy_xlsx", broken_writer)
+    now = utcnow()
+    assert await run_due_schedules(sessionmaker, settings=settings, now=now) == 0
+    assert await snapshots_of(sessionmaker) == []
+    async with sessionmaker() as session:
+        still_due = await session.scalar(
+            select(ReportSchedule.next_run_at).where(ReportSchedule.id == uuid.UUID(created["id"]))
+        )
+        entries = await session.scalar(
+            select(func.count())
+            .select_from(AuditLogEntry)
+            .where(AuditLogEntry.action == "report_snapshot.created")
+        )
+    assert still_due == due
+    assert entries == 0
+    # The next run (the writer works again) stores the slot.
+    monkeypatch.undo()
+    assert await run_due_schedules(sessionmaker, settings=settings, now=now) == 1
+    [snapshot] = await snapshots_of(sessionmaker)
+    assert snapshot.slot_at == latest_slot(now, cadence="daily", at=time(8), timezone=BERLIN)
