@@ -325,6 +325,39 @@ async def test_grouped_rule_adjusts_p_values_before_deciding(
     assert (escalation.evidence or {})["p_value"] == pytest.approx(0.025347, abs=1e-6)
 
 
+async def test_population_accuracy_uses_the_post_stratified_interval(
+    client: httpx.AsyncClient, sender: SignedSender, sessionmaker: Sessionmaker
+) -> None:
+    """One stratum (mod-de, Nov 24): N_h = 20 decisions, n_h = 10 audited, 4 correct.
+
+    estimate = p_h = 0.4; SE = sqrt((20/20)^2 * 0.4 * 0.6 / 10 * (1 - 10/20)) = sqrt(0.012)
+    = 0.109545; interval 0.4 -+ 1.959964 * 0.109545 = (0.185296, 0.614704) (the Wilson
+    interval of the audits alone would reach 0.687). Threshold 0.7: breach; 0.6: none.
+    """
+    await seed_judged(
+        client,
+        sender,
+        sessionmaker,
+        [
+            *cases("DE", "24", correct=4, wrong=6),
+            *[Judged(case.fields, verdict=None) for case in cases("DE", "24", correct=10, wrong=0)],
+        ],
+    )
+    lead = await make_key(sessionmaker, "manager")
+    breaching = await create_rule(client, lead, metric="population_accuracy", threshold=0.7)
+    calm = await create_rule(client, lead, metric="population_accuracy", threshold=0.6)
+    assert (await evaluate(sessionmaker, breaching["id"], at("28")))["opened"] == 1
+    (escalation,) = await escalations_of(sessionmaker, breaching["id"])
+    evidence = escalation.evidence or {}
+    assert evidence["metric"] == "population_accuracy"
+    assert evidence["observed"] == pytest.approx(0.4)
+    assert evidence["ci_low"] == pytest.approx(0.185296, abs=1e-6)
+    assert evidence["ci_high"] == pytest.approx(0.614704, abs=1e-6)
+    assert evidence["audited"] == 10
+    summary = await evaluate(sessionmaker, calm["id"], at("28"))
+    assert (summary["judged"], summary["breaches"]) == (1, 0)
+
+
 async def test_two_concurrent_evaluations_open_one_escalation(
     client: httpx.AsyncClient, sessionmaker: Sessionmaker, de_ten: None
 ) -> None:
