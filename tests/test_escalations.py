@@ -358,6 +358,45 @@ async def test_population_accuracy_uses_the_post_stratified_interval(
     assert (summary["judged"], summary["breaches"]) == (1, 0)
 
 
+async def test_dispute_and_overturn_rates_breach_above_their_thresholds(
+    client: httpx.AsyncClient, sender: SignedSender, sessionmaker: Sessionmaker
+) -> None:
+    """DE, Nov 24: 10 audits, all judged incorrect; 8 disputed, of which 6 overturned.
+
+    dispute rate = disputed / judged incorrect = 8/10: Wilson (0.490162, 0.943318), wholly
+    above 0.45: breach. overturn rate = overturned / disputed = 6/8: Wilson (0.409275,
+    0.928521): above 0.4, a breach; not wholly above 0.45, none. min_audits counts the 10
+    audits (not the 8 disputes).
+    """
+    fields = cases("DE", "24", correct=1, wrong=0)[0].fields
+    await seed_judged(
+        client,
+        sender,
+        sessionmaker,
+        [
+            *[Judged(fields, incorrect("approve"), ruling="overturned") for _ in range(6)],
+            *[Judged(fields, incorrect("approve"), ruling="upheld") for _ in range(2)],
+            *[Judged(fields, incorrect("approve")) for _ in range(2)],
+        ],
+    )
+    lead = await make_key(sessionmaker, "manager")
+    disputes = await create_rule(client, lead, metric="dispute_rate", threshold=0.45)
+    overturns = await create_rule(client, lead, metric="overturn_rate", threshold=0.4)
+    calm = await create_rule(client, lead, metric="overturn_rate", threshold=0.45)
+    assert (await evaluate(sessionmaker, disputes["id"], at("28")))["opened"] == 1
+    (escalation,) = await escalations_of(sessionmaker, disputes["id"])
+    evidence = escalation.evidence or {}
+    assert (evidence["observed"], evidence["audited"], evidence["trials"]) == (0.8, 10, 10)
+    assert evidence["ci_low"] == pytest.approx(0.490162, abs=1e-6)
+    assert (await evaluate(sessionmaker, overturns["id"], at("28")))["opened"] == 1
+    (escalation,) = await escalations_of(sessionmaker, overturns["id"])
+    evidence = escalation.evidence or {}
+    assert (evidence["observed"], evidence["audited"], evidence["trials"]) == (0.75, 10, 8)
+    assert evidence["ci_low"] == pytest.approx(0.409275, abs=1e-6)
+    summary = await evaluate(sessionmaker, calm["id"], at("28"))
+    assert (summary["judged"], summary["breaches"]) == (1, 0)
+
+
 async def test_two_concurrent_evaluations_open_one_escalation(
     client: httpx.AsyncClient, sessionmaker: Sessionmaker, de_ten: None
 ) -> None:
