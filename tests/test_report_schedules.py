@@ -263,6 +263,15 @@ async def test_bad_schedules_are_422_naming_the_field(
     assert ["params", "format"] in error_locs(
         await post(params={"group_by": "market", "format": "csv"})
     )
+    assert ["params", "to"] in error_locs(
+        await post(params={"group_by": "market", "from": "2026-11-01"})
+    )
+    assert ["params", "to"] in error_locs(
+        await post(params={"group_by": "market", "from": "2001-01-01", "to": "2026-11-01"})
+    )
+    assert ["params"] in error_locs(
+        await post(params={"group_by": "market", "from": "2026-11-02", "to": "2026-11-01"})
+    )
     # Formats: what the report writes; pptx only for the briefing.
     assert ["formats", 0] in error_locs(await post(formats=["pptx"]))
     assert ["formats", 0] in error_locs(await post(formats=["pdf"]))

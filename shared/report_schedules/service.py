@@ -57,9 +57,12 @@ def _invalid(loc: list[str | int], message: str) -> UnprocessableEntity:
     ])  # fmt: skip
 
 
-def check_params(report: str, params: dict[str, Any], *, actor: Principal) -> dict[str, Any]:
+def check_params(
+    report: str, params: dict[str, Any], *, actor: Principal, max_days: int
+) -> dict[str, Any]:
     """``params`` as the report's query model reads them (422 naming the bad parameter),
-    within ``actor``'s markets (403 beyond them)."""
+    within ``actor``'s markets (403 beyond them). A fixed period names both ``from`` and
+    ``to`` and spans at most ``max_days`` days; without them each run takes its slot's."""
     for owned in SCHEDULE_OWNED_PARAMS:
         if owned in params:
             raise _invalid(["params", owned], "set by the schedule's formats and lang, not params")
@@ -72,6 +75,14 @@ def check_params(report: str, params: dict[str, Any], *, actor: Principal) -> di
         ]
         names = ", ".join(".".join(map(str, e["loc"][1:])) for e in errors)
         raise UnprocessableEntity(f"invalid report params: {names}", errors=errors) from None
+    day_from, day_to = getattr(query, "from_", None), getattr(query, "to", None)
+    if (day_from is None) != (day_to is None):
+        missing = "to" if day_to is None else "from"
+        raise _invalid(
+            ["params", missing], "a fixed period names both from and to (or neither: each run's)"
+        )
+    if day_from is not None and day_to is not None and (day_to - day_from).days + 1 > max_days:
+        raise _invalid(["params", "to"], f"a report covers at most {max_days} days")
     market = getattr(query, "market", None)
     if actor.markets is not None:
         if market is None:
@@ -178,11 +189,16 @@ async def _flush_named(session: AsyncSession, name: str) -> None:
 
 
 async def create_schedule(
-    session: AsyncSession, *, data: ReportScheduleCreate, actor: Principal, now: datetime
+    session: AsyncSession,
+    *,
+    data: ReportScheduleCreate,
+    actor: Principal,
+    now: datetime,
+    max_days: int,
 ) -> ReportSchedule:
     """Create a schedule (422 for bad params, formats or channels; 409 for a taken name);
     its ``next_run_at`` is its first slot after ``now``."""
-    params = check_params(data.report, data.params, actor=actor)
+    params = check_params(data.report, data.params, actor=actor, max_days=max_days)
     formats = check_formats(data.report, list(data.formats))
     channel_ids = await check_channels(session, list(data.channel_ids))
     schedule = ReportSchedule(
@@ -249,6 +265,7 @@ async def update_schedule(
     data: ReportScheduleUpdate,
     actor: Principal,
     now: datetime,
+    max_days: int,
 ) -> ReportSchedule:
     """Change the fields sent. A new timing, or enabling it, moves ``next_run_at`` to the
     first slot after ``now`` (a schedule enabled again does not catch up on the runs it
@@ -257,7 +274,7 @@ async def update_schedule(
     before = schedule_read(schedule).model_dump(mode="json")
     fields = data.model_fields_set
     if "params" in fields and data.params is not None:
-        schedule.params = check_params(schedule.report, data.params, actor=actor)
+        schedule.params = check_params(schedule.report, data.params, actor=actor, max_days=max_days)
     if "formats" in fields and data.formats is not None:
         schedule.formats = check_formats(schedule.report, list(data.formats))
     if "channel_ids" in fields and data.channel_ids is not None:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from services.audit_api.deps import SessionDep, require_roles
+from services.audit_api.deps import SessionDep, SettingsDep, require_roles
 from shared.core.auth import Principal, Role
 from shared.models.base import utcnow
 from shared.report_schedules import service
@@ -51,14 +51,19 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
     "/report-schedules", status_code=201, response_model=ReportScheduleRead, responses=_PROBLEMS
 )
 async def create_report_schedule(
-    body: ReportScheduleCreate, session: SessionDep, principal: SchedulerDep
+    body: ReportScheduleCreate,
+    session: SessionDep,
+    principal: SchedulerDep,
+    settings: SettingsDep,
 ) -> ReportScheduleRead:
     """Schedule a report: `params` is the report's query (checked like `GET /v1/reports/...`
     checks it; a bad parameter is a 422 naming it), `formats` what that report writes
     (JSON is always stored), `channel_ids` team channels. Weekly runs on Mondays, monthly on
     the 1st, at `at` local time in `timezone`. A market-scoped key must name one of its
     markets in `params.market`. The answer's `next_run_at` is the first slot (UTC)."""
-    schedule = await service.create_schedule(session, data=body, actor=principal, now=utcnow())
+    schedule = await service.create_schedule(
+        session, data=body, actor=principal, now=utcnow(), max_days=settings.report_max_days
+    )
     return service.schedule_read(schedule)
 
 
@@ -88,13 +93,22 @@ async def get_report_schedule(
     "/report-schedules/{schedule_id}", response_model=ReportScheduleRead, responses=_PROBLEMS
 )
 async def update_report_schedule(
-    schedule_id: uuid.UUID, body: ReportScheduleUpdate, session: SessionDep, principal: SchedulerDep
+    schedule_id: uuid.UUID,
+    body: ReportScheduleUpdate,
+    session: SessionDep,
+    principal: SchedulerDep,
+    settings: SettingsDep,
 ) -> ReportScheduleRead:
     """Change a schedule (only the fields sent; `enabled` pauses or resumes it). A new
     timing, or resuming, sets `next_run_at` to the next slot from now (missed slots of a
     paused schedule are not run)."""
     schedule = await service.update_schedule(
-        session, schedule_id=schedule_id, data=body, actor=principal, now=utcnow()
+        session,
+        schedule_id=schedule_id,
+        data=body,
+        actor=principal,
+        now=utcnow(),
+        max_days=settings.report_max_days,
     )
     return service.schedule_read(schedule)
 
