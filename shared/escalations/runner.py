@@ -232,8 +232,8 @@ async def evaluate_rule(
     latest = await _latest_escalations(session, rule, now)
 
     def parts_of(key: str) -> dict[str, str]:
-        group_dimension = "moderator" if group_by == "moderator" else group_by
-        return {**fixed, group_dimension: key} if group_dimension is not None else dict(fixed)
+        # Slice dimensions are named like the groupings (market, queue, policy, moderator).
+        return {**fixed, group_by: key} if group_by is not None else dict(fixed)
 
     slices: list[_Slice] = []
     for key, window in full.items():
