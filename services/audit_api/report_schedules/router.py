@@ -18,6 +18,7 @@ from services.audit_api.deps import SessionDep, SettingsDep, require_roles
 from shared.core.auth import Principal, Role
 from shared.models.base import utcnow
 from shared.report_schedules import service
+from shared.report_schedules.reports import CONTENT_TYPES
 from shared.schemas.common import Page, Problem
 from shared.schemas.report_schedules import (
     ReportRunAccepted,
@@ -163,7 +164,12 @@ async def get_report_snapshot(
     responses={
         200: {
             "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                **{
+                    media_type: {"schema": {"type": "string", "format": "binary"}}
+                    for media_type in (CONTENT_TYPES["xlsx"], CONTENT_TYPES["pptx"], "image/png")
+                },
             },
             "description": "The file as stored, with its content type and filename.",
         },
