@@ -149,7 +149,7 @@ def test_empty_sections_say_so_instead_of_drawing_nothing() -> None:
     texts = "\n".join(_slide_texts(slide) for slide in deck.slides)
     assert "No audits in this period." in texts
     assert "No calibration session was closed in this period." in texts
-    assert "Escalations are not recorded yet: they arrive with the escalation rules." in texts
+    assert "No open escalation." in texts
     assert "No quiz was attempted in this period." in texts
     assert not any(shape.has_chart for slide in deck.slides for shape in slide.shapes)
     workbook = openpyxl.load_workbook(io.BytesIO(briefing_xlsx(_empty_briefing(), lang="en")))

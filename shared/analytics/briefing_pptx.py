@@ -168,10 +168,6 @@ TEXTS: Mapping[str, Mapping[ReportLanguage, str]] = {
     "col_raters": {"en": "Raters", "de": "Bewertende"},
     "col_flagged": {"en": "Flagged", "de": "Markiert"},
     "escalations_title": {"en": "Open escalations", "de": "Offene Eskalationen"},
-    "escalations_pending": {
-        "en": "Escalations are not recorded yet: they arrive with the escalation rules.",
-        "de": "Eskalationen werden noch nicht erfasst: Sie kommen mit den Eskalationsregeln.",
-    },
     "no_escalations": {
         "en": "No open escalation.",
         "de": "Keine offene Eskalation.",
@@ -1015,8 +1011,7 @@ def _escalations_slide(deck: _Deck, briefing: Briefing) -> None:
         ],
         widths=[2.0, 3.0, 1.5, 1.5],
         numeric=[False, False, False, False],
-        # A note means the section has no source yet (see shared.analytics.briefing).
-        empty=text("escalations_pending" if section.note else "no_escalations", lang),
+        empty=text("no_escalations", lang),
     )
 
 

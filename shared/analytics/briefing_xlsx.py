@@ -572,7 +572,7 @@ def briefing_xlsx(briefing: Briefing, *, lang: ReportLanguage, min_audits: int =
         lang=lang,
         formats=formats,
         widths={"id": 38, "slice": 30},
-        empty=TEXTS["escalations_pending" if briefing.escalations.note else "no_escalations"][lang],
+        empty=TEXTS["no_escalations"][lang],
     )
     _table_sheet(
         workbook,
