@@ -879,9 +879,17 @@ class RunResult(Matched):
 
 
 def analyse(
-    produced: Produced, arrivals: Sequence[Arrival], channels: Sequence[BenchChannel]
+    produced: Produced,
+    arrivals: Sequence[Arrival],
+    channels: Sequence[BenchChannel],
+    production_rank: Sequence[int] | None = None,
 ) -> Matched:
-    """Match arrivals to (channel, event): delays, duplicates, missing, order, rates."""
+    """Match arrivals to (channel, event): delays, duplicates, missing, order, rates.
+
+    Order is checked against ``production_rank`` (each event's place in the notifier's
+    production order), else against the order the generator started the events in.
+    """
+    rank = production_rank if production_rank is not None else range(produced.count)
     by_path = {channel.path: channel for channel in channels}
     index_of_event = {event_id: i for i, event_id in enumerate(produced.event_ids)}
     index_of_payload = {payload_id: i for i, payload_id in enumerate(produced.payload_ids)}
@@ -906,9 +914,9 @@ def analyse(
             duplicates += 1
             continue
         first[key] = arrival.at
-        if index < highest.get(channel.name, -1):
+        if rank[index] < highest.get(channel.name, -1):
             out_of_order += 1
-        highest[channel.name] = max(highest.get(channel.name, -1), index)
+        highest[channel.name] = max(highest.get(channel.name, -1), rank[index])
         if channel.throttled:
             throttled_times[channel.name].append(arrival.at)
     rare_indices = [i for i, rare in enumerate(produced.rare) if rare]
@@ -1010,6 +1018,18 @@ def say(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
+async def production_ranks(engine: AsyncEngine, produced: Produced) -> list[int]:
+    """Each produced event's place in the notifier's production order: its ``occurred_at``
+    (taken in ``record_event``, before the commit), then its id, as fan-out orders a
+    channel's deliveries."""
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(text("SELECT id::text FROM events ORDER BY occurred_at, id"))
+        ).all()
+    place = {row[0]: n for n, row in enumerate(rows)}
+    return [place.get(event_id, -1) for event_id in produced.event_ids]
+
+
 async def reset_tables(engine: AsyncEngine) -> None:
     """Forget the previous run's events, deliveries and outbox rows (channels stay)."""
     async with engine.begin() as connection:
@@ -1108,7 +1128,9 @@ async def measure(
                 cpu_used, wall = meter.used()
                 other_cpu, other_top = neighbours.share()
                 arrivals = await sink_records(sink)
-                matched = analyse(produced, arrivals, channels)
+                matched = analyse(
+                    produced, arrivals, channels, await production_ranks(engine, produced)
+                )
                 run = RunResult(
                     label=label,
                     offered_rate=run_options.rate,
@@ -1473,8 +1495,10 @@ def report_notes(m: Measurement, context: RunContext) -> list[str]:
         )
     if any(r.out_of_order for r in m.runs):
         notes.append(
-            "- Out of order: messages that reached their channel after a later-produced "
-            "event of the same channel did."
+            "- Out of order: messages that reached their channel after the message of a "
+            "later-produced event did, production order being the notifier's (the event's "
+            "`occurred_at`, then its id). An event whose fan-out ran after a later event's "
+            "message had been sent arrives late however the channel is ordered."
         )
     busy = [r for r in m.runs if r.other_cpu > 0.05]
     if busy:
