@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -34,6 +34,11 @@ from shared.core.outbox import relay_batch
 from shared.core.queue import ArqRedis, create_queue_pool, redis_settings
 from shared.core.settings import Settings, to_asyncpg_url
 from shared.core.signing import sign_payload
+from tests.support.mail import RecordingMailServer, running_mail_server
+
+if TYPE_CHECKING:
+    # tests.support.webhooks imports this module's helpers: imported where it is used.
+    from tests.support.webhooks import WebhookReceiver
 
 pytest_plugins: list[str] = []
 
@@ -361,3 +366,35 @@ async def run_worker_burst(worker_settings: type, settings: Settings, **override
     finally:
         await worker.close()
     return worker
+
+
+# --- local receivers: the HTTP and SMTP servers standing in for chat services and mail ---
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A local HTTP server recording what it receives (a webhook, Slack, Teams, Lark...)."""
+    from tests.support.webhooks import WebhookReceiver
+
+    server = WebhookReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def other_receiver() -> AsyncIterator[WebhookReceiver]:
+    """A second such server, for a test that needs two targets."""
+    from tests.support.webhooks import WebhookReceiver
+
+    server = WebhookReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def mail_server() -> Iterator[tuple[RecordingMailServer, int]]:
+    """A local SMTP server recording every message: ``(handler, port)``."""
+    with running_mail_server() as server:
+        yield server

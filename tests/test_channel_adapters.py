@@ -13,7 +13,7 @@ import hmac
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -49,7 +49,6 @@ from tests.support.mail import (
     RecordingMailServer,
     decoded,
     mail_settings,
-    running_mail_server,
     subparts,
 )
 from tests.support.webhooks import (
@@ -65,14 +64,6 @@ LARK_SECRET = "lark-bot-signing-secret-42"
 PUBLIC_URL = "http://127.0.0.1:8000"
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
@@ -591,12 +582,6 @@ async def test_plain_webhooks_carry_no_standard_headers(
 
 
 # --- E-mail ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mail_server() -> Iterator[tuple[RecordingMailServer, int]]:
-    with running_mail_server() as server:
-        yield server
 
 
 async def emit_report_with_files(sessionmaker: Sessions, queue: ArqRedis) -> Event:

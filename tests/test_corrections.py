@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import orjson
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,14 +29,6 @@ from tests.support.webhooks import WebhookReceiver, create_channel, notify
 Sessionmaker = async_sessionmaker[AsyncSession]
 ACME_SECRET = "whsec_acme-corrections-secret-0001"
 GLOBEX_SECRET = "whsec_globex-corrections-secret-02"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def target_url(source_id: str) -> str:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,14 +35,6 @@ from tests.support.webhooks import SECRET, WebhookReceiver, create_channel, noti
 from tests.support.workers import worker_state
 
 Sessionmaker = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def events_of(sessionmaker: Sessionmaker, event_type: str) -> list[Event]:

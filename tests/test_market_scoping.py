@@ -10,7 +10,6 @@ reads by id answered 403 (so: "it exists") for another market's disagreement or 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -122,14 +121,6 @@ async def test_an_empty_market_list_is_refused_not_read_as_every_market(
 
 
 # ---------------------------------------------------------------------------- deliveries
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def deliveries_by_market(

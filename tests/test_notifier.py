@@ -8,7 +8,6 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -55,14 +54,6 @@ from tests.support.webhooks import (
 )
 
 # --- a real HTTP endpoint standing in for a customer's webhook receiver ---------------------
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,22 +37,6 @@ from tests.support.webhooks import ReceivedRequest, Reply, WebhookReceiver, crea
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def other_receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
@@ -47,27 +46,12 @@ from tests.support.mail import (
     RecordingMailServer,
     decoded,
     mail_settings,
-    running_mail_server,
     subparts,
 )
 from tests.support.problems import assert_problem
 from tests.support.webhooks import WebhookReceiver, create_channel, notify
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def mail_server() -> Iterator[tuple[RecordingMailServer, int]]:
-    with running_mail_server() as server:
-        yield server
 
 
 # --- events ------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -35,7 +34,6 @@ from tests.support.mail import (
     RecordingMailServer,
     decoded,
     mail_settings,
-    running_mail_server,
     subparts,
 )
 from tests.support.problems import assert_problem
@@ -512,20 +510,6 @@ async def test_a_snapshot_never_changes_when_later_verdicts_change_the_numbers(
 
 
 # --- report.ready -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def mail_server() -> Iterator[tuple[RecordingMailServer, int]]:
-    with running_mail_server() as server:
-        yield server
 
 
 async def test_report_ready_reaches_the_schedules_channels_only_with_the_files_by_email(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httpx
@@ -75,14 +75,6 @@ def captured_logs() -> Iterator[CapturedLogs]:
     finally:
         logging.setLogRecordFactory(original_factory)
         root.setLevel(original_level)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def secret_path() -> str:
