@@ -1,19 +1,20 @@
 """The notifier's arq settings: fan-out and delivery jobs, and the sweeps behind them.
 
 PostgreSQL, not Redis, knows what still has to be sent. Jobs are the fast path: fan-out
-queues a ``deliver_message`` per new delivery; a delivery job sends its channel's head and
-goes on down the channel in order (``shared.deliveries.lifecycle``: one delivery of a
-channel at a time, in production order); a failed attempt's next one is queued for when it
-is due. A channel with a rate (``channel_rate_per_second`` per kind) takes a turn from a
-limiter in Redis shared by every notifier before each send, and waits when there is none.
-The sweeps are the net under it: at start-up and every five seconds, held channels whose
-probe is due are probed, each channel's head delivery that is due gets a job again (a job
-lost with Redis, or one whose worker was killed mid-send once its lease ran out: within
-the lease plus five seconds), and events that should have deliveries but have none get
-their fan-out again. Job ids ``delivery:<id>:<attempt>`` make a second enqueue of the same
-attempt a no-op (and a killed worker's job, whose id arq keeps in progress for a while,
-never blocks the next attempt's), and a job for a delivery that is not due or not its
-channel's turn does nothing, so duplicated jobs cost a few queries each.
+queues a ``deliver_message`` for each new delivery's channel that is idle (its head; a busy
+channel's new deliveries are reached by the job sending it); a delivery job sends its
+channel's head and goes on down the channel in order (``shared.deliveries.lifecycle``: one
+delivery of a channel at a time, in production order); a failed attempt's next one is queued
+for when it is due. A channel with a rate (``channel_rate_per_second`` per kind) takes a
+turn from a limiter in Redis shared by every notifier before each send, and waits when there
+is none. The sweeps are the net under it: at start-up and every five seconds, held channels
+whose probe is due are probed, each channel's head delivery that is due gets a job again (a
+job lost with Redis, or one whose worker was killed mid-send once its lease ran out: within
+the lease plus five seconds), and events that should have deliveries but have none get their
+fan-out again. Job ids ``delivery:<id>:<attempt>`` make a second enqueue of the same attempt
+a no-op (and a killed worker's job, whose id arq keeps in progress for a while, never blocks
+the next attempt's), and a job for a delivery that is not due or not its channel's turn does
+nothing, so duplicated jobs cost a few queries each.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.channels import ChannelAdapter, build_adapters
@@ -71,6 +73,7 @@ from shared.deliveries.lifecycle import (
     claim_delivery,
     due_deliveries,
     events_missing_deliveries,
+    idle_channel_heads,
     probe_held_channels,
     record_attempt,
     release_claim,
@@ -94,6 +97,9 @@ DELIVER_JOB_MAX_TRIES = 1000
 # long, then hands the channel to a new job: the whole job stays well inside its timeout.
 DRAIN_BUDGET_SECONDS = 30.0
 SWEEP_BATCH = 500
+# Channels locked at once when fan-out looks for idle ones (an event's deliveries are each
+# of another channel); few enough for PostgreSQL's lock table however many recipients.
+IDLE_CHECK_CHANNELS = 100
 SWEEP_MAX_PER_RUN = 10_000
 # A due delivery normally has its job already (deferred by Retry, or just queued): leave the
 # sweep a second behind it so it re-queues only what was lost.
@@ -174,7 +180,9 @@ async def enqueue_deliveries(redis: ArqRedis, deliveries: Iterable[tuple[uuid.UU
 
 
 async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
-    """arq entry point: create the event's deliveries (one unit of work), then queue them."""
+    """arq entry point: create the event's deliveries (one unit of work), then queue a job
+    for each of their channels that is idle (``idle_channel_heads``): a busy channel's
+    worker goes on to them itself, so a backlog costs no job per message."""
     async with unit_of_work(state.sessionmaker) as session:
         unattempted = await fan_out_event(
             session,
@@ -186,7 +194,13 @@ async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
             box=state.box,
         )
     try:
-        await enqueue_deliveries(state.redis, ((delivery_id, 0) for delivery_id in unattempted))
+        heads = await _idle_heads(state, unattempted)
+    except (SQLAlchemyError, OSError):
+        # Every new delivery gets its job, as it would without the shortcut.
+        logger.warning("could not find the idle channels; queueing every delivery", exc_info=True)
+        heads = [(delivery_id, 0) for delivery_id in unattempted]
+    try:
+        await enqueue_deliveries(state.redis, heads)
     except (RedisError, OSError):
         # The deliveries are committed and due: the sweep queues them.
         logger.warning("could not queue deliveries; the sweep will", exc_info=True)
@@ -195,6 +209,23 @@ async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
         extra={"event_id": str(job.event_id), "deliveries": len(unattempted)},
     )
     return len(unattempted)
+
+
+async def _idle_heads(
+    state: NotifierState, delivery_ids: Sequence[uuid.UUID]
+) -> list[tuple[uuid.UUID, int]]:
+    """``(id, attempts)`` of the heads of the idle channels among those of ``delivery_ids``
+    (committed), a few channels' locks per transaction."""
+    heads: list[tuple[uuid.UUID, int]] = []
+    for start in range(0, len(delivery_ids), IDLE_CHECK_CHANNELS):
+        async with unit_of_work(state.sessionmaker) as session:
+            due = await idle_channel_heads(
+                session,
+                delivery_ids=delivery_ids[start : start + IDLE_CHECK_CHANNELS],
+                now=utcnow(),
+            )
+        heads += [(head.id, head.attempts) for head in due]
+    return heads
 
 
 async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:

@@ -281,6 +281,69 @@ async def channel_head(
     return head
 
 
+# Each channel of the given deliveries, its lock taken, in channel order (two callers
+# locking overlapping sets cannot deadlock; were the planner ever to reorder, PostgreSQL
+# would detect the deadlock and the caller falls back to queueing every delivery).
+_LOCK_CHANNELS_OF = text(
+    """
+    SELECT c.channel_id,
+           pg_advisory_xact_lock(hashtextextended('channel-deliveries:' || c.channel_id::text, 0))
+    FROM (
+        SELECT DISTINCT channel_id FROM deliveries
+        WHERE id = ANY(CAST(:delivery_ids AS uuid[]))
+        ORDER BY channel_id
+    ) AS c
+    """
+)
+
+# Per channel, its head when it is due and nothing holds the channel or is in flight on it.
+_STARTABLE_HEADS = text(
+    """
+    SELECT head.id, head.attempts, head.next_attempt_at
+    FROM unnest(CAST(:channel_ids AS uuid[])) AS c(id)
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.attempts, d.next_attempt_at
+        FROM deliveries d
+        WHERE d.channel_id = c.id AND d.status = 'pending'
+        ORDER BY d.created_at, d.event_id
+        LIMIT 1
+    ) AS head
+    WHERE head.next_attempt_at <= :now
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries held
+          WHERE held.channel_id = c.id AND held.status = 'dead' AND held.holds_channel
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries leased
+          WHERE leased.channel_id = c.id AND leased.leased_until > :now
+            AND leased.status = 'pending'
+      )
+    """
+)
+
+
+async def idle_channel_heads(
+    session: AsyncSession, *, delivery_ids: Collection[uuid.UUID], now: datetime
+) -> list[DueDelivery]:
+    """For the channels of ``delivery_ids`` (new deliveries, committed): each one's head
+    when the channel is idle (head due, nothing in flight, not held); the rest need no job.
+
+    Fan-out queues a job for these heads only. A busy channel's new deliveries are sent by
+    the worker sending its current one: recording that outcome names the channel's next
+    head. The channel locks taken here (released at commit) close the gap between the two:
+    a record that has already looked for the next head has also committed before the heads
+    are read here (so this sees the channel idle, and the new head is queued), and one that
+    has not yet looked will see the new deliveries (committed before this was called).
+    """
+    if not delivery_ids:
+        return []
+    locked = await session.execute(_LOCK_CHANNELS_OF, {"delivery_ids": list(delivery_ids)})
+    channel_ids = [row.channel_id for row in locked]
+    # A new statement: its snapshot is taken after every lock was granted.
+    rows = await session.execute(_STARTABLE_HEADS, {"channel_ids": channel_ids, "now": now})
+    return [DueDelivery(row.id, row.attempts, row.next_attempt_at) for row in rows]
+
+
 async def claim_delivery(
     session: AsyncSession,
     *,
