@@ -79,7 +79,7 @@ from shared.core.errors import Conflict, NotFound
 from shared.core.outbox import add_job
 from shared.core.settings import Settings
 from shared.jobs import DeliverMessage
-from shared.models import Channel, Delivery, DeliveryAttempt
+from shared.models import Delivery
 from shared.models.base import utcnow
 
 logger = logging.getLogger(__name__)
@@ -246,6 +246,37 @@ _CHANNEL_TURN = text(
 )
 
 
+# The claim reads and writes one delivery in plain SQL: it runs once per message sent, and
+# the ORM's unit of work costs more CPU than the statements themselves.
+_DUE_WITH_CHANNEL = text(
+    """
+    SELECT d.id, d.event_id, d.attempts, d.body, d.content_type, d.channel_id,
+           c.kind, c.enabled, c.target_encrypted, c.secret_encrypted
+    FROM deliveries d
+    JOIN channels c ON c.id = d.channel_id
+    WHERE d.id = :delivery_id AND d.status = 'pending' AND d.next_attempt_at <= :now
+    FOR UPDATE OF d SKIP LOCKED
+    """
+)
+
+_LEASE = text(
+    """
+    UPDATE deliveries
+    SET attempts = :attempt, next_attempt_at = :until, leased_until = :until
+    WHERE id = :delivery_id
+    """
+)
+
+_DEAD_LETTER = text(
+    """
+    UPDATE deliveries
+    SET status = 'dead', dead_at = :now, last_error = :error, leased_until = NULL,
+        holds_channel = :holds_channel
+    WHERE id = :delivery_id
+    """
+)
+
+
 async def lock_channel(session: AsyncSession, channel_id: uuid.UUID) -> None:
     """Serialise, until the transaction ends, what decides a channel's next send: claims
     and records of its deliveries (their own row locks follow this one, never precede it)."""
@@ -370,61 +401,52 @@ async def claim_delivery(
         return None
     for _ in range(DEAD_LETTER_AT_CLAIM_BATCH):
         row = (
-            await session.execute(
-                select(Delivery, Channel)
-                .join(Channel, Channel.id == Delivery.channel_id)
-                .where(
-                    Delivery.id == delivery_id,
-                    Delivery.status == "pending",
-                    Delivery.next_attempt_at <= now,
-                )
-                .with_for_update(of=Delivery, skip_locked=True)
-                .execution_options(populate_existing=True)
-            )
+            await session.execute(_DUE_WITH_CHANNEL, {"delivery_id": delivery_id, "now": now})
         ).first()
         if row is None:
             return None
-        delivery, channel = row
-        head, blocked = await _channel_turn(session, channel.id, now=now, other_than=delivery.id)
-        if blocked or head is None or head.id != delivery.id:
+        head, blocked = await _channel_turn(session, row.channel_id, now=now, other_than=row.id)
+        if blocked or head is None or head.id != row.id:
             return None
         reason = None
         holds = False
-        if delivery.attempts >= max_attempts:
+        if row.attempts >= max_attempts:
             reason = (
-                f"attempt {delivery.attempts} of {max_attempts} never reported back "
+                f"attempt {row.attempts} of {max_attempts} never reported back "
                 "(its worker stopped or timed out)"
             )
             # The target was not heard refusing it: like an outage, the channel waits.
             holds = True
-        elif not channel.enabled:
+        elif not row.enabled:
             reason = "channel is disabled"
-        elif channel.kind not in supported_kinds:
-            reason = f"no adapter for channel kind '{channel.kind}'"
+        elif row.kind not in supported_kinds:
+            reason = f"no adapter for channel kind '{row.kind}'"
         if reason is None:
-            delivery.attempts += 1
-            delivery.next_attempt_at = now + timedelta(seconds=lease_seconds)
-            delivery.leased_until = delivery.next_attempt_at
-            await session.flush()
-            return ClaimedDelivery(
-                delivery_id=delivery.id,
-                event_id=delivery.event_id,
-                attempt=delivery.attempts,
-                claimed_at=now,
-                body=delivery.body,
-                content_type=delivery.content_type,
-                channel_kind=channel.kind,
-                target_encrypted=channel.target_encrypted,
-                secret_encrypted=channel.secret_encrypted,
-                channel_id=channel.id,
+            leased_until = now + timedelta(seconds=lease_seconds)
+            await session.execute(
+                _LEASE, {"delivery_id": row.id, "attempt": row.attempts + 1, "until": leased_until}
             )
-        _dead_letter(delivery, now=now, error=reason, holds_channel=holds)
-        await session.flush()
+            return ClaimedDelivery(
+                delivery_id=row.id,
+                event_id=row.event_id,
+                attempt=row.attempts + 1,
+                claimed_at=now,
+                body=row.body,
+                content_type=row.content_type,
+                channel_kind=row.kind,
+                target_encrypted=row.target_encrypted,
+                secret_encrypted=row.secret_encrypted,
+                channel_id=row.channel_id,
+            )
+        await session.execute(
+            _DEAD_LETTER,
+            {"delivery_id": row.id, "now": now, "error": reason, "holds_channel": holds},
+        )
         logger.warning(
             "delivery dead-lettered before sending",
-            extra={"delivery_id": str(delivery.id), "reason": reason},
+            extra={"delivery_id": str(row.id), "reason": reason},
         )
-        next_head = await channel_head(session, channel_id=channel.id, now=now)
+        next_head = await channel_head(session, channel_id=row.channel_id, now=now)
         if next_head is None:
             return None
         delivery_id = next_head.id
@@ -473,62 +495,97 @@ async def record_attempt(
 ) -> AttemptOutcome:
     """Store an attempt's result and move its delivery on: delivered, retry, or dead."""
     await lock_channel(session, claim.channel_id)
-    delivery = await session.get(
-        Delivery, claim.delivery_id, with_for_update=True, populate_existing=True
-    )
-    if delivery is None:
+    row = (await session.execute(_LOCK_DELIVERY, {"delivery_id": claim.delivery_id})).first()
+    if row is None:
         # Its channel was deleted while the message was in flight.
         return AttemptOutcome("gone")
-    session.add(
-        DeliveryAttempt(
-            id=uuid.uuid4(),
-            delivery_id=delivery.id,
-            number=claim.attempt,
-            attempted_at=claim.claimed_at,
-            status_code=result.status_code,
-            error=result.error,
-            duration_ms=result.duration_ms,
-        )
-    )
+    fields = {name: getattr(row, name) for name in _RECORDED_FIELDS}
     send_class = classify(result)
-    own_lease = delivery.attempts == claim.attempt
+    own_lease = row.attempts == claim.attempt
     delay: float | None = None
-    if delivery.status != "pending":
+    if row.status != "pending":
         status: OutcomeStatus = "superseded"
     elif send_class == "delivered":
-        delivery.status = "delivered"
-        delivery.delivered_at = now
+        fields |= {"status": "delivered", "delivered_at": now}
         status = "delivered"
     elif not own_lease:
         # The lease ran out and another worker owns a newer attempt: it decides what's next.
         status = "superseded"
     elif send_class == "retryable" and claim.attempt < policy.max_attempts:
         delay = policy.delay_after(claim.attempt, retry_after=result.retry_after_seconds, rng=rng)
-        delivery.next_attempt_at = now + timedelta(seconds=delay)
+        fields["next_attempt_at"] = now + timedelta(seconds=delay)
         status = "retry"
     else:
-        _dead_letter(delivery, now=now, error=result.error, holds_channel=send_class == "retryable")
+        fields |= {
+            "status": "dead",
+            "dead_at": now,
+            "leased_until": None,
+            "holds_channel": send_class == "retryable",
+        }
         status = "dead"
     if status in ("delivered", "retry", "dead"):
-        delivery.last_status_code = result.status_code
-        delivery.last_error = result.error
+        fields |= {"last_status_code": result.status_code, "last_error": result.error}
     if own_lease:
-        delivery.leased_until = None
-    await session.flush()
+        fields["leased_until"] = None
+    await session.execute(
+        _RECORD,
+        {
+            **fields,
+            "delivery_id": claim.delivery_id,
+            "attempt_id": uuid.uuid4(),
+            "number": claim.attempt,
+            "attempted_at": claim.claimed_at,
+            "status_code": result.status_code,
+            "error": result.error,
+            "duration_ms": result.duration_ms,
+        },
+    )
     next_delivery = None
-    if delivery.status == "delivered" or (delivery.status == "dead" and not delivery.holds_channel):
-        next_delivery = await channel_head(session, channel_id=delivery.channel_id, now=now)
+    if fields["status"] == "delivered" or (
+        fields["status"] == "dead" and not fields["holds_channel"]
+    ):
+        next_delivery = await channel_head(session, channel_id=row.channel_id, now=now)
     return AttemptOutcome(status, delay_seconds=delay, next_delivery=next_delivery)
 
 
-def _dead_letter(
-    delivery: Delivery, *, now: datetime, error: str | None, holds_channel: bool = False
-) -> None:
-    delivery.status = "dead"
-    delivery.dead_at = now
-    delivery.last_error = error
-    delivery.leased_until = None
-    delivery.holds_channel = holds_channel
+# What recording an attempt may change on its delivery (all written back, changed or not).
+_RECORDED_FIELDS = (
+    "status",
+    "next_attempt_at",
+    "last_status_code",
+    "last_error",
+    "delivered_at",
+    "dead_at",
+    "holds_channel",
+    "leased_until",
+)
+
+_LOCK_DELIVERY = text(
+    """
+    SELECT id, channel_id, attempts, status, next_attempt_at, last_status_code, last_error,
+           delivered_at, dead_at, holds_channel, leased_until
+    FROM deliveries WHERE id = :delivery_id
+    FOR UPDATE
+    """
+)
+
+# The attempt stored and its delivery moved on, in one round trip.
+_RECORD = text(
+    """
+    WITH attempt AS (
+        INSERT INTO delivery_attempts
+            (id, delivery_id, number, attempted_at, status_code, error, duration_ms)
+        VALUES (:attempt_id, :delivery_id, :number, :attempted_at, :status_code, :error,
+                :duration_ms)
+    )
+    UPDATE deliveries
+    SET status = :status, next_attempt_at = :next_attempt_at,
+        last_status_code = :last_status_code, last_error = :last_error,
+        delivered_at = :delivered_at, dead_at = :dead_at, holds_channel = :holds_channel,
+        leased_until = :leased_until
+    WHERE id = :delivery_id
+    """
+)
 
 
 # Per channel, its head (oldest pending delivery) when it is due and the channel not held.
