@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import traceback
 import uuid
+import weakref
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -396,9 +398,9 @@ async def send_to_channel(
     adapter; never raises, and redacts every secret from the error (see ``send_claimed``)."""
     secrets: list[str | None] = []
     try:
-        target = box.decrypt(target_encrypted)
+        target = decrypt_cached(box, target_encrypted)
         secrets.append(target)
-        plaintext = box.decrypt(credentials_encrypted) if credentials_encrypted else None
+        plaintext = decrypt_cached(box, credentials_encrypted) if credentials_encrypted else None
         secrets.append(plaintext)
         credentials = decode_credentials(plaintext)
         secrets += _secret_values(credentials)
@@ -435,6 +437,31 @@ async def send_to_channel(
             else None
         ),
     )
+
+
+# Decrypted channel secrets, kept in this process's memory only and briefly: a channel
+# with a backlog sends many messages a second, each needing its target and credentials,
+# and a Fernet decryption costs more than its signature check. Keyed by the box and the
+# ciphertext, so an edited channel (new ciphertext) or another key never hits a stale entry.
+DECRYPTED_TTL_SECONDS = 60.0
+_DECRYPTED_MAX = 1024
+_decrypted: weakref.WeakKeyDictionary[SecretBox, dict[bytes, tuple[float, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def decrypt_cached(box: SecretBox, token: bytes) -> str:
+    """``box.decrypt(token)``, remembered for ``DECRYPTED_TTL_SECONDS``; raises as it does."""
+    cache = _decrypted.setdefault(box, {})
+    now = time.monotonic()
+    hit = cache.get(token)
+    if hit is not None and now - hit[0] < DECRYPTED_TTL_SECONDS:
+        return hit[1]
+    plaintext = box.decrypt(token)
+    if len(cache) >= _DECRYPTED_MAX:
+        cache.clear()
+    cache[token] = (now, plaintext)
+    return plaintext
 
 
 def _secret_values(credentials: ChannelCredentials) -> list[str | None]:

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.channels import ChannelAdapter, build_adapters
 from services.notifier.deliveries import (
+    decrypt_cached,
     deliver_job_id,
     fan_out_event,
     fan_out_job_id,
@@ -336,7 +337,7 @@ def rate_limit_key(state: NotifierState, claim: ClaimedDelivery) -> str:
     limits per webhook URL and two channels may post to one. The URL is a credential, so the
     key is a keyed hash of it (nothing in Redis reveals it)."""
     try:
-        target = state.box.decrypt(claim.target_encrypted)
+        target = decrypt_cached(state.box, claim.target_encrypted)
     except RuntimeError:
         # The send will fail on the same key and say so; limit it per channel meanwhile.
         return f"channel:{claim.channel_id}"
