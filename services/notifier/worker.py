@@ -276,7 +276,7 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
                     and _rate_of(state, attempted.channel_kind) is None
                     and time.monotonic() - started < DRAIN_BUDGET_SECONDS
                 ):
-                    claim = await _claim(state, session, following.id)
+                    claim = await _claim(state, session, following.id, turn_checked=True)
                     if claim is not None:
                         following = None
         status = outcome.status
@@ -306,7 +306,11 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
 
 
 async def _claim(
-    state: NotifierState, session: AsyncSession, delivery_id: uuid.UUID
+    state: NotifierState,
+    session: AsyncSession,
+    delivery_id: uuid.UUID,
+    *,
+    turn_checked: bool = False,
 ) -> ClaimedDelivery | None:
     return await claim_delivery(
         session,
@@ -315,6 +319,7 @@ async def _claim(
         lease_seconds=state.settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS,
         max_attempts=state.retry_policy.max_attempts,
         supported_kinds=state.adapters.keys(),
+        turn_checked=turn_checked,
     )
 
 

@@ -383,8 +383,13 @@ async def claim_delivery(
     lease_seconds: float,
     max_attempts: int,
     supported_kinds: Collection[str],
+    turn_checked: bool = False,
 ) -> ClaimedDelivery | None:
     """Take the next attempt of a due, pending delivery; None when there is nothing to do.
+
+    ``turn_checked``: this transaction holds the channel's lock and has just found the
+    delivery to be its channel's due head (``record_attempt``'s ``next_delivery``), so
+    neither is done again.
 
     Nothing to do: the delivery is gone, final, not due yet (scheduled later, or leased by
     a worker sending it right now), locked by another worker claiming it, or not its
@@ -394,20 +399,24 @@ async def claim_delivery(
     channel's next delivery is claimed in its place when it is due: the claim returned may
     then be of another delivery of the same channel.
     """
-    locked = (
-        await session.execute(_LOCK_CHANNEL_OF_DUE, {"delivery_id": delivery_id, "now": now})
-    ).first()
-    if locked is None:
-        return None
+    if not turn_checked:
+        locked = (
+            await session.execute(_LOCK_CHANNEL_OF_DUE, {"delivery_id": delivery_id, "now": now})
+        ).first()
+        if locked is None:
+            return None
     for _ in range(DEAD_LETTER_AT_CLAIM_BATCH):
         row = (
             await session.execute(_DUE_WITH_CHANNEL, {"delivery_id": delivery_id, "now": now})
         ).first()
         if row is None:
             return None
-        head, blocked = await _channel_turn(session, row.channel_id, now=now, other_than=row.id)
-        if blocked or head is None or head.id != row.id:
-            return None
+        if not turn_checked:
+            head, blocked = await _channel_turn(session, row.channel_id, now=now, other_than=row.id)
+            if blocked or head is None or head.id != row.id:
+                return None
+        # A later delivery of this loop (after one was dead-lettered) is checked again.
+        turn_checked = False
         reason = None
         holds = False
         if row.attempts >= max_attempts:
