@@ -218,8 +218,13 @@ async def test_database_outage_is_503_with_retry_after_on_every_endpoint(
                         assert response.headers["x-request-id"]
             assert len(answered) >= 50
             not_503 = {name: status for name, status in answered.items() if status != 503}
-            # The appeals webhook names no source we have: refused (401) before any query.
-            assert not_503 == {"POST /v1/webhooks/appeals": 401}, not_503
+            # The appeals webhook names no source we have: refused (401) before any query; the
+            # acknowledgement link's confirm page without its token is bad input (422), also
+            # refused before any query.
+            assert not_503 == {
+                "POST /v1/webhooks/appeals": 401,
+                "GET /v1/policy-updates/{update_id}/acknowledge": 422,
+            }, not_503
 
             # Back up: the same API serves again, the writer's connections included.
             database = await asyncio.to_thread(start_embedded_postgres, server_directory)
@@ -506,7 +511,15 @@ async def test_docs_load_no_third_party_script(client: httpx.AsyncClient) -> Non
 # --------------------------------------------------------------------------- OpenAPI
 
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/v1/webhooks/decisions", "/v1/webhooks/appeals"}
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/webhooks/decisions",
+    "/v1/webhooks/appeals",
+    # A reviewer's signed acknowledgement link: its token, not a key, is the credential.
+    "/v1/policy-updates/{update_id}/acknowledge",
+}
 
 
 async def test_openapi_documents_every_status_an_operation_returns(
