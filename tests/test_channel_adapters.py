@@ -41,7 +41,6 @@ from services.notifier.templates.teams import MAX_BYTES as TEAMS_MAX_BYTES
 from services.notifier.worker import WorkerSettings
 from shared.core.queue import ArqRedis, enqueue, run_and_wait
 from shared.core.settings import Settings
-from shared.events import EventType, SourceRejectedBatch, record_event
 from shared.jobs import FanOutEvent, SendTestMessage
 from shared.models import Delivery, DeliveryAttempt, Event
 from tests.conftest import _free_port, auth, run_worker_burst
@@ -56,6 +55,7 @@ from tests.support.webhooks import (
     Reply,
     WebhookReceiver,
     create_channel,
+    emit_rejected_batch,
     notifier_running,
     notify,
 )
@@ -72,22 +72,6 @@ async def token_endpoint() -> AsyncIterator[WebhookReceiver]:
     await server.start()
     yield server
     await server.stop()
-
-
-async def emit_rejected_batch(sessionmaker: Sessions, reason: str = "event 0 is invalid") -> Event:
-    async with sessionmaker() as session, session.begin():
-        return await record_event(
-            session,
-            type=EventType.SOURCE_REJECTED_BATCH,
-            data=SourceRejectedBatch(
-                id=uuid.uuid4(),
-                source="acme",
-                status=422,
-                reason=reason,
-                errors=[],
-                event_count=None,
-            ),
-        )
 
 
 async def delivery_of(sessionmaker: Sessions, event_id: uuid.UUID) -> Delivery:

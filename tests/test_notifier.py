@@ -37,8 +37,6 @@ from shared.events import (
     EventType,
     PolicyUpdatePublished,
     PolicyUpdateText,
-    SourceRejectedBatch,
-    record_event,
 )
 from shared.jobs import FanOutEvent
 from shared.models import Channel, Delivery, DeliveryAttempt, Event
@@ -50,38 +48,15 @@ from tests.support.webhooks import (
     Reply,
     WebhookReceiver,
     create_channel,
+    emit_rejected_batch,
     notify,
+    rejected_batch_data,
 )
 
 # --- a real HTTP endpoint standing in for a customer's webhook receiver ---------------------
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def rejected_batch_data(
-    reason: str = "event 0 is invalid: action: bad value",
-) -> SourceRejectedBatch:
-    return SourceRejectedBatch(
-        id=uuid.uuid4(),
-        source="acme",
-        status=422,
-        reason=reason,
-        errors=[{"loc": ["events", 0, "action"], "msg": "bad value"}],
-        event_count=None,
-    )
-
-
-async def emit_event(
-    sessionmaker: async_sessionmaker[AsyncSession], *, market: str | None = None
-) -> Event:
-    async with sessionmaker() as session, session.begin():
-        return await record_event(
-            session,
-            type=EventType.SOURCE_REJECTED_BATCH,
-            data=rejected_batch_data(),
-            market=market,
-        )
 
 
 async def deliveries_of(
@@ -130,7 +105,7 @@ async def test_webhook_is_signed_and_carries_the_event(
     queue: ArqRedis,
 ) -> None:
     await create_channel(client, admin_key, receiver.url)
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     await notify(settings, sessionmaker, queue)
 
     [request] = receiver.requests
@@ -168,7 +143,7 @@ async def test_5xx_is_retried_with_doubling_backoff_then_delivered(
 ) -> None:
     await create_channel(client, admin_key, receiver.url)
     receiver.answer(Reply(500, body=b"boom"), Reply(503))
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     slow = settings.model_copy(
         update={"delivery_base_delay_seconds": 0.2, "delivery_max_delay_seconds": 5.0}
     )
@@ -202,7 +177,7 @@ async def test_429_retry_after_is_honoured(
 ) -> None:
     await create_channel(client, admin_key, receiver.url)
     receiver.answer(Reply(429, headers={"Retry-After": "1"}))
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     await notify(settings, sessionmaker, queue)
 
     first, second = receiver.requests
@@ -227,7 +202,7 @@ async def test_timeout_is_retried(
 ) -> None:
     await create_channel(client, admin_key, receiver.url)
     receiver.answer(Reply(200, hang_seconds=3.0))
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     impatient = settings.model_copy(update={"delivery_timeout_seconds": 0.3})
     started = time.monotonic()
     await notify(impatient, sessionmaker, queue)
@@ -251,7 +226,7 @@ async def test_dead_letter_after_max_attempts_then_redrive_resends_the_same_byte
 ) -> None:
     await create_channel(client, admin_key, receiver.url)
     receiver.answer(*[Reply(502)] * 3)
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     three_tries = settings.model_copy(update={"delivery_max_attempts": 3})
     await notify(three_tries, sessionmaker, queue)
 
@@ -295,7 +270,7 @@ async def test_unreachable_endpoint_is_retried_then_dead_lettered(
 ) -> None:
     # Nothing listens on this port: every attempt is refused at connect.
     await create_channel(client, admin_key, f"http://127.0.0.1:{_free_port()}/hook")
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     await notify(settings.model_copy(update={"delivery_max_attempts": 3}), sessionmaker, queue)
 
     [delivery] = await deliveries_of(sessionmaker, event.id)
@@ -320,7 +295,7 @@ async def test_other_4xx_and_redirects_are_permanent(
 ) -> None:
     await create_channel(client, admin_key, receiver.url)
     receiver.answer(reply)
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     await notify(settings, sessionmaker, queue)
 
     assert len(receiver.requests) == 1
@@ -338,7 +313,7 @@ async def test_fan_out_twice_creates_one_delivery(
     queue: ArqRedis,
 ) -> None:
     await create_channel(client, admin_key, receiver.url)
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     await relay_all(sessionmaker, queue)
     # The same event fanned out again, as a redelivered job would.
     await enqueue(queue, FanOutEvent(event_id=event.id), job_id="fan-out-again")
@@ -379,9 +354,9 @@ async def test_fan_out_matches_type_market_and_kind(
                 events=["source.rejected_batch"],
             )
         )
-    no_market = await emit_event(sessionmaker)
-    german = await emit_event(sessionmaker, market="DE")
-    austrian = await emit_event(sessionmaker, market="AT")
+    no_market = await emit_rejected_batch(sessionmaker)
+    german = await emit_rejected_batch(sessionmaker, market="DE")
+    austrian = await emit_rejected_batch(sessionmaker, market="AT")
     await notify(settings, sessionmaker, queue)
 
     async def channels_of(event: Event) -> set[str]:
@@ -399,7 +374,7 @@ async def test_two_workers_never_claim_the_same_attempt(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     await create_channel(client, admin_key, "http://127.0.0.1:9/unused")
-    event = await emit_event(sessionmaker)
+    event = await emit_rejected_batch(sessionmaker)
     async with sessionmaker() as session, session.begin():
         [delivery_id] = await fan_out_event(
             session, event_id=event.id, now=utcnow(), supported_kinds=SUPPORTED_KINDS
@@ -446,10 +421,10 @@ async def test_work_lost_with_redis_or_a_killed_worker_is_swept_from_postgres(
 ) -> None:
     await create_channel(client, admin_key, receiver.url)
     # 1. A fan-out job relayed to Redis, then lost with Redis's data.
-    lost_fan_out = await emit_event(sessionmaker)
+    lost_fan_out = await emit_rejected_batch(sessionmaker)
     await relay_all(sessionmaker, queue)
     # 2. A delivery claimed by a worker that was killed mid-send (its lease still running).
-    killed_mid_send = await emit_event(sessionmaker)
+    killed_mid_send = await emit_rejected_batch(sessionmaker)
     async with sessionmaker() as session, session.begin():
         [leased_id] = await fan_out_event(
             session, event_id=killed_mid_send.id, now=utcnow(), supported_kinds=SUPPORTED_KINDS

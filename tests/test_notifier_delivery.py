@@ -29,10 +29,17 @@ from services.notifier.worker import WorkerSettings, open_notifier_state, probe_
 from shared.core.queue import ArqRedis
 from shared.core.rate_limit import UNREACHABLE_WAIT_SECONDS, RateLimiter
 from shared.core.settings import Settings
-from shared.events import EventType, SourceRejectedBatch, record_event
+from shared.events import EventType, record_event
 from shared.models import Delivery, DeliveryAttempt, Event
 from tests.conftest import _free_port, auth, relay_all, run_worker_burst
-from tests.support.webhooks import ReceivedRequest, Reply, WebhookReceiver, create_channel, notify
+from tests.support.webhooks import (
+    ReceivedRequest,
+    Reply,
+    WebhookReceiver,
+    create_channel,
+    notify,
+    rejected_batch_data,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,14 +58,7 @@ async def produce(sessionmaker: Sessions, count: int) -> list[Event]:
                 await record_event(
                     session,
                     type=EventType.SOURCE_REJECTED_BATCH,
-                    data=SourceRejectedBatch(
-                        id=uuid.uuid4(),
-                        source="acme",
-                        status=422,
-                        reason=f"batch {number} is invalid",
-                        errors=[],
-                        event_count=None,
-                    ),
+                    data=rejected_batch_data(f"batch {number} is invalid"),
                 )
             )
     return events

@@ -35,7 +35,6 @@ from shared.events import (
     PolicyQuestionAnswered,
     PolicyUpdatePublished,
     PolicyUpdateText,
-    SourceRejectedBatch,
     record_event,
 )
 from shared.models import Channel, Delivery, DigestItem, Event, Reviewer
@@ -49,18 +48,12 @@ from tests.support.mail import (
     subparts,
 )
 from tests.support.problems import assert_problem
-from tests.support.webhooks import WebhookReceiver, create_channel, notify
+from tests.support.webhooks import WebhookReceiver, create_channel, notify, rejected_batch_data
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
 # --- events ------------------------------------------------------------------------------
-
-
-def rejected_batch() -> SourceRejectedBatch:
-    return SourceRejectedBatch(
-        id=uuid.uuid4(), source="acme", status=422, reason="bad", errors=[], event_count=None
-    )
 
 
 def calibration_opened(title: str) -> CalibrationOpened:
@@ -182,12 +175,12 @@ async def test_channels_get_the_events_of_their_queues(
     every = await create_channel(client, admin_key, receiver.url, name="every queue")
 
     video_event = await emit(
-        sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch(), queue="de-video"
+        sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch_data(), queue="de-video"
     )
     live_event = await emit(
-        sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch(), queue="de-live"
+        sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch_data(), queue="de-live"
     )
-    no_queue = await emit(sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch())
+    no_queue = await emit(sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch_data())
     await notify_all(settings, sessionmaker, queue)
 
     assert await channels_of(sessionmaker, video_event) == {video, every}
@@ -219,10 +212,10 @@ async def test_the_sweep_routes_like_fan_out(
     await put_reviewer(client, admin_key, "nomail")
 
     other_queue = await emit(
-        sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch(), queue="de-live"
+        sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch_data(), queue="de-live"
     )
     video = await emit(
-        sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch(), queue="de-video"
+        sessionmaker, EventType.SOURCE_REJECTED_BATCH, rejected_batch_data(), queue="de-video"
     )
     held = await emit(sessionmaker, EventType.CALIBRATION_OPENED, calibration_opened("Q4"))
     personal = await emit(

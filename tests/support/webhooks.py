@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notifier.worker import WorkerSettings
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings
+from shared.events import EventType, SourceRejectedBatch, record_event
+from shared.models import Event
 from tests.conftest import _free_port, auth, relay_all, run_worker_burst
 
 SECRET = "whsec_test-channel-secret-0123456789"
@@ -182,3 +185,33 @@ async def notifier_running(settings: Settings) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await worker.close()
+
+
+def rejected_batch_data(
+    reason: str = "event 0 is invalid", *, errors: list[dict[str, Any]] | None = None
+) -> SourceRejectedBatch:
+    """The payload of a ``source.rejected_batch`` event: the notifier tests' usual message."""
+    return SourceRejectedBatch(
+        id=uuid.uuid4(),
+        source="acme",
+        status=422,
+        reason=reason,
+        errors=errors or [],
+        event_count=None,
+    )
+
+
+async def emit_rejected_batch(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    reason: str = "event 0 is invalid",
+    *,
+    market: str | None = None,
+) -> Event:
+    """Record a ``source.rejected_batch`` event (and its fan-out job) in its own transaction."""
+    async with sessionmaker() as session, session.begin():
+        return await record_event(
+            session,
+            type=EventType.SOURCE_REJECTED_BATCH,
+            data=rejected_batch_data(reason),
+            market=market,
+        )
