@@ -34,9 +34,12 @@ from shared.core.outbox import relay_batch
 from shared.core.queue import ArqRedis, create_queue_pool, redis_settings
 from shared.core.settings import Settings, to_asyncpg_url
 from shared.core.signing import sign_payload
+from tests.support.console import chromium_path
 from tests.support.mail import RecordingMailServer, running_mail_server
 
 if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
     # tests.support.webhooks imports this module's helpers: imported where it is used.
     from tests.support.webhooks import WebhookReceiver
 
@@ -398,3 +401,47 @@ def mail_server() -> Iterator[tuple[RecordingMailServer, int]]:
     """A local SMTP server recording every message: ``(handler, port)``."""
     with running_mail_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium driven by Playwright (its own browser download cannot work here).
+
+    Skips, saying so, on a machine without Chromium; ``.ci/run`` installs it.
+    """
+    path = chromium_path()
+    if path is None:
+        pytest.skip(
+            "console browser tests skipped: no Chromium found (apt-get install chromium, "
+            "or set PLUMBLINE_CHROMIUM to its path)"
+        )
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        # Root in CI: Chromium's sandbox needs user namespaces that containers often lack.
+        launched = await playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, live_server: LiveServer) -> AsyncIterator[Page]:
+    """A fresh browser context (no cookies) on the live API, laptop-sized; fails the test on
+    any Content-Security-Policy violation or script error the page reports."""
+    context = await browser.new_context(
+        base_url=live_server.url, viewport={"width": 1366, "height": 768}, locale="en-GB"
+    )
+    opened = await context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    opened.on(
+        "console",
+        lambda message: (
+            problems.append(f"console {message.type}: {message.text}")
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    yield opened
+    await context.close()
+    assert not problems, problems

@@ -13,6 +13,7 @@ from services.audit_api.audits.router import router as audits_router
 from services.audit_api.auth.router import router as api_keys_router
 from services.audit_api.calibrations.router import router as calibrations_router
 from services.audit_api.channels.router import router as channels_router
+from services.audit_api.console.router import install_console
 from services.audit_api.corrections.router import router as corrections_router
 from services.audit_api.decisions.router import router as decisions_router
 from services.audit_api.decisions.writer import DecisionWriter
@@ -40,6 +41,7 @@ from services.audit_api.reviewers.router import router as reviewers_router
 from services.audit_api.sampling.router import router as sampling_router
 from services.audit_api.sources.router import router as sources_router
 from services.audit_api.training_plans.router import router as training_plans_router
+from services.audit_api.users.router import router as users_router
 from services.audit_api.wellbeing.router import router as wellbeing_router
 from shared.core.db import create_sessionmaker, engine_from_settings
 from shared.core.encryption import secret_box
@@ -131,4 +133,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(policy_questions_router)
     app.include_router(escalations_router)
     app.include_router(report_schedules_router)
+    app.include_router(users_router)
+    install_console(app)
     return app

@@ -69,6 +69,7 @@ class RateLimits:
         self._per_client = settings.auth_failures_per_client
         self._per_source = settings.signature_failures_per_source
         self._per_key = settings.requests_per_key
+        self._sign_ins = settings.sign_in_attempts_per_minute
         self._paused_until = 0.0
         self._unreachable = False
         # ("client" | "source", name) -> monotonic time until which it is known under limit.
@@ -171,3 +172,27 @@ class RateLimits:
 
         made = await self._call(count)
         return retry_after if made is not None and made > self._per_key else None
+
+    async def sign_in_wait(self, *, email: str, client: str) -> int | None:
+        """Count a console sign-in attempt for this address and from this client; seconds to
+        wait when either has made more than ``sign_in_attempts_per_minute`` this minute."""
+        now = time.time()
+        minute = int(now // 60)
+        retry_after = max(1, math.ceil((minute + 1) * 60 - now))
+        keys = [
+            f"{_PREFIX}:sign-in:email:{_name(email.strip().lower())}:{minute}",
+            f"{_PREFIX}:sign-in:client:{_name(client)}:{minute}",
+        ]
+
+        async def count() -> list[int]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.incr(key)
+                    pipe.expire(key, 120)
+                results = await pipe.execute()
+            return [int(made) for made in results[::2]]
+
+        made = await self._call(count)
+        if made is not None and max(made) > self._sign_ins:
+            return retry_after
+        return None

@@ -7,7 +7,8 @@ request as a whole and hold for every operation, present and future, so they liv
 - no NUL character in a path parameter, a query parameter or any string or key of a JSON
   body (PostgreSQL text cannot hold one; refused with 422 naming where it is);
 - a single-valued query parameter given once (FastAPI would silently keep the last);
-- an operation that takes a JSON body gets it as ``application/json`` (or ``+json``): 415.
+- an operation that takes a JSON body gets it as ``application/json`` (or ``+json``): 415;
+  console forms are form posts, checked for NUL in every field instead.
 
 The query rules apply to operations that declare query parameters; the others ignore any
 query they are sent. The cost for a request breaking none of the rules is a few string
@@ -23,7 +24,7 @@ import types
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from fastapi import Request
+from fastapi import Request, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -42,18 +43,33 @@ async def check_request(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    if route.body_field is not None:
+    takes_form = route.body_field is not None and isinstance(
+        route.body_field.field_info, params.Form
+    )
+    if route.body_field is not None and not takes_form:
         await _require_json_content_type(request)
     errors = _nul_in_path(request)
     if request.scope["query_string"]:
         errors.extend(_query_problems(request, route))
-    if route.body_field is not None:
+    if takes_form:
+        errors.extend(await _nul_in_form(request))
+    elif route.body_field is not None:
         errors.extend(await _nul_in_json_body(request))
     if errors:
         first = errors[0]
         raise UnprocessableEntity(
             f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}", errors=errors
         )
+
+
+async def _nul_in_form(request: Request) -> list[dict[str, Any]]:
+    """NUL in a field of a console form (FastAPI has parsed the form already)."""
+    form = await request.form()
+    return [
+        {"loc": ["body", name], "msg": "must not contain the NUL character"}
+        for name, value in form.multi_items()
+        if isinstance(value, str) and NUL in value
+    ]
 
 
 async def _require_json_content_type(request: Request) -> None:

@@ -145,6 +145,28 @@ class Settings(BaseSettings):
     policy_update_reminder_hours: int = Field(24, ge=1, le=24 * 90)
     acknowledgement_link_ttl_hours: int = Field(24 * 14, ge=1, le=24 * 365)
 
+    # Web console. Sessions end after this long without a request (idle) and this long after
+    # sign-in whatever happens (absolute); a first-sign-in or reset link works this long;
+    # sign-in attempts per e-mail address and per client address per minute.
+    console_idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60)
+    console_absolute_timeout_hours: int = Field(12, ge=1, le=24 * 30)
+    password_link_ttl_hours: int = Field(72, ge=1, le=24 * 30)
+    sign_in_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    # OpenID Connect sign-in, on when issuer, client id and secret are set. The role comes
+    # from the ID token's ``oidc_role_claim``: its value is a role name, or a key of
+    # ``oidc_role_mapping`` (claim value -> role). People without a mapped role are refused.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = "plumbline_role"
+    oidc_role_mapping: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether the console offers OpenID Connect sign-in."""
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
+
     @field_validator("insecure_target_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

@@ -13,7 +13,7 @@ from shared.models.audits import (
     SensitiveCategoryCap,
     Verdict,
 )
-from shared.models.auth import ROLES, ApiKey
+from shared.models.auth import ROLES, ApiKey, ConsoleSession, PasswordLink, User
 from shared.models.base import Base
 from shared.models.calibration import CalibrationItem, CalibrationLabel, CalibrationSession
 from shared.models.escalations import (
@@ -65,6 +65,7 @@ __all__ = [
     "CalibrationLabel",
     "CalibrationSession",
     "Channel",
+    "ConsoleSession",
     "Decision",
     "DecisionEventKey",
     "Delivery",
@@ -82,6 +83,7 @@ __all__ = [
     "IntakeBatch",
     "Market",
     "OutboxJob",
+    "PasswordLink",
     "Policy",
     "PolicyAcknowledgement",
     "PolicyQuestion",
@@ -104,5 +106,6 @@ __all__ = [
     "TrainingItemProgress",
     "TrainingPlan",
     "TrainingPlanItem",
+    "User",
     "Verdict",
 ]

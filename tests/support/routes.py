@@ -63,11 +63,14 @@ def operations(app: FastAPI) -> list[Operation]:
     """Every documented operation of ``app`` with its declared roles."""
     found = []
     for context in iter_route_contexts(app.routes):
-        route = context.original_route
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
+        # The context's view, not the original route's: a router included in another
+        # router has its path and schema visibility only as included.
+        if not isinstance(context.original_route, APIRoute) or not context.include_in_schema:
             continue
-        for method in sorted(route.methods or ()):
-            found.append(Operation(method, route.path_format, declared_roles(context.dependant)))
+        path = context.path_format
+        assert path is not None
+        for method in sorted(context.methods or ()):
+            found.append(Operation(method, path, declared_roles(context.dependant)))
     return found
 
 
