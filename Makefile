@@ -56,6 +56,9 @@ run: install
 	$(BIN)/plumbline run
 
 test: install
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+		|| [ -n "$$PLUMBLINE_CHROMIUM" ] \
+		|| echo "NOTE: no Chromium found: the console's browser tests will be SKIPPED (apt-get install chromium)"
 	$(BIN)/pytest
 
 lint: install

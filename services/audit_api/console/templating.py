@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -50,12 +51,17 @@ PAGE_HEADERS = {
 
 
 def _translations(language: str) -> NullTranslations:
+    """The language's catalog: every ``locales/<language>/*.po`` (one per console area)."""
     if language == DEFAULT_LANGUAGE:
         return NullTranslations()
-    with (LOCALES_DIR / f"{language}.po").open("rb") as po_file:
-        catalog = read_po(po_file, locale=language)
+    merged = Catalog(locale=language)
+    for path in sorted((LOCALES_DIR / language).glob("*.po")):
+        with path.open("rb") as po_file:
+            for message in read_po(po_file, locale=language):
+                if message.id and message.string:
+                    merged[message.id] = message
     buffer = io.BytesIO()
-    write_mo(buffer, catalog)
+    write_mo(buffer, merged)
     buffer.seek(0)
     return Translations(fp=buffer)
 
