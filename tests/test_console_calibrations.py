@@ -1,0 +1,267 @@
+"""Console calibration sessions over real HTTP: create, list, label blind, close, results.
+
+The pages call ``shared.calibrations.service`` as ``/v1/calibrations`` does: blind while
+open, results once closed, the same roles.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.models import CalibrationLabel, CalibrationSession
+from tests.conftest import LiveServer
+from tests.support.console_lead import location, people, rows, signed_in, text_of
+
+ITEMS = "v1, hate_speech\nv2\nv3, no_violation"
+
+
+def session_form(**overrides: str) -> dict[str, str]:
+    form = {
+        "title": "Hate speech, week 48",
+        "market": "DE",
+        "categories": "hate_speech, harassment, no_violation",
+        "items": ITEMS,
+        "participants": "rev-a, rev-b",
+        "deadline": "",
+    }
+    form.update(overrides)
+    return form
+
+
+async def count_sessions(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(CalibrationSession)) or 0)
+
+
+async def test_a_manager_creates_a_session_which_is_listed_and_shown(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    who = await people(sessionmaker, lead="manager")
+    async with signed_in(live_server.url, who["lead"]) as console:
+        form = await console.page("/console/calibrations/new")
+        assert form.status_code == 200
+        assert 'for="cal-title"' in form.text
+        created = await console.post("/console/calibrations", session_form())
+        target = location(created)
+        assert target.startswith("/console/calibrations/")
+        detail = await console.page(target)
+        assert detail.status_code == 200
+        assert "Hate speech, week 48" in detail.text
+        # The creator (not a participant) sees the golden answers and the progress.
+        assert ["v1", "hate_speech", "0"] in rows(detail.text)
+        assert ["rev-a", "0 / 3"] in rows(detail.text)
+        assert "Close session" in detail.text
+        listing = await console.page("/console/calibrations")
+        assert rows(listing.text)[0][:5] == ["Hate speech, week 48", "DE", "Open", "3", "2"]
+        only_closed = await console.page("/console/calibrations?status=closed")
+        assert "Hate speech, week 48" not in only_closed.text
+    assert await count_sessions(sessionmaker) == 1
+
+
+async def test_a_bad_session_form_is_shown_again_with_the_reasons_and_nothing_is_stored(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    who = await people(sessionmaker, lead="manager")
+    past = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    async with signed_in(live_server.url, who["lead"]) as console:
+        await console.page("/console/calibrations/new")
+        one = await console.post("/console/calibrations", session_form(participants="rev-a"))
+        assert one.status_code == 422
+        assert "at least two participants" in one.text
+        assert 'role="alert"' in one.text
+        # What was typed stays in the form.
+        assert 'value="Hate speech, week 48"' in one.text
+        golden = await console.post("/console/calibrations", session_form(items="v1, spam"))
+        assert golden.status_code == 422
+        assert "not one of the categories" in golden.text
+        # Refused by the domain function (after the form's checks): nothing stays either.
+        late = await console.post("/console/calibrations", session_form(deadline=past))
+        assert late.status_code == 422
+        assert "must be in the future" in late.text
+        bad_date = await console.post("/console/calibrations", session_form(deadline="soon"))
+        assert bad_date.status_code == 422
+    assert await count_sessions(sessionmaker) == 0
+
+
+async def test_participants_label_blind_and_everyone_sees_the_labels_after_close(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    who = await people(
+        sessionmaker,
+        lead="manager",
+        a=("qa_auditor", "rev-a"),
+        b=("moderator", "rev-b"),
+    )
+    async with (
+        signed_in(live_server.url, who["lead"]) as lead,
+        signed_in(live_server.url, who["a"]) as a,
+        signed_in(live_server.url, who["b"]) as b,
+    ):
+        await lead.page("/console/calibrations/new")
+        target = location(await lead.post("/console/calibrations", session_form()))
+        # The participant's own page: a label form, the golden answers hidden.
+        mine = await a.page(target)
+        assert 'name="label-0"' in mine.text
+        assert "<td>hate_speech</td>" not in mine.text
+        saved = await a.post(
+            f"{target}/labels", {"label-0": "harassment", "label-1": "no_violation"}
+        )
+        assert location(saved) == f"{target}?saved=true"
+        again = await a.page(location(saved))
+        assert "Your labels are saved." in again.text
+        assert '<option value="harassment" selected>' in again.text
+        # Another participant and the manager do not see rev-a's labels while it is open.
+        other = await b.page(target)
+        assert "selected>harassment" not in other.text
+        assert "<td>harassment</td>" not in other.text
+        overseer = await lead.page(target)
+        assert "<td>harassment</td>" not in overseer.text
+        assert ["rev-a", "2 / 3"] in rows(overseer.text)
+        # Results wait for the close.
+        early = await lead.page(f"{target}/results")
+        assert early.status_code == 409
+        await b.post(f"{target}/labels", {"label-0": "hate_speech", "label-1": "no_violation"})
+        closed = await lead.post(f"{target}/close")
+        assert location(closed) == f"{target}/results"
+        results = await lead.page(f"{target}/results")
+        assert results.status_code == 200
+        # v1: one harassment and one hate_speech (50 %, below 0.6): flagged; v2 agreed.
+        flagged = rows(results.text, "flagged-items")
+        assert [row[0] for row in flagged] == ["v1"]
+        assert flagged[0][1:4] == ["harassment", "50.0%", "hate_speech"]
+        assert "Krippendorff" in results.text
+        # Closed: everyone's labels, to a participant too.
+        after = await b.page(target)
+        assert ["v1", "hate_speech", "2", "hate_speech", "harassment", "hate_speech"] in rows(
+            after.text
+        )
+        # Labels freeze at close: the form is gone, and posting is refused.
+        assert 'name="label-0"' not in after.text
+        refused = await a.post(f"{target}/labels", {"label-0": "hate_speech"})
+        assert refused.status_code == 409
+
+
+async def test_a_label_outside_the_categories_is_refused_on_the_form_and_nothing_is_stored(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    who = await people(sessionmaker, lead="manager", a=("qa_auditor", "rev-a"))
+    async with (
+        signed_in(live_server.url, who["lead"]) as lead,
+        signed_in(live_server.url, who["a"]) as a,
+    ):
+        await lead.page("/console/calibrations/new")
+        target = location(await lead.post("/console/calibrations", session_form()))
+        await a.page(target)
+        outside = await a.post(f"{target}/labels", {"label-0": "hate_speech", "label-1": "spam"})
+        assert outside.status_code == 422
+        assert "not one of the session" in outside.text
+        malformed = await a.post(f"{target}/labels", {"label-0": "Not A Code"})
+        assert malformed.status_code == 422
+        empty = await a.post(f"{target}/labels", {"label-0": ""})
+        assert empty.status_code == 422
+        assert "at least one item" in empty.text
+    async with sessionmaker() as session:
+        stored = await session.scalar(select(func.count()).select_from(CalibrationLabel))
+    assert stored == 0
+
+
+async def test_roles_and_bystanders_are_refused_as_the_api_refuses_them(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    who = await people(
+        sessionmaker,
+        lead="manager",
+        a=("qa_auditor", "rev-a"),
+        outsider=("qa_auditor", "rev-z"),
+        moderator=("moderator", "rev-m"),
+        scoped=("manager", None),
+    )
+    async with signed_in(live_server.url, who["lead"]) as lead:
+        await lead.page("/console/calibrations/new")
+        target = location(await lead.post("/console/calibrations", session_form()))
+    async with signed_in(live_server.url, who["moderator"]) as moderator:
+        # Moderators do not create sessions (the API's roles).
+        assert (await moderator.page("/console/calibrations/new")).status_code == 403
+        before = await count_sessions(sessionmaker)
+        created = await moderator.post("/console/calibrations", session_form())
+        assert created.status_code == 403
+        assert await count_sessions(sessionmaker) == before
+        # Not a participant, not the creator: the session is not theirs to see.
+        assert (await moderator.page(target)).status_code == 403
+        listing = await moderator.page("/console/calibrations")
+        assert "Hate speech, week 48" not in listing.text
+    async with signed_in(live_server.url, who["outsider"]) as outsider:
+        labels = await outsider.post(f"{target}/labels", {"label-0": "hate_speech"})
+        assert labels.status_code == 403
+    async with signed_in(live_server.url, who["a"]) as a:
+        # A participant may not close the session: only its creator, managers and admins.
+        page = await a.page(target)
+        assert "Close session" not in page.text
+        assert (await a.post(f"{target}/close")).status_code == 403
+    async with sessionmaker() as session:
+        status = await session.scalar(select(CalibrationSession.status))
+    assert status == "open"
+    missing = f"/console/calibrations/{uuid.uuid4()}"
+    async with signed_in(live_server.url, who["lead"]) as lead:
+        assert (await lead.page(missing)).status_code == 404
+
+
+async def test_writes_without_the_csrf_token_are_refused(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    who = await people(sessionmaker, lead="manager", a=("qa_auditor", "rev-a"))
+    async with signed_in(live_server.url, who["lead"]) as lead:
+        await lead.page("/console/calibrations/new")
+        forged = await lead.http.post("/console/calibrations", data=session_form())
+        assert forged.status_code == 403
+        assert await count_sessions(sessionmaker) == 0
+        target = location(await lead.post("/console/calibrations", session_form()))
+        close = await lead.http.post(f"{target}/close", data={"csrf_token": "forged"})
+        assert close.status_code == 403
+    async with signed_in(live_server.url, who["a"]) as a:
+        labels = await a.http.post(f"{target}/labels", data={"label-0": "hate_speech"})
+        assert labels.status_code == 403
+    async with sessionmaker() as session:
+        assert await session.scalar(select(CalibrationSession.status)) == "open"
+        assert await session.scalar(select(func.count()).select_from(CalibrationLabel)) == 0
+
+
+async def test_the_manager_writes_a_note_on_a_flagged_item(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    who = await people(
+        sessionmaker, lead="manager", a=("qa_auditor", "rev-a"), b=("qa_auditor", "rev-b")
+    )
+    async with (
+        signed_in(live_server.url, who["lead"]) as lead,
+        signed_in(live_server.url, who["a"]) as a,
+        signed_in(live_server.url, who["b"]) as b,
+    ):
+        await lead.page("/console/calibrations/new")
+        target = location(await lead.post("/console/calibrations", session_form()))
+        await a.page(target)
+        await a.post(f"{target}/labels", {"label-0": "harassment"})
+        await b.page(target)
+        await b.post(f"{target}/labels", {"label-0": "harassment"})
+        await lead.page(target)
+        await lead.post(f"{target}/close")
+        results = await lead.page(f"{target}/results")
+        # Both said harassment, the golden answer is hate_speech: flagged.
+        assert [row[0] for row in rows(results.text, "flagged-items")] == ["v1"]
+        noted = await lead.post(
+            f"{target}/notes", {"content_id": "v1", "note": "Reclaimed slur: see policy 4.2"}
+        )
+        assert location(noted) == f"{target}/results"
+        shown = await lead.page(f"{target}/results")
+        assert "Reclaimed slur: see policy 4.2" in text_of(shown.text)
+        # A participant reads the note but has no form to change it.
+        theirs = await a.page(f"{target}/results")
+        assert "Reclaimed slur: see policy 4.2" in theirs.text
+        assert 'name="note"' not in theirs.text
+        assert (
+            await a.post(f"{target}/notes", {"content_id": "v1", "note": "x"})
+        ).status_code == 403
