@@ -1,0 +1,89 @@
+"""Console test support for the workbench and the moderator's audits: auditors with a work
+profile, and audits judged through the API (decisions arrive by the signed webhook)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.conftest import SignedSender, decision_event
+from tests.support.audits import Sessions, auditor, claim, make_audits, set_profile, verdict
+from tests.support.console import Person, make_person
+
+_AUDIT_LINK = re.compile(r"/console/workbench/audits/([0-9a-f-]{36})")
+
+
+async def console_auditor(
+    sessionmaker: Sessions, *, markets: list[str] | None = None, language: str = "en"
+) -> Person:
+    """A QA auditor who signs in to the console and works in DE / de."""
+    person = await make_person(sessionmaker, "qa_auditor", language=language)
+    assert person.reviewer_id is not None
+    await set_profile(sessionmaker, person.reviewer_id, markets or ["DE"], ["de"])
+    return person
+
+
+async def console_moderator(sessionmaker: Sessions, *, language: str = "en") -> Person:
+    return await make_person(sessionmaker, "moderator", language=language)
+
+
+def events_of(
+    moderator_id: str, count: int = 1, *, start: int = 1, **fields: Any
+) -> list[dict[str, Any]]:
+    """Decision events of ``moderator_id`` (unique event ids from ``start``)."""
+    tag = uuid.uuid4().hex[:6]
+    # Yesterday: inside the accuracy report's default window whenever the tests run.
+    fields.setdefault("decided_at", (datetime.now(UTC) - timedelta(days=1)).isoformat())
+    return [
+        decision_event(
+            n,
+            event_id=f"evt-{tag}-{n}",
+            content_id=f"vid-{tag}-{n}",
+            moderator_id=moderator_id,
+            **fields,
+        )
+        for n in range(start, start + count)
+    ]
+
+
+async def pending_audits(
+    sender: SignedSender, sessionmaker: Sessions, moderator_id: str, count: int = 1, **fields: Any
+) -> list[uuid.UUID]:
+    """``count`` pending audits of decisions of ``moderator_id`` (DE, de, remove, hate_speech)."""
+    return await make_audits(sender, sessionmaker, events_of(moderator_id, count, **fields))
+
+
+async def judged_audit(
+    client: httpx.AsyncClient,
+    sender: SignedSender,
+    sessionmaker: Sessions,
+    moderator_id: str,
+    *,
+    outcome: str = "incorrect",
+    auditor_id: str | None = None,
+) -> dict[str, Any]:
+    """An audit of ``moderator_id``'s decision judged through the API by a fresh auditor
+    (incorrect: expected approve, major); the API's answer."""
+    [audit_id] = await pending_audits(sender, sessionmaker, moderator_id)
+    key = await auditor(sessionmaker, auditor_id or f"aud-{uuid.uuid4().hex[:6]}")
+    claimed = await claim(client, key)
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["id"] == str(audit_id)
+    body: dict[str, Any] = {"outcome": outcome}
+    if outcome == "incorrect":
+        body.update(expected_action="approve", severity="major", comment="satire, not hate")
+    judged = await verdict(client, key, audit_id, **body)
+    assert judged.status_code == 200, judged.text
+    result: dict[str, Any] = judged.json()
+    return result
+
+
+def audit_id_in(location: str) -> str:
+    """The audit id a workbench redirect points at."""
+    found = _AUDIT_LINK.search(location)
+    assert found is not None, location
+    return found.group(1)
