@@ -4,13 +4,20 @@ escalations): people signed in, and what the pages' tables say."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.core.auth import Principal, Role
+from shared.escalations import lifecycle, rules
+from shared.models import Escalation
+from shared.models.base import utcnow
+from shared.schemas.escalations import EscalationRuleCreate
 from tests.support.console import ConsoleClient, Person, make_person
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -68,3 +75,57 @@ def location(response: httpx.Response) -> str:
 def form_fields(**values: Any) -> dict[str, str]:
     """Form values as a browser posts them (text)."""
     return {name: "" if value is None else str(value) for name, value in values.items()}
+
+
+BREACH_EVIDENCE: dict[str, Any] = {
+    "metric": "accuracy",
+    "observed": 0.81,
+    "ci_low": 0.77,
+    "ci_high": 0.85,
+    "baseline": 0.93,
+    "p_value": 0.0004,
+    "audited": 412,
+    "threshold": 0.9,
+    "criteria_met": ["threshold"],
+}
+
+
+async def breached_escalation(
+    sessionmaker: Sessionmaker,
+    *,
+    market: str = "DE",
+    evidence: dict[str, Any] | None = None,
+    breaches: int = 1,
+) -> uuid.UUID:
+    """An escalation opened by a rule's breach in ``market`` (as the evaluation runner
+    records it), with ``breaches`` breaches in its history."""
+    principal = Principal(key_id="test", role=Role.MANAGER, reviewer_id="lead", markets=None)
+    async with sessionmaker() as session, session.begin():
+        rule = await rules.create_rule(
+            session,
+            data=EscalationRuleCreate(
+                name=f"DE accuracy {uuid.uuid4().hex[:6]}",
+                metric="accuracy",
+                market=market,
+                window_days=7,
+                threshold=0.9,
+                min_audits=50,
+                schedule="daily",
+            ),
+            actor=principal,
+            now=utcnow(),
+        )
+        for _ in range(breaches):
+            await lifecycle.record_breach(
+                session,
+                rule=rule,
+                parts={"market": market},
+                evidence=evidence or BREACH_EVIDENCE,
+                now=utcnow(),
+                reopen=None,
+            )
+        escalation_id = await session.scalar(
+            select(Escalation.id).where(Escalation.rule_id == rule.id)
+        )
+    assert escalation_id is not None
+    return escalation_id
