@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, any_, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -194,6 +195,22 @@ async def acknowledged_at(
         .order_by(PolicyAcknowledgement.acknowledged_at, PolicyAcknowledgement.reviewer_id)
     )
     return {reviewer_id: AcknowledgedBy(reviewer_id=reviewer_id, at=at) for reviewer_id, at in rows}
+
+
+async def acknowledged_by(
+    session: AsyncSession, *, reviewer_id: str, update_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, datetime]:
+    """When one reviewer first acknowledged each of ``update_ids`` (those they have)."""
+    ids = list(set(update_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(PolicyAcknowledgement.policy_update_id, PolicyAcknowledgement.acknowledged_at).where(
+            PolicyAcknowledgement.reviewer_id == reviewer_id,
+            PolicyAcknowledgement.policy_update_id.in_(ids),
+        )
+    )
+    return {update_id: at for update_id, at in rows}
 
 
 async def acknowledgements(
