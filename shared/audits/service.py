@@ -632,6 +632,10 @@ async def list_audits(
         query = query.where(Audit.day >= filters.from_)
     if filters.to is not None:
         query = query.where(Audit.day <= filters.to)
+    if filters.outcome is not None:
+        query = query.where(Verdict.effective_outcome == filters.outcome)
+    if filters.error_type is not None:
+        query = query.where(Verdict.error_type == filters.error_type)
     rows = (await session.execute(AUDIT_ORDER.apply(query, filters))).all()
     items = [
         audit_read(

@@ -142,6 +142,14 @@ class AuditQuery(PageQuery):
     queue: QueueName | None = None
     from_: Day | None = Field(None, alias="from")
     to: Day | None = None
+    outcome: Outcome | None = Field(
+        None,
+        description="Judged audits whose verdict counts as this (`effective_outcome`: "
+        "overturned verdicts count as correct), as the reports count them.",
+    )
+    error_type: ErrorType | None = Field(
+        None, description="Judged audits whose verdict has this error type."
+    )
 
 
 # --- wellbeing ---------------------------------------------------------------------------
