@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import httpx
+from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import LiveServer, SignedSender
@@ -183,3 +184,32 @@ async def test_an_admin_reads_the_inbox_but_only_arbiters_rule_and_moderators_st
         assert (await console.page("/console/arbitration")).status_code == 403
     disagreement, _, _ = await state_of(sessionmaker, case)
     assert disagreement.status == "disputed"
+
+
+async def test_a_poc_rules_on_a_dispute_in_the_browser(
+    page: Page,
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+) -> None:
+    case = await disputed_case(sender, client, sessionmaker, 1, reason="It is a news clip.")
+    poc = await make_person(sessionmaker, "policy_poc", markets=["DE"])
+    await page.goto("/console/sign-in")
+    await page.get_by_label("Email").fill(poc.email)
+    await page.get_by_label("Password").fill(poc.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/console/arbitration")
+    inbox_link = page.get_by_role("link", name=f"Review and rule {case.disagreement_id}")
+    await inbox_link.click()
+    dispute = page.get_by_role("region", name="The moderator's dispute")
+    await expect(dispute).to_contain_text("It is a news clip.")
+    await page.get_by_label("Overturn: the decision counts as correct").check()
+    await page.get_by_label("Rationale").fill("News reporting is allowed.")
+    await page.get_by_role("button", name="Record ruling").click()
+    await page.wait_for_url("**/console/arbitration?ruled=overturned")
+    await expect(page.get_by_role("status")).to_contain_text("the verdict was overturned")
+    await expect(page.get_by_text("No dispute is waiting for a ruling.")).to_be_visible()
+    await expect(inbox_link).to_have_count(0)
+    disagreement, verdict, _ = await state_of(sessionmaker, case)
+    assert disagreement.status == "overturned"
+    assert verdict.effective_outcome == "correct"
