@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import httpx
+from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
 from shared.models import Disagreement
@@ -14,7 +15,12 @@ from shared.models.base import utcnow
 from tests.conftest import LiveServer, SignedSender, auth, make_key
 from tests.support.audits import Sessions, auditor, drain
 from tests.support.console import ConsoleClient, make_person
-from tests.support.console_audits import console_moderator, judged_audit, pending_audits
+from tests.support.console_audits import (
+    console_moderator,
+    judged_audit,
+    pending_audits,
+    sign_in_in_browser,
+)
 
 _ROW_LINK = re.compile(r'href="/console/my-audits/([0-9a-f-]{36})"')
 
@@ -216,3 +222,25 @@ async def test_my_audits_speaks_german(
         assert "Meine Genauigkeit" in page.text
         detail = await console.page(f"/console/my-audits/{audit['id']}")
         assert "Urteil anfechten" in detail.text
+
+
+async def test_browser_a_moderator_disputes_a_verdict(
+    page: Page, client: httpx.AsyncClient, sender: SignedSender, sessionmaker: Sessions
+) -> None:
+    person = await console_moderator(sessionmaker)
+    assert person.reviewer_id is not None
+    audit = await judged_audit(client, sender, sessionmaker, person.reviewer_id)
+    await sign_in_in_browser(page, person)
+    await page.wait_for_url("**/console/my-audits")
+    await expect(page.get_by_role("heading", name="My accuracy")).to_be_visible()
+    await expect(page.get_by_text("0 of 1 audited decisions correct")).to_be_visible()
+    await page.get_by_role("link", name="Open").first.click()
+    await page.wait_for_url(f"**/console/my-audits/{audit['id']}")
+    await expect(page.get_by_text("satire, not hate")).to_be_visible()
+    await page.get_by_label("Why was your decision right?").fill("It is a news report.")
+    await page.get_by_role("button", name="Dispute verdict").click()
+    await page.wait_for_url(f"**/console/my-audits/{audit['id']}")
+    await expect(page.get_by_text("Disputed", exact=True).first).to_be_visible()
+    await expect(page.get_by_text("It is a news report.").first).to_be_visible()
+    await expect(page.get_by_role("button", name="Dispute verdict")).to_have_count(0)
+    assert (await _disagreement(sessionmaker, audit["id"])).status == "disputed"

@@ -4,6 +4,7 @@ every way a claim or a verdict can go wrong shown on the page (never a 500)."""
 from __future__ import annotations
 
 import httpx
+from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
 from shared.models import Audit, Disagreement, Verdict
@@ -11,7 +12,12 @@ from shared.models.base import utcnow
 from tests.conftest import LiveServer, SignedSender, auth
 from tests.support.audits import Sessions, auditor, claim
 from tests.support.console import ConsoleClient, make_person
-from tests.support.console_audits import audit_id_in, console_auditor, pending_audits
+from tests.support.console_audits import (
+    audit_id_in,
+    console_auditor,
+    pending_audits,
+    sign_in_in_browser,
+)
 
 
 async def _claimed(console: ConsoleClient) -> str:
@@ -348,3 +354,38 @@ async def test_the_workbench_speaks_german(
         assert "Urteil abgeben" in page.text
         assert "Richtig" in page.text
         assert "Falsch" in page.text
+
+
+async def test_browser_an_auditor_claims_with_the_keyboard_and_submits_an_incorrect_verdict(
+    page: Page, sender: SignedSender, sessionmaker: Sessions
+) -> None:
+    [audit_id] = await pending_audits(sender, sessionmaker, "mod-browser-1")
+    person = await console_auditor(sessionmaker)
+    await sign_in_in_browser(page, person)
+    await page.wait_for_url("**/console/workbench")
+    await expect(page.get_by_role("button", name="Claim next audit")).to_be_visible()
+    await page.keyboard.press("n")
+    await page.wait_for_url(f"**/console/workbench/audits/{audit_id}")
+    await expect(page.get_by_text("hidden until your verdict is in")).to_be_visible()
+    assert "mod-browser-1" not in await page.content()
+    await expect(page.get_by_text("hate_speech").first).to_be_visible()
+
+    # c hides the incorrect verdict's fields, i shows them.
+    await page.keyboard.press("c")
+    await expect(page.get_by_role("radio", name="Correct", exact=True)).to_be_checked()
+    await expect(page.get_by_label("Expected action")).to_be_hidden()
+    await page.keyboard.press("i")
+    await expect(page.get_by_role("radio", name="Incorrect", exact=True)).to_be_checked()
+    await page.get_by_label("Expected action").select_option("approve")
+    await page.get_by_label("Severity").select_option("major")
+    await page.get_by_label("Comment").fill("Satire, clearly labelled.")
+    await page.get_by_role("button", name="Submit verdict").click()
+
+    await expect(page.get_by_role("heading", name="Audit result")).to_be_visible()
+    await expect(page.get_by_role("status")).to_have_text("Incorrect")
+    await expect(page.get_by_text("Over-enforcement")).to_be_visible()
+    await expect(page.get_by_text("mod-browser-1").first).to_be_visible()
+    await expect(page.get_by_role("button", name="Claim next audit")).to_be_visible()
+    await page.get_by_role("button", name="Claim next audit").click()
+    await expect(page.get_by_text("Nothing to claim right now.")).to_be_visible()
+    await expect(page.locator(".day-figures .figure")).to_have_text("1")

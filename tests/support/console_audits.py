@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from playwright.async_api import Page
 
 from tests.conftest import SignedSender, decision_event
 from tests.support.audits import Sessions, auditor, claim, make_audits, set_profile, verdict
@@ -87,3 +88,11 @@ def audit_id_in(location: str) -> str:
     found = _AUDIT_LINK.search(location)
     assert found is not None, location
     return found.group(1)
+
+
+async def sign_in_in_browser(page: Page, person: Person) -> None:
+    """Sign in through the form, as a person does (lands on the role's daily page)."""
+    await page.goto("/console/sign-in")
+    await page.get_by_label("Email").fill(person.email)
+    await page.get_by_label("Password").fill(person.password)
+    await page.get_by_role("button", name="Sign in").click()
