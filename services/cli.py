@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from pydantic import ValidationError
 
 from shared.core.settings import Settings, get_settings, settings_problems
+
+if TYPE_CHECKING:
+    from shared.schemas.users import UserCreate
 
 # `plumbline run` must be gone within 10 s of SIGTERM: the children get this long to exit
 # by themselves, the embedded servers the rest.
@@ -614,6 +617,82 @@ def run_api_key_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _create_user(settings: Settings, body: UserCreate) -> tuple[str, str | None]:
+    """Create a person as ``POST /v1/users`` does: (their id, the one-time link or None)."""
+    from services.audit_api.users.router import password_link_url
+    from shared.core.db import create_sessionmaker, engine_from_settings, unit_of_work
+    from shared.users.service import create_user
+
+    engine = engine_from_settings(settings)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            user, token = await create_user(
+                session,
+                email=body.email,
+                role=body.role,
+                reviewer_id=body.reviewer_id,
+                markets=body.markets,
+                language=body.language,
+                password=body.password.get_secret_value() if body.password is not None else None,
+                password_link_ttl=timedelta(hours=settings.password_link_ttl_hours),
+            )
+        return str(user.id), password_link_url(settings, token) if token is not None else None
+    finally:
+        await engine.dispose()
+
+
+def _read_password(stream: TextIO) -> str:
+    """The password piped to ``--password-stdin``: its first line, without the line end."""
+    return stream.readline().removesuffix("\n").removesuffix("\r")
+
+
+def run_user_create(args: argparse.Namespace) -> int:
+    """``plumbline user create``: a console account. Prints the one-time link that sets the
+    password (only the link goes to stdout), or, with ``--password-stdin``, sets the password
+    read from stdin (never from the command line, where other users and shell history see
+    it)."""
+    from shared.core.errors import DomainError
+    from shared.schemas.users import UserCreate
+
+    fields: dict[str, object] = {
+        "email": args.email,
+        "role": args.role,
+        "reviewer_id": args.reviewer_id,
+        "markets": args.market or None,
+        "language": args.language,
+    }
+    if args.password_stdin:
+        fields["password"] = _read_password(sys.stdin)
+    try:
+        body = UserCreate.model_validate(fields)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"]) or "person"
+            _say(
+                f"refused: {where}: {str(error['msg']).removeprefix('Value error, ')}", stderr=True
+            )
+        return 2
+    with _resolved_settings(redis=False) as settings:
+        try:
+            user_id, link = asyncio.run(_create_user(settings, body))
+        except DomainError as exc:
+            _say(f"refused: {exc.detail or exc.title}", stderr=True)
+            return 1
+    if link is None:
+        _say(
+            f"created {body.role} {body.email} ({user_id}) with the password read from stdin",
+            stderr=True,
+        )
+        return 0
+    _say(
+        f"created {body.role} {body.email} ({user_id}); send them this one-time link to set"
+        " their password (shown only now)",
+        stderr=True,
+    )
+    print(link)
+    return 0
+
+
 def run_revision(args: argparse.Namespace) -> int:
     """``plumbline revision -m MSG``: autogenerate a migration against an up-to-date schema."""
     from shared.core.migrate import make_revision, upgrade_to_head
@@ -763,6 +842,30 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--reviewer-id", default=None)
     create.add_argument("--market", action="append", default=[], help="repeat for several")
+
+    user = commands.add_parser("user", help="manage console accounts (people)")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
+    create_user = user_commands.add_parser(
+        "create",
+        help="create a person who signs in to the console; prints their one-time link",
+        description="Create a person who signs in to the console. Prints the one-time link"
+        " with which they set their password, unless --password-stdin reads it from stdin.",
+    )
+    create_user.set_defaults(handler=run_user_create)
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--role", required=True, choices=ROLES)
+    create_user.add_argument(
+        "--reviewer-id", default=None, help="required for moderators and QA auditors"
+    )
+    create_user.add_argument(
+        "--market", action="append", default=[], help="repeat for several; none: every market"
+    )
+    create_user.add_argument("--language", default="en", choices=("en", "de"))
+    create_user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="set the password read from stdin (first line) instead of printing a link",
+    )
 
     seed = add("seed-demo", run_seed_demo, "a demo week of decisions and QA work, via the API")
     seed.add_argument(
