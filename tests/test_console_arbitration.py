@@ -186,6 +186,24 @@ async def test_an_admin_reads_the_inbox_but_only_arbiters_rule_and_moderators_st
     assert disagreement.status == "disputed"
 
 
+async def test_the_inbox_and_the_ruling_form_speak_german(
+    live_server: LiveServer,
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+) -> None:
+    case = await disputed_case(sender, client, sessionmaker, 1)
+    poc = await make_person(sessionmaker, "policy_poc", markets=["DE"], language="de")
+    async with ConsoleClient(live_server.url) as console:
+        await console.sign_in(poc)
+        inbox = await console.page("/console/arbitration")
+        assert "Prüfen und entscheiden" in inbox.text
+        detail = await console.page(f"/console/arbitration/{case.disagreement_id}")
+        assert "Über diesen Einspruch entscheiden" in detail.text
+        assert "Entscheid speichern" in detail.text
+        assert "angefochten" in detail.text  # the status, translated
+
+
 async def test_a_poc_rules_on_a_dispute_in_the_browser(
     page: Page,
     sender: SignedSender,

@@ -230,6 +230,10 @@ async def test_a_manager_reads_updates_but_neither_writes_nor_publishes(
         assert detail.status_code == 200
         assert "Publish" not in detail.text
         assert (await console.page("/console/policy-updates/new")).status_code == 403
+        await console.post("/console/language", {"language": "de", "next": "/console/account"})
+        german = await console.page(f"/console/policy-updates/{draft['id']}")
+        assert "Gültig ab" in german.text
+        assert "Entwurf" in german.text
         refused = await console.post(f"/console/policy-updates/{draft['id']}/publish")
         assert refused.status_code == 403
     assert [u["status"] for u in await api_updates(client, admin_key)] == ["draft"]
