@@ -17,12 +17,18 @@ from shared.core.auth import Principal, Role
 from shared.escalations import lifecycle, rules
 from shared.models import Escalation
 from shared.models.base import utcnow
+from shared.quizzes import service as quiz_service
 from shared.schemas.escalations import EscalationRuleCreate
+from shared.schemas.training import PlanCreate, QuizCreate
+from shared.training_plans import service as plan_service
 from tests.support.console import ConsoleClient, Person, make_person
+from tests.support.quizzes import quiz_body
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+# Who writes the test data the pages show (rules, quizzes, plans): a QA lead.
+LEAD = Principal(key_id="test", role=Role.MANAGER, reviewer_id="lead", markets=None)
 
 
 @asynccontextmanager
@@ -99,7 +105,7 @@ async def breached_escalation(
 ) -> uuid.UUID:
     """An escalation opened by a rule's breach in ``market`` (as the evaluation runner
     records it), with ``breaches`` breaches in its history."""
-    principal = Principal(key_id="test", role=Role.MANAGER, reviewer_id="lead", markets=None)
+    principal = LEAD
     async with sessionmaker() as session, session.begin():
         rule = await rules.create_rule(
             session,
@@ -129,3 +135,39 @@ async def breached_escalation(
         )
     assert escalation_id is not None
     return escalation_id
+
+
+async def stored_quiz(sessionmaker: Sessionmaker, **overrides: Any) -> uuid.UUID:
+    """A quiz (``tests.support.quizzes.quiz_body(**overrides)``) written by a manager."""
+    async with sessionmaker() as session, session.begin():
+        quiz = await quiz_service.create_quiz(
+            session, data=QuizCreate.model_validate(quiz_body(**overrides)), actor=LEAD
+        )
+    return quiz.id
+
+
+async def stored_plan(
+    sessionmaker: Sessionmaker,
+    *,
+    assignees: list[str],
+    items: list[dict[str, Any]],
+    owners: list[str] | None = None,
+    kind: str = "remedial",
+    title: str = "DE hate speech refresher",
+) -> uuid.UUID:
+    """A training plan written by a manager."""
+    async with sessionmaker() as session, session.begin():
+        plan = await plan_service.create_plan(
+            session,
+            data=PlanCreate.model_validate(
+                {
+                    "title": title,
+                    "kind": kind,
+                    "owners": owners or ["lead"],
+                    "assignees": assignees,
+                    "items": items,
+                }
+            ),
+            actor=LEAD,
+        )
+    return plan.id
