@@ -8,6 +8,7 @@ the form that made them and on no page afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from urllib.parse import urlsplit
 
@@ -462,6 +463,34 @@ async def test_send_test_shows_what_the_target_answered(
     assert await count(sessionmaker, Delivery) == 0
 
 
+async def test_send_test_without_a_notifier_says_so(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with signed_in(live_server.url, sessionmaker) as console:
+        await console.page("/console/admin/channels/new")
+        created = await console.post(
+            "/console/admin/channels",
+            {
+                "name": "ops",
+                "kind": "email",
+                "target": "ops@example.com",
+                "language": "en",
+                "events": ["report.ready"],
+            },
+        )
+        assert created.status_code == 303, created.text
+        path = f"{created.headers['location']}/test"
+        page, fragment = await asyncio.gather(
+            console.post(path), console.post(path, headers={"HX-Request": "true"})
+        )
+    assert page.status_code == 503
+    assert "The test message was not sent: no notifier sent the test message" in page.text
+    # HTMX swaps only a 2xx answer: the fragment says what went wrong itself.
+    assert fragment.status_code == 200
+    assert "The test message was not sent" in fragment.text
+    assert "<html" not in fragment.text
+
+
 async def test_a_channel_is_deleted(
     live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -675,3 +704,37 @@ async def test_an_admin_creates_a_person_who_sets_a_password_and_signs_in(
         await theirs.wait_for_url("**/console/workbench")
     finally:
         await fresh.close()
+
+
+async def test_send_test_in_the_browser_shows_the_answer_in_place(
+    page: Page,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    receiver: WebhookReceiver,
+) -> None:
+    admin = await make_person(sessionmaker, "admin")
+    await page.goto("/console/sign-in")
+    await page.get_by_label("Email").fill(admin.email)
+    await page.get_by_label("Password").fill(admin.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/console/admin/people")
+    await page.goto("/console/admin/channels/new")
+    await page.get_by_label("Name").fill("ops")
+    await page.get_by_label("Kind").select_option("webhook")
+    await page.get_by_label("Target").fill(receiver.url)
+    await page.get_by_label("source.rejected_batch").check()
+    await page.get_by_role("button", name="Create channel").click()
+    # No secret given: the generated one is shown once, then the channel.
+    await expect(page.get_by_role("heading", name="Channel created")).to_be_visible()
+    await page.get_by_role("link", name="Back to the channel").click()
+    receiver.answer(Reply(200, body=b"hello from the receiver"))
+    async with notifier_running(settings):
+        await page.get_by_role("button", name="Send test").click()
+        await expect(page.get_by_role("status")).to_have_text(
+            "The target accepted the test message."
+        )
+    await expect(page.get_by_text("hello from the receiver")).to_be_visible()
+    # Swapped in place (HTMX), not a form post that loads .../test as a new page.
+    assert not page.url.endswith("/test")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("ops")
+    assert len(receiver.requests) == 1

@@ -794,10 +794,18 @@ async def test_channel(
         )
     except ServiceUnavailable as exc:
         test_error, status_code = exc.detail, exc.status
-    template = "admin/_test_result.html" if request.headers.get("hx-request") else None
+    if request.headers.get("hx-request") == "true":
+        # HTMX swaps only successful answers: the fragment carries the failure itself.
+        return render(
+            request,
+            "admin/_test_result.html",
+            context=context,
+            result=result,
+            test_error=test_error,
+        )
     return render(
         request,
-        template or "admin/channel.html",
+        "admin/channel.html",
         context=context,
         status_code=status_code,
         channel=channels.channel_read(channel),
