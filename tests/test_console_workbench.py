@@ -7,6 +7,8 @@ import httpx
 from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
+from shared.core.queue import ArqRedis
+from shared.core.settings import Settings
 from shared.models import Audit, Disagreement, Verdict
 from shared.models.base import utcnow
 from tests.conftest import LiveServer, SignedSender, auth
@@ -16,6 +18,7 @@ from tests.support.console_audits import (
     audit_id_in,
     console_auditor,
     pending_audits,
+    sampled_audits,
     sign_in_in_browser,
 )
 
@@ -357,9 +360,17 @@ async def test_the_workbench_speaks_german(
 
 
 async def test_browser_an_auditor_claims_with_the_keyboard_and_submits_an_incorrect_verdict(
-    page: Page, sender: SignedSender, sessionmaker: Sessions
+    page: Page,
+    client: httpx.AsyncClient,
+    sender: SignedSender,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+    settings: Settings,
+    admin_key: str,
 ) -> None:
-    [audit_id] = await pending_audits(sender, sessionmaker, "mod-browser-1")
+    [audit_id] = await sampled_audits(
+        client, sender, sessionmaker, queue, settings, admin_key, "mod-browser-1"
+    )
     person = await console_auditor(sessionmaker)
     await sign_in_in_browser(page, person)
     await page.wait_for_url("**/console/workbench")

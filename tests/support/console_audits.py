@@ -10,8 +10,15 @@ from typing import Any
 
 import httpx
 from playwright.async_api import Page
+from sqlalchemy import select
 
-from tests.conftest import SignedSender, decision_event
+from services.report_worker.sampling import sample_daily_audits
+from services.report_worker.worker import WorkerSettings
+from shared.core.queue import ArqRedis, job_function
+from shared.core.settings import Settings
+from shared.jobs import SampleDailyAudits
+from shared.models import Audit, Decision
+from tests.conftest import SignedSender, auth, decision_event, relay_all, run_worker_burst
 from tests.support.audits import Sessions, auditor, claim, make_audits, set_profile, verdict
 from tests.support.console import Person, make_person
 
@@ -96,3 +103,56 @@ async def sign_in_in_browser(page: Page, person: Person) -> None:
     await page.get_by_label("Email").fill(person.email)
     await page.get_by_label("Password").fill(person.password)
     await page.get_by_role("button", name="Sign in").click()
+
+
+async def sampled_audits(
+    client: httpx.AsyncClient,
+    sender: SignedSender,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+    settings: Settings,
+    admin_key: str,
+    moderator_id: str,
+    count: int = 1,
+) -> list[uuid.UUID]:
+    """Decisions of ``moderator_id`` sent by the signed webhook (yesterday, DE), then sampled
+    the way production does it: a plan auditing every decision of the queue, a sampling
+    request, the outbox relay and the report worker's job. The audits it created."""
+    decided = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    decided -= timedelta(days=1)
+    events = events_of(moderator_id, count, decided_at=decided.isoformat())
+    posted = await sender.post({"events": events})
+    assert posted.status_code == 202, posted.text
+    plan = await client.post(
+        "/v1/sampling-plans",
+        json={"queue": "de-video-standard", "rate": 1.0, "min_per_moderator": 1},
+        headers=auth(admin_key),
+    )
+    assert plan.status_code == 201, plan.text
+    requested = await client.post(
+        "/v1/audits/sample",
+        json={"day": decided.date().isoformat(), "market": "DE"},
+        headers=auth(admin_key),
+    )
+    assert requested.status_code == 202, requested.text
+    await relay_all(sessionmaker, queue)
+    await run_worker_burst(
+        WorkerSettings,
+        settings,
+        functions=[
+            *WorkerSettings.functions,
+            job_function(SampleDailyAudits, sample_daily_audits, timeout=300),
+        ],
+    )
+    job = await client.get(f"/v1/jobs/{requested.json()['job_id']}", headers=auth(admin_key))
+    assert job.json()["status"] == "complete", job.text
+    event_ids = [event["event_id"] for event in events]
+    async with sessionmaker() as session:
+        audit_ids = await session.scalars(
+            select(Audit.id)
+            .join(Decision, Decision.id == Audit.decision_id)
+            .where(Decision.event_id.in_(event_ids))
+        )
+        found = list(audit_ids)
+    assert len(found) == count
+    return found
