@@ -2,10 +2,11 @@
 control, keyboard reachable, contrast AA; responsive down to a laptop screen").
 
 In a real browser, on the sign-in page and on every parameterless page of the console (each
-role's landing page and the others, enumerated from the app's routes, so pages added later
-are covered): the page's language, an accessible name on every control, headings starting
-with one h1 and never skipping a level, no duplicate ids, every control reachable by Tab,
-AA contrast of the text as the browser paints it, and no sideways scrolling at 1280x720.
+role's landing page, the others and the forms for new things, enumerated from the app's
+routes, so pages added later are covered): the page's language, an accessible name on every
+control, headings starting with one h1 and never skipping a level, no duplicate ids, every
+control reachable by Tab, AA contrast of the text as the browser paints it, and no sideways
+scrolling at 1280x720.
 The stylesheet's own colour pairs are checked by the WCAG 2.x formula (see
 ``tests/support/console_a11y.py``, which cites it).
 """
@@ -40,7 +41,7 @@ ROLE_ORDER = (Role.QA_AUDITOR, Role.MODERATOR, Role.POLICY_POC, Role.MANAGER, Ro
 
 def pages_checked_as(role: Role, live_server: LiveServer) -> list[str]:
     paths = []
-    for route in main_pages(live_server.app):
+    for route in main_pages(live_server.app, forms=True):
         assert route.roles is not None
         landing = [owner for owner, path in LANDING.items() if path == route.path]
         owner = landing[0] if landing else next(r for r in ROLE_ORDER if r in route.roles)

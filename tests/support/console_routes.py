@@ -97,14 +97,15 @@ def console_routes(app: FastAPI) -> list[ConsoleRoute]:
     return found
 
 
-def main_pages(app: FastAPI) -> list[ConsoleRoute]:
-    """The console's parameterless GET pages that are not forms for new things."""
+def main_pages(app: FastAPI, *, forms: bool = False) -> list[ConsoleRoute]:
+    """The console's parameterless GET pages for signed-in people (with ``forms``, also the
+    ``.../new`` forms)."""
     return [
         route
         for route in console_routes(app)
         if route.method == "GET"
         and not route.path_params
         and route.roles
-        and not route.path.endswith("/new")
+        and (forms or not route.path.endswith("/new"))
         and route.path not in ("/console/", "/console/reports/download")
     ]
