@@ -738,3 +738,25 @@ async def test_send_test_in_the_browser_shows_the_answer_in_place(
     assert not page.url.endswith("/test")
     await expect(page.get_by_role("heading", level=1)).to_have_text("ops")
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.no_db
+def test_every_text_of_the_admin_pages_has_a_german_translation() -> None:
+    from babel.messages.pofile import read_po
+    from jinja2 import Environment
+
+    from services.audit_api.console.templating import LOCALES_DIR, TEMPLATES_DIR
+
+    translated: set[str] = set()
+    for path in (LOCALES_DIR / "de").glob("*.po"):
+        with path.open("rb") as po_file:
+            translated |= {m.id for m in read_po(po_file) if isinstance(m.id, str) and m.string}
+    env = Environment(extensions=["jinja2.ext.i18n"], autoescape=True)
+    used = {
+        message
+        for path in (TEMPLATES_DIR / "admin").glob("*.html")
+        for _, _, message in env.extract_translations(path.read_text())
+        if isinstance(message, str)
+    }
+    assert len(used) > 100
+    assert sorted(used - translated) == []
