@@ -4,9 +4,13 @@ every way a claim or a verdict can go wrong shown on the page (never a 500)."""
 from __future__ import annotations
 
 import httpx
+import pytest
+from babel.messages.pofile import read_po
+from jinja2 import Environment
 from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
+from services.audit_api.console.templating import LOCALES_DIR, TEMPLATES_DIR
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings
 from shared.models import Audit, Disagreement, Verdict
@@ -400,3 +404,22 @@ async def test_browser_an_auditor_claims_with_the_keyboard_and_submits_an_incorr
     await page.get_by_role("button", name="Claim next audit").click()
     await expect(page.get_by_text("Nothing to claim right now.")).to_be_visible()
     await expect(page.locator(".day-figures .figure")).to_have_text("1")
+
+
+@pytest.mark.no_db
+def test_every_text_of_the_workbench_and_my_audits_has_a_german_translation() -> None:
+    translated: set[str] = set()
+    for path in (LOCALES_DIR / "de").glob("*.po"):
+        with path.open("rb") as po_file:
+            translated |= {m.id for m in read_po(po_file) if isinstance(m.id, str) and m.string}
+    env = Environment(extensions=["jinja2.ext.i18n"], autoescape=True)
+    extract = env.extract_translations  # type: ignore[attr-defined]  # added by the extension
+    used = {
+        message
+        for area in ("workbench", "my_audits")
+        for path in (TEMPLATES_DIR / area).glob("*.html")
+        for _, _, message in extract(path.read_text())
+        if isinstance(message, str)
+    }
+    assert len(used) > 80
+    assert sorted(used - translated) == []
