@@ -89,7 +89,8 @@ async def test_overview_figures_are_the_briefings_and_link_to_the_audits_behind_
 
         # Error Pareto: largest type first, each count its incorrect audits of that type.
         errors = table_figures(page, "table-errors")
-        counts = {f.row: int(f.text) for f in errors}
+        counts = {f.param("error_type"): int(f.text) for f in errors}
+        assert [f.row for f in errors][:2] == ["Over-enforcement", "Wrong policy"]
         assert counts["over_enforcement"] == 1
         assert counts["wrong_policy"] == 1
         assert sum(counts.values()) == 2  # the overturned verdict is no error
@@ -97,11 +98,11 @@ async def test_overview_figures_are_the_briefings_and_link_to_the_audits_behind_
         for figure in errors:
             listed = await audits_behind(console, figure.href)
             assert len(listed) == int(figure.text), figure
-        over = next(f for f in errors if f.row == "over_enforcement")
+        over = next(f for f in errors if f.param("error_type") == "over_enforcement")
         (audit_id,) = await audits_behind(console, over.href)
         detail = await console.page(f"/console/audits/{audit_id}")
         assert detail.status_code == 200
-        assert "over_enforcement" in detail.text
+        assert "Over-enforcement" in detail.text
         assert "critical" in detail.text
 
         # Every chart is also a table, and the page carries no inline script or style.
@@ -149,7 +150,7 @@ async def test_a_market_scoped_manager_sees_only_its_markets(
         page = await console.page(OVERVIEW)
         assert page.status_code == 200
         figures = [f for f in table_figures(page.text, "table-errors")]
-        assert {f.row: int(f.text) for f in figures}["over_enforcement"] == 0
+        assert {f.param("error_type"): int(f.text) for f in figures}["over_enforcement"] == 0
         assert (await console.page(OVERVIEW + "&market=DE")).status_code == 403
         # The drill-down and the detail of a DE audit are out of reach too.
         assert await audits_behind(console, "/console/audits?market=DE") == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import lxml.html  # type: ignore[import-untyped]
 
@@ -40,6 +41,10 @@ class Figure:
     row: str
     text: str
     href: str
+
+    def param(self, name: str) -> str:
+        """A filter of the drill-down link."""
+        return parse_qs(urlsplit(self.href).query)[name][0]
 
 
 def parse(page: str) -> Any:
