@@ -101,6 +101,7 @@ async def test_the_dispute_page_shows_decision_verdict_and_reason_and_a_ruling_e
         # The dispute's page now shows the ruling and no form.
         after = await console.page(f"/console/arbitration/{case.disagreement_id}")
         assert "News reporting is allowed." in after.text
+        assert poc.email in after.text  # who ruled, by their e-mail address
         assert 'name="outcome"' not in after.text
         # Ruling again is refused: the dispute is resolved already.
         again = await console.post(
@@ -184,6 +185,29 @@ async def test_an_admin_reads_the_inbox_but_only_arbiters_rule_and_moderators_st
         assert (await console.page("/console/arbitration")).status_code == 403
     disagreement, _, _ = await state_of(sessionmaker, case)
     assert disagreement.status == "disputed"
+
+
+async def test_a_manager_finds_the_inbox_in_the_menu_and_may_rule_as_the_api_allows(
+    live_server: LiveServer,
+    sender: SignedSender,
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+) -> None:
+    case = await disputed_case(sender, client, sessionmaker, 1)
+    manager = await make_person(sessionmaker, "manager")
+    async with ConsoleClient(live_server.url) as console:
+        await console.sign_in(manager)
+        inbox = await console.page("/console/arbitration")
+        assert 'href="/console/arbitration" aria-current="page"' in inbox.text
+        assert listed_ids(inbox.text) == [str(case.disagreement_id)]
+        ruled = await console.post(
+            f"/console/arbitration/{case.disagreement_id}/ruling",
+            {"outcome": "upheld", "note": "The clip shows no news context."},
+        )
+        assert ruled.status_code == 303
+    disagreement, verdict, _ = await state_of(sessionmaker, case)
+    assert disagreement.status == "upheld"
+    assert verdict.effective_outcome == "incorrect"
 
 
 async def test_the_inbox_and_the_ruling_form_speak_german(

@@ -88,6 +88,7 @@ async def test_a_poc_writes_a_draft_in_two_languages_edits_and_publishes_it(
 
         draft = await console.page(saved.headers["location"])
         assert "The draft is saved." in draft.text
+        assert poc.email in draft.text  # the author, by their e-mail address
         assert "Politiker dürfen verspottet werden." in draft.text
         assert "data-confirm=" in draft.text
 
@@ -169,7 +170,9 @@ async def test_updates_are_scoped_to_the_pocs_markets(
         publish = await console.post(f"/console/policy-updates/{german['id']}/publish")
         assert publish.status_code == 404
         foreign = await console.post("/console/policy-updates/new", update_form(markets="DE"))
-        assert foreign.status_code == 403
+        assert foreign.status_code == 422
+        assert 'id="markets-error"' in foreign.text
+        assert 'value="Satire of public figures"' in foreign.text
     updates = await api_updates(client, admin_key)
     assert [(u["title"], u["status"]) for u in updates] == [("German draft", "draft")]
 
@@ -305,6 +308,7 @@ async def test_a_moderator_asks_a_poc_answers_once_and_the_asker_reads_the_answe
 
         mine = await asker.page(question_url)
         assert "Yes, a mayor is a public figure." in mine.text
+        assert f"Answered by {poc.email}" in mine.text
         assert 'name="answer"' not in mine.text
         refused = await asker.post(question_url + "/answer", {"answer": "Answering myself."})
         assert refused.status_code == 403

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from services.audit_api.console.policy import display_names
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
@@ -142,12 +143,16 @@ async def _detail_page(
         session, disagreement_id=disagreement_id, viewer=context.principal
     )
     row = inbox_rows([detail], now=utcnow(), sla=timedelta(hours=settings.dispute_sla_hours))[0]
+    names = await display_names(
+        session, [detail.resolved_by, *(change.actor for change in detail.history)]
+    )
     return render(
         request,
         "arbitration/detail.html",
         context=context,
         status_code=status_code,
         detail=detail,
+        names=names,
         row=row,
         audit=await _audit_of(session, context, detail),
         can_rule=context.role in ARBITERS and detail.status == "disputed",

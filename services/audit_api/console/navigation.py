@@ -23,7 +23,7 @@ class NavItem:
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("/console/workbench", "Workbench", frozenset({Q})),
     NavItem("/console/my-audits", "My audits", frozenset({D})),
-    NavItem("/console/arbitration", "Arbitration", frozenset({P, A})),
+    NavItem("/console/arbitration", "Arbitration", frozenset({P, M, A})),
     NavItem("/console/overview", "Overview", frozenset({M, A})),
     NavItem("/console/audits", "Audits", frozenset({M, A, P})),
     NavItem("/console/calibrations", "Calibrations", frozenset({M, A, Q, P})),

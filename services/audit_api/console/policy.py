@@ -12,6 +12,7 @@ questions, the others their own).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -24,8 +25,8 @@ from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
 from shared.channels.languages import MESSAGE_LANGUAGES
-from shared.core.auth import ALL_ROLES
-from shared.core.errors import Conflict, UnprocessableEntity
+from shared.core.auth import ALL_ROLES, Principal
+from shared.core.errors import Conflict, NotFound, UnprocessableEntity
 from shared.models.base import utcnow
 from shared.policy_questions import service as questions
 from shared.policy_questions.promotion import promote_answer
@@ -46,6 +47,7 @@ from shared.schemas.policy_updates import (
     PolicyUpdateQuery,
     PolicyUpdateRead,
 )
+from shared.users import service as users
 
 router = APIRouter()
 
@@ -62,6 +64,23 @@ MAX_LIST_FIELD = 10_000
 
 UpdateNotice = Literal["saved", "published", "acknowledged", "promoted"]
 QuestionNotice = Literal["asked", "answered"]
+
+
+async def display_names(session: SessionDep, values: Iterable[str | None]) -> dict[str, str]:
+    """How the console shows who did something: a console person recorded by their sign-in
+    (``user:<id>``, or ``api-key:user:<id>`` where a domain names the key) as their e-mail
+    address; anyone else (a reviewer id, an API key's name) as recorded."""
+    names: dict[str, str] = {}
+    for value in {v for v in values if v}:
+        raw = value.removeprefix("api-key:")
+        if not raw.startswith("user:"):
+            continue
+        try:
+            user = await users.get_user(session, user_id=uuid.UUID(raw.removeprefix("user:")))
+        except (ValueError, NotFound):
+            continue
+        names[value] = user.email
+    return names
 
 
 # --- policy updates: the form ---------------------------------------------------------------
@@ -122,10 +141,13 @@ def _field_of(loc: tuple[int | str, ...], original: str) -> str:
     return "form"
 
 
-def parse_update_form(form: UpdateForm) -> tuple[PolicyUpdateCreate | None, dict[str, str]]:
+def parse_update_form(
+    form: UpdateForm, author: Principal
+) -> tuple[PolicyUpdateCreate | None, dict[str, str]]:
     """The form as a ``PolicyUpdateCreate`` (the API's own validation), or the errors by
     field. The original language is the first one written (English, then German); a
-    language is written in full (title, summary and body) or left empty."""
+    language is written in full (title, summary and body) or left empty. A market outside
+    the author's is marked on the form (the domain function refuses it too, with a 403)."""
     errors: dict[str, str] = {}
     written = [
         lang for lang in MESSAGE_LANGUAGES if any(form.texts[lang][name] for name in TEXT_FIELDS)
@@ -155,6 +177,8 @@ def parse_update_form(form: UpdateForm) -> tuple[PolicyUpdateCreate | None, dict
         for error in exc.errors():
             errors.setdefault(_field_of(tuple(error["loc"]), original), error["msg"])
         return None, errors
+    if any(not author.can_see_market(market) for market in created.markets):
+        errors["markets"] = "foreign"
     return (None, errors) if errors else (created, {})
 
 
@@ -269,7 +293,7 @@ async def new_update(request: Request, context: Author) -> Response:
 async def create_update(request: Request, context: Author, session: SessionDep) -> Response:
     """Store the draft (``create_update``); the form again with its errors (422) otherwise."""
     form = await _read_form(request)
-    created, errors = parse_update_form(form)
+    created, errors = parse_update_form(form, context.principal)
     if created is None:
         return _form_page(request, context, form, errors=errors, status_code=422)
     update = await service.create_update(session, data=created, actor=context.principal)
@@ -298,6 +322,7 @@ async def update_detail(
         if reviewer_id is not None
         else {}
     )
+    names = await display_names(session, [update.created_by, update.published_by])
     texts = {update.language: update.model_dump(include={"title", "summary", "body"})}
     texts.update({lang: text.model_dump() for lang, text in update.translations.items()})
     return render(
@@ -306,6 +331,7 @@ async def update_detail(
         context=context,
         update=update,
         texts=texts,
+        names=names,
         acks=acks,
         acknowledged_at=mine.get(update.id),
         can_edit=_is_author(context) and update.status == "draft",
@@ -332,7 +358,7 @@ async def save_update(
     """Save the draft's changes (``change_update``: the whole form replaces the draft)."""
     update = await service.get_update_for(session, update_id=update_id, viewer=context.principal)
     form = await _read_form(request)
-    created, errors = parse_update_form(form)
+    created, errors = parse_update_form(form, context.principal)
     if created is None:
         return _form_page(request, context, form, update=update, errors=errors, status_code=422)
     await service.change_update(
@@ -400,12 +426,14 @@ async def _questions_page(
         viewer=context.principal,
     )
     sla = settings.policy_question_sla_hours
+    names = await display_names(session, [q.asked_by for q in page.items])
     return render(
         request,
         "policy/questions.html",
         context=context,
         status_code=status_code,
         questions=[questions.question_read(q, sla_hours=sla) for q in page.items],
+        names=names,
         next_cursor=page.next_cursor,
         shown=shown,
         overseer=overseer,
@@ -492,6 +520,7 @@ async def _question_page(
         row, sla_hours=settings.policy_question_sla_hours
     )
     answerer = context.role in questions.ANSWERERS
+    names = await display_names(session, [read.asked_by, read.answered_by])
     drafts: list[PolicyUpdateRead] = []
     if answerer and read.status == "answered" and read.promoted_to_update_id is None:
         drafts = (
@@ -507,6 +536,7 @@ async def _question_page(
         context=context,
         status_code=status_code,
         question=read,
+        names=names,
         now=utcnow(),
         can_answer=answerer and read.status == "open",
         can_promote=answerer and read.status == "answered" and read.promoted_to_update_id is None,
