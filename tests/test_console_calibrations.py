@@ -6,14 +6,21 @@ open, results once closed, the same roles.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from babel.messages.pofile import read_po
+from jinja2.ext import babel_extract as extract_jinja
+from playwright.async_api import Page, expect
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.audit_api.console.templating import LOCALES_DIR, TEMPLATES_DIR
 from shared.models import CalibrationLabel, CalibrationSession
 from tests.conftest import LiveServer
+from tests.support.console import Person, make_person
 from tests.support.console_lead import location, people, rows, signed_in, text_of
 
 ITEMS = "v1, hate_speech\nv2\nv3, no_violation"
@@ -265,3 +272,104 @@ async def test_the_manager_writes_a_note_on_a_flagged_item(
         assert (
             await a.post(f"{target}/notes", {"content_id": "v1", "note": "x"})
         ).status_code == 403
+
+
+async def browser_sign_in(page: Page, person: Person) -> None:
+    await page.goto("/console/sign-in")
+    await page.get_by_label("Email").fill(person.email)
+    await page.get_by_label("Password").fill(person.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(lambda url: "/sign-in" not in url)
+
+
+async def test_in_the_browser_participants_label_blind_and_the_manager_closes_and_reads(
+    page: Page, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    who = await people(
+        sessionmaker, lead="manager", a=("qa_auditor", "rev-a"), b=("policy_poc", "rev-b")
+    )
+    # The manager opens a session from the form.
+    await browser_sign_in(page, who["lead"])
+    await page.get_by_role("link", name="Calibrations").click()
+    await page.get_by_role("link", name="New calibration session").click()
+    await page.get_by_label("Title").fill("Hate speech, week 48")
+    await page.get_by_label("Market").fill("DE")
+    await page.get_by_label("Categories").fill("hate_speech, harassment, no_violation")
+    await page.get_by_label("Items").fill("v1, hate_speech\nv2")
+    await page.get_by_label("Participants").fill("rev-a, rev-b")
+    await page.get_by_role("button", name="Open session").click()
+    await expect(page.get_by_role("heading", name="Hate speech, week 48")).to_be_visible()
+    session_url = page.url
+    await page.get_by_role("button", name="Sign out").click()
+
+    # Each participant labels blind: their own form, nobody else's labels.
+    for person, first in ((who["a"], "harassment"), (who["b"], "hate_speech")):
+        await browser_sign_in(page, person)
+        await page.goto(session_url)
+        await expect(page.get_by_role("cell", name="harassment", exact=True)).to_have_count(0)
+        await page.get_by_label("v1").select_option(first)
+        await page.get_by_label("v2").select_option("no_violation")
+        await page.get_by_role("button", name="Save labels").click()
+        await expect(page.get_by_role("status")).to_contain_text("Your labels are saved.")
+        await expect(page.get_by_label("v1")).to_have_value(first)
+        await page.get_by_role("button", name="Sign out").click()
+
+    # The manager sees the progress but no label, closes, and reads the results.
+    await browser_sign_in(page, who["lead"])
+    await page.goto(session_url)
+    await expect(page.get_by_role("row", name="rev-a 2 / 2")).to_be_visible()
+    await expect(page.get_by_role("cell", name="harassment", exact=True)).to_have_count(0)
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_role("button", name="Close session").click()
+    await page.wait_for_url("**/results")
+    flagged = page.locator("#flagged-items tbody tr")
+    await expect(flagged).to_have_count(1)
+    await expect(flagged.first).to_contain_text("v1")
+    await expect(page.locator("#agreement")).to_contain_text("Krippendorff's alpha")
+    await page.get_by_role("link", name="Everyone's labels").click()
+    await expect(page.get_by_role("cell", name="harassment", exact=True)).to_have_count(1)
+
+
+@pytest.mark.no_db
+def test_every_string_of_the_lead_pages_has_a_german_translation() -> None:
+    catalogs: dict[str, str] = {}
+    for po_file in sorted((LOCALES_DIR / "de").glob("*.po")):
+        with po_file.open("rb") as opened:
+            for message in read_po(opened):
+                if isinstance(message.id, str) and isinstance(message.string, str):
+                    catalogs[message.id] = message.string
+    wanted: set[str] = set()
+    for area in ("calibrations", "training", "escalations"):
+        for template in sorted((TEMPLATES_DIR / area).glob("*.html")):
+            with template.open("rb") as opened:
+                for _, _, text, _ in extract_jinja(opened, ("_",), [], {}):
+                    if isinstance(text, str):
+                        wanted.add(text)
+    assert len(wanted) > 200
+    assert sorted(wanted - set(catalogs)) == []
+
+
+async def test_the_pages_speak_german_to_a_german_lead(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    lead = await make_person(sessionmaker, "manager", language="de")
+    a = await make_person(sessionmaker, "qa_auditor", reviewer_id="rev-a")
+    b = await make_person(sessionmaker, "qa_auditor", reviewer_id="rev-b")
+    async with signed_in(live_server.url, lead) as console:
+        await console.page("/console/calibrations/new")
+        target = location(await console.post("/console/calibrations", session_form()))
+        for person, first in ((a, "harassment"), (b, "hate_speech")):
+            async with signed_in(live_server.url, person) as participant:
+                await participant.page(target)
+                await participant.post(f"{target}/labels", {"label-0": first})
+        listing = await console.page("/console/calibrations")
+        assert "<h1>Kalibrierungsrunden</h1>" in listing.text
+        await console.page(target)
+        await console.post(f"{target}/close")
+        results = await console.page(f"{target}/results")
+        assert "Markierte Elemente" in results.text
+        assert "weniger als 60 % seiner Labels" in results.text
+        [flagged] = rows(results.text, "flagged-items")
+        assert flagged[:3] == ["v1", "harassment", "50,0 %"]
+        # Babel's German percent: a comma and a non-breaking space.
+        assert "50,0\xa0%" in results.text
