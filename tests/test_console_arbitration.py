@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import LiveServer, SignedSender
 from tests.support.console import ConsoleClient, make_person
+from tests.support.console_a11y import page_problems
 from tests.support.console_policy import disputed_case
 from tests.support.disagreements import new_case, state_of
 
@@ -241,10 +242,12 @@ async def test_a_poc_rules_on_a_dispute_in_the_browser(
     await page.get_by_label("Password").fill(poc.password)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/console/arbitration")
+    assert await page_problems(page, language="en") == []  # the inbox with a dispute in it
     inbox_link = page.get_by_role("link", name=f"Review and rule {case.disagreement_id}")
     await inbox_link.click()
     dispute = page.get_by_role("region", name="The moderator's dispute")
     await expect(dispute).to_contain_text("It is a news clip.")
+    assert await page_problems(page, language="en") == []  # the dispute and its form
     await page.get_by_label("Overturn: the decision counts as correct").check()
     await page.get_by_label("Rationale").fill("News reporting is allowed.")
     await page.get_by_role("button", name="Record ruling").click()

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import LiveServer, auth, make_key
 from tests.support.console import ConsoleClient, make_person
+from tests.support.console_a11y import page_problems
 from tests.support.console_policy import api_update, reviewer_profile
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -430,6 +431,7 @@ async def test_a_poc_writes_and_publishes_an_update_in_the_browser(
     await page.wait_for_url("**/console/arbitration")
     await page.get_by_role("link", name="Policy updates").click()
     await page.get_by_role("link", name="Write a policy update").click()
+    assert await page_problems(page, language="en") == []  # the update form
     english = page.get_by_role("group", name="English")
     await english.get_by_label("Title").fill("Satire of public figures")
     await english.get_by_label("Summary").fill(
@@ -444,5 +446,8 @@ async def test_a_poc_writes_and_publishes_an_update_in_the_browser(
     await page.get_by_role("button", name="Publish").click()
     await expect(page.get_by_text("The update is published")).to_be_visible()
     await expect(page.get_by_role("heading", name="Acknowledgements")).to_be_visible()
+    assert await page_problems(page, language="en") == []  # the published update
+    await page.get_by_role("link", name="Policy questions").click()
+    assert await page_problems(page, language="en") == []  # the questions and the ask form
     [stored] = await api_updates(client, admin_key)
     assert (stored["title"], stored["status"]) == ("Satire of public figures", "published")
