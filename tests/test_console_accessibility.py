@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 
+import httpx
 import pytest
 from playwright.async_api import Page, ViewportSize
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.audit_api.console.sign_in import LANDING
 from services.audit_api.console.templating import STATIC_DIR, TEMPLATES_DIR
 from shared.core.auth import Role
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, SignedSender, auth, make_key
+from tests.support.audits import set_profile
 from tests.support.console import Person, make_person
 from tests.support.console_a11y import (
     AA_TEXT,
@@ -31,6 +33,7 @@ from tests.support.console_a11y import (
     parse_colour,
     stylesheet_pairs,
 )
+from tests.support.console_audits import judged_audit, pending_audits
 from tests.support.console_routes import main_pages
 
 LAPTOP: ViewportSize = {"width": 1280, "height": 720}
@@ -161,3 +164,49 @@ async def test_the_page_checks_find_what_is_wrong(page: Page) -> None:
     assert "duplicate id 'twice'" in problems
     assert 'contrast 2.32:1 < 4.5:1 for p "Pale text"' in problems
     assert "scrolls sideways" in problems
+
+
+async def test_the_pages_people_work_on_are_accessible_with_data(
+    page: Page,
+    client: httpx.AsyncClient,
+    sender: SignedSender,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The auditor's verdict form on a claimed audit, a moderator's audit with its dispute
+    form, and the policy POC's dispute with the ruling form: pages with path parameters,
+    so only reachable with data."""
+    await page.set_viewport_size(LAPTOP)
+    judged = await judged_audit(client, sender, sessionmaker, "mod-a")
+    moderator_key = await make_key(sessionmaker, "moderator", reviewer_id="mod-a")
+    auditor = await make_person(sessionmaker, "qa_auditor")
+    assert auditor.reviewer_id is not None
+    await set_profile(sessionmaker, auditor.reviewer_id, ["DE"], ["de"])
+    await pending_audits(sender, sessionmaker, "mod-b")
+    problems: list[str] = []
+
+    await sign_in_in_browser(page, auditor)
+    await page.get_by_role("button", name="Claim next audit").click()
+    await page.wait_for_url("**/console/workbench/audits/*")
+    problems.extend(f"claimed audit: {p}" for p in await page_problems(page, language="en"))
+
+    await page.context.clear_cookies()
+    moderator = await make_person(sessionmaker, "moderator", reviewer_id="mod-a")
+    await sign_in_in_browser(page, moderator)
+    response = await page.goto(f"/console/my-audits/{judged['id']}")
+    assert response is not None
+    assert response.status == 200
+    problems.extend(f"moderator's audit: {p}" for p in await page_problems(page, language="en"))
+
+    disputed = await client.post(
+        f"/v1/disagreements/{judged['disagreement_id']}/dispute",
+        json={"reason": "satire"},
+        headers=auth(moderator_key),
+    )
+    assert disputed.status_code == 200, disputed.text
+    await page.context.clear_cookies()
+    await sign_in_in_browser(page, await make_person(sessionmaker, "policy_poc"))
+    response = await page.goto(f"/console/arbitration/{judged['disagreement_id']}")
+    assert response is not None
+    assert response.status == 200
+    problems.extend(f"dispute to rule on: {p}" for p in await page_problems(page, language="en"))
+    assert problems == [], "\n".join(problems)
