@@ -175,24 +175,32 @@ class RateLimits:
 
     async def sign_in_wait(self, *, email: str, client: str) -> int | None:
         """Count a console sign-in attempt for this address and from this client; seconds to
-        wait when either has made more than ``sign_in_attempts_per_minute`` this minute."""
+        wait when the address has had more than ``sign_in_attempts_per_minute`` in the last
+        minute, or the client ten times that (an office signs in from one address at nine).
+
+        A sliding window (this minute's count plus the last minute's, weighted by how much
+        of it still lies within 60 s), so a burst across a minute boundary still counts.
+        """
         now = time.time()
         minute = int(now // 60)
-        retry_after = max(1, math.ceil((minute + 1) * 60 - now))
-        keys = [
-            f"{_PREFIX}:sign-in:email:{_name(email.strip().lower())}:{minute}",
-            f"{_PREFIX}:sign-in:client:{_name(client)}:{minute}",
-        ]
+        into_minute = now - minute * 60
+        retry_after = max(1, math.ceil(60 - into_minute))
+        subjects = [f"email:{_name(email.strip().lower())}", f"client:{_name(client)}"]
 
-        async def count() -> list[int]:
+        async def count() -> list[float]:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.incr(key)
-                    pipe.expire(key, 120)
+                for subject in subjects:
+                    pipe.incr(f"{_PREFIX}:sign-in:{subject}:{minute}")
+                    pipe.expire(f"{_PREFIX}:sign-in:{subject}:{minute}", 120)
+                    pipe.get(f"{_PREFIX}:sign-in:{subject}:{minute - 1}")
                 results = await pipe.execute()
-            return [int(made) for made in results[::2]]
+            weight = 1 - into_minute / 60
+            return [
+                int(results[index]) + int(results[index + 2] or 0) * weight
+                for index in range(0, len(results), 3)
+            ]
 
         made = await self._call(count)
-        if made is not None and max(made) > self._sign_ins:
+        if made is not None and (made[0] > self._sign_ins or made[1] > 10 * self._sign_ins):
             return retry_after
         return None

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
 
     # Web console. Sessions end after this long without a request (idle) and this long after
     # sign-in whatever happens (absolute); a first-sign-in or reset link works this long;
-    # sign-in attempts per e-mail address and per client address per minute.
+    # sign-in attempts per e-mail address per minute (ten times as many per client address).
     console_idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60)
     console_absolute_timeout_hours: int = Field(12, ge=1, le=24 * 30)
     password_link_ttl_hours: int = Field(72, ge=1, le=24 * 30)
