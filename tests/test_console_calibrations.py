@@ -63,7 +63,7 @@ async def test_a_manager_creates_a_session_which_is_listed_and_shown(
         assert ["rev-a", "0 / 3"] in rows(detail.text)
         assert "Close session" in detail.text
         listing = await console.page("/console/calibrations")
-        assert rows(listing.text)[0][:5] == ["Hate speech, week 48", "DE", "Open", "3", "2"]
+        assert rows(listing.text)[0][:5] == ["Hate speech, week 48", "DE", "open", "3", "2"]
         only_closed = await console.page("/console/calibrations?status=closed")
         assert "Hate speech, week 48" not in only_closed.text
     assert await count_sessions(sessionmaker) == 1

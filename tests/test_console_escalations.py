@@ -51,7 +51,7 @@ async def test_the_list_shows_unresolved_escalations_with_their_breach(
             listing = await console.page("/console/escalations")
             assert listing.status_code == 200
             [row] = rows(listing.text, "escalations")
-            assert row[1:4] == ["Market: DE", "Open", "81.0%"]
+            assert row[1:4] == ["Market: DE", "open", "81.0%"]
             assert f"/console/escalations/{escalation_id}" in listing.text
             resolved = await console.page("/console/escalations?status=resolved")
             assert "No escalation to show." in resolved.text
