@@ -7,11 +7,16 @@ opened: 403 where the role is not declared, never 401/403 where it is, never a 5
 a session every non-public route sends the browser to sign-in, and every write (POST)
 without the CSRF token, or from another site's Origin, is refused with 403.
 
+Every page served is also swept for the Content-Security-Policy: the header on every HTML
+page, and no inline script, style or event handler in what is served or in any template
+(pages that need data to be reached are covered through their templates).
+
 Written against whatever pages exist when it runs: it enumerates, it does not list.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import httpx
@@ -20,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.console.session import CONSOLE_PUBLIC, ConsoleContext, console_page
+from services.audit_api.console.templating import CONTENT_SECURITY_POLICY, TEMPLATES_DIR
 from services.audit_api.deps import PrincipalDep, require_roles
 from shared.core.auth import Principal, Role
 from tests.conftest import LiveServer
@@ -27,6 +33,31 @@ from tests.support.console import ConsoleClient, csrf_of, make_person
 from tests.support.console_routes import ConsoleRoute, console_routes
 
 FOREIGN_ORIGIN = "https://attacker.example"
+
+_TAG = re.compile(r"<[a-zA-Z][^>]*>")
+_SCRIPT = re.compile(r"<script\b([^>]*)>", re.I)
+_FORBIDDEN_IN_TAGS = (
+    (re.compile(r"\sstyle\s*=", re.I), "an inline style attribute"),
+    (re.compile(r"\son[a-z]+\s*=", re.I), "an on* event handler"),
+    (re.compile(r"=\s*[\"']?\s*javascript:", re.I), "a javascript: URL"),
+)
+
+
+def inline_code(html: str) -> list[str]:
+    """What the strict CSP would block in a page or template: inline scripts (a script
+    without ``src`` that is not a JSON data block), ``<style>`` elements, ``style=""``
+    attributes, ``on*=""`` handlers and ``javascript:`` URLs."""
+    found = []
+    for attributes in _SCRIPT.findall(html):
+        if "src=" not in attributes and "application/json" not in attributes:
+            found.append("an inline <script>")
+    if re.search(r"<style\b", html, re.I):
+        found.append("a <style> element")
+    for tag in _TAG.findall(html):
+        for pattern, what in _FORBIDDEN_IN_TAGS:
+            if pattern.search(tag):
+                found.append(f"{what}: {tag[:80]}")
+    return found
 
 
 def _undeclared(routes: list[ConsoleRoute]) -> list[str]:
@@ -127,6 +158,10 @@ async def test_each_role_opens_exactly_the_pages_it_is_declared_for(
                 problems.append(
                     f"{route} with a made-up {route.example_path()} answered {status}, not 404/422"
                 )
+            if response.headers.get("content-type", "").startswith("text/html"):
+                if response.headers.get("content-security-policy") != CONTENT_SECURITY_POLICY:
+                    problems.append(f"{route} ({status}) lacks the console's CSP header")
+                problems.extend(f"{route} serves {what}" for what in inline_code(response.text))
     assert problems == [], "\n".join(problems)
 
 
@@ -190,3 +225,31 @@ async def test_every_write_needs_the_csrf_token_and_this_sites_origin(
         for client in clients.values():
             await client.http.aclose()
     assert problems == [], "\n".join(problems)
+
+
+def test_no_template_holds_code_the_csp_would_block() -> None:
+    problems = [
+        f"{template.relative_to(TEMPLATES_DIR)}: {what}"
+        for template in sorted(TEMPLATES_DIR.rglob("*.html"))
+        for what in inline_code(template.read_text(encoding="utf-8"))
+    ]
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_inline_code_sweep_finds_what_the_csp_blocks() -> None:
+    page = (
+        '<script src="/console/static/x.js"></script><script type="application/json">{}</script>'
+        '<p>Call us on=Monday</p><a href="/x">fine</a>'
+    )
+    assert inline_code(page) == []
+    bad = (
+        "<script>alert(1)</script><style>p{}</style><p style='color:red'>x</p>"
+        '<button onclick="go()">Go</button><a href="javascript:go()">go</a>'
+    )
+    assert [what.split(":")[0] for what in inline_code(bad)] == [
+        "an inline <script>",
+        "a <style> element",
+        "an inline style attribute",
+        "an on* event handler",
+        "a javascript",
+    ]
