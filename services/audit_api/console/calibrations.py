@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.audit_api.console.lead_forms import (
-    MAX_FORM_FIELDS,
     FormRefused,
     lines,
     parse,
@@ -234,7 +233,7 @@ async def save_labels(
     calibration = await service.get_calibration(
         session, calibration_id=calibration_id, viewer=context.principal
     )
-    form = await request.form(max_fields=MAX_FORM_FIELDS)
+    form = await request.form()
     chosen: dict[str, str] = {}
     for position, item in enumerate(calibration.items):
         value = form.get(f"{LABEL_FIELD}{position}")

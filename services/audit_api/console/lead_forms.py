@@ -22,8 +22,6 @@ from shared.core.errors import DomainError, UnprocessableEntity
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _SEPARATORS = re.compile(r"[\s,;]+")
-# Form fields of one request the lead's pages read (a calibration's labels: one per item).
-MAX_FORM_FIELDS = 2_100
 
 
 class FormRefused(Exception):
