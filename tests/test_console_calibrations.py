@@ -14,7 +14,7 @@ import pytest
 from babel.messages.pofile import read_po
 from jinja2.ext import babel_extract as extract_jinja
 from playwright.async_api import Page, expect
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.console.templating import LOCALES_DIR, TEMPLATES_DIR
@@ -373,3 +373,42 @@ async def test_the_pages_speak_german_to_a_german_lead(
         assert flagged[:3] == ["v1", "harassment", "50,0 %"]
         # Babel's German percent: a comma and a non-breaking space.
         assert "50,0\xa0%" in results.text
+
+
+async def test_an_auditor_creates_and_closes_their_own_session_and_markets_scope_the_rest(
+    live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    creator = await make_person(sessionmaker, "qa_auditor", reviewer_id="qa-lead")
+    a = await make_person(sessionmaker, "qa_auditor", reviewer_id="rev-a")
+    french = await make_person(sessionmaker, "manager", markets=["FR"])
+    async with signed_in(live_server.url, creator) as console:
+        await console.page("/console/calibrations/new")
+        target = location(await console.post("/console/calibrations", session_form()))
+        page = await console.page(target)
+        # The creator, not a participant: no label form, but "Close session".
+        assert 'name="label-0"' not in page.text
+        assert "Close session" in page.text
+    async with signed_in(live_server.url, french) as console:
+        # Another market's session is as unknown as a missing one; the list leaves it out.
+        assert (await console.page(target)).status_code == 404
+        listing = await console.page("/console/calibrations")
+        assert "Hate speech, week 48" not in listing.text
+        await console.page("/console/calibrations/new")
+        # A market-scoped manager opens sessions only in its markets.
+        refused = await console.post("/console/calibrations", session_form())
+        assert refused.status_code == 403
+    # Past the deadline the participant's form is gone and a late post is refused.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(CalibrationSession).values(deadline=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    async with signed_in(live_server.url, a) as console:
+        page = await console.page(target)
+        assert 'name="label-0"' not in page.text
+        late = await console.post(f"{target}/labels", {"label-0": "hate_speech"})
+        assert late.status_code == 409
+        assert "deadline has passed" in late.text
+    async with signed_in(live_server.url, creator) as console:
+        await console.page(target)
+        assert location(await console.post(f"{target}/close")) == f"{target}/results"
+    assert await count_sessions(sessionmaker) == 1
