@@ -8,6 +8,7 @@ state, nonce and PKCE; the ID token is checked against the provider's keys.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -27,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.audit_api.console.oidc import (
     FLOW_COOKIE,
     Provider,
+    _providers,
+    _signing_algorithms,
     provider_for,
     role_from_claims,
     validate_id_token,
@@ -310,6 +313,31 @@ def test_the_id_token_is_checked_for_signature_issuer_audience_expiry_and_nonce(
     for id_token in wrong:
         with pytest.raises(JoseError):
             validate_id_token(id_token, provider=provider, client_id=CLIENT_ID, nonce="n-1")
+
+
+async def test_keys_rotated_since_they_were_cached_are_fetched_again(
+    live_server: LiveServer, oidc: OidcProvider
+) -> None:
+    settings: Settings = live_server.app.state.settings
+    cached = await provider_for(settings)
+    stale = RSAKey.generate_key(2048, parameters={"kid": "retired-key"})
+    _providers[oidc.issuer] = dataclasses.replace(cached, jwks=KeySet([stale]))
+    sub = _person(oidc, "leads")
+    async with await _console(live_server) as console:
+        callback = await console.get(await _authorize(await _start(console), sub))
+        assert callback.status_code == 303, callback.text
+        assert callback.headers["location"] == "/console/overview"
+    assert _providers[oidc.issuer].jwks is not cached.jwks
+
+
+@pytest.mark.no_db
+def test_id_tokens_signed_without_a_private_key_are_never_accepted() -> None:
+    assert _signing_algorithms({"id_token_signing_alg_values_supported": ["HS256", "RS256"]}) == (
+        "RS256",
+    )
+    assert _signing_algorithms({}) == ("RS256",)
+    with pytest.raises(ValueError, match="no asymmetric algorithm"):
+        _signing_algorithms({"id_token_signing_alg_values_supported": ["none", "HS256"]})
 
 
 async def test_discovery_is_cached(provider: OidcProvider) -> None:

@@ -28,7 +28,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from redis.exceptions import RedisError
 
@@ -109,6 +109,29 @@ async def _fetch_json(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     return document
 
 
+# ID tokens must be signed with the provider's private key: never "none", never an HMAC.
+ASYMMETRIC_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+
+
+def _signing_algorithms(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+    allowed = tuple(alg for alg in ASYMMETRIC_ALGORITHMS if alg in offered)
+    if not allowed:
+        raise ValueError("the provider signs ID tokens with no asymmetric algorithm")
+    return allowed
+
+
 async def provider_for(settings: Settings, *, refresh: bool = False) -> Provider:
     """The provider's endpoints and keys, from ``<issuer>/.well-known/openid-configuration``
     (cached per issuer for ``DISCOVERY_TTL_SECONDS``)."""
@@ -130,7 +153,7 @@ async def provider_for(settings: Settings, *, refresh: bool = False) -> Provider
             issuer=str(metadata["issuer"]),
             authorization_endpoint=str(metadata["authorization_endpoint"]),
             token_endpoint=str(metadata["token_endpoint"]),
-            algorithms=tuple(metadata.get("id_token_signing_alg_values_supported") or ["RS256"]),
+            algorithms=_signing_algorithms(metadata),
             jwks=jwks,
             fetched_at=time.monotonic(),
         )
@@ -315,19 +338,18 @@ async def _exchange_code(
         return validate_id_token(
             id_token, provider=provider, client_id=settings.oidc_client_id, nonce=flow["nonce"]
         )
+    except (InvalidKeyIdError, BadSignatureError):
+        # No key of the cached JWKS fits (none with the token's key id, or, for a provider
+        # that names no key ids, none that verifies): its keys may have rotated. Once more
+        # with the provider's current keys.
+        provider = await provider_for(settings, refresh=True)
+        try:
+            return validate_id_token(
+                id_token, provider=provider, client_id=settings.oidc_client_id, nonce=flow["nonce"]
+            )
+        except JoseError as again:
+            raise OidcFailure("bad_id_token", detail=str(again)) from again
     except JoseError as exc:
-        if "kid" in str(exc).lower() or "key" in str(exc).lower():
-            # The provider may have rotated its keys since the JWKS was cached.
-            provider = await provider_for(settings, refresh=True)
-            try:
-                return validate_id_token(
-                    id_token,
-                    provider=provider,
-                    client_id=settings.oidc_client_id,
-                    nonce=flow["nonce"],
-                )
-            except JoseError as again:
-                raise OidcFailure("bad_id_token", detail=str(again)) from again
         raise OidcFailure("bad_id_token", detail=str(exc)) from exc
 
 
@@ -361,7 +383,7 @@ async def callback(
             raise OidcFailure("no_role", status=403)
         email = claims.get("email")
         # An e-mail address the provider says it has not verified links no existing account.
-        if not isinstance(email, str) or claims.get("email_verified") is False:
+        if not isinstance(email, str) or claims.get("email_verified") in (False, "false"):
             email = None
         try:
             async with session.begin_nested():
