@@ -173,13 +173,17 @@ async def test_a_person_without_a_mapped_role_is_refused_and_gets_no_session(
     oidc: OidcProvider,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    for claim in ("intern", None):
+    for claim, language, says in (
+        ("intern", "en", "no Plumbline role"),
+        (None, "de", "keine Plumbline-Rolle"),
+    ):
         sub = _person(oidc, claim)
         async with await _console(live_server) as console:
+            console.headers["Accept-Language"] = language
             authorize_url = await _start(console)
             refused = await console.get(await _authorize(authorize_url, sub))
             assert refused.status_code == 403
-            assert "no Plumbline role" in refused.text
+            assert says in refused.text
             assert "plumbline_session" not in refused.cookies
             assert (await console.get("/console/account")).status_code == 303
         async with sessionmaker() as session:
@@ -210,6 +214,18 @@ async def test_a_forged_or_missing_state_is_refused(
         console.cookies.set(FLOW_COOKIE, "gAAAAAnot-a-sealed-flow", path="/console/oidc")
         tampered = await console.get(callback_url)
         assert tampered.status_code == 400
+
+
+async def test_the_page_after_sign_in_is_never_another_site(
+    live_server: LiveServer, oidc: OidcProvider
+) -> None:
+    for elsewhere in ("https://attacker.example/", "//attacker.example/console/"):
+        sub = _person(oidc, "qa-team")
+        async with await _console(live_server) as console:
+            authorize_url = await _start(console, next_url=elsewhere)
+            callback = await console.get(await _authorize(authorize_url, sub))
+            assert callback.status_code == 303
+            assert callback.headers["location"] == "/console/workbench"
 
 
 async def test_a_replayed_callback_is_refused(live_server: LiveServer, oidc: OidcProvider) -> None:

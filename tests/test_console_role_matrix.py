@@ -179,6 +179,17 @@ async def test_without_a_session_every_page_sends_the_browser_to_sign_in(
             location = response.headers.get("location", "")
             if response.status_code != 303 or not location.startswith("/console/sign-in?next="):
                 problems.append(f"{route} answered {response.status_code} {location}")
+            # HTMX swaps answers in place: it gets a 401 telling it to load the sign-in page.
+            swapped = await anonymous.request(
+                route.method,
+                route.example_path(),
+                data=_form(route) or None,
+                headers={"HX-Request": "true"},
+            )
+            if swapped.status_code != 401 or not swapped.headers.get("hx-redirect", "").startswith(
+                "/console/sign-in?next="
+            ):
+                problems.append(f"{route} from HTMX answered {swapped.status_code}")
     assert problems == [], "\n".join(problems)
 
 
