@@ -4,13 +4,20 @@ overdue; the API's roles and CSRF."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.models import Quiz, QuizAttempt, QuizRetakeGrant, TrainingItemProgress
+from shared.models import (
+    Quiz,
+    QuizAttempt,
+    QuizRetakeGrant,
+    TrainingItemProgress,
+    TrainingPlan,
+)
 from tests.conftest import LiveServer
 from tests.support.console_lead import (
     location,
@@ -317,3 +324,47 @@ async def test_roles_and_csrf_are_refused_as_the_api_refuses_them(
         assert wrong.status_code == 403
     assert await count(sessionmaker, QuizAttempt) == 0
     assert await count(sessionmaker, QuizRetakeGrant) == 0
+
+
+async def test_a_manager_writes_a_training_plan_from_the_form(
+    live_server: LiveServer, sessionmaker: Sessionmaker
+) -> None:
+    quiz_id = await stored_quiz(sessionmaker)
+    who = await people(sessionmaker, lead=("manager", "lead-1"), rev=("qa_auditor", "rev-1"))
+    due = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%d %H:%M")
+    form = {
+        "title": "Hate speech onboarding",
+        "kind": "onboarding",
+        "owners": "lead-1",
+        "assignees": "rev-1, rev-2",
+        "items": f"read, read_policy, hate_speech, {due}\nquiz, pass_quiz, {quiz_id}, {due}\n"
+        f"shadow, shadow_audits, 20, {due}, hate_speech",
+    }
+    async with signed_in(live_server.url, who["rev"]) as rev:
+        assert (await rev.page("/console/training/plans/new")).status_code == 403
+    async with signed_in(live_server.url, who["lead"]) as lead:
+        page = await lead.page("/console/training/plans/new")
+        assert 'value="lead-1"' in page.text
+        for bad_items, reason in (
+            (f"read, read_policy, hate_speech, {due}, extra", "unexpected"),
+            (f"quiz, pass_quiz, {uuid.uuid4()}, {due}", "does not exist"),
+            ("read, read_policy, hate_speech, next week", "due_at"),
+            (f"read, read_poilcy, hate_speech, {due}", "kind"),
+        ):
+            refused = await lead.post("/console/training/plans", {**form, "items": bad_items})
+            assert refused.status_code == 422, bad_items
+            assert reason in refused.text
+            assert 'value="Hate speech onboarding"' in refused.text
+        assert await count(sessionmaker, TrainingPlan) == 0
+        created = await lead.post("/console/training/plans", form)
+        plan = await lead.page(location(created))
+        assert [row[:2] for row in rows(plan.text, "plan-items")] == [
+            ["read", "Read a policy"],
+            ["quiz", "Pass a quiz"],
+            ["shadow", "Shadow audits"],
+        ]
+        assert [row[0] for row in rows(plan.text, "progress")] == ["rev-1", "rev-2"]
+        overview = await lead.page("/console/training")
+        assert ["Hate speech onboarding", "Onboarding", "3", "2", "lead-1"] in rows(
+            overview.text, "plan-list"
+        )

@@ -42,6 +42,7 @@ from shared.schemas.training import (
     AttemptQuery,
     CompleteItemRequest,
     OverdueQuery,
+    PlanCreate,
     PlanQuery,
     QuizCreate,
     QuizQuery,
@@ -102,6 +103,7 @@ async def overview(
         overdue_cursor=overdue.next_cursor if overdue else None,
         market=overdue_filters.market or "",
         may_write=context.role in quizzes.QUIZ_MANAGERS,
+        may_plan=context.role in PLAN_MANAGERS,
         now=utcnow(),
     )
 
@@ -364,6 +366,94 @@ async def assign_failures(
 
 
 # --- training plans -------------------------------------------------------------------------
+
+
+def _plan_form(
+    request: Request,
+    context: ConsoleContext,
+    *,
+    values: Mapping[str, str],
+    errors: list[str],
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "training/new_plan.html",
+        context=context,
+        values=values,
+        errors=errors,
+        status_code=status_code,
+    )
+
+
+@router.get("/training/plans/new")
+async def new_plan_page(request: Request, context: PlanManager) -> Response:
+    """The form of a new onboarding or remedial plan."""
+    owner = context.principal.reviewer_id or ""
+    return _plan_form(request, context, values={"kind": "remedial", "owners": owner}, errors=[])
+
+
+def _plan_items(text: str) -> list[dict[str, Any]]:
+    """One item a line: ``id, kind, what, due`` where *what* is the policy code
+    (read_policy), the quiz id (pass_quiz) or the number of audits (shadow_audits, then
+    optionally a fifth part: their policy code); *due* is a UTC date and time."""
+    items: list[dict[str, Any]] = []
+    for line in lines(text):
+        parts = [part.strip() for part in line.split(",")]
+        parts += [""] * (4 - len(parts))
+        item_id, kind, what, due = parts[:4]
+        item: dict[str, Any] = {"id": item_id, "kind": kind, "due_at": utc_instant(due)}
+        if kind == "read_policy":
+            item["policy_code"] = what or None
+        elif kind == "pass_quiz":
+            item["quiz_id"] = what or None
+        elif kind == "shadow_audits":
+            item["count"] = what or None
+            if len(parts) > 4 and parts[4]:
+                item["policy_code"] = parts[4]
+        if len(parts) > (5 if kind == "shadow_audits" else 4):
+            item["unexpected"] = ",".join(parts[5 if kind == "shadow_audits" else 4 :])
+        items.append(item)
+    return items
+
+
+@router.post("/training/plans")
+async def create_plan(
+    request: Request,
+    session: SessionDep,
+    context: PlanManager,
+    title: Annotated[str, Form(max_length=300)] = "",
+    kind: Annotated[str, Form(max_length=32)] = "",
+    owners: Annotated[str, Form(max_length=10_000)] = "",
+    assignees: Annotated[str, Form(max_length=700_000)] = "",
+    items: Annotated[str, Form(max_length=100_000)] = "",
+) -> Response:
+    """Create the plan (``POST /v1/training-plans``): every assignee gets every item."""
+    values = {
+        "title": title,
+        "kind": kind,
+        "owners": owners,
+        "assignees": assignees,
+        "items": items,
+    }
+    try:
+        data = parse(
+            PlanCreate,
+            {
+                "title": title.strip(),
+                "kind": kind,
+                "owners": words(owners),
+                "assignees": words(assignees),
+                "items": _plan_items(items),
+            },
+        )
+        async with refusable(session):
+            plan = await plans.create_plan(session, data=data, actor=context.principal)
+    except FormRefused as refused:
+        return _plan_form(
+            request, context, values=values, errors=refused.messages, status_code=refused.status
+        )
+    return RedirectResponse(f"/console/training/plans/{plan.id}", status_code=303)
 
 
 @router.get("/training/plans/{plan_id}")
