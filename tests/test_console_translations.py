@@ -1,7 +1,8 @@
 """The console speaks German completely: every message the templates and the menu use has a
 German translation in ``locales/de/*.po`` (one catalog per console area), no message is
-translated two different ways by two areas, and a translation keeps the placeholders of its
-message (``%(name)s``: a missing one would fail the page at render time).
+translated two different ways by two areas, a translation keeps the placeholders of its
+message (``%(name)s``: a missing one would fail the page at render time), and no template
+shows English text outside ``_()`` (which no catalog could translate).
 
 Messages are extracted the way Babel's tooling does (``babel.messages.extract`` with
 Jinja2's ``babel_extract``), so what is checked is exactly what ``pybabel extract`` sees.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import defaultdict
+from html.parser import HTMLParser
 from pathlib import Path
 
 import jinja2.ext
@@ -154,3 +156,76 @@ def test_the_catalogs_are_valid_po_files_in_german() -> None:
     for path, catalog in catalogs.items():
         assert str(catalog.locale) == "de", path
         assert len(catalog) > 0, f"{path.name} holds no message"
+
+
+# Words a template may show as they are, in every language: the product's name, the names of
+# the languages in the language menu, and units.
+_UNTRANSLATED_WORDS = {"Plumbline", "English", "Deutsch", "ms", "UTC"}
+# Attributes whose text a person sees or hears (a screen reader reads aria-label).
+_VISIBLE_ATTRIBUTES = {"aria-label", "placeholder", "title", "alt"}
+_JINJA_OUTPUT = re.compile(r"\{\{.*?\}\}", re.S)
+_JINJA_STATEMENT = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.S)
+# Text a macro writes into a tag (attributes), not shown.
+_ATTRIBUTE_TEXT = re.compile(r"^\s*([\w-]+=\"[^\"]*\"\s*)+$")
+
+
+class _VisibleText(HTMLParser):
+    """The text of a template (Jinja removed) a person would see, outside code samples."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "code", "kbd", "samp"):
+            self.hidden += 1
+        values = dict(attrs)
+        for name, value in attrs:
+            shown = name in _VISIBLE_ATTRIBUTES or (
+                name == "value" and tag == "input" and values.get("type") in ("submit", "button")
+            )
+            if shown and value:
+                self.found.append(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "code", "kbd", "samp"):
+            self.hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden and not _ATTRIBUTE_TEXT.match(data):
+            self.found.append(" ".join(data.split()))
+
+
+def untranslated_text(template: str) -> list[str]:
+    """Text of ``template`` outside ``_()`` with words that would need translating (market
+    and language codes in capitals, numbers and the words above excepted)."""
+    parser = _VisibleText()
+    parser.feed(_JINJA_OUTPUT.sub("9", _JINJA_STATEMENT.sub("", template)))
+    return [
+        text
+        for text in parser.found
+        if any(
+            word not in _UNTRANSLATED_WORDS and not word.isupper()
+            for word in re.findall(r"[^\W\d_]{2,}", text)
+        )
+    ]
+
+
+def test_no_template_shows_english_outside_gettext() -> None:
+    problems = [
+        f"{template.relative_to(TEMPLATES_DIR)}: {text!r}"
+        for template in sorted(TEMPLATES_DIR.rglob("*.html"))
+        for text in untranslated_text(template.read_text(encoding="utf-8"))
+    ]
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_sweep_finds_text_outside_gettext() -> None:
+    template = """
+        <h1>{{ _("Audits") }}</h1><p>Claim the next one</p>
+        <input type="search" placeholder="Search" aria-label="{{ _('Search') }}">
+        <button type="submit">{{ _("Go") }}</button> <code>read-1, read_policy</code>
+        <p>{{ n }} ms · Plumbline · DE</p>{% if x %}<p>Only sometimes</p>{% endif %}
+    """
+    assert untranslated_text(template) == ["Claim the next one", "Search", "Only sometimes"]
