@@ -116,16 +116,19 @@ async def test_the_sign_in_page_is_accessible(page: Page) -> None:
     assert await page_problems(page, language="en") == []
 
 
+@pytest.mark.parametrize("language", ["en", "de"])
 @pytest.mark.parametrize("role", ROLE_ORDER, ids=[role.value for role in ROLE_ORDER])
 async def test_each_roles_pages_are_accessible(
     page: Page,
     live_server: LiveServer,
     sessionmaker: async_sessionmaker[AsyncSession],
     role: Role,
+    language: str,
 ) -> None:
+    """In English and in German (whose longer words must not push the layout sideways)."""
     paths = pages_checked_as(role, live_server)
     assert LANDING[role] in paths
-    person = await make_person(sessionmaker, role.value)
+    person = await make_person(sessionmaker, role.value, language=language)
     await page.set_viewport_size(LAPTOP)
     await sign_in_in_browser(page, person)
     problems: list[str] = []
@@ -138,7 +141,7 @@ async def test_each_roles_pages_are_accessible(
             continue
         assert response.status < 500, f"{path} answered {response.status}"
         problems.extend(
-            f"{path}: {problem}" for problem in await page_problems(page, language="en")
+            f"{path}: {problem}" for problem in await page_problems(page, language=language)
         )
     if not_there:
         warnings.warn(f"not checked, 404 at run time: {', '.join(not_there)}", stacklevel=1)

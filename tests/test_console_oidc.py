@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -255,6 +256,22 @@ async def test_the_provider_refusing_shows_a_clear_page(
         assert denied.status_code == 400
         assert "did not sign you in" in denied.text
         assert "plumbline_session" not in denied.cookies
+
+
+async def test_an_unreachable_provider_gets_a_clear_page_and_no_redirect(
+    live_server: LiveServer, oidc: OidcProvider
+) -> None:
+    settings: Settings = live_server.app.state.settings
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    live_server.app.state.settings = settings.model_copy(update={"oidc_issuer": nowhere})
+    async with await _console(live_server) as console:
+        start = await console.get("/console/oidc/start")
+        assert start.status_code == 502
+        assert "cannot be reached" in start.text
+        assert FLOW_COOKIE not in start.cookies
 
 
 async def test_without_configuration_both_routes_are_not_found(live_server: LiveServer) -> None:
