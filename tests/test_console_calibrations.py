@@ -21,6 +21,7 @@ from services.audit_api.console.templating import LOCALES_DIR, TEMPLATES_DIR
 from shared.models import CalibrationLabel, CalibrationSession
 from tests.conftest import LiveServer
 from tests.support.console import Person, make_person
+from tests.support.console_a11y import page_problems
 from tests.support.console_lead import location, people, rows, signed_in, text_of
 
 ITEMS = "v1, hate_speech\nv2\nv3, no_violation"
@@ -303,10 +304,12 @@ async def test_in_the_browser_participants_label_blind_and_the_manager_closes_an
     await page.get_by_role("button", name="Sign out").click()
 
     # Each participant labels blind: their own form, nobody else's labels.
+    problems: list[str] = []
     for person, first in ((who["a"], "harassment"), (who["b"], "hate_speech")):
         await browser_sign_in(page, person)
         await page.goto(session_url)
         await expect(page.get_by_role("cell", name="harassment", exact=True)).to_have_count(0)
+        problems += [f"label form: {p}" for p in await page_problems(page, language="en")]
         await page.get_by_label("v1").select_option(first)
         await page.get_by_label("v2").select_option("no_violation")
         await page.get_by_role("button", name="Save labels").click()
@@ -319,6 +322,7 @@ async def test_in_the_browser_participants_label_blind_and_the_manager_closes_an
     await page.goto(session_url)
     await expect(page.get_by_role("row", name="rev-a 2 / 2")).to_be_visible()
     await expect(page.get_by_role("cell", name="harassment", exact=True)).to_have_count(0)
+    problems += [f"open session: {p}" for p in await page_problems(page, language="en")]
     page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await page.get_by_role("button", name="Close session").click()
     await page.wait_for_url("**/results")
@@ -326,8 +330,11 @@ async def test_in_the_browser_participants_label_blind_and_the_manager_closes_an
     await expect(flagged).to_have_count(1)
     await expect(flagged.first).to_contain_text("v1")
     await expect(page.locator("#agreement")).to_contain_text("Krippendorff's alpha")
+    problems += [f"results: {p}" for p in await page_problems(page, language="en")]
     await page.get_by_role("link", name="Everyone's labels").click()
     await expect(page.get_by_role("cell", name="harassment", exact=True)).to_have_count(1)
+    # Accessible on the way: names on every control, headings in order, Tab reaches all, AA.
+    assert problems == [], "\n".join(problems)
 
 
 @pytest.mark.no_db
