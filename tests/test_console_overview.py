@@ -8,14 +8,17 @@ every linked number lists exactly the audits it counts.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Page
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import LiveServer, SignedSender, auth
+from shared.models import Audit
+from tests.conftest import LiveServer, SignedSender, auth, make_key
 from tests.support.analytics import seed_judged
 from tests.support.console import ConsoleClient, make_person
 from tests.support.console_overview import (
@@ -289,3 +292,42 @@ async def test_the_api_lists_audits_by_outcome_and_error_type_as_the_drill_down_
     assert await count(error_type="missed_violation") == 0
     bad = await client.get("/v1/audits", params={"outcome": "maybe"}, headers=auth(admin_key))
     assert bad.status_code == 422
+
+
+async def test_the_drill_down_leaves_golden_audits_out_as_the_reports_do(
+    live_server: LiveServer,
+    client: httpx.AsyncClient,
+    sessionmaker: Sessionmaker,
+    judged: dict[str, dict[str, Any]],
+    admin_key: str,
+) -> None:
+    # One DE audit becomes golden (as if the auditor had been tested with it).
+    golden = next(a for a in judged.values() if a["market"] == "DE")
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Audit).where(Audit.id == uuid.UUID(golden["id"])).values(is_golden=True)
+        )
+
+    async def listed(key: str, **params: str) -> httpx.Response:
+        return await client.get("/v1/audits", params={**WINDOW, **params}, headers=auth(key))
+
+    real = (await listed(admin_key, market="DE", golden="false")).json()["items"]
+    assert golden["id"] not in [item["id"] for item in real]
+    assert len(real) == AUDITED["DE"] - 1
+    only = (await listed(admin_key, golden="true")).json()["items"]
+    assert [item["id"] for item in only] == [golden["id"]]
+    # QA auditors must not learn which audits are golden.
+    auditor = await make_key(sessionmaker, "qa_auditor", reviewer_id="aud-1")
+    assert (await listed(auditor, golden="false")).status_code == 403
+
+    manager = await make_person(sessionmaker, "manager")
+    async with ConsoleClient(live_server.url) as console:
+        await console.sign_in(manager)
+        page = await console.page(OVERVIEW)
+        figure = next(
+            f
+            for f in table_figures(page.text, "table-accuracy")
+            if f.row == "DE" and "%" not in f.text
+        )
+        assert figure.param("golden") == "false"
+        assert golden["id"] not in await audits_behind(console, figure.href)

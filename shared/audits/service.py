@@ -596,6 +596,8 @@ def _refuse_foreign_filters(principal: Principal, filters: AuditQuery) -> None:
         raise Forbidden("a moderator key sees only its own reviewer's audits")
     if principal.role == "qa_auditor" and filters.auditor_id not in (None, own):
         raise Forbidden("a QA auditor sees only the audits they claimed")
+    if principal.role == "qa_auditor" and filters.golden is not None:
+        raise Forbidden("which audits are golden is not for QA auditors to know")
 
 
 AUDIT_ORDER = Keyset(Audit.day, Audit.id, descending=True)
@@ -636,6 +638,8 @@ async def list_audits(
         query = query.where(Verdict.effective_outcome == filters.outcome)
     if filters.error_type is not None:
         query = query.where(Verdict.error_type == filters.error_type)
+    if filters.golden is not None:
+        query = query.where(Audit.is_golden.is_(filters.golden))
     rows = (await session.execute(AUDIT_ORDER.apply(query, filters))).all()
     items = [
         audit_read(

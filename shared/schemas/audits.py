@@ -150,6 +150,11 @@ class AuditQuery(PageQuery):
     error_type: ErrorType | None = Field(
         None, description="Judged audits whose verdict has this error type."
     )
+    golden: bool | None = Field(
+        None,
+        description="Only golden audits (true) or only real ones (false: what the reports "
+        "count). Not for QA auditor keys (403): golden audits are blind to them.",
+    )
 
 
 # --- wellbeing ---------------------------------------------------------------------------

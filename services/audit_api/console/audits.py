@@ -42,6 +42,7 @@ FILTER_FIELDS = (
     "to",
     "outcome",
     "error_type",
+    "golden",
     "limit",
     "cursor",
 )

@@ -226,7 +226,13 @@ class OverviewCharts:
 
 def overview_links(report: Briefing) -> dict[str, Any]:
     """Drill-down link builders for the template: the audits behind each figure."""
-    window = {"from": report.day_from, "to": report.day_to, "status": "completed"}
+    # Judged real audits: what every report counts (golden audits test the auditors).
+    window = {
+        "from": report.day_from,
+        "to": report.day_to,
+        "status": "completed",
+        "golden": "false",
+    }
 
     def slice_link(key: str) -> str:
         if report.dimension == "queue":
