@@ -262,3 +262,18 @@ async def test_writes_without_the_csrf_token_are_refused(
     escalation = await stored(sessionmaker, escalation_id)
     assert (escalation.root_cause, escalation.status) == (None, "open")
     assert await action_count(sessionmaker) == 0
+
+
+async def test_a_german_lead_reads_the_escalation_in_german(
+    live_server: LiveServer, sessionmaker: Sessionmaker
+) -> None:
+    escalation_id = await breached_escalation(sessionmaker)
+    lead = await make_person(sessionmaker, "manager", language="de")
+    async with signed_in(live_server.url, lead) as console:
+        page = await console.page(f"/console/escalations/{escalation_id}")
+        assert page.status_code == 200
+        assert "Ursachenanalyse" in page.text
+        assert "Untersuchung beginnen" in page.text
+        figures = {row[0]: row[1] for row in rows(page.text, "evidence")}
+        assert figures["Beobachtet"] == "81,0 %"
+        assert figures["p-Wert"] == "0,0004"

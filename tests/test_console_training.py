@@ -19,6 +19,7 @@ from shared.models import (
     TrainingPlan,
 )
 from tests.conftest import LiveServer
+from tests.support.console import make_person
 from tests.support.console_lead import (
     location,
     people,
@@ -368,3 +369,19 @@ async def test_a_manager_writes_a_training_plan_from_the_form(
         assert ["Hate speech onboarding", "Onboarding", "3", "2", "lead-1"] in rows(
             overview.text, "plan-list"
         )
+
+
+async def test_a_german_assignee_takes_the_quiz_in_german(
+    live_server: LiveServer, sessionmaker: Sessionmaker
+) -> None:
+    quiz_id = await stored_quiz(sessionmaker)
+    rev = await make_person(sessionmaker, "qa_auditor", reviewer_id="rev-1", language="de")
+    path = f"/console/training/quizzes/{quiz_id}"
+    async with signed_in(live_server.url, rev) as console:
+        page = await console.page(path)
+        assert "Antworten abgeben" in page.text
+        await console.post(f"{path}/attempts", {"answer-0": "hate_speech", "answer-1": "remove"})
+        after = await console.page(path)
+        assert "Bestanden" in after.text
+        assert "2 von 3 richtig" in after.text
+        assert "Richtige Antwort" in after.text
