@@ -435,6 +435,8 @@ def _print_started(
         "Plumbline is running" if ready else "Plumbline started; the API is not ready yet",
         f"  API:   {base_url}",
         f"  docs:  {base_url}/docs",
+        f"  console: {base_url}/console/ (first account: plumbline user create --email ... "
+        "--role admin)",
         f"  {key_line}",
         "  stop:  Ctrl-C",
         rule,
