@@ -1,12 +1,13 @@
 """The management briefing: ``GET /v1/reports/briefing`` (JSON, PPTX, XLSX).
 
-The briefing says what the reports say, from the same functions: the weekly trend from
-``trend_report``, population accuracy from ``population_report``, and the comparison
-(markets, or the queues of the one market asked for), its error breakdown and the
-headline's errors and rates from the row functions of the comparison, errors and rates
-reports (``comparison_rows``, ``errors_row``, ``rates_row``) over one rollup query they
-share. The calibration agreement is what each closed session stored at its close (what
-``GET /v1/calibrations/{id}/results`` answers); quizzes and training from their domains.
+The briefing says what the reports say, from the same functions, over two rollup queries
+after one refresh: the comparison (markets, or the queues of the one market asked for), its
+error breakdown, the headline's errors and rates (the row functions of the comparison,
+errors and rates reports: ``comparison_rows``, ``errors_row``, ``rates_row``) and the weekly
+trend (``trend_rows``, as ``trend_report``) from one query grouped by (dimension, day);
+population accuracy from ``population_rows`` (as ``population_report``). The calibration
+agreement is what each closed session stored at its close (what ``GET /v1/calibrations/{id}/
+results`` answers); quizzes and training from their domains.
 The viewer's reach applies to every section: a moderator key gets its own briefing.
 """
 
@@ -21,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.analytics.comparison import SliceCounts, comparison_rows
 from shared.analytics.errors import errors_row
 from shared.analytics.filters import analytics_scope
-from shared.analytics.population import population_report
-from shared.analytics.queries import QUALITY_COUNTERS, sum_quality_rollups
+from shared.analytics.population import population_rows
+from shared.analytics.queries import QUALITY_COUNTERS, RollupSum, sum_quality_rollups
 from shared.analytics.rates import rates_row
+from shared.analytics.rollups import refresh_rollups
 from shared.analytics.schemas import (
     ALL_KEY,
     DEFAULT_ALPHA,
@@ -41,9 +43,10 @@ from shared.analytics.schemas import (
     QuizCompletionRow,
     TrainingCompletionRow,
     TrendQuery,
+    TrendReport,
 )
 from shared.analytics.slices import rate, slice_key
-from shared.analytics.trend import trend_report
+from shared.analytics.trend import period_start, trend_rows
 from shared.calibrations.service import closed_calibrations
 from shared.core.auth import Principal
 from shared.escalations.queries import open_escalations_of
@@ -53,6 +56,11 @@ from shared.training_plans.service import training_completion
 
 DEFAULT_TARGET = 0.95
 BRIEFING_ESCALATIONS = 10
+# The rollup counters the briefing's sections read (no section reads the enforcement
+# counters, which are 0 on the totals rows the briefing sums anyway).
+BRIEFING_COUNTERS: tuple[str, ...] = tuple(
+    name for name in QUALITY_COUNTERS if not name.startswith("enforcement_")
+)
 
 
 async def open_escalations(
@@ -110,18 +118,53 @@ async def briefing(
         "lang": query.lang,
         "min_audits": min_audits,
     }
-    window: dict[str, Any] = {"viewer": viewer, "max_days": max_days, "today": today}
-    trend = await trend_report(
-        session, query=TrendQuery.model_validate({**common, "interval": "week"}), **window
+    trend_query = TrendQuery.model_validate({**common, "interval": "week"})
+    population_query = PopulationQuery.model_validate(common)
+    # Every section reads the rollups as one refresh left them (the reports refresh before
+    # they read; here once for all of them, so the sections agree with each other).
+    await refresh_rollups(session)
+    # The comparison, the error breakdown, the headline's errors and rates and the weekly
+    # trend all sum the same rollup rows: one query grouped by (dimension, day) gives each its
+    # counts (markets, or one market's queues, partition the window, so a slice's counts are
+    # the sum of its days, the totals the sum of the slices, and a week's counts the sum of
+    # its days). Sums of whole numbers: exactly what grouping by each in SQL gives.
+    day_sums = await sum_quality_rollups(
+        session, scope=scope, group_by=[dimension, "day"], counters=BRIEFING_COUNTERS
     )
-    population = await population_report(
-        session, query=PopulationQuery.model_validate(common), **window
+    slice_counts: dict[str, dict[str, int]] = {}
+    week_counts: dict[date, tuple[int, int]] = {}
+    for group in day_sums:
+        part, day = group.key
+        assert isinstance(part, str)  # a market or a queue
+        assert isinstance(day, date)
+        counts = slice_counts.setdefault(part, dict.fromkeys(BRIEFING_COUNTERS, 0))
+        for name in BRIEFING_COUNTERS:
+            counts[name] += group[name]
+        week = period_start(day, "week")
+        audited, correct = week_counts.get(week, (0, 0))
+        week_counts[week] = (audited + group["audited"], correct + group["correct"])
+    # In the order sum_quality_rollups groups them: byte order of the key.
+    slice_sums = [
+        RollupSum(key=(part,), counts=slice_counts[part])
+        for part in sorted(slice_counts, key=lambda part: part.encode())
+    ]
+    totals = {name: sum(group[name] for group in slice_sums) for name in BRIEFING_COUNTERS}
+    trend = TrendReport(
+        day_from=scope.day_from,
+        day_to=scope.day_to,
+        rows=trend_rows(
+            week_counts,
+            scope=scope,
+            interval=trend_query.interval,
+            alpha=trend_query.alpha,
+            min_audits=trend_query.min_audits,
+        ),
+        interval=trend_query.interval,
+        alpha=trend_query.alpha,
     )
-    # The comparison, the error breakdown and the headline's errors and rates all sum the
-    # same rollup rows: one query grouped by the dimension gives every one of them its counts
-    # (markets, or one market's queues, partition the window, so the totals are their sum).
-    slice_sums = await sum_quality_rollups(session, scope=scope, group_by=[dimension])
-    totals = {name: sum(group[name] for group in slice_sums) for name in QUALITY_COUNTERS}
+    population_rows_all = await population_rows(
+        session, scope=scope, group_by=None, min_audits=population_query.min_audits
+    )
     comparison = ComparisonReport(
         day_from=scope.day_from,
         day_to=scope.day_to,
@@ -158,7 +201,7 @@ async def briefing(
     )
     overall = errors_row(ALL_KEY, totals, min_audits=min_audits, severity_weights=weights)
     rates_row_all = rates_row(ALL_KEY, totals, min_audits=min_audits)
-    (whole,) = population.rows
+    (whole,) = population_rows_all
     audited = whole.audited
     headline = BriefingHeadline(
         decisions=whole.decisions,

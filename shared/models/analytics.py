@@ -103,6 +103,16 @@ class QualityRollup(Base):
             postgresql_where=text("policy = '*'"),
             postgresql_include=["market", "queue", "moderator_id", *TOTALS_INCLUDED],
         ),
+        # The population estimate's strata (moderator, day) of the totals, in order with the
+        # three counters it sums: PostgreSQL sums each stratum as the scan passes it instead
+        # of hashing ~60,000 of them per 30 days at 10 M decisions (migration 0013).
+        Index(
+            "ix_quality_rollups_totals_strata",
+            "day",
+            "moderator_id",
+            postgresql_where=text("policy = '*'"),
+            postgresql_include=["decisions", "audited", "correct"],
+        ),
     )
 
     day: Mapped[date] = mapped_column(primary_key=True)
