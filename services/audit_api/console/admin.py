@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit_api.console.forms import REFUSALS, FieldErrors, FormRefused, parse, refusable
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
@@ -31,7 +30,7 @@ from shared.channels import service as channels
 from shared.channels.languages import MESSAGE_LANGUAGES
 from shared.core.auth import Role
 from shared.core.encryption import secret_box
-from shared.core.errors import Conflict, ServiceUnavailable, UnprocessableEntity
+from shared.core.errors import ServiceUnavailable
 from shared.core.settings import Settings
 from shared.deliveries import lifecycle
 from shared.events import EventType
@@ -59,61 +58,6 @@ EVENT_TYPES = [event.value for event in EventType]
 # A page that shows a secret tells no other site where it came from.
 _PRIVATE = {"Referrer-Policy": "no-referrer"}
 _LIST_SPLIT = re.compile(r"[\s,;]+")
-
-FieldErrors = dict[str, list[str]]
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-# ------------------------------------------------------------------------- form helpers
-
-
-class FormInvalid(Exception):
-    """A form's input was refused: the messages per field ("" for the form as a whole)."""
-
-    def __init__(self, errors: FieldErrors, status_code: int = 422) -> None:
-        super().__init__("form refused")
-        self.errors = errors
-        self.status_code = status_code
-
-
-def _field_key(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(part) for part in loc if part != "body"]
-    # A list item's error belongs to the list's field.
-    return ".".join(part for part in parts if not part.isdigit())
-
-
-def _add(errors: FieldErrors, key: str, message: str) -> None:
-    errors.setdefault(key, []).append(message)
-
-
-def parse_form(schema: type[ModelT], data: Mapping[str, Any]) -> ModelT:
-    """``data`` validated by the API's ``schema``; ``FormInvalid`` with its messages."""
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        errors: FieldErrors = {}
-        for error in exc.errors(include_url=False, include_input=False):
-            message = str(error["msg"]).removeprefix("Value error, ")
-            _add(errors, _field_key(error["loc"]), message)
-        raise FormInvalid(errors) from exc
-
-
-@asynccontextmanager
-async def refused_as_form(session: AsyncSession) -> AsyncIterator[None]:
-    """Run a write in a savepoint: a refusal (409, 422) undoes all of it and becomes
-    ``FormInvalid``; nothing of a refused form is stored."""
-    try:
-        async with session.begin_nested():
-            yield
-    except (Conflict, UnprocessableEntity) as exc:
-        errors: FieldErrors = {}
-        for item in exc.errors or []:
-            loc = item.get("loc", []) if isinstance(item, Mapping) else []
-            msg = item.get("msg", "") if isinstance(item, Mapping) else str(item)
-            _add(errors, _field_key(loc), str(msg))
-        if not errors:
-            _add(errors, "", exc.detail or exc.title)
-        raise FormInvalid(errors, status_code=exc.status) from exc
 
 
 def _text(form: Mapping[str, Any], name: str) -> str:
@@ -245,7 +189,7 @@ async def create_person(
     form = await _form(request)
     values = _person_form_values(form)
     try:
-        body = parse_form(
+        body = parse(
             UserCreate,
             {
                 "email": values["email"],
@@ -255,7 +199,7 @@ async def create_person(
                 "language": values["language"],
             },
         )
-        async with refused_as_form(session):
+        async with refusable(session, show=REFUSALS):
             user, token = await users.create_user(
                 session,
                 email=body.email,
@@ -267,9 +211,9 @@ async def create_person(
                 password_link_ttl=_ttl(settings),
                 actor=context.principal,
             )
-    except FormInvalid as invalid:
+    except FormRefused as invalid:
         return _new_person_page(
-            request, context, values=values, errors=invalid.errors, status_code=invalid.status_code
+            request, context, values=values, errors=invalid.errors, status_code=invalid.status
         )
     assert token is not None
     return _secret_page(
@@ -336,7 +280,7 @@ async def update_person(
     }
     markets = _list(form, "markets")
     try:
-        body = parse_form(
+        body = parse(
             UserPatch,
             {
                 "role": values["role"] if values["role"] != current.role.value else None,
@@ -344,7 +288,7 @@ async def update_person(
                 "language": values["language"] if values["language"] != current.language else None,
             },
         )
-        async with refused_as_form(session):
+        async with refusable(session, show=REFUSALS):
             await users.update_user(
                 session,
                 user_id=user_id,
@@ -353,14 +297,14 @@ async def update_person(
                 language=body.language,
                 actor=context.principal,
             )
-    except FormInvalid as invalid:
+    except FormRefused as invalid:
         return _person_page(
             request,
             context,
             current,
             values=values,
             errors=invalid.errors,
-            status_code=invalid.status_code,
+            status_code=invalid.status,
         )
     return _see_other(f"/console/admin/people/{user_id}")
 
@@ -461,7 +405,7 @@ async def create_api_key(request: Request, session: SessionDep, context: AdminPa
         "markets": _text(form, "markets"),
     }
     try:
-        body = parse_form(
+        body = parse(
             ApiKeyCreate,
             {
                 "name": values["name"],
@@ -470,7 +414,7 @@ async def create_api_key(request: Request, session: SessionDep, context: AdminPa
                 "markets": _list(form, "markets"),
             },
         )
-        async with refused_as_form(session):
+        async with refusable(session, show=REFUSALS):
             _, plaintext = await api_keys.create_api_key(
                 session,
                 name=body.name,
@@ -479,9 +423,9 @@ async def create_api_key(request: Request, session: SessionDep, context: AdminPa
                 markets=body.markets,
                 actor=context.principal,
             )
-    except FormInvalid as invalid:
+    except FormRefused as invalid:
         return _new_api_key_page(
-            request, context, values=values, errors=invalid.errors, status_code=invalid.status_code
+            request, context, values=values, errors=invalid.errors, status_code=invalid.status
         )
     return _secret_page(
         request,
@@ -555,14 +499,14 @@ async def create_source(
     form = await _form(request)
     values = {"name": _text(form, "name")}
     try:
-        body = parse_form(SourceCreate, values)
-        async with refused_as_form(session):
+        body = parse(SourceCreate, values)
+        async with refusable(session, show=REFUSALS):
             source, secret = await sources.create_source(
                 session, name=body.name, box=secret_box(settings), actor=context.principal
             )
-    except FormInvalid as invalid:
+    except FormRefused as invalid:
         return _new_source_page(
-            request, context, values=values, errors=invalid.errors, status_code=invalid.status_code
+            request, context, values=values, errors=invalid.errors, status_code=invalid.status
         )
     return _secret_page(
         request,
@@ -590,16 +534,14 @@ async def rotate_source_secret(
     accepted for the grace period more."""
     form = await _form(request)
     try:
-        body = parse_form(
-            SecretRotation, {"grace_period_seconds": _text(form, "grace_period_seconds")}
-        )
-    except FormInvalid as invalid:
+        body = parse(SecretRotation, {"grace_period_seconds": _text(form, "grace_period_seconds")})
+    except FormRefused as invalid:
         page = await sources.list_sources(session, page=_page_query(None))
         return render(
             request,
             "admin/sources.html",
             context=context,
-            status_code=invalid.status_code,
+            status_code=invalid.status,
             sources=[SourceRead.model_validate(source) for source in page.items],
             next_cursor=page.next_cursor,
             errors={str(source_id): invalid.errors.get("grace_period_seconds", ["?"])},
@@ -726,8 +668,8 @@ async def create_channel(
     }
     shown.update(markets=_text(form, "markets"), queues=_text(form, "queues"))
     try:
-        body = parse_form(ChannelCreate, body_values)
-        async with refused_as_form(session):
+        body = parse(ChannelCreate, body_values)
+        async with refusable(session, show=REFUSALS):
             channel, generated = await channels.create_channel(
                 session,
                 data=body,
@@ -735,9 +677,9 @@ async def create_channel(
                 insecure_hosts=settings.insecure_target_hosts,
                 actor=context.principal,
             )
-    except FormInvalid as invalid:
+    except FormRefused as invalid:
         return _new_channel_page(
-            request, context, values=shown, errors=invalid.errors, status_code=invalid.status_code
+            request, context, values=shown, errors=invalid.errors, status_code=invalid.status
         )
     if generated is None:
         return _see_other(f"/console/admin/channels/{channel.id}")
@@ -839,7 +781,7 @@ async def delivery_list(
     dead-letter list)."""
     errors: FieldErrors = {}
     try:
-        filters = parse_form(
+        filters = parse(
             DeliveryQuery,
             {
                 "limit": PAGE_SIZE,
@@ -848,7 +790,7 @@ async def delivery_list(
                 "channel_id": channel_id or None,
             },
         )
-    except FormInvalid as invalid:
+    except FormRefused as invalid:
         errors = invalid.errors
         filters = DeliveryQuery(limit=PAGE_SIZE)
     page = await channels.list_deliveries(session, principal=context.principal, filters=filters)

@@ -15,7 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.audit_api.console.lead_forms import (
+from services.audit_api.console.forms import (
+    REFUSALS,
     FormRefused,
     lines,
     parse,
@@ -29,7 +30,6 @@ from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep
 from shared.calibrations import service
 from shared.core.auth import ALL_ROLES, Role
-from shared.core.errors import Conflict, UnprocessableEntity
 from shared.models.base import utcnow
 from shared.schemas.calibration import (
     CalibrationCreate,
@@ -241,12 +241,12 @@ async def save_labels(
             chosen[item.content_id] = value.strip()
     try:
         if not chosen:
-            raise FormRefused(["labels: choose a label for at least one item"])
+            raise FormRefused({"labels": ["choose a label for at least one item"]})
         data = parse(
             LabelsPut,
             {"labels": [{"content_id": c, "label": label} for c, label in chosen.items()]},
         )
-        async with refusable(session, show=(UnprocessableEntity, Conflict)):
+        async with refusable(session, show=REFUSALS):
             await service.save_labels(
                 session, calibration_id=calibration.id, labels=data, actor=context.principal
             )

@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.console.lead_forms import (
+from services.audit_api.console.forms import (
+    REFUSALS,
     FormRefused,
     day_or_text,
     lines,
@@ -28,7 +29,6 @@ from services.audit_api.console.lead_forms import (
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep
-from shared.core.errors import Conflict, UnprocessableEntity
 from shared.escalations import lifecycle, queries
 from shared.models.base import utcnow
 from shared.schemas.escalations import (
@@ -270,7 +270,7 @@ async def save_rca(
                 "analysis": lines(analysis),
             },
         )
-        async with refusable(session, show=(UnprocessableEntity, Conflict)):
+        async with refusable(session, show=REFUSALS):
             await lifecycle.update_escalation(
                 session,
                 escalation_id=escalation_id,
@@ -304,7 +304,7 @@ async def move(
     action is open, comes back as 409 with the reason."""
     try:
         data = parse(EscalationUpdate, {"status": status})
-        async with refusable(session, show=(UnprocessableEntity, Conflict)):
+        async with refusable(session, show=REFUSALS):
             await lifecycle.update_escalation(
                 session,
                 escalation_id=escalation_id,
@@ -341,7 +341,7 @@ async def add_action(
             ActionCreate,
             {"title": title, "owner_id": owner_id, "due_on": day_or_text(due_on)},
         )
-        async with refusable(session, show=(UnprocessableEntity, Conflict)):
+        async with refusable(session, show=REFUSALS):
             await lifecycle.add_action(
                 session, escalation_id=escalation_id, data=data, actor=context.principal
             )

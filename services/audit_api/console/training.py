@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.console.lead_forms import (
+from services.audit_api.console.forms import (
+    REFUSALS,
     FormRefused,
     lines,
     or_none,
@@ -32,7 +33,6 @@ from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep
 from shared.core.auth import ALL_ROLES
-from shared.core.errors import Conflict, UnprocessableEntity
 from shared.models.base import utcnow
 from shared.quizzes import service as quizzes
 from shared.schemas.common import PageQuery
@@ -291,9 +291,9 @@ async def submit_attempt(
     try:
         if not answers:
             # A blank form would spend an attempt on a score of 0: most likely a slip.
-            raise FormRefused(["answers: answer at least one question"])
+            raise FormRefused({"answers": ["answer at least one question"]})
         data = parse(AttemptCreate, {"answers": answers})
-        async with refusable(session, show=(UnprocessableEntity, Conflict)):
+        async with refusable(session, show=REFUSALS):
             await quizzes.submit_attempt(
                 session, quiz_id=quiz_id, data=data, actor=context.principal
             )
@@ -322,7 +322,7 @@ async def grant_retake(
     values = {"retake_reviewer": reviewer_id, "retake_due": due_at}
     try:
         data = parse(RetakeCreate, {"reviewer_id": reviewer_id, "due_at": utc_instant(due_at)})
-        async with refusable(session, show=(UnprocessableEntity, Conflict)):
+        async with refusable(session, show=REFUSALS):
             await quizzes.grant_retake(session, quiz_id=quiz_id, data=data, actor=context.principal)
     except FormRefused as refused:
         return await _quiz_page(
