@@ -86,7 +86,12 @@ class FormRefused(Exception):
     """A form the page shows again, with the reasons and this status."""
 
     def __init__(
-        self, errors: FieldErrors, *, status: int = 422, messages: list[str] | None = None
+        self,
+        errors: FieldErrors,
+        *,
+        status: int = 422,
+        messages: list[str] | None = None,
+        detail: str | None = None,
     ) -> None:
         lines = messages
         if lines is None:
@@ -99,6 +104,8 @@ class FormRefused(Exception):
         self.errors = errors
         self.messages = lines
         self.status = status
+        self.detail = detail
+        """A domain refusal's own sentence (None for a form's validation)."""
 
     @classmethod
     def of(cls, exc: ValidationError | DomainError, *, status: int = 422) -> FormRefused:
@@ -108,6 +115,7 @@ class FormRefused(Exception):
             field_errors(problems),
             status=exc.status if isinstance(exc, DomainError) else status,
             messages=[problem.line for problem in problems],
+            detail=exc.detail if isinstance(exc, DomainError) else None,
         )
 
 

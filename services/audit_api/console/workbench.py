@@ -16,9 +16,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit_api.console.forms import REFUSALS, FieldErrors, FormRefused, parse, refusable
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
@@ -26,7 +26,7 @@ from shared.audits import service
 from shared.audits.workload import verdicts_given_on
 from shared.core.auth import Role
 from shared.core.encryption import golden_selection_key
-from shared.core.errors import Conflict, NotFound, UnprocessableEntity
+from shared.core.errors import NotFound
 from shared.schemas.audits import (
     MAX_COMMENT_CHARS,
     AuditQuery,
@@ -113,7 +113,7 @@ async def _audit_page(
     *,
     form: dict[str, str] | None = None,
     errors: list[str] | None = None,
-    field_errors: dict[str, str] | None = None,
+    field_errors: FieldErrors | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -187,21 +187,7 @@ def _verdict_of(form: dict[str, str]) -> VerdictCreate:
         labels = _labels(form["expected_labels"])
         if labels is not None:
             data["expected_labels"] = labels
-    return VerdictCreate.model_validate(data)
-
-
-def _problems(exc: ValidationError) -> tuple[list[str], dict[str, str]]:
-    """A validation error as general messages and messages per form field."""
-    general: list[str] = []
-    fields: dict[str, str] = {}
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if loc:
-            fields.setdefault(loc[0], message)
-        else:
-            general.append(message)
-    return general, fields
+    return parse(VerdictCreate, data)
 
 
 @router.post("/workbench/audits/{audit_id}/verdict")
@@ -228,16 +214,23 @@ async def submit_verdict(
     }
     try:
         data = _verdict_of(form)
-        await service.submit_verdict(
-            session,
-            principal=context.principal,
-            audit_id=audit_id,
-            data=data,
-            dispute_window_hours=settings.dispute_window_hours,
-        )
-    except ValidationError as exc:
-        general, fields = _problems(exc)
-        audit = await service.get_audit(session, principal=context.principal, audit_id=audit_id)
+        async with refusable(session, show=REFUSALS):
+            await service.submit_verdict(
+                session,
+                principal=context.principal,
+                audit_id=audit_id,
+                data=data,
+                dispute_window_hours=settings.dispute_window_hours,
+            )
+    except FormRefused as refused:
+        general = [refused.detail] if refused.detail else refused.errors.get("", [])
+        try:
+            audit = await service.get_audit(session, principal=context.principal, audit_id=audit_id)
+        except NotFound:
+            if refused.status != 409:
+                raise
+            # Its lease ran out and another auditor holds it now.
+            return await _landing(request, session, context, error=refused.detail, status_code=409)
         return await _audit_page(
             request,
             session,
@@ -245,21 +238,7 @@ async def submit_verdict(
             audit,
             form=form,
             errors=general,
-            field_errors=fields,
-            status_code=422,
-        )
-    except UnprocessableEntity as exc:
-        audit = await service.get_audit(session, principal=context.principal, audit_id=audit_id)
-        return await _audit_page(
-            request, session, context, audit, form=form, errors=[exc.detail], status_code=422
-        )
-    except Conflict as exc:
-        try:
-            audit = await service.get_audit(session, principal=context.principal, audit_id=audit_id)
-        except NotFound:
-            # Its lease ran out and another auditor holds it now.
-            return await _landing(request, session, context, error=exc.detail, status_code=409)
-        return await _audit_page(
-            request, session, context, audit, form=form, errors=[exc.detail], status_code=409
+            field_errors=refused.errors,
+            status_code=refused.status,
         )
     return RedirectResponse(audit_path(audit_id), status_code=303)
