@@ -15,9 +15,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit_api.console.forms import FormRefused, parse, refusable
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep
@@ -134,8 +134,8 @@ async def dispute(
 ) -> Response:
     """Dispute the verdict on one of my audits, saying why (before the deadline)."""
     try:
-        body = DisputeCreate.model_validate({"reason": reason})
-    except ValidationError:
+        body = parse(DisputeCreate, {"reason": reason})
+    except FormRefused:
         return await _detail(
             request,
             session,
@@ -149,15 +149,22 @@ async def dispute(
     if audit.disagreement_id is None:
         raise Conflict("this audit's verdict opened no disagreement: there is nothing to dispute")
     try:
-        await lifecycle.dispute(
-            session,
-            disagreement_id=audit.disagreement_id,
-            reason=body.reason,
-            actor=context.principal,
-            now=utcnow(),
-        )
-    except Conflict as exc:
+        async with refusable(session, show=(Conflict,)):
+            await lifecycle.dispute(
+                session,
+                disagreement_id=audit.disagreement_id,
+                reason=body.reason,
+                actor=context.principal,
+                now=utcnow(),
+            )
+    except FormRefused as refused:
         return await _detail(
-            request, session, context, audit_id, reason=reason, error=exc.detail, status_code=409
+            request,
+            session,
+            context,
+            audit_id,
+            reason=reason,
+            error=refused.detail,
+            status_code=refused.status,
         )
     return RedirectResponse(detail_path(audit_id), status_code=303)
