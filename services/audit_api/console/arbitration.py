@@ -17,8 +17,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 
+from services.audit_api.console.forms import FieldErrors, FormRefused, parse
 from services.audit_api.console.policy import display_names
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
@@ -135,7 +135,7 @@ async def _detail_page(
     settings: SettingsDep,
     disagreement_id: uuid.UUID,
     *,
-    errors: dict[str, str] | None = None,
+    errors: FieldErrors | None = None,
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -189,16 +189,15 @@ async def rule(
     """Rule on the dispute (``lifecycle.resolve``), then back to the inbox with a notice;
     a missing outcome or rationale shows the form again (422), nothing stored."""
     try:
-        ruling = ResolutionCreate.model_validate({"outcome": outcome, "note": note})
-    except ValidationError as exc:
-        errors = {str(error["loc"][0]): error["msg"] for error in exc.errors() if error["loc"]}
+        ruling = parse(ResolutionCreate, {"outcome": outcome, "note": note})
+    except FormRefused as refused:
         return await _detail_page(
             request,
             context,
             session,
             settings,
             disagreement_id,
-            errors=errors,
+            errors=refused.errors,
             form={"outcome": outcome, "note": note},
             status_code=422,
         )
