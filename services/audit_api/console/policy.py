@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from services.audit_api.console.forms import FieldErrors, FormRefused, parse, problems_of
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
@@ -129,39 +130,39 @@ def _instant(value: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _field_of(loc: tuple[int | str, ...], original: str) -> str:
+def _field_of(loc: tuple[str, ...], original: str) -> str:
     """The form field a validation error's location points at."""
-    head = str(loc[0]) if loc else "form"
+    head = loc[0] if loc else ""
     if head in TEXT_FIELDS:
         return f"{head}_{original}"
     if head == "translations" and len(loc) >= 3:
         return f"{loc[2]}_{loc[1]}"
     if head in ("policy_codes", "markets", "effective_at"):
         return head
-    return "form"
+    return ""
 
 
 def parse_update_form(
     form: UpdateForm, author: Principal
-) -> tuple[PolicyUpdateCreate | None, dict[str, str]]:
+) -> tuple[PolicyUpdateCreate | None, FieldErrors]:
     """The form as a ``PolicyUpdateCreate`` (the API's own validation), or the errors by
     field. The original language is the first one written (English, then German); a
     language is written in full (title, summary and body) or left empty. A market outside
     the author's is marked on the form (the domain function refuses it too, with a 403)."""
-    errors: dict[str, str] = {}
+    errors: FieldErrors = {}
     written = [
         lang for lang in MESSAGE_LANGUAGES if any(form.texts[lang][name] for name in TEXT_FIELDS)
     ]
     for lang in written:
         for name in TEXT_FIELDS:
             if not form.texts[lang][name]:
-                errors[f"{name}_{lang}"] = "missing"
+                errors[f"{name}_{lang}"] = ["missing"]
     if not written:
-        errors["title_en"] = "missing"
-        errors["form"] = "no-language"
+        errors["title_en"] = ["missing"]
+        errors[""] = ["no-language"]
     effective_at = _instant(form.effective_at)
     if effective_at is None:
-        errors["effective_at"] = "invalid"
+        errors["effective_at"] = ["invalid"]
     original = written[0] if written else MESSAGE_LANGUAGES[0]
     data: dict[str, Any] = {
         **form.texts[original],
@@ -174,11 +175,11 @@ def parse_update_form(
     try:
         created = PolicyUpdateCreate.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors():
-            errors.setdefault(_field_of(tuple(error["loc"]), original), error["msg"])
+        for problem in problems_of(exc):
+            errors.setdefault(_field_of(problem.loc, original), []).append(problem.message)
         return None, errors
     if any(not author.can_see_market(market) for market in created.markets):
-        errors["markets"] = "foreign"
+        errors["markets"] = ["foreign"]
     return (None, errors) if errors else (created, {})
 
 
@@ -216,7 +217,7 @@ def _form_page(
     form: UpdateForm,
     *,
     update: PolicyUpdateRead | None = None,
-    errors: dict[str, str] | None = None,
+    errors: FieldErrors | None = None,
     status_code: int = 200,
 ) -> Response:
     return render(
@@ -413,7 +414,7 @@ async def _questions_page(
     cursor: str | None,
     notice: str | None = None,
     ask: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
+    errors: FieldErrors | None = None,
     status_code: int = 200,
 ) -> Response:
     overseer = context.role in questions.OVERSEERS
@@ -477,9 +478,8 @@ async def ask_question(
     errors (422) when a field is wrong, nothing stored."""
     values = {"policy_code": policy_code.strip(), "market": market.strip(), "question": question}
     try:
-        asked = PolicyQuestionAsk.model_validate(values)
-    except ValidationError as exc:
-        errors = {str(e["loc"][0]): e["msg"] for e in exc.errors() if e["loc"]}
+        asked = parse(PolicyQuestionAsk, values)
+    except FormRefused as refused:
         return await _questions_page(
             request,
             context,
@@ -488,7 +488,7 @@ async def ask_question(
             status=None,
             cursor=None,
             ask=values,
-            errors=errors,
+            errors=refused.errors,
             status_code=422,
         )
     row = await questions.ask_question(
@@ -574,8 +574,8 @@ async def answer_question(
     """Answer once (``answer_question``); an empty answer is a 422 and a second answer a
     409, each shown on the question's page, nothing stored."""
     try:
-        given = PolicyQuestionAnswer.model_validate({"answer": answer})
-    except ValidationError:
+        given = parse(PolicyQuestionAnswer, {"answer": answer})
+    except FormRefused:
         return await _question_page(
             request,
             context,
