@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from services.audit_api.console.overview import FormProblem, form_values, problems_of
+from services.audit_api.console.forms import Problem, problems_of
+from services.audit_api.console.overview import form_values
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep
@@ -59,7 +60,7 @@ async def audits_page(
 ) -> HTMLResponse:
     """A page of the audits the filters select, newest day first."""
     values = form_values(request, FILTER_FIELDS)
-    problems: list[FormProblem] = []
+    problems: list[Problem] = []
     status_code = 200
     items: list[AuditRead] = []
     next_link: str | None = None
@@ -75,7 +76,7 @@ async def audits_page(
         problems, status_code = problems_of(exc), 422
     except BadRequest as exc:
         # A cursor this site did not make (edited or stale): the API's 400.
-        problems, status_code = [FormProblem("cursor", exc.detail)], 400
+        problems, status_code = [Problem(("cursor",), exc.detail)], 400
     return render(
         request,
         "audits/list.html",

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
+from services.audit_api.console.forms import Problem, problems_of
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
@@ -39,14 +40,6 @@ OverviewContext = Annotated[ConsoleContext, Depends(console_page(*OVERVIEW_ROLES
 FILTER_FIELDS = ("from", "to", "market")
 
 
-@dataclass(frozen=True, slots=True)
-class FormProblem:
-    """One message for one field of a GET filter form."""
-
-    field: str
-    message: str
-
-
 def form_values(request: Request, fields: Sequence[str]) -> dict[str, str]:
     """The non-empty values of ``fields`` in the query string (an empty form field means
     "not set"), stripped."""
@@ -56,19 +49,6 @@ def form_values(request: Request, fields: Sequence[str]) -> dict[str, str]:
         if value:
             values[name] = value
     return values
-
-
-def problems_of(exc: ValidationError | UnprocessableEntity) -> list[FormProblem]:
-    """A validation error as messages per form field."""
-    if isinstance(exc, ValidationError):
-        return [
-            FormProblem(
-                field=str(error["loc"][-1]) if error["loc"] else "", message=str(error["msg"])
-            )
-            for error in exc.errors(include_url=False)
-        ]
-    listed = exc.errors or [{"loc": ["query", ""], "msg": exc.detail}]
-    return [FormProblem(field=str(error["loc"][-1]), message=str(error["msg"])) for error in listed]
 
 
 def utc_today() -> date:
@@ -268,7 +248,7 @@ async def overview(
 ) -> HTMLResponse:
     """The overview over the filter's market-local days (default the last 30)."""
     values = form_values(request, FILTER_FIELDS)
-    problems: list[FormProblem] = []
+    problems: list[Problem] = []
     report: Briefing | None = None
     try:
         query = BriefingQuery.model_validate({**values, "lang": context.language})

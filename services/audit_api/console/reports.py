@@ -19,7 +19,8 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.console.overview import FormProblem, form_values, problems_of
+from services.audit_api.console.forms import Problem, problems_of
+from services.audit_api.console.overview import form_values
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
@@ -168,7 +169,7 @@ def _page(
     context: ConsoleContext,
     *,
     values: dict[str, str],
-    problems: list[FormProblem],
+    problems: list[Problem],
     status_code: int = 200,
 ) -> HTMLResponse:
     return render(
@@ -198,11 +199,11 @@ async def download_report(
     window = {name: values[name] for name in WINDOW_FIELDS if name in values}
     report = REPORTS_BY_NAME.get(values.get("report", ""))
     if report is None:
-        problem = FormProblem("report", "choose one of the reports listed")
+        problem = Problem(("report",), "choose one of the reports listed")
         return _page(request, context, values=window, problems=[problem], status_code=422)
     file_format = values.get("format", "")
     if file_format not in report.formats:
-        problem = FormProblem("format", f"{report.name} comes as {', '.join(report.formats)}")
+        problem = Problem(("format",), f"{report.name} comes as {', '.join(report.formats)}")
         return _page(request, context, values=window, problems=[problem], status_code=422)
     params: dict[str, str] = {**window, "format": file_format, "lang": context.language}
     if report.choice is not None:
