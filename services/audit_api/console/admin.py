@@ -20,7 +20,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.audit_api.console.forms import REFUSALS, FieldErrors, FormRefused, parse, refusable
+from services.audit_api.console.forms import (
+    REFUSALS,
+    FieldErrors,
+    FormPage,
+    FormRefused,
+    parse,
+    refusable,
+)
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
@@ -155,24 +162,11 @@ async def people(
     )
 
 
-def _new_person_page(
-    request: Request,
-    context: ConsoleContext,
-    *,
-    values: Mapping[str, Any] | None = None,
-    errors: FieldErrors | None = None,
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "admin/person_new.html",
-        context=context,
-        status_code=status_code,
-        values=values or {"language": "en", "role": "qa_auditor"},
-        errors=errors or {},
-        roles=ROLES,
-        languages=CONSOLE_LANGUAGES,
-    )
+_new_person_page = FormPage(
+    "admin/person_new.html",
+    defaults={"language": "en", "role": "qa_auditor"},
+    shows={"roles": ROLES, "languages": CONSOLE_LANGUAGES},
+)
 
 
 @router.get("/people/new")
@@ -230,31 +224,16 @@ async def create_person(
     )
 
 
-def _person_page(
-    request: Request,
-    context: ConsoleContext,
-    person: UserRead,
-    *,
-    values: Mapping[str, Any] | None = None,
-    errors: FieldErrors | None = None,
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "admin/person.html",
-        context=context,
-        status_code=status_code,
-        person=person,
-        values=values
-        or {
-            "role": person.role.value,
-            "markets": ", ".join(person.markets or []),
-            "language": person.language,
-        },
-        errors=errors or {},
-        roles=ROLES,
-        languages=CONSOLE_LANGUAGES,
-    )
+_person_page = FormPage("admin/person.html", shows={"roles": ROLES, "languages": CONSOLE_LANGUAGES})
+
+
+def _person_values(person: UserRead) -> dict[str, Any]:
+    """The person form's values: what the person has now."""
+    return {
+        "role": person.role.value,
+        "markets": ", ".join(person.markets or []),
+        "language": person.language,
+    }
 
 
 @router.get("/people/{user_id}")
@@ -262,7 +241,8 @@ async def person(
     request: Request, user_id: uuid.UUID, session: SessionDep, context: AdminPage
 ) -> Response:
     user = await users.get_user(session, user_id=user_id)
-    return _person_page(request, context, UserRead.model_validate(user))
+    shown = UserRead.model_validate(user)
+    return _person_page(request, context, person=shown, values=_person_values(shown))
 
 
 @router.post("/people/{user_id}")
@@ -301,7 +281,7 @@ async def update_person(
         return _person_page(
             request,
             context,
-            current,
+            person=current,
             values=values,
             errors=invalid.errors,
             status_code=invalid.status,
@@ -370,23 +350,9 @@ async def api_key_list(
     )
 
 
-def _new_api_key_page(
-    request: Request,
-    context: ConsoleContext,
-    *,
-    values: Mapping[str, Any] | None = None,
-    errors: FieldErrors | None = None,
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "admin/api_key_new.html",
-        context=context,
-        status_code=status_code,
-        values=values or {"role": "manager"},
-        errors=errors or {},
-        roles=ROLES,
-    )
+_new_api_key_page = FormPage(
+    "admin/api_key_new.html", defaults={"role": "manager"}, shows={"roles": ROLES}
+)
 
 
 @router.get("/api-keys/new")
@@ -468,22 +434,7 @@ async def source_list(
     )
 
 
-def _new_source_page(
-    request: Request,
-    context: ConsoleContext,
-    *,
-    values: Mapping[str, Any] | None = None,
-    errors: FieldErrors | None = None,
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "admin/source_new.html",
-        context=context,
-        status_code=status_code,
-        values=values or {},
-        errors=errors or {},
-    )
+_new_source_page = FormPage("admin/source_new.html")
 
 
 @router.get("/sources/new")
@@ -590,34 +541,23 @@ async def channel_list(
     )
 
 
-def _new_channel_page(
-    request: Request,
-    context: ConsoleContext,
-    *,
-    values: Mapping[str, Any] | None = None,
-    errors: FieldErrors | None = None,
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "admin/channel_new.html",
-        context=context,
-        status_code=status_code,
-        values=values
-        or {
-            "kind": "webhook",
-            "language": "en",
-            "events": [],
-            "digest": "off",
-            "digest_hour": "9",
-            "time_zone": "UTC",
-        },
-        errors=errors or {},
-        kinds=CHANNEL_KINDS,
-        languages=MESSAGE_LANGUAGES,
-        event_types=EVENT_TYPES,
-        digest_modes=DIGEST_MODES,
-    )
+_new_channel_page = FormPage(
+    "admin/channel_new.html",
+    defaults={
+        "kind": "webhook",
+        "language": "en",
+        "events": [],
+        "digest": "off",
+        "digest_hour": "9",
+        "time_zone": "UTC",
+    },
+    shows={
+        "kinds": CHANNEL_KINDS,
+        "languages": MESSAGE_LANGUAGES,
+        "event_types": EVENT_TYPES,
+        "digest_modes": DIGEST_MODES,
+    },
+)
 
 
 @router.get("/channels/new")

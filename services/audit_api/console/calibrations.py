@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.audit_api.console.forms import (
     REFUSALS,
+    FormPage,
     FormRefused,
     lines,
     parse,
@@ -74,22 +75,7 @@ async def list_page(
     )
 
 
-def _create_form(
-    request: Request,
-    context: ConsoleContext,
-    *,
-    values: Mapping[str, str],
-    errors: list[str],
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "calibrations/new.html",
-        context=context,
-        status_code=status_code,
-        values=values,
-        errors=errors,
-    )
+_create_form = FormPage("calibrations/new.html")
 
 
 @router.get("/calibrations/new")

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit_api.console.forms import (
     REFUSALS,
+    FormPage,
     FormRefused,
     day_or_text,
     lines,
@@ -119,22 +120,7 @@ async def list_page(
     )
 
 
-def _new_form(
-    request: Request,
-    context: ConsoleContext,
-    *,
-    values: Mapping[str, str],
-    errors: list[str],
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "escalations/new.html",
-        context=context,
-        values=values,
-        errors=errors,
-        status_code=status_code,
-    )
+_new_form = FormPage("escalations/new.html")
 
 
 @router.get("/escalations/new")

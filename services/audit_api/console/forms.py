@@ -15,13 +15,17 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.audit_api.console.session import ConsoleContext
+from services.audit_api.console.templating import render
 from shared.core.errors import Conflict, DomainError, UnprocessableEntity
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -151,6 +155,38 @@ async def refusable(
             yield
     except show as exc:
         raise FormRefused.of(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class FormPage:
+    """A form's page: its template, the values it starts with, what else it always shows.
+    Called with the values typed and the messages of a refusal (and its status) to show
+    the form again."""
+
+    template: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    shows: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(
+        self,
+        request: Request,
+        context: ConsoleContext,
+        *,
+        values: Mapping[str, Any] | None = None,
+        errors: FieldErrors | list[str] | None = None,
+        status_code: int = 200,
+        **more: Any,
+    ) -> HTMLResponse:
+        return render(
+            request,
+            self.template,
+            context=context,
+            status_code=status_code,
+            values=values or self.defaults,
+            errors=errors if errors is not None else {},
+            **self.shows,
+            **more,
+        )
 
 
 def words(text: str | None) -> list[str]:

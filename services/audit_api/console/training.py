@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.audit_api.console.forms import (
     REFUSALS,
+    FormPage,
     FormRefused,
     lines,
     or_none,
@@ -110,24 +111,7 @@ async def overview(
 
 # --- writing a quiz -------------------------------------------------------------------------
 
-
-def _quiz_form(
-    request: Request,
-    context: ConsoleContext,
-    *,
-    values: Mapping[str, Any],
-    errors: list[str],
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "training/new_quiz.html",
-        context=context,
-        values=values,
-        errors=errors,
-        slots=range(QUESTION_SLOTS),
-        status_code=status_code,
-    )
+_quiz_form = FormPage("training/new_quiz.html", shows={"slots": range(QUESTION_SLOTS)})
 
 
 @router.get("/training/quizzes/new")
@@ -367,23 +351,7 @@ async def assign_failures(
 
 # --- training plans -------------------------------------------------------------------------
 
-
-def _plan_form(
-    request: Request,
-    context: ConsoleContext,
-    *,
-    values: Mapping[str, str],
-    errors: list[str],
-    status_code: int = 200,
-) -> Response:
-    return render(
-        request,
-        "training/new_plan.html",
-        context=context,
-        values=values,
-        errors=errors,
-        status_code=status_code,
-    )
+_plan_form = FormPage("training/new_plan.html")
 
 
 @router.get("/training/plans/new")
