@@ -21,7 +21,13 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from services.audit_api.console.forms import FieldErrors, FormRefused, parse, problems_of
+from services.audit_api.console.forms import (
+    FieldErrors,
+    FormRefused,
+    parse,
+    problems_of,
+    refusable,
+)
 from services.audit_api.console.session import ConsoleContext, console_page
 from services.audit_api.console.templating import render
 from services.audit_api.deps import SessionDep, SettingsDep
@@ -142,13 +148,12 @@ def _field_of(loc: tuple[str, ...], original: str) -> str:
     return ""
 
 
-def parse_update_form(
-    form: UpdateForm, author: Principal
-) -> tuple[PolicyUpdateCreate | None, FieldErrors]:
-    """The form as a ``PolicyUpdateCreate`` (the API's own validation), or the errors by
-    field. The original language is the first one written (English, then German); a
-    language is written in full (title, summary and body) or left empty. A market outside
-    the author's is marked on the form (the domain function refuses it too, with a 403)."""
+def parse_update_form(form: UpdateForm, author: Principal) -> PolicyUpdateCreate:
+    """The form as a ``PolicyUpdateCreate`` (the API's own validation); ``FormRefused`` with
+    the errors by field otherwise. The original language is the first one written
+    (English, then German); a language is written in full (title, summary and body) or
+    left empty. A market outside the author's is marked on the form (the domain function
+    refuses it too, with a 403)."""
     errors: FieldErrors = {}
     written = [
         lang for lang in MESSAGE_LANGUAGES if any(form.texts[lang][name] for name in TEXT_FIELDS)
@@ -177,10 +182,12 @@ def parse_update_form(
     except ValidationError as exc:
         for problem in problems_of(exc):
             errors.setdefault(_field_of(problem.loc, original), []).append(problem.message)
-        return None, errors
+        raise FormRefused(errors) from None
     if any(not author.can_see_market(market) for market in created.markets):
         errors["markets"] = ["foreign"]
-    return (None, errors) if errors else (created, {})
+    if errors:
+        raise FormRefused(errors)
+    return created
 
 
 def as_patch(created: PolicyUpdateCreate) -> PolicyUpdatePatch:
@@ -294,9 +301,10 @@ async def new_update(request: Request, context: Author) -> Response:
 async def create_update(request: Request, context: Author, session: SessionDep) -> Response:
     """Store the draft (``create_update``); the form again with its errors (422) otherwise."""
     form = await _read_form(request)
-    created, errors = parse_update_form(form, context.principal)
-    if created is None:
-        return _form_page(request, context, form, errors=errors, status_code=422)
+    try:
+        created = parse_update_form(form, context.principal)
+    except FormRefused as refused:
+        return _form_page(request, context, form, errors=refused.errors, status_code=refused.status)
     update = await service.create_update(session, data=created, actor=context.principal)
     return RedirectResponse(f"/console/policy-updates/{update.id}?notice=saved", status_code=303)
 
@@ -359,9 +367,12 @@ async def save_update(
     """Save the draft's changes (``change_update``: the whole form replaces the draft)."""
     update = await service.get_update_for(session, update_id=update_id, viewer=context.principal)
     form = await _read_form(request)
-    created, errors = parse_update_form(form, context.principal)
-    if created is None:
-        return _form_page(request, context, form, update=update, errors=errors, status_code=422)
+    try:
+        created = parse_update_form(form, context.principal)
+    except FormRefused as refused:
+        return _form_page(
+            request, context, form, update=update, errors=refused.errors, status_code=refused.status
+        )
     await service.change_update(
         session, update_id=update_id, data=as_patch(created), actor=context.principal
     )
@@ -587,15 +598,16 @@ async def answer_question(
             status_code=422,
         )
     try:
-        await questions.answer_question(
-            session,
-            question_id=question_id,
-            answer=given.answer,
-            actor=context.principal,
-            now=utcnow(),
-            sla_hours=settings.policy_question_sla_hours,
-        )
-    except Conflict:
+        async with refusable(session, show=(Conflict,)):
+            await questions.answer_question(
+                session,
+                question_id=question_id,
+                answer=given.answer,
+                actor=context.principal,
+                now=utcnow(),
+                sla_hours=settings.policy_question_sla_hours,
+            )
+    except FormRefused:
         # Refused before anything was written: the answer already given is shown instead.
         return await _question_page(
             request,
