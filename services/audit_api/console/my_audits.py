@@ -135,20 +135,11 @@ async def dispute(
     """Dispute the verdict on one of my audits, saying why (before the deadline)."""
     try:
         body = parse(DisputeCreate, {"reason": reason})
-    except FormRefused:
-        return await _detail(
-            request,
-            session,
-            context,
-            audit_id,
-            reason=reason,
-            reason_invalid=True,
-            status_code=422,
-        )
-    audit = await audits.get_audit(session, principal=context.principal, audit_id=audit_id)
-    if audit.disagreement_id is None:
-        raise Conflict("this audit's verdict opened no disagreement: there is nothing to dispute")
-    try:
+        audit = await audits.get_audit(session, principal=context.principal, audit_id=audit_id)
+        if audit.disagreement_id is None:
+            raise Conflict(
+                "this audit's verdict opened no disagreement: there is nothing to dispute"
+            )
         async with refusable(session, show=(Conflict,)):
             await lifecycle.dispute(
                 session,
@@ -158,12 +149,14 @@ async def dispute(
                 now=utcnow(),
             )
     except FormRefused as refused:
+        # The reason refused (422), or the dispute (409: the window closed, disputed already).
         return await _detail(
             request,
             session,
             context,
             audit_id,
             reason=reason,
+            reason_invalid=refused.detail is None,
             error=refused.detail,
             status_code=refused.status,
         )
