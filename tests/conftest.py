@@ -167,6 +167,33 @@ async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
     await pool.aclose()
 
 
+# Truncating all 60 tables costs ~120 ms a test (PostgreSQL makes new files for each); a test
+# fills a few, so only those are truncated (with CASCADE, as before): ~2 ms when all are empty.
+_EMPTY_FILLED_TABLES = """
+DO $$
+DECLARE
+    name text;
+    found boolean;
+    filled text[] := '{}';
+BEGIN
+    FOR name IN
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+          AND c.relname <> 'alembic_version'
+    LOOP
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', name) INTO found;
+        IF found THEN
+            filled := filled || quote_ident(name);
+        END IF;
+    END LOOP;
+    IF cardinality(filled) > 0 THEN
+        EXECUTE 'TRUNCATE ' || array_to_string(filled, ', ') || ' CASCADE';
+    END IF;
+END
+$$
+"""
+
+
 @pytest.fixture(autouse=True)
 async def clean_state(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[None]:
     """Each test starts with empty tables (reference data too) and an empty Redis."""
@@ -179,12 +206,7 @@ async def clean_state(request: pytest.FixtureRequest, settings: Settings) -> Asy
     assert settings.database_url is not None
     connection = await asyncpg.connect(_plain(settings.database_url))
     try:
-        tables = await connection.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'"
-        )
-        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
-        await connection.execute(f"TRUNCATE {names} CASCADE")
+        await connection.execute(_EMPTY_FILLED_TABLES)
     finally:
         await connection.close()
     assert settings.redis_url is not None
