@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.report_worker.worker import WorkerSettings
-from shared.api_keys.service import ensure_bootstrap_admin_key, hash_key
+from shared.api_keys.service import ensure_bootstrap_admin_key
+from shared.core.auth import token_digest
 from shared.core.observability import request_id_var
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings
@@ -47,7 +48,7 @@ async def test_api_key_is_shown_once_and_stored_hashed(
     async with sessionmaker() as session:
         stored = await session.get(ApiKey, uuid.UUID(created["id"]))
     assert stored is not None
-    assert stored.key_hash == hash_key(key)
+    assert stored.key_hash == token_digest(key)
     assert key.encode() not in stored.key_hash
 
     listed = await client.get("/v1/api-keys", headers=auth(admin_key))

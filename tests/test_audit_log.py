@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.api_keys.service import create_api_key, hash_key
+from shared.api_keys.service import create_api_key
+from shared.core.auth import token_digest
 from shared.models import ApiKey
 from tests.conftest import auth, make_key
 
@@ -21,7 +22,7 @@ PROBLEM = "application/problem+json"
 
 async def key_id(sessionmaker: async_sessionmaker[AsyncSession], key: str) -> str:
     async with sessionmaker() as session:
-        found = await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key)))
+        found = await session.scalar(select(ApiKey.id).where(ApiKey.key_hash == token_digest(key)))
     assert found is not None
     return str(found)
 
@@ -78,7 +79,7 @@ async def test_api_key_creation_and_revocation_are_logged_without_the_key(
 
     listed = await client.get(LOG, headers=auth(admin_key))
     stored = await stored_log_text(sessionmaker)
-    for secret in (new["key"], hash_key(new["key"]).hex(), admin_key):
+    for secret in (new["key"], token_digest(new["key"]).hex(), admin_key):
         assert secret not in listed.text
         assert secret not in stored
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import Actor, record_change
+from shared.core.auth import token_digest
 from shared.core.errors import NotFound, UnprocessableEntity
 from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import ApiKey
@@ -19,11 +19,6 @@ from shared.reference import register_markets, register_reviewers
 from shared.schemas.auth import ApiKeyRead
 
 KEY_PREFIX = "plk_"
-
-
-def hash_key(key: str) -> bytes:
-    """SHA-256 of the key: keys carry 256 random bits, so a slow hash buys nothing."""
-    return hashlib.sha256(key.encode()).digest()
 
 
 def generate_key() -> str:
@@ -63,7 +58,7 @@ async def create_api_key(
         name=name,
         role=role,
         prefix=plaintext[:10],
-        key_hash=hash_key(plaintext),
+        key_hash=token_digest(plaintext),
         reviewer_id=reviewer_id,
         markets=sorted(set(markets)) if markets is not None else None,
     )
@@ -87,7 +82,7 @@ def _key_snapshot(api_key: ApiKey) -> dict[str, object]:
 
 async def ensure_bootstrap_admin_key(session: AsyncSession, *, key: str) -> ApiKey:
     """Make sure an admin key with exactly this value exists (idempotent)."""
-    existing = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    existing = await session.scalar(select(ApiKey).where(ApiKey.key_hash == token_digest(key)))
     if existing is not None:
         if existing.revoked_at is not None or existing.role != "admin":
             existing.revoked_at = None
@@ -111,7 +106,7 @@ async def authenticate(session: AsyncSession, *, key: str) -> ApiKey | None:
     if len(key) > 512:
         return None
     return await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+        select(ApiKey).where(ApiKey.key_hash == token_digest(key), ApiKey.revoked_at.is_(None))
     )
 
 

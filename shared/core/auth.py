@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -34,3 +35,9 @@ class Principal:
     def can_see_market(self, market: str) -> bool:
         """Whether objects of ``market`` lie inside this caller's markets."""
         return self.markets is None or market in self.markets
+
+
+def token_digest(token: str) -> bytes:
+    """SHA-256 of a credential token as stored: API keys, session cookies and one-time links
+    carry 256 random bits, so a slow hash buys nothing and a lookup by digest is exact."""
+    return hashlib.sha256(token.encode()).digest()

@@ -3,7 +3,6 @@ OpenID Connect, language, disabling. Domain functions flush, never commit."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import Actor, record_change
-from shared.core.auth import Principal, Role
+from shared.core.auth import Principal, Role, token_digest
 from shared.core.errors import Conflict, NotFound, UnprocessableEntity
 from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import ConsoleSession, PasswordLink, User
@@ -25,11 +24,6 @@ from shared.users.passwords import hash_password, needs_rehash, verify_password
 
 USER_ORDER = Keyset(User.id)
 PASSWORD_LINK_PATH = "/console/password"  # noqa: S105 (a path, not a password)
-
-
-def token_digest(token: str) -> bytes:
-    """SHA-256 of a random token (links and session cookies carry 256 random bits)."""
-    return hashlib.sha256(token.encode()).digest()
 
 
 def principal_for(user: User) -> Principal:

@@ -13,9 +13,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.core.auth import token_digest
 from shared.models import ConsoleSession, User
 from shared.models.base import utcnow
-from shared.users.service import token_digest
 
 # last_seen_at is written at most this often, so reading pages does not write a row each.
 _TOUCH_EVERY = timedelta(seconds=60)
