@@ -11,7 +11,9 @@ header when the request has one (webhooks); otherwise (Slack bodies carry no hea
 UUIDs found in the body, which the benchmark maps back to its events.
 
 Control paths, for the benchmark only: ``GET /_bench/count`` (requests recorded),
-``GET /_bench/records`` (one line per request: ``<t>\\t<path>\\t<event id>\\t<uuids>``) and
+``GET /_bench/records`` (one line per request: ``<t>\\t<path>\\t<event id>\\t<uuids>``),
+``GET /_bench/bodies`` (one line per request: ``<path>\\t<event id>\\t<SHA-256 of the body>``,
+so a benchmark can tell a retry that sent the same bytes from one that did not) and
 ``POST /_bench/reset`` (forget them).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import re
 import signal
 import sys
@@ -42,14 +45,19 @@ class Sink:
 
     def __init__(self) -> None:
         self.records: list[Record] = []
+        # (path, event id, body digest) per request, in the order of ``records``.
+        self.bodies: list[tuple[str, str, str]] = []
 
     def _control(self, method: str, path: str) -> bytes:
         if path == CONTROL_PREFIX + "count":
             body = str(len(self.records)).encode()
         elif path == CONTROL_PREFIX + "records":
             body = "".join(f"{t:.6f}\t{p}\t{e}\t{u}\n" for t, p, e, u in self.records).encode()
+        elif path == CONTROL_PREFIX + "bodies":
+            body = "".join(f"{p}\t{e}\t{d}\n" for p, e, d in self.bodies).encode()
         elif path == CONTROL_PREFIX + "reset" and method == "POST":
             self.records = []
+            self.bodies = []
             body = b"reset"
         else:
             return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
@@ -94,7 +102,9 @@ class Sink:
                     writer.write(self._control(method, path))
                 else:
                     uuids = "" if event_id else ",".join(u.decode() for u in _UUID.findall(body))
-                    self.records.append((arrived, path, event_id.decode("latin-1"), uuids))
+                    event = event_id.decode("latin-1")
+                    self.records.append((arrived, path, event, uuids))
+                    self.bodies.append((path, event, hashlib.sha256(body).hexdigest()))
                     writer.write(_OK)
                 if close:
                     return
