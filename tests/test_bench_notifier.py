@@ -2,8 +2,9 @@
 its section of the report is written (and replaced, leaving the other sections alone).
 
 ``python -m benchmarks.notifier`` starts ``plumbline migrate``, a relay, a notifier and its
-sink as processes, so this runs it the same way, as a subprocess, at 200 events and 5
-channels (4 webhooks getting every event, 1 Slack-like channel getting the 2 rare ones). No
+sink as processes, so this runs it the same way, as a subprocess, at 200 events to one
+market's 5 channels (its webhook getting every event, its Lark, Teams and Slack channels the
+disputes and escalations they subscribe to). No
 timings are asserted: speed is what the benchmark itself reports.
 """
 
@@ -28,8 +29,9 @@ STALE_SECTION = "<!-- begin notifier -->\n## Notifier fan-out\n\nstale\n<!-- end
 def test_tiny_run_delivers_everything_and_writes_its_section(
     server_database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    """200 events to 5 channels: 4 x 200 webhook messages plus 1 x 2 Slack messages reach
-    the sink, none missing; the report's notifier section is replaced, the other kept."""
+    """200 events to one market's 5 channels: 200 webhook messages, 8 Lark (6 disputes and
+    2 escalations), 2 Teams, 2 + 1 Slack (the video channel hears of 1 escalation) reach the
+    sink, none missing; the report's notifier section is replaced, the other kept."""
     report = tmp_path / "benchmarks.md"
     report.write_text(OTHER_SECTION + "\n" + STALE_SECTION)
     env = {
@@ -39,7 +41,7 @@ def test_tiny_run_delivers_everything_and_writes_its_section(
     }
     command = [
         sys.executable, "-m", "benchmarks.notifier",
-        "--events", "200", "--rate", "200", "--channels", "5", "--repeats", "1",
+        "--events", "200", "--rate", "200", "--markets", "1", "--repeats", "1",
         "--warmup-events", "20", "--baseline-requests", "200", "--drain-timeout", "240",
         "--paced-seconds", "3",
         "--database", f"plumbline_bench_notifier_test_{uuid.uuid4().hex[:8]}",
@@ -61,10 +63,10 @@ def test_tiny_run_delivers_everything_and_writes_its_section(
     # Machine, command and settings are named.
     assert "- Machine: " in section
     assert "python -m benchmarks.notifier --events 200" in section
-    # 4 webhook channels x 200 events + 1 Slack channel x 2 rare events, all arrived once.
+    # 200 + 8 + 2 + 2 + 1 messages, all arrived once.
     row = next(line for line in section.splitlines() if line.startswith("| r1 |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[2] == "802 / 802", row
+    assert cells[2] == "213 / 213", row
     assert cells[3] == "0", row  # missing
     assert re.fullmatch(r"[\d,.]+ / [\d,.]+ / [\d,.]+", cells[7]), row  # delay p50 / p99 / max
     # The summary counts the paced run's deliveries too.
