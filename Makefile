@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed
 PYTHON_CANDIDATES := python3.13 python3.12 python3.11 python3 python
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench docs-briefing migrate revision compose-up
+.PHONY: help install run test test-faults lint format bench docs-briefing migrate revision compose-up
 
 help:
 	@echo "make install     create $(VENV) (Python 3.11+) and install Plumbline with dev tools"
 	@echo "make run         start everything (plumbline run); embedded PostgreSQL/Redis by default"
 	@echo "make test        run the test suite"
+	@echo "make test-faults the fault suite: parts and servers killed under load (~8 min)"
 	@echo "make lint        ruff check, ruff format --check, mypy --strict, import contracts"
 	@echo "make format      ruff format and autofix"
 	@echo "make bench       run the benchmarks"
@@ -60,6 +61,11 @@ test: install
 		|| [ -n "$$PLUMBLINE_CHROMIUM" ] \
 		|| echo "NOTE: no Chromium found: the console's browser tests will be SKIPPED (apt-get install chromium)"
 	$(BIN)/pytest
+
+# Issue 12's fault suite (tests/faults): real processes and their own embedded servers,
+# killed and restarted under load, then reconciled. Not part of `make test`.
+test-faults: install
+	PLUMBLINE_FAULT_SUITE=1 $(BIN)/pytest tests/faults -v
 
 lint: install
 	$(BIN)/ruff check .

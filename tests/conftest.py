@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 pytest_plugins: list[str] = []
 
+# The fault suite (tests/faults) starts its own servers and kills them under load for
+# minutes: `make test-faults` runs it (PLUMBLINE_FAULT_SUITE=1), plain `make test` does not.
+collect_ignore = [] if os.environ.get("PLUMBLINE_FAULT_SUITE") else ["faults"]
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
