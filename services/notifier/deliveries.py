@@ -16,11 +16,11 @@ import time
 import traceback
 import uuid
 import weakref
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Uuid, any_, literal, or_, select
+from sqlalchemy import ARRAY, String, Uuid, any_, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -135,6 +135,129 @@ async def fan_out_event(
         )
     )
     return list(unattempted)
+
+
+async def fan_out_events(
+    session: AsyncSession,
+    *,
+    event_ids: Sequence[uuid.UUID],
+    now: datetime,
+    supported_kinds: Collection[str],
+    public_url: str | None = None,
+    settings: Settings | None = None,
+    box: SecretBox | None = None,
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """``fan_out_event`` for many events in one transaction; returns, per event found, its
+    deliveries not yet attempted.
+
+    The notifier's fan-out jobs arrive at the events' rate, and most events are plain (about
+    a market and a queue, routed by subscription): those cost one query for the events, one
+    for the channels that may want them (matched here by ``channel_subscribes``, the rule of
+    ``subscribed_channels``), one INSERT for every delivery and one query for what is
+    unattempted, whatever their number. The others (addressed to channels, with recipients,
+    a report with files, a digest) go through ``fan_out_event`` one by one, in the same
+    transaction.
+    """
+    if public_url is None and settings is not None:
+        public_url = settings.public_url
+    ids = list(dict.fromkeys(event_ids))
+    events = list(
+        await session.scalars(
+            select(Event)
+            .where(Event.id == any_(literal(ids, ARRAY(Uuid()))))
+            .order_by(Event.occurred_at, Event.id)
+        )
+    )
+    plain = [event for event in events if _routed_by_subscription(event)]
+    for event in events:
+        if not _routed_by_subscription(event):
+            await fan_out_event(
+                session,
+                event_id=event.id,
+                now=now,
+                supported_kinds=supported_kinds,
+                public_url=public_url,
+                settings=settings,
+                box=box,
+            )
+    if plain:
+        types = sorted({event.type for event in plain})
+        candidates = list(
+            await session.scalars(
+                select(Channel)
+                .where(
+                    Channel.enabled,
+                    Channel.reviewer_id.is_(None),
+                    Channel.events.overlap(literal(types, ARRAY(String()))),
+                )
+                .order_by(Channel.id)
+            )
+        )
+        rows: list[dict[str, Any]] = []
+        digest_items: list[dict[str, Any]] = []
+        for event in plain:
+            event_rows, event_digest_items = _team_rows(
+                [channel for channel in candidates if channel_subscribes(channel, event)],
+                event,
+                now=now,
+                supported_kinds=supported_kinds,
+                public_url=public_url,
+            )
+            rows += event_rows
+            digest_items += event_digest_items
+        for chunk in _chunks(digest_items):
+            await session.execute(insert(DigestItem).values(chunk).on_conflict_do_nothing())
+        for chunk in _chunks(rows):
+            await session.execute(
+                insert(Delivery)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=[Delivery.channel_id, Delivery.event_id])
+            )
+    unattempted: dict[uuid.UUID, list[uuid.UUID]] = {event.id: [] for event in events}
+    found = await session.execute(
+        select(Delivery.id, Delivery.event_id).where(
+            Delivery.event_id == any_(literal([event.id for event in events], ARRAY(Uuid()))),
+            Delivery.status == "pending",
+            Delivery.attempts == 0,
+        )
+    )
+    for delivery_id, event_id in found:
+        unattempted[event_id].append(delivery_id)
+    return unattempted
+
+
+def _routed_by_subscription(event: Event) -> bool:
+    """An event whose deliveries are its subscribers' only, rendered from the event alone."""
+    return (
+        event.type != DIGEST_EVENT_TYPE
+        and not event.channel_ids
+        and not event.recipients
+        and event.type != EventType.REPORT_READY.value
+    )
+
+
+def channel_subscribes(channel: Channel, event: Event) -> bool:
+    """Whether ``subscribed_channels`` would pick ``channel`` (enabled, a team channel) for
+    ``event``: the same rule, in Python, for channels loaded once for many events."""
+    if not channel.enabled or channel.reviewer_id is not None:
+        return False
+    if event.type not in channel.events:
+        return False
+    # An event about no market (or queue) goes to every subscriber, as does a channel
+    # limited to none.
+    if (
+        event.market is not None
+        and channel.markets is not None
+        and (event.market not in channel.markets)
+    ):
+        return False
+    if (
+        event.queue is not None
+        and channel.queues is not None
+        and (event.queue not in channel.queues)
+    ):
+        return False
+    return channel.source_id == event.source_id
 
 
 async def subscribed_channels(session: AsyncSession, event: Event) -> list[Channel]:

@@ -20,12 +20,13 @@ nothing, so duplicated jobs cost a few queries each.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -39,7 +40,7 @@ from services.notifier.channels import ChannelAdapter, build_adapters
 from services.notifier.deliveries import (
     decrypt_cached,
     deliver_job_id,
-    fan_out_event,
+    fan_out_events,
     fan_out_job_id,
     send_claimed,
     send_test_message,
@@ -122,6 +123,7 @@ class NotifierState(WorkerState):
     rate_limiter: RateLimiter
     # Keys the limiter's per-target hashes (see rate_limit_key).
     target_key: bytes
+    fan_outs: FanOutBatcher
 
     async def close(self) -> None:
         """Close the HTTP client and the database engine."""
@@ -144,6 +146,7 @@ def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState
         retry_policy=RetryPolicy.from_settings(settings),
         rate_limiter=RateLimiter(redis),
         target_key=derived_key(settings, purpose="rate-limit-target"),
+        fan_outs=FanOutBatcher(),
     )
 
 
@@ -181,35 +184,128 @@ async def enqueue_deliveries(redis: ArqRedis, deliveries: Iterable[tuple[uuid.UU
 
 
 async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
-    """arq entry point: create the event's deliveries (one unit of work), then queue a job
-    for each of their channels that is idle (``idle_channel_heads``): a busy channel's
-    worker goes on to them itself, so a backlog costs no job per message."""
+    """arq entry point: the event's deliveries are created and their idle channels' heads
+    queued by ``fan_out_batch``, together with the other events whose jobs are running at
+    the same time (``FanOutBatcher``); returns how many deliveries were not yet attempted.
+    The job ends once that is committed, so a lost batch is a failed job, retried."""
+    return await state.fan_outs.fan_out(job.event_id, run=functools.partial(fan_out_batch, state))
+
+
+async def fan_out_batch(
+    state: NotifierState, event_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Create the deliveries of ``event_ids`` (one unit of work), then queue a job for each
+    of their channels that is idle (``idle_channel_heads``): a busy channel's worker goes
+    on to them itself, so a backlog costs no job per message. Returns, per event, how many
+    of its deliveries were not yet attempted."""
     async with unit_of_work(state.sessionmaker) as session:
-        unattempted = await fan_out_event(
+        unattempted = await fan_out_events(
             session,
-            event_id=job.event_id,
+            event_ids=event_ids,
             now=utcnow(),
             supported_kinds=state.adapters.keys(),
             public_url=state.settings.public_url,
             settings=state.settings,
             box=state.box,
         )
+    missing = [event_id for event_id in event_ids if event_id not in unattempted]
+    if missing:
+        logger.warning(
+            "events to fan out do not exist", extra={"event_ids": [str(e) for e in missing]}
+        )
+    new = [delivery_id for ids in unattempted.values() for delivery_id in ids]
     try:
-        heads = await _idle_heads(state, unattempted)
+        heads = await _idle_heads(state, new)
     except (SQLAlchemyError, OSError):
         # Every new delivery gets its job, as it would without the shortcut.
         logger.warning("could not find the idle channels; queueing every delivery", exc_info=True)
-        heads = [(delivery_id, 0) for delivery_id in unattempted]
+        heads = [(delivery_id, 0) for delivery_id in new]
     try:
         await enqueue_deliveries(state.redis, heads)
     except (RedisError, OSError):
         # The deliveries are committed and due: the sweep queues them.
         logger.warning("could not queue deliveries; the sweep will", exc_info=True)
     logger.info(
-        "event fanned out",
-        extra={"event_id": str(job.event_id), "deliveries": len(unattempted)},
+        "events fanned out",
+        extra={"events": len(unattempted), "deliveries": len(new), "jobs": len(heads)},
     )
-    return len(unattempted)
+    return {event_id: len(ids) for event_id, ids in unattempted.items()}
+
+
+FanOutRun = Callable[[Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, int]]]
+
+# Events fanned out in one transaction at most: their rows stay far below an INSERT's limit.
+FAN_OUT_BATCH = 200
+
+
+class FanOutBatcher:
+    """Fans out the events of the fan-out jobs running at the same time together.
+
+    A job hands its event over and waits for the batch holding it to be committed. While a
+    batch runs, the events of jobs started meanwhile wait for the next one, so under load a
+    transaction covers many events (its statements cost about what one event's do) and a
+    lone event is fanned out at once, as before. A batch that fails is tried again event by
+    event, so one bad event fails its own job only.
+    """
+
+    def __init__(self, *, max_batch: int = FAN_OUT_BATCH) -> None:
+        self._max_batch = max_batch
+        self._waiting: list[tuple[uuid.UUID, asyncio.Future[int]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def fan_out(self, event_id: uuid.UUID, *, run: FanOutRun) -> int:
+        """Fan ``event_id`` out with the others waiting, through ``run`` (``fan_out_batch``
+        on the worker's state); its unattempted deliveries' count."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append((event_id, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(run))
+        return await future
+
+    async def _drain(self, run: FanOutRun) -> None:
+        try:
+            while self._waiting:
+                batch = [entry for entry in self._waiting[: self._max_batch] if not entry[1].done()]
+                del self._waiting[: self._max_batch]
+                if batch:
+                    await self._run_batch(run, batch)
+        finally:
+            # Stopped (the worker shuts down): the jobs still waiting fail and run again.
+            for _, future in self._waiting:
+                future.cancel()
+            self._waiting.clear()
+
+    async def _run_batch(
+        self, run: FanOutRun, batch: list[tuple[uuid.UUID, asyncio.Future[int]]]
+    ) -> None:
+        try:
+            counts = await run([event_id for event_id, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], error=exc)
+                return
+            logger.warning("a fan-out batch failed; fanning its events out one by one")
+            for entry in batch:
+                await self._run_batch(run, [entry])
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for event_id, future in batch:
+            _settle(future, result=counts.get(event_id, 0))
+
+
+def _settle(
+    future: asyncio.Future[int], *, result: int = 0, error: BaseException | None = None
+) -> None:
+    """Complete ``future`` unless its job stopped waiting (cancelled)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 async def _idle_heads(
