@@ -1,31 +1,43 @@
 """Decision intake benchmark: the real stack under load on this machine, in one run.
 
-``python -m benchmarks.run [--duration S] [--repeats N] [--output docs/benchmarks.md]``
-(``make bench``) measures what issue #2 asks for:
+``python -m benchmarks.run [--stack run|services] [--duration S] [--repeats N]
+[--output docs/benchmarks.md]`` (``make bench``) measures what issues #2 and #12 ask for:
 
 1. the ceiling: wrk against ``GET /healthz``, the no-op endpoint behind the same middleware
    on the same server;
 2. single-event signed webhooks: wrk replaying pre-signed, unique events
    (``benchmarks/wrk_requests.lua``), alternating with (1) so that drift affects both; the
-   figure of merit is the ratio of the two medians (target: at least 35 %);
-3. 1,000-event batches from an httpx load generator (target: 50,000 events/s accepted);
+   figure of merit is the ratio of the two medians (target: at least 50 %);
+3. 1,000-event batches from an httpx load generator (target: 60,000 events/s accepted);
 4. nothing lost: once the outbox relay and the report worker have drained, every event
    acknowledged with a 202 is stored, the rows equal the events accepted, and the intake
-   rollup counts every row once.
+   rollup counts every row once;
+5. the same again on a fresh stack with more API workers (``--scale-workers``, 2), and how
+   the cores were shared between the API, PostgreSQL and the load generators.
 
-The stack is the production one, each part its own process: ``plumbline migrate``, then
-``plumbline api`` (uvicorn, ``--api-workers`` processes), ``plumbline relay`` and
-``plumbline report-worker``, all running throughout. PostgreSQL and Redis come from
-``PLUMBLINE_BENCH_DATABASE_URL`` / ``PLUMBLINE_BENCH_REDIS_URL``, else from
-``PLUMBLINE_TEST_DATABASE_URL`` / ``PLUMBLINE_TEST_REDIS_URL`` (then Redis database 15, so
-that the test suite's flushes of its own database cannot touch the benchmark's jobs), else
-embedded servers under a temporary directory. The database ``plumbline_bench`` is dropped
-and created fresh (and dropped again at the end); the Redis database is flushed.
+Each run also records the CPU time each part used (the API's, PostgreSQL's and the rest of
+the stack's process trees, the load generators), per event: unlike events/s, it hardly
+depends on what else the machine is doing.
+
+The stack (``--stack``):
+
+- ``run`` (the default): ``plumbline run`` exactly as ``make run`` starts it, in a fresh data
+  directory with no ``PLUMBLINE_*`` setting but the data directory, the port and the number of
+  API workers: its embedded PostgreSQL (unix socket) and Redis, the API, the report worker,
+  the notifier and the relay, at the default log level. These are the figures a user gets.
+- ``services``: each part its own process (``plumbline migrate``, ``plumbline api``,
+  ``plumbline relay``, ``plumbline report-worker``) at log level WARNING, against the
+  PostgreSQL and Redis of ``PLUMBLINE_BENCH_DATABASE_URL`` / ``PLUMBLINE_BENCH_REDIS_URL``,
+  else ``PLUMBLINE_TEST_DATABASE_URL`` / ``PLUMBLINE_TEST_REDIS_URL`` (then Redis database 15,
+  so that the test suite's flushes of its own database cannot touch the benchmark's jobs),
+  else embedded servers under a temporary directory. The database ``plumbline_bench`` is
+  dropped and created fresh (and dropped again at the end); the Redis database is flushed.
+  Kept for comparison with earlier results.
 
 Results go to ``docs/benchmarks.md`` (machine, command, settings, every repeat, medians and
-ratios), overwritten on each run, and a short summary to stdout. The exit status is 1 when
-the run fails or the nothing-lost check does not hold; missing a speed target is reported,
-not an error. Speed is measured here, never in timed tests.
+ratios), between its intake markers, and a short summary to stdout. The exit status is 1
+when the run fails or the nothing-lost check does not hold; missing a speed target is
+reported, not an error. Speed is measured here, never in timed tests.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ import math
 import os
 import platform
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -79,8 +92,9 @@ SOURCE_NAME = "bench-platform"
 CEILING_PATH = "/healthz"
 WEBHOOK_PATH = "/v1/webhooks/decisions"
 
-WEBHOOK_TARGET_RATIO = 0.35
-BATCH_TARGET_EVENTS_PER_S = 50_000
+# Issue #12: the figures a user gets from `make run`.
+WEBHOOK_TARGET_RATIO = 0.50
+BATCH_TARGET_EVENTS_PER_S = 60_000
 # Prepared single-event requests per webhook run, relative to what the ceiling run served
 # in the same time: the webhook can never be faster than the no-op endpoint.
 WEBHOOK_REQUEST_HEADROOM = 1.25
@@ -95,6 +109,10 @@ READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.5
 SERVICES = ("api", "relay", "report-worker")
+# `plumbline run` as `make run` starts it, or one process per part (the older setup).
+RUN_STACK = "run"
+SERVICES_STACK = "services"
+STACK_MODES = (RUN_STACK, SERVICES_STACK)
 
 
 class BenchmarkError(RuntimeError):
@@ -118,6 +136,8 @@ class Options:
     batch_senders: int
     batch_size: int
     drain_timeout: float
+    stack: str
+    scale_workers: int
     argv: tuple[str, ...]
 
     @property
@@ -151,7 +171,24 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         default=180.0,
         help="seconds to wait for the relay and report worker to catch up (180)",
     )
+    parser.add_argument(
+        "--stack",
+        choices=STACK_MODES,
+        default=RUN_STACK,
+        help="'run': `plumbline run` as `make run` starts it (embedded PostgreSQL and Redis, "
+        "default settings and log level); 'services': one process per part against "
+        "PLUMBLINE_BENCH_*/PLUMBLINE_TEST_* servers at log level WARNING (default: run)",
+    )
+    parser.add_argument(
+        "--scale-workers",
+        type=int,
+        default=2,
+        help="also measure with this many API workers on a fresh stack, for the scaling "
+        "section (2; 0 leaves it out)",
+    )
     args = parser.parse_args(argv)
+    if args.scale_workers < 0 or args.scale_workers == args.api_workers:
+        parser.error("--scale-workers must be 0 or differ from --api-workers")
     for name in ("duration", "repeats", "api_workers", "connections", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -170,6 +207,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         batch_senders=max(1, args.batch_senders),
         batch_size=args.batch_size,
         drain_timeout=args.drain_timeout,
+        stack=args.stack,
+        scale_workers=args.scale_workers,
         argv=tuple(sys.argv[1:] if argv is None else argv),
     )
 
@@ -218,6 +257,23 @@ def free_port() -> int:
 # ------------------------------------------------------------------------------- stack
 
 
+async def _wait_ready(stack: Stack | RunStack, client: httpx.AsyncClient) -> None:
+    """Wait until ``GET /readyz`` answers 200 (database, Redis and migrations fine)."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    last = "no answer"
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        try:
+            response = await client.get("/readyz")
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        await asyncio.sleep(0.2)
+    raise BenchmarkError(f"the API was not ready within {READY_TIMEOUT_SECONDS:.0f} s: {last}")
+
+
 @dataclass
 class Service:
     """One ``plumbline <command>`` process and its log file."""
@@ -238,6 +294,8 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.services: list[Service] = []
         self.exit_codes: dict[str, int | None] = {}
+        # Its backends on the shared server are found by this name (see ``CpuSplit``).
+        self.database_name: str | None = BENCH_DATABASE
 
     def _command(self, name: str) -> list[str]:
         return [sys.executable, "-m", "services.cli", name]
@@ -286,19 +344,7 @@ class Stack:
 
     async def wait_ready(self, client: httpx.AsyncClient) -> None:
         """Wait until ``GET /readyz`` answers 200 (database, Redis and migrations fine)."""
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        last = "no answer"
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                response = await client.get("/readyz")
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            await asyncio.sleep(0.2)
-        raise BenchmarkError(f"the API was not ready within {READY_TIMEOUT_SECONDS:.0f} s: {last}")
+        await _wait_ready(self, client)
 
     def stop(self) -> None:
         """SIGTERM every service, SIGKILL the process groups still alive after a grace period.
@@ -322,6 +368,16 @@ class Stack:
             self.exit_codes.setdefault(service.name, code)
         self.services = [s for s in self.services if s.process.returncode is None]
 
+    def cpu_roots(self) -> dict[str, set[int]]:
+        """The processes whose trees make up each part of the stack (see ``CpuSplit``).
+
+        The external PostgreSQL's backends are found by their database name instead.
+        """
+        roots: dict[str, set[int]] = {API_CPU: set(), SERVICES_CPU: set()}
+        for service in self.services:
+            roots[API_CPU if service.name == "api" else SERVICES_CPU].add(service.process.pid)
+        return roots
+
     def log_lines(self) -> dict[str, list[str]]:
         """Non-empty lines each service logged (at WARNING and above, so each is news)."""
         lines: dict[str, list[str]] = {}
@@ -332,11 +388,167 @@ class Stack:
         return lines
 
 
-def keep_logs(stack: Stack) -> Path:
+_STARTED = re.compile(r"started (\S+) \(pid (\d+)\)")
+_EMBEDDED_POSTGRES = re.compile(r"embedded PostgreSQL in .* \(pid (\d+)\)")
+_STARTED_BLOCK = re.compile(r"Plumbline is running|Plumbline started; the API is not ready")
+_GENERATED_KEY = re.compile(r"generated admin API key \(shown only now, keep it\): (\S+)")
+# `plumbline run`'s own lines about a child or server that died or failed.
+_RUN_TROUBLE = re.compile(r"exited with code|died; restarting|did not start|start-up failed")
+_LOUD_LEVELS = frozenset({"warning", "error", "critical"})
+
+
+def default_environment(workdir: Path, port: int, api_workers: int) -> dict[str, str]:
+    """The caller's environment without any ``PLUMBLINE_*`` setting (``make run``'s
+    defaults), plus a fresh data directory, a free port and the number of API workers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUMBLINE_")}
+    env.update(
+        {
+            "PLUMBLINE_DATA_DIR": str(workdir / "data"),
+            "PLUMBLINE_API_PORT": str(port),
+            "PLUMBLINE_API_WORKERS": str(api_workers),
+        }
+    )
+    return env
+
+
+class RunStack:
+    """``plumbline run`` as ``make run`` starts it: embedded PostgreSQL and Redis in a fresh
+    data directory, the API, the report worker, the notifier and the relay as its children,
+    default settings and log level. Its output (every child's log) goes to one file.
+    """
+
+    def __init__(self, workdir: Path, *, port: int, api_workers: int) -> None:
+        self.workdir = workdir
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.env = default_environment(workdir, port, api_workers)
+        self.log = workdir / "plumbline-run.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.pids: dict[str, int] = {}
+        self.admin_key = ""
+        self.database_url = ""
+        self.redis_url = ""
+        self.exit_codes: dict[str, int | None] = {}
+        # The embedded server's backends are found as its postmaster's children instead.
+        self.database_name: str | None = None
+
+    def output(self) -> str:
+        """What ``plumbline run`` and its children printed so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def migrate(self) -> None:
+        """Nothing to do: ``plumbline run`` migrates before it starts its children."""
+
+    def start(self) -> None:
+        """Start it, wait for its start-up block, read the pids, the key and the URLs."""
+        with self.log.open("wb") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "run"],
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+            )
+        # It prints its block once the API is ready, or after 90 s anyway ("not ready yet");
+        # ``wait_ready`` then waits for /readyz itself.
+        deadline = time.monotonic() + 2 * READY_TIMEOUT_SECONDS
+        while not _STARTED_BLOCK.search(text := self.output()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise BenchmarkError(f"plumbline run did not start:\n{text[-3000:]}")
+            time.sleep(0.2)
+        key = _GENERATED_KEY.search(text)
+        postgres = _EMBEDDED_POSTGRES.search(text)
+        if key is None or postgres is None:
+            raise BenchmarkError(f"unexpected start-up output of plumbline run:\n{text[-3000:]}")
+        self.admin_key = key.group(1)
+        self.pids = {name: int(pid) for name, pid in _STARTED.findall(text)}
+        self.pids["postgres"] = int(postgres.group(1))
+        # The children's environment holds the URLs of the embedded servers it resolved.
+        raw = Path(f"/proc/{self.pids['api']}/environ").read_bytes()
+        env = dict(item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0"))
+        self.database_url = env["PLUMBLINE_DATABASE_URL"]
+        self.redis_url = env["PLUMBLINE_REDIS_URL"]
+
+    def check_alive(self) -> None:
+        """Raise when ``plumbline run`` exited or restarted a child: not the stack's figures."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise BenchmarkError(
+                f"plumbline run exited with code {self.process.returncode}:\n"
+                f"{self.output()[-3000:]}"
+            )
+        trouble = [line for line in self.output().splitlines() if _RUN_TROUBLE.search(line)]
+        if trouble:
+            raise BenchmarkError("plumbline run restarted a process:\n" + "\n".join(trouble))
+
+    async def wait_ready(self, client: httpx.AsyncClient) -> None:
+        """Wait until ``GET /readyz`` answers 200 (database, Redis and migrations fine)."""
+        await _wait_ready(self, client)
+
+    def stop(self) -> None:
+        """SIGTERM, as Ctrl-C would (it stops its children and servers within 10 s); SIGKILL
+        whatever is left after the grace period, the embedded PostgreSQL included."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = self.process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            code = None
+        # Each child and Redis lead their process groups; PostgreSQL is a daemon of its own.
+        groups = [pid for name, pid in self.pids.items() if name != "postgres"]
+        for pid in (self.process.pid, *groups):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        postmaster = self.pids.get("postgres")
+        if code is None and postmaster is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(postmaster, signal.SIGQUIT)
+        self.process.wait()
+        self.exit_codes.setdefault("run", code)
+
+    def cpu_roots(self) -> dict[str, set[int]]:
+        """The API's process tree, the embedded PostgreSQL's (a daemon: not our descendant),
+        and ``plumbline run`` itself with its other children and the embedded Redis."""
+        assert self.process is not None
+        return {
+            API_CPU: {self.pids["api"]},
+            POSTGRES_CPU: {self.pids["postgres"]},
+            SERVICES_CPU: {self.process.pid},
+        }
+
+    def log_lines(self) -> dict[str, list[str]]:
+        """Lines at WARNING and above per service, and ``plumbline run``'s trouble lines.
+
+        At the default level (INFO) the children also log routine lines (arq's job starts
+        and ends, say); those are counted by ``log_volume``, not reported as anomalies.
+        """
+        lines: dict[str, list[str]] = {}
+        for line in self.output().splitlines():
+            if _RUN_TROUBLE.search(line):
+                lines.setdefault("run", []).append(line)
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("level") in _LOUD_LEVELS:
+                lines.setdefault(str(record.get("service", "?")), []).append(line)
+        return lines
+
+    def log_volume(self) -> int:
+        """Lines ``plumbline run`` and its children wrote, every level."""
+        return len(self.output().splitlines())
+
+
+def keep_logs(stack: Stack | RunStack) -> Path:
     """Copy the service logs out of the temporary directory, which the run deletes."""
     kept = Path(tempfile.mkdtemp(prefix="plumbline-bench-logs-"))
-    for log in stack.logs.glob("*.log"):
-        shutil.copy2(log, kept / log.name)
+    logs = [stack.log] if isinstance(stack, RunStack) else stack.logs.glob("*.log")
+    for log in logs:
+        if log.exists():
+            shutil.copy2(log, kept / log.name)
     return kept
 
 
@@ -346,7 +558,7 @@ def tail(path: Path, limit: int = 3000) -> str:
 
 
 def stack_environment(
-    backing: Backing, options: Options, workdir: Path, port: int, admin_key: str
+    backing: Backing, workdir: Path, port: int, admin_key: str, *, api_workers: int
 ) -> dict[str, str]:
     """The environment of every service: ours on top of the caller's."""
     env = dict(os.environ)
@@ -357,7 +569,7 @@ def stack_environment(
             "PLUMBLINE_DATA_DIR": str(workdir / "data"),
             "PLUMBLINE_API_HOST": "127.0.0.1",
             "PLUMBLINE_API_PORT": str(port),
-            "PLUMBLINE_API_WORKERS": str(options.api_workers),
+            "PLUMBLINE_API_WORKERS": str(api_workers),
             "PLUMBLINE_BOOTSTRAP_ADMIN_KEY": admin_key,
             "PLUMBLINE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "PLUMBLINE_LOG_LEVEL": "WARNING",
@@ -533,6 +745,7 @@ class WrkRun:
     acked: list[str] = field(repr=False)
     other_cpu: float = 0.0
     other_top: str = ""
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def requests_per_s(self) -> float:
@@ -656,6 +869,7 @@ class BatchRun:
     exhausted: bool
     other_cpu: float = 0.0
     other_top: str = ""
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -775,7 +989,9 @@ async def read_backlog(connection: Any) -> Backlog:
     return Backlog(int(row["pending"]), int(row["decisions"]), int(row["rolled_up"]))
 
 
-async def wait_drained(connection: Any, stack: Stack, patience: float) -> tuple[Backlog, float]:
+async def wait_drained(
+    connection: Any, stack: Stack | RunStack, patience: float
+) -> tuple[Backlog, float]:
     """Poll until the backlog is drained or ``patience`` seconds pass; returns it and the wait."""
     started = time.monotonic()
     while True:
@@ -841,7 +1057,7 @@ class LossCheck:
 
 async def check_nothing_lost(
     connection: Any,
-    stack: Stack,
+    stack: Stack | RunStack,
     *,
     source_id: str,
     webhooks: Sequence[WrkRun],
@@ -889,18 +1105,18 @@ async def check_nothing_lost(
 # ------------------------------------------------------------------------ neighbours
 
 
-def _process_cpu_seconds() -> dict[int, tuple[float, str]]:
-    """CPU seconds used so far by each process that is not part of this benchmark.
+API_CPU = "API"
+POSTGRES_CPU = "PostgreSQL"
+SERVICES_CPU = "other Plumbline processes"
+LOAD_CPU = "load generators"
+OTHER_CPU = "other"
+CPU_GROUPS = (API_CPU, POSTGRES_CPU, SERVICES_CPU, LOAD_CPU, OTHER_CPU)
 
-    Ours: this process and its descendants (wrk, the services, embedded servers) and the
-    PostgreSQL backends of the benchmark database. Shared servers' own processes (PostgreSQL
-    background workers, a system Redis) and kernel threads are left out: they cannot be
-    attributed. Everything else (another test suite and its database sessions, say) counts.
-    """
+
+def _process_table() -> dict[int, tuple[int, float, str]]:
+    """Every process: its parent, the CPU seconds it used so far and its command line."""
     tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    seconds: dict[int, float] = {}
-    commands: dict[int, str] = {}
+    table: dict[int, tuple[int, float, str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -911,58 +1127,108 @@ def _process_cpu_seconds() -> dict[int, tuple[float, str]]:
             continue
         # Fields after the parenthesised name: state, ppid, ... utime (14th), stime (15th).
         fields = stat.rpartition(")")[2].split()
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
-        commands[pid] = command.strip()
+        table[int(entry.name)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / tick,
+            command.strip(),
+        )
+    return table
 
+
+def _cpu_group(
+    pid: int,
+    table: dict[int, tuple[int, float, str]],
+    roots: dict[str, set[int]],
+    database: str | None,
+) -> str | None:
+    """Which part of the run a process belongs to, or None when it cannot be attributed.
+
+    ``database`` names the benchmark's database on a shared server (a trailing ``*``: every
+    database whose name starts so).
+
+    A process belongs to the first of its ancestors (itself included) that is a root of a
+    group; the rest of this benchmark's descendants (wrk, this process) are the load
+    generators. An external PostgreSQL's backends of the benchmark database count as
+    PostgreSQL; its other processes (background workers) and a system Redis are shared by
+    every user of that server and left out, as are kernel threads. Everything else (another
+    session's test suite and its database sessions, say) is "other".
+    """
     me = os.getpid()
+    command = table[pid][2]
+    seen: set[int] = set()
+    current = pid
+    while current > 1 and current not in seen:
+        for group, pids in roots.items():
+            if current in pids:
+                return group
+        if current == me:
+            return LOAD_CPU
+        seen.add(current)
+        current = table[current][0] if current in table else 0
+    if not command or command.startswith("redis-server"):
+        return None
+    if command.startswith("postgres"):
+        # "postgres: 15/main: postgres plumbline_bench 127.0.0.1(34100) idle": the name as a
+        # word, so that another session's plumbline_bench_h1 is not taken for ours.
+        if database is not None and any(
+            word == database or (database.endswith("*") and word.startswith(database[:-1]))
+            for word in command.split()
+        ):
+            return POSTGRES_CPU
+        backend = "(" in command or "[local]" in command
+        return OTHER_CPU if backend else None
+    return OTHER_CPU
 
-    def ours(pid: int) -> bool:
-        seen: set[int] = set()
-        while pid > 1 and pid not in seen:
-            if pid == me:
-                return True
-            seen.add(pid)
-            pid = parents.get(pid, 0)
-        return False
 
-    others: dict[int, tuple[float, str]] = {}
-    for pid, used in seconds.items():
-        command = commands[pid]
-        if not command or ours(pid) or command.startswith("redis-server"):
-            continue
-        if command.startswith("postgres"):
-            backend = "(" in command or "[local]" in command
-            if not backend or BENCH_DATABASE in command:
+class CpuSplit:
+    """How the machine's CPU time was spent during a run: by the API, PostgreSQL, the rest
+    of the stack, the load generators and other processes, each as a share of all cores.
+
+    Processes that both started and ended in between are not seen, so each share is a
+    floor (short-lived ones are rare here: the stack keeps its processes and connections).
+    """
+
+    def __init__(
+        self, roots: dict[str, set[int]] | None = None, *, database: str | None = BENCH_DATABASE
+    ) -> None:
+        self._roots = roots or {}
+        self._database = database
+        self._before = _process_table()
+        self._started = time.monotonic()
+
+    def shares(self) -> tuple[dict[str, float], str]:
+        """CPU share per group since creation, and the command that used most of "other"."""
+        after = _process_table()
+        used = dict.fromkeys(CPU_GROUPS, 0.0)
+        others: dict[str, float] = {}
+        for pid, (_, cpu, command) in after.items():
+            before = self._before.get(pid)
+            spent = cpu - before[1] if before is not None and before[2] == command else cpu
+            group = _cpu_group(pid, after, self._roots, self._database)
+            if group is None or spent <= 0:
                 continue
-        others[pid] = (used, command)
-    return others
+            used[group] += spent
+            if group == OTHER_CPU:
+                others[command] = others.get(command, 0.0) + spent
+        capacity = (os.cpu_count() or 1) * (time.monotonic() - self._started)
+        if capacity <= 0:
+            return dict.fromkeys(CPU_GROUPS, 0.0), ""
+        top = max(others, key=lambda command: others[command]) if others else ""
+        return {group: seconds / capacity for group, seconds in used.items()}, top[:80]
 
 
 class OtherProcessesCpu:
     """How busy the rest of the machine was during a run (other sessions, test suites)."""
 
     def __init__(self) -> None:
-        self._before = _process_cpu_seconds()
-        self._started = time.monotonic()
+        # Every benchmark database (plumbline_bench_notifier...) counts as the benchmark's.
+        self._split = CpuSplit(database=f"{BENCH_DATABASE}*")
 
     def share(self) -> tuple[float, str]:
         """CPU used by other processes since creation, as a share of all cores' time, and
-        the command of the process that used most.
-
-        Processes that both started and ended in between are not seen, so this is a floor.
-        """
-        after = _process_cpu_seconds()
-        used: dict[str, float] = {}
-        for pid, (cpu, command) in after.items():
-            before = self._before.get(pid, (0.0, command))[0]
-            used[command] = used.get(command, 0.0) + max(0.0, cpu - before)
-        capacity = (os.cpu_count() or 1) * (time.monotonic() - self._started)
-        if capacity <= 0 or not used:
-            return 0.0, ""
-        top = max(used, key=lambda command: used[command])
-        return sum(used.values()) / capacity, top[:80]
+        the command of the process that used most (a floor, see ``CpuSplit``)."""
+        shares, top = self._split.shares()
+        return shares[OTHER_CPU], top
 
 
 # ----------------------------------------------------------------------- measurement
@@ -1017,10 +1283,27 @@ def say(message: str) -> None:
     print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+# Reported with the results: the durability settings (never weakened), and those that set
+# the cost of a commit and of the WAL each event writes.
+POSTGRES_SETTINGS = (
+    "server_version",
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "data_checksums",
+    "shared_buffers",
+    "wal_buffers",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "commit_delay",
+    "wal_compression",
+)
+
+
 async def describe_servers(connection: Any, redis_url: str) -> tuple[dict[str, str], str]:
     """PostgreSQL version and durability settings; Redis version."""
     postgres: dict[str, str] = {}
-    for setting in ("server_version", "fsync", "synchronous_commit", "shared_buffers"):
+    for setting in POSTGRES_SETTINGS:
         postgres[setting] = str(await connection.fetchval(f"SHOW {setting}"))
     client = Redis.from_url(redis_url)
     try:
@@ -1031,7 +1314,12 @@ async def describe_servers(connection: Any, redis_url: str) -> tuple[dict[str, s
 
 
 async def measure(
-    options: Options, wrk: str, stack: Stack, backing: Backing, workdir: Path, admin_key: str
+    options: Options,
+    wrk: str,
+    stack: Stack | RunStack,
+    backing: Backing,
+    workdir: Path,
+    admin_key: str,
 ) -> Results:
     """Run every measurement against the started stack and check that nothing was lost."""
     # SIGTERM cancels the measurement like Ctrl-C does, so that every ``finally`` and
@@ -1058,12 +1346,13 @@ async def measure(
 
         async def ceiling(label: str, duration: int) -> WrkRun:
             await settle(f"ceiling {label}")
-            neighbours = OtherProcessesCpu()
+            split = CpuSplit(stack.cpu_roots(), database=stack.database_name)
             run = await run_wrk(
                 wrk, stack.base_url, options, label=f"ceiling-{label}", duration=duration,
                 workdir=workdir,
             )  # fmt: skip
-            run.other_cpu, run.other_top = neighbours.share()
+            run.cpu, run.other_top = split.shares()
+            run.other_cpu = run.cpu[OTHER_CPU]
             stack.check_alive()
             say(
                 f"ceiling {label}: {run.requests_per_s:,.0f} req/s, "
@@ -1079,12 +1368,13 @@ async def measure(
             )
             prefix = workdir / f"webhook-{label}"
             write_webhook_requests(factory, secret, prefix, label, options.threads, per_thread)
-            neighbours = OtherProcessesCpu()
+            split = CpuSplit(stack.cpu_roots(), database=stack.database_name)
             run = await run_wrk(
                 wrk, stack.base_url, options, label=f"webhook-{label}", duration=duration,
                 workdir=workdir, requests_prefix=prefix,
             )  # fmt: skip
-            run.other_cpu, run.other_top = neighbours.share()
+            run.cpu, run.other_top = split.shares()
+            run.other_cpu = run.cpu[OTHER_CPU]
             remove_webhook_requests(prefix, options.threads)
             stack.check_alive()
             say(
@@ -1110,7 +1400,7 @@ async def measure(
                 + options.batch_senders
             )
             prepared = prepare_batches(factory, secret, label, count, options.batch_size)
-            neighbours = OtherProcessesCpu()
+            split = CpuSplit(stack.cpu_roots(), database=stack.database_name)
             run = await run_batches(
                 stack.base_url,
                 prepared,
@@ -1118,7 +1408,8 @@ async def measure(
                 duration=duration,
                 senders=options.batch_senders,
             )
-            run.other_cpu, run.other_top = neighbours.share()
+            run.cpu, run.other_top = split.shares()
+            run.other_cpu = run.cpu[OTHER_CPU]
             del prepared
             stack.check_alive()
             batch_rate = max(batch_rate or 0.0, run.events_per_s)
@@ -1240,6 +1531,8 @@ class RunContext:
     inherited: dict[str, str]
     logs: dict[str, list[str]]
     exit_codes: dict[str, int | None]
+    log_volume: int | None = None
+    scaled: Pass | None = None
 
 
 def render_report(results: Results, context: RunContext) -> str:
@@ -1249,6 +1542,7 @@ def render_report(results: Results, context: RunContext) -> str:
     assert loss is not None
     ratio_ok = results.ratio >= WEBHOOK_TARGET_RATIO
     batch_ok = results.batch_median >= BATCH_TARGET_EVENTS_PER_S
+    run_mode = options.stack == RUN_STACK
     out: list[str] = []
     add = out.append
 
@@ -1266,7 +1560,7 @@ def render_report(results: Results, context: RunContext) -> str:
     )
     add(f"- Code: {context.code}")
     add("")
-    add("## Summary (issue #2)")
+    add("## Summary (issues #2 and #12)")
     add("")
     add("| Requirement | Measured (median of the repeats) | Target | |")
     add("| --- | --- | --- | --- |")
@@ -1293,13 +1587,18 @@ def render_report(results: Results, context: RunContext) -> str:
     for name, value in context.machine.items():
         add(f"- {name}: {value}")
     pg = results.postgres
-    add(
-        f"- PostgreSQL {pg.get('server_version', '?')} (fsync={pg.get('fsync', '?')}, "
-        f"synchronous_commit={pg.get('synchronous_commit', '?')}, "
-        f"shared_buffers={pg.get('shared_buffers', '?')}): {context.backing.database_origin}, "
-        f"database `{BENCH_DATABASE}` created fresh"
+    settings = ", ".join(
+        f"{name}={value}" for name, value in pg.items() if name != "server_version"
     )
-    add(f"- Redis {results.redis_version}: {context.backing.redis_origin}, flushed")
+    fresh = "" if run_mode else f", database `{BENCH_DATABASE}` created fresh"
+    add(
+        f"- PostgreSQL {pg.get('server_version', '?')}: {context.backing.database_origin}"
+        f"{fresh}; {settings}"
+    )
+    add(
+        f"- Redis {results.redis_version}: {context.backing.redis_origin}"
+        + ("" if run_mode else ", flushed")
+    )
     load = ", ".join(f"{value:.2f}" for value in context.load_before)
     add(f"- Load average before the run (1, 5, 15 min): {load}")
     add("")
@@ -1307,13 +1606,27 @@ def render_report(results: Results, context: RunContext) -> str:
     add("## Setup")
     add("")
     workers = options.api_workers
-    add(
-        "- Stack, each part its own process as in production, all running during every "
-        f"measurement: `plumbline migrate`, then `plumbline api` (uvicorn, {workers} "
-        f"worker{'s' if workers != 1 else ''}, `PLUMBLINE_API_WORKERS={workers}`, the same for "
-        "the ceiling and the webhook runs), `plumbline relay`, `plumbline report-worker`; "
-        "`PLUMBLINE_LOG_LEVEL=WARNING`. Load generators run on the same machine."
-    )
+    if run_mode:
+        volume = f" ({_n(context.log_volume)} lines in all)" if context.log_volume else ""
+        add(
+            "- Stack: `plumbline run`, as `make run` starts it, in a fresh data directory, with "
+            "no `PLUMBLINE_*` setting but the data directory, the port and "
+            f"`PLUMBLINE_API_WORKERS={workers}` (the default): its embedded PostgreSQL "
+            "(unix socket) and Redis, the API (uvicorn), the report worker, the notifier and "
+            "the relay as its children, all running during every measurement, at the default "
+            f"log level (INFO; their output went to a file, so as JSON lines{volume}). The "
+            "ceiling and the webhook runs use the same server. Load generators run on the "
+            "same machine."
+        )
+    else:
+        add(
+            "- Stack, each part its own process as in production, all running during every "
+            f"measurement: `plumbline migrate`, then `plumbline api` (uvicorn, {workers} "
+            f"worker{'s' if workers != 1 else ''}, `PLUMBLINE_API_WORKERS={workers}`, the same "
+            "for the ceiling and the webhook runs), `plumbline relay`, "
+            "`plumbline report-worker`; `PLUMBLINE_LOG_LEVEL=WARNING`. Load generators run on "
+            "the same machine."
+        )
     if context.inherited:
         settings = ", ".join(f"`{name}={value}`" for name, value in context.inherited.items())
         add(f"- Settings inherited from the environment: {settings}")
@@ -1351,6 +1664,12 @@ def render_report(results: Results, context: RunContext) -> str:
         "a floor. Figures from runs where it is well above 0 % are disturbed."
     )
     add(
+        "- CPU per event: CPU time each part used during a run (from `/proc`, per process "
+        "tree: the API's, PostgreSQL's, the rest of the stack's, the load generators' wrk "
+        "and httpx), divided by the events accepted; the median over the repeats. Unlike "
+        "events/s it hardly depends on what else the machine is doing."
+    )
+    add(
         "- Unanswered at stop: requests wrk had issued but whose answer it had not read when "
         "it stopped (at most one per connection, plus the one request wrk builds on its first "
         "thread to check the script and never sends)."
@@ -1373,6 +1692,8 @@ def render_report(results: Results, context: RunContext) -> str:
         f"| {_ms(statistics.median(r.p99_ms for r in results.ceilings))} | | | |"
     )
     add("")
+    add(cpu_line(results.ceilings, "request"))
+    add("")
 
     add(f"## 2. Single-event signed webhooks: `POST {WEBHOOK_PATH}`")
     add("")
@@ -1393,6 +1714,8 @@ def render_report(results: Results, context: RunContext) -> str:
         f"| {_ms(statistics.median(r.p50_ms for r in results.webhooks))} "
         f"| {_ms(statistics.median(r.p99_ms for r in results.webhooks))} | | | | | | |"
     )
+    add("")
+    add(cpu_line(results.webhooks, "event"))
     add("")
     add(
         f"Ratio of the medians: {_n(results.webhook_median)} / {_n(results.ceiling_median)} = "
@@ -1420,6 +1743,8 @@ def render_report(results: Results, context: RunContext) -> str:
         f"| {_ms(statistics.median(r.p50_ms for r in results.batches))} "
         f"| {_ms(statistics.median(r.p99_ms for r in results.batches))} | | | | | |"
     )
+    add("")
+    add(cpu_line(results.batches, "event"))
     add("")
     add(
         f"Median {_n(results.batch_median)} events/s against the target of "
@@ -1462,7 +1787,9 @@ def render_report(results: Results, context: RunContext) -> str:
     )
     add("")
 
-    notes = report_notes(results, context)
+    if context.scaled is not None:
+        out.extend(render_scaling(results, context))
+    notes = all_notes(results, context)
     add("## Anomalies")
     add("")
     out.extend(notes or ["None: no error statuses, socket errors or service log lines."])
@@ -1470,11 +1797,129 @@ def render_report(results: Results, context: RunContext) -> str:
     return "\n".join(out)
 
 
+def _events(run: WrkRun | BatchRun) -> int:
+    """What a run counts: requests for the ceiling, events accepted for intake."""
+    if isinstance(run, BatchRun):
+        return run.accepted
+    return run.accepted if run.label.startswith("webhook") else run.requests
+
+
+def _seconds(run: WrkRun | BatchRun) -> float:
+    return run.wall_s if isinstance(run, BatchRun) else run.duration_s
+
+
+def cpu_per_event(runs: Sequence[WrkRun | BatchRun]) -> dict[str, float]:
+    """Median CPU microseconds per event (request, for the ceiling) of each part."""
+    cores = os.cpu_count() or 1
+    return {
+        group: statistics.median(
+            run.cpu.get(group, 0.0) * cores * _seconds(run) / max(1, _events(run)) * 1e6
+            for run in runs
+        )
+        for group in CPU_GROUPS
+    }
+
+
+def busy_share(runs: Sequence[WrkRun | BatchRun]) -> float:
+    """Median share of all cores that were busy during the runs (every group)."""
+    return statistics.median(sum(run.cpu.values()) for run in runs)
+
+
+def cpu_line(runs: Sequence[WrkRun | BatchRun], unit: str) -> str:
+    """``CPU per event: API 300 µs, PostgreSQL 180 µs, ...; cores busy 98 %``."""
+    if not runs or not all(run.cpu for run in runs):
+        return ""
+    per = cpu_per_event(runs)
+    parts = ", ".join(f"{group} {per[group]:,.1f} µs" for group in CPU_GROUPS if group != OTHER_CPU)
+    return (
+        f"CPU per {unit} (median): {parts}; all cores were {busy_share(runs):.0%} busy "
+        f"({statistics.median(run.cpu.get(OTHER_CPU, 0.0) for run in runs):.0%} by other "
+        "processes)."
+    )
+
+
+def render_scaling(results: Results, context: RunContext) -> list[str]:
+    """Section 5: the same measurements with more API workers, on a fresh stack."""
+    scaled = context.scaled
+    assert scaled is not None
+    base_workers = context.options.api_workers
+    rows = [(base_workers, results), (scaled.api_workers, scaled.results)]
+    out = [
+        f"## 5. API workers: {base_workers} and {scaled.api_workers}",
+        "",
+        f"The same runs (warm-up, {context.options.repeats} "
+        f"repeat{'s' if context.options.repeats != 1 else ''}, nothing-lost check) on a "
+        f"fresh stack started with `PLUMBLINE_API_WORKERS={scaled.api_workers}`, right after "
+        "the runs above. CPU is each part's share of all cores during the runs (medians).",
+        "",
+        "| API workers | Ceiling req/s | Single events/s | vs ceiling | Batch events/s "
+        "| Single events: cores busy (API / PostgreSQL / load generators / rest) "
+        "| Batches: cores busy (API / PostgreSQL / load generators / rest) | Nothing lost |",
+        "| ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+
+    def split(runs: Sequence[WrkRun | BatchRun]) -> str:
+        if not all(run.cpu for run in runs):
+            return "?"
+        median = {g: statistics.median(run.cpu.get(g, 0.0) for run in runs) for g in CPU_GROUPS}
+        rest = median[SERVICES_CPU] + median[OTHER_CPU]
+        return (
+            f"{busy_share(runs):.0%} ({median[API_CPU]:.0%} / {median[POSTGRES_CPU]:.0%} / "
+            f"{median[LOAD_CPU]:.0%} / {rest:.0%})"
+        )
+
+    for workers, measured in rows:
+        loss = measured.loss
+        out.append(
+            f"| {workers} | {_n(measured.ceiling_median)} | {_n(measured.webhook_median)} "
+            f"| {measured.ratio:.1%} | {_n(measured.batch_median)} | {split(measured.webhooks)} "
+            f"| {split(measured.batches)} | {_met(loss is not None and loss.passed)} |"
+        )
+    first, second = results, scaled.results
+    out.extend(
+        [
+            "",
+            f"From {base_workers} to {scaled.api_workers} workers: ceiling "
+            f"{second.ceiling_median / first.ceiling_median:.2f} times, single events "
+            f"{second.webhook_median / first.webhook_median:.2f} times, batches "
+            f"{second.batch_median / first.batch_median:.2f} times.",
+            "",
+            "What limits it: this machine has "
+            f"{os.cpu_count()} cores, and the API is not alone on them. With one worker the "
+            "API process is the bottleneck (one Python process uses at most one core), and "
+            "what is left of the other core goes to PostgreSQL, wrk or httpx and the rest of "
+            "the stack. A second worker can only use the CPU time that was idle with one: "
+            "once the cores are close to 100 % busy, the second worker's share comes out of "
+            "PostgreSQL's and the load generators' and throughput stays roughly where it was "
+            "(for single events, each worker also commits its own smaller groups, so "
+            "PostgreSQL spends more per event). On a machine with cores to spare for "
+            "PostgreSQL and the clients, each worker adds about one API process's worth: the "
+            "CPU per event above is what to size by.",
+            "",
+        ]
+    )
+    return out
+
+
 def _statuses_str(errors: dict[str, int]) -> str:
     return ", ".join(f"{kind} {_n(n)}" for kind, n in sorted(errors.items())) or "none"
 
 
-def report_notes(results: Results, context: RunContext) -> list[str]:
+def all_notes(results: Results, context: RunContext) -> list[str]:
+    """The anomalies of the main pass and, prefixed, of the pass with more API workers."""
+    notes = report_notes(results, context.logs, context.exit_codes)
+    scaled = context.scaled
+    if scaled is not None:
+        more = report_notes(scaled.results, scaled.logs, scaled.exit_codes)
+        label = f"with {scaled.api_workers} API workers: "
+        notes.extend(note.replace("- ", f"- {label}", 1) if note.startswith("- ") else note
+                     for note in more)  # fmt: skip
+    return notes
+
+
+def report_notes(
+    results: Results, logs: dict[str, list[str]], exit_codes: dict[str, int | None]
+) -> list[str]:
     """Bullet points for everything unusual: errors, timeouts, log lines, ran-out inputs."""
     notes: list[str] = []
     for wrk_run in [*results.warmups, *results.ceilings, *results.webhooks]:
@@ -1510,11 +1955,11 @@ def report_notes(results: Results, context: RunContext) -> list[str]:
     for settle in results.settles:
         if not settle.drained:
             notes.append(f"- backlog not drained before {settle.before} ({settle.waited_s:.0f} s)")
-    for name, lines in context.logs.items():
+    for name, lines in logs.items():
         if lines:
-            notes.append(f"- `plumbline {name}` logged {len(lines)} lines (level WARNING):")
+            notes.append(f"- `plumbline {name}` logged {len(lines)} lines at WARNING or above:")
             notes.extend(f"  - {count}: {kind}" for kind, count in summarize_log(lines).items())
-    for name, code in context.exit_codes.items():
+    for name, code in exit_codes.items():
         if code is None:
             notes.append(f"- `plumbline {name}` did not stop within {STOP_TIMEOUT_SECONDS:.0f} s")
         elif code not in (0, -signal.SIGTERM):
@@ -1543,7 +1988,7 @@ def summarize_log(lines: Sequence[str]) -> dict[str, int]:
     return kinds
 
 
-def summary_lines(results: Results) -> list[str]:
+def summary_lines(results: Results, context: RunContext) -> list[str]:
     """The short summary printed at the end."""
     loss = results.loss
     assert loss is not None
@@ -1562,6 +2007,18 @@ def summary_lines(results: Results) -> list[str]:
         f"+ {_n(loss.stored_unacknowledged)} cut off by wrk's stop; "
         f"{_n(loss.lost)} acknowledged missing; rollup {_n(loss.rolled_up)}: "
         + ("OK" if loss.passed else "FAILED"),
+        *(scaling_summary(results, context.options.api_workers, context.scaled)),
+    ]
+
+
+def scaling_summary(results: Results, workers: int, scaled: Pass | None) -> list[str]:
+    """One line per worker count: single events/s, ratio, batch events/s."""
+    if scaled is None:
+        return []
+    return [
+        f"workers  {count}: ceiling {_n(r.ceiling_median)} req/s, single events "
+        f"{_n(r.webhook_median)}/s ({r.ratio:.1%}), batches {_n(r.batch_median)} events/s"
+        for count, r in ((workers, results), (scaled.api_workers, scaled.results))
     ]
 
 
@@ -1576,20 +2033,31 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; 0 when it completed and nothing was lost."""
-    options = parse_options(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    started = datetime.now(UTC).replace(microsecond=0)
-    load_before = os.getloadavg()
-    try:
-        wrk = ensure_wrk()
-        machine = machine_facts(wrk)
-        with (
-            tempfile.TemporaryDirectory(prefix="plumbline-bench-") as directory,
-            contextlib.ExitStack() as exits,
-        ):
-            workdir = Path(directory)
+@dataclass(frozen=True)
+class Pass:
+    """One stack started, measured and stopped: with some number of API workers."""
+
+    api_workers: int
+    results: Results
+    backing: Backing
+    logs: dict[str, list[str]]
+    exit_codes: dict[str, int | None]
+    # Lines `plumbline run` and its children wrote at their default level (None: services).
+    log_volume: int | None
+
+
+def run_pass(options: Options, wrk: str, workdir: Path, *, api_workers: int) -> Pass:
+    """Start a fresh stack with ``api_workers`` API processes, measure it, stop it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as exits:
+        stack: Stack | RunStack
+        if options.stack == RUN_STACK:
+            say(f"starting plumbline run ({api_workers} API worker(s), fresh data directory)")
+            run_stack = RunStack(workdir, port=free_port(), api_workers=api_workers)
+            stack = run_stack
+            exits.callback(run_stack.stop)
+            admin_key = ""
+        else:
             say("preparing PostgreSQL and Redis")
             backing = resolve_backing(
                 exits,
@@ -1599,55 +2067,100 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             port = free_port()
             admin_key = secrets.token_urlsafe(32)
-            env = stack_environment(backing, options, workdir, port, admin_key)
+            env = stack_environment(backing, workdir, port, admin_key, api_workers=api_workers)
             stack = Stack(env, workdir, f"http://127.0.0.1:{port}")
             # Registered after the servers: the services stop first.
             exits.callback(stack.stop)
             say("migrating and starting the API, the relay and the report worker")
-            try:
-                stack.migrate()
-                stack.start()
-                results = asyncio.run(measure(options, wrk, stack, backing, workdir, admin_key))
-            except Exception:
-                stack.stop()
-                print(f"service logs kept in {keep_logs(stack)}", file=sys.stderr)
-                raise
-            finally:
-                # Closing the event loop reset SIGTERM to its default: take it back.
-                signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            stack.migrate()
+            stack.start()
+            if isinstance(stack, RunStack):
+                admin_key = stack.admin_key
+                backing = Backing(
+                    server_url=stack.database_url,
+                    database_url=stack.database_url,
+                    database_origin=(
+                        "embedded PostgreSQL started by `plumbline run` in a fresh data "
+                        "directory, over its unix socket, database `postgres`"
+                    ),
+                    redis_url=stack.redis_url,
+                    redis_origin="embedded Redis started by `plumbline run`",
+                )
+            results = asyncio.run(measure(options, wrk, stack, backing, workdir, admin_key))
+        except Exception:
             stack.stop()
-            context = RunContext(
-                options=options,
-                backing=backing,
-                machine=machine,
-                code=code_version(),
-                started=started,
-                finished=datetime.now(UTC).replace(microsecond=0),
-                load_before=load_before,
-                inherited=inherited_settings(),
-                logs=stack.log_lines(),
-                exit_codes=dict(stack.exit_codes),
-            )
-            kept_logs = keep_logs(stack) if any(context.logs.values()) else None
+            print(f"service logs kept in {keep_logs(stack)}", file=sys.stderr)
+            raise
+        finally:
+            # Closing the event loop reset SIGTERM to its default: take it back.
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        stack.stop()
+        logs = stack.log_lines()
+        if any(logs.values()):
+            say(f"service logs kept in {keep_logs(stack)}")
+        return Pass(
+            api_workers=api_workers,
+            results=results,
+            backing=backing,
+            logs=logs,
+            exit_codes=dict(stack.exit_codes),
+            log_volume=stack.log_volume() if isinstance(stack, RunStack) else None,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when it completed and nothing was lost."""
+    options = parse_options(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    started = datetime.now(UTC).replace(microsecond=0)
+    load_before = os.getloadavg()
+    scaled: Pass | None = None
+    try:
+        wrk = ensure_wrk()
+        machine = machine_facts(wrk)
+        with tempfile.TemporaryDirectory(prefix="plumbline-bench-") as directory:
+            workdir = Path(directory)
+            main_pass = run_pass(options, wrk, workdir / "main", api_workers=options.api_workers)
+            if options.scale_workers:
+                scaled = run_pass(
+                    options, wrk, workdir / "scaled", api_workers=options.scale_workers
+                )
     except (BenchmarkError, OSError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, _Terminated, asyncio.CancelledError):
         print("benchmark interrupted", file=sys.stderr)
         return 130
+    context = RunContext(
+        options=options,
+        backing=main_pass.backing,
+        machine=machine,
+        code=code_version(),
+        started=started,
+        finished=datetime.now(UTC).replace(microsecond=0),
+        load_before=load_before,
+        inherited=inherited_settings() if options.stack == SERVICES_STACK else {},
+        logs=main_pass.logs,
+        exit_codes=main_pass.exit_codes,
+        log_volume=main_pass.log_volume,
+        scaled=scaled,
+    )
+    results = main_pass.results
     write_section(options.output, "intake", render_report(results, context))
     say(f"wrote {options.output}")
-    for line in summary_lines(results):
+    for line in summary_lines(results, context):
         print(line)
-    notes = report_notes(results, context)
+    notes = all_notes(results, context)
     if notes:
         print("anomalies:")
         for note in notes:
             print(note)
-    if kept_logs is not None:
-        print(f"service logs kept in {kept_logs}")
     assert results.loss is not None
-    return 0 if results.loss.passed else 1
+    passed = results.loss.passed and (
+        scaled is None or (scaled.results.loss is not None and scaled.results.loss.passed)
+    )
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
