@@ -143,18 +143,43 @@ async def apply_all(sessionmaker: Sessions) -> None:
             return
 
 
+async def day_snapshot(session: AsyncSession) -> tuple[Snapshot, Snapshot]:
+    """The day rollups, keyed by their primary keys."""
+    queue_days = {
+        (r["day"], r["market"], r["queue"]): dict(r)
+        for r in (await session.execute(text("SELECT * FROM queue_day_rollups"))).mappings()
+    }
+    population_days = {
+        (r["day"], r["market"]): dict(r)
+        for r in (await session.execute(text("SELECT * FROM population_day_rollups"))).mappings()
+    }
+    return queue_days, population_days
+
+
 async def assert_incremental_equals_rebuild(sessionmaker: Sessions) -> tuple[Snapshot, Snapshot]:
-    """Compare row by row with a rebuild from scratch (rolled back: nothing changes)."""
+    """Compare row by row with a rebuild from scratch (rolled back: nothing changes), the day
+    rollups too (kept by the jobs, and rebuilt from the rebuilt rows)."""
     async with sessionmaker() as session:
         incremental = await snapshot(session)
+        incremental_days = await day_snapshot(session)
     async with sessionmaker() as session, session.begin():
         await rebuild_quality_rollups(session)
         rebuilt = await snapshot(session)
+        rebuilt_days = await day_snapshot(session)
         await session.rollback()
-    for table, mine, truth in zip(("quality", "confusion"), incremental, rebuilt, strict=True):
+    tables = ("quality", "confusion", "queue_day", "population_day")
+    for table, mine, truth in zip(
+        tables, (*incremental, *incremental_days), (*rebuilt, *rebuilt_days), strict=True
+    ):
         assert sorted(mine) == sorted(truth), table
         for key, row in truth.items():
             assert mine[key] == row, (table, key)
+    # The day rollups are the slice totals summed: the moderators of a market, queue and day.
+    totals: dict[tuple[Any, ...], int] = {}
+    for (day, market, queue, _, policy), counts in rebuilt[0].items():
+        if policy == "*":
+            totals[day, market, queue] = totals.get((day, market, queue), 0) + counts["audited"]
+    assert {key: row["audited"] for key, row in rebuilt_days[0].items()} == totals
     return incremental
 
 

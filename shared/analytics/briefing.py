@@ -5,9 +5,11 @@ after one refresh: the comparison (markets, or the queues of the one market aske
 error breakdown, the headline's errors and rates (the row functions of the comparison,
 errors and rates reports: ``comparison_rows``, ``errors_row``, ``rates_row``) and the weekly
 trend (``trend_rows``, as ``trend_report``) from one query grouped by (dimension, day);
-population accuracy from ``population_rows`` (as ``population_report``). The calibration
-agreement is what each closed session stored at its close (what ``GET /v1/calibrations/{id}/
-results`` answers); quizzes and training from their domains.
+population accuracy from ``population_rows`` (as ``population_report``). Both queries read
+the day rollups where they cover the viewer's scope (``shared.analytics.day_rollups``: the
+same sums as the finer rows give, from ~1/50 and ~1/2000 of the rows at 10 M decisions).
+The calibration agreement is what each closed session stored at its close (what
+``GET /v1/calibrations/{id}/results`` answers); quizzes and training from their domains.
 The viewer's reach applies to every section: a moderator key gets its own briefing.
 """
 
@@ -20,10 +22,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.analytics.comparison import SliceCounts, comparison_rows
+from shared.analytics.day_rollups import queue_day_rollups_cover
 from shared.analytics.errors import errors_row
 from shared.analytics.filters import analytics_scope
 from shared.analytics.population import population_rows
-from shared.analytics.queries import QUALITY_COUNTERS, RollupSum, sum_quality_rollups
+from shared.analytics.queries import (
+    QUALITY_COUNTERS,
+    RollupSum,
+    sum_quality_rollups,
+    sum_queue_day_rollups,
+)
 from shared.analytics.rates import rates_row
 from shared.analytics.rollups import refresh_rollups
 from shared.analytics.schemas import (
@@ -127,8 +135,11 @@ async def briefing(
     # trend all sum the same rollup rows: one query grouped by (dimension, day) gives each its
     # counts (markets, or one market's queues, partition the window, so a slice's counts are
     # the sum of its days, the totals the sum of the slices, and a week's counts the sum of
-    # its days). Sums of whole numbers: exactly what grouping by each in SQL gives.
-    day_sums = await sum_quality_rollups(
+    # its days). Sums of whole numbers: exactly what grouping by each in SQL gives. Read from
+    # the day rollups (every moderator's totals per market, queue and day) unless the viewer
+    # sees one moderator only: the same sums, from ~1/50 of the rows.
+    sum_totals = sum_queue_day_rollups if queue_day_rollups_cover(scope) else sum_quality_rollups
+    day_sums = await sum_totals(
         session, scope=scope, group_by=[dimension, "day"], counters=BRIEFING_COUNTERS
     )
     slice_counts: dict[str, dict[str, int]] = {}
@@ -163,7 +174,11 @@ async def briefing(
         alpha=trend_query.alpha,
     )
     population_rows_all = await population_rows(
-        session, scope=scope, group_by=None, min_audits=population_query.min_audits
+        session,
+        scope=scope,
+        group_by=None,
+        min_audits=population_query.min_audits,
+        from_day_rollups=True,
     )
     comparison = ComparisonReport(
         day_from=scope.day_from,

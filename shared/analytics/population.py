@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, cast, func, literal, select
+from sqlalchemy import BigInteger, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.analytics.day_rollups import population_day_rollups_cover
 from shared.analytics.exports import TableSheet, rows_csv, rows_xlsx
 from shared.analytics.filters import AnalyticsScope, analytics_scope
 from shared.analytics.queries import Dimension, quality_sums_select
@@ -42,6 +43,8 @@ from shared.analytics.schemas import (
     PopulationRow,
 )
 from shared.analytics.slices import about_rows, join_notes, rate
+from shared.analytics.strata import strata_sum_columns
+from shared.models.analytics import ALL_MARKETS, PopulationDayRollup
 from shared.reports.service import Viewer
 from shared.schemas.reports import ReportLanguage
 from shared.stats.estimation import PopulationEstimate
@@ -135,34 +138,8 @@ async def population_sums(
         group_by=[*dimensions, "day", "moderator"],
         counters=["decisions", "audited", "correct"],
     ).subquery("strata")
-    # Float arithmetic throughout (float8 in PostgreSQL): numeric would be exact but several
-    # times slower over tens of thousands of strata, and the estimate is a float anyway.
-    big_n = cast(strata.c.decisions, Float)
-    small_n = cast(strata.c.audited, Float)
-    share_correct = cast(strata.c.correct, Float) / small_n  # p_h
-    one, zero = literal(1.0, Float), literal(0.0, Float)
-    # FILTER runs before the aggregate's argument: no division by an empty stratum's n_h.
-    audited = strata.c.audited > 0
-    finite_correction = func.greatest(zero, one - small_n / big_n)
     key: Any = strata.c.k0 if group_by is not None else literal(ALL_KEY)
-    query = select(
-        key.label("key"),
-        cast(func.sum(strata.c.decisions), BigInteger).label("decisions"),
-        cast(func.coalesce(func.sum(strata.c.decisions).filter(audited), 0), BigInteger).label(
-            "covered"
-        ),
-        func.coalesce(func.sum(big_n * share_correct).filter(audited), zero).label(
-            "weighted_correct"
-        ),
-        func.coalesce(
-            func.sum(
-                big_n * big_n * share_correct * (one - share_correct) / small_n * finite_correction
-            ).filter(audited, strata.c.decisions > 0),
-            zero,
-        ).label("variance_sum"),
-        cast(func.sum(strata.c.audited), BigInteger).label("audited"),
-        cast(func.sum(strata.c.correct), BigInteger).label("correct"),
-    )
+    query = select(key.label("key"), *strata_sum_columns(strata))
     if group_by is not None:
         query = query.group_by(strata.c.k0)
     result = await session.execute(query)
@@ -179,6 +156,49 @@ async def population_sums(
             correct=int(row.correct),
         )
     return sums
+
+
+async def population_day_sums(
+    session: AsyncSession, *, scope: AnalyticsScope
+) -> dict[str, StrataSums]:
+    """What ``population_sums`` gives without ``group_by``, read from
+    ``population_day_rollups``: the strata sums of the window's days added up (strata never
+    span days). For a scope they cover (``shared.analytics.day_rollups.
+    population_day_rollups_cover``: every market or one, no other filter; ValueError
+    otherwise)."""
+    if not population_day_rollups_cover(scope):
+        raise ValueError("population_day_rollups hold every market's strata or one market's")
+    table = PopulationDayRollup
+    market = ALL_MARKETS if scope.markets is None else scope.markets[0]
+    row = (
+        await session.execute(
+            select(
+                func.count().label("days"),
+                cast(func.sum(table.decisions), BigInteger).label("decisions"),
+                cast(func.sum(table.covered_decisions), BigInteger).label("covered"),
+                func.sum(table.weighted_correct).label("weighted_correct"),
+                func.sum(table.variance_sum).label("variance_sum"),
+                cast(func.sum(table.audited), BigInteger).label("audited"),
+                cast(func.sum(table.correct), BigInteger).label("correct"),
+            ).where(
+                table.market == market,
+                table.day >= scope.day_from,
+                table.day <= scope.day_to,
+            )
+        )
+    ).one()
+    if not row.days:  # no rollup row at all, as population_sums answers then
+        return {}
+    return {
+        ALL_KEY: StrataSums(
+            decisions=int(row.decisions),
+            covered_decisions=int(row.covered),
+            weighted_correct=float(row.weighted_correct),
+            variance_sum=float(row.variance_sum),
+            audited=int(row.audited),
+            correct=int(row.correct),
+        )
+    }
 
 
 def population_row(key: str, sums: StrataSums, *, min_audits: int) -> PopulationRow:
@@ -237,11 +257,16 @@ async def population_rows(
     scope: AnalyticsScope,
     group_by: PopulationGroup | None,
     min_audits: int,
+    from_day_rollups: bool = False,
 ) -> list[PopulationRow]:
     """The rows of ``population_report`` over the rollups as they are (the caller refreshed
     them): one per slice in byte order, or one ``(all)`` row without ``group_by``, also when
-    nothing was counted."""
-    sums = await population_sums(session, scope=scope, group_by=group_by)
+    nothing was counted. ``from_day_rollups``: read ``population_day_rollups`` instead of
+    the strata where they cover the scope, without ``group_by`` (the briefing)."""
+    if from_day_rollups and group_by is None and population_day_rollups_cover(scope):
+        sums = await population_day_sums(session, scope=scope)
+    else:
+        sums = await population_sums(session, scope=scope, group_by=group_by)
     if group_by is None and not sums:
         sums = {ALL_KEY: _NOTHING}
     return [

@@ -17,7 +17,12 @@ from sqlalchemy import ColumnElement, Date, Float, Select, Table, cast, func, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.analytics.filters import AnalyticsScope
-from shared.models.analytics import ALL_POLICIES, ActionConfusionRollup, QualityRollup
+from shared.models.analytics import (
+    ALL_POLICIES,
+    ActionConfusionRollup,
+    QualityRollup,
+    QueueDayRollup,
+)
 
 Dimension = Literal[
     "day", "week", "month", "market", "queue", "moderator", "policy", "action", "expected_action"
@@ -26,6 +31,7 @@ KeyPart = str | date
 
 _QUALITY: Table = QualityRollup.__table__  # type: ignore[assignment]  # a mapped class's table
 _CONFUSION: Table = ActionConfusionRollup.__table__  # type: ignore[assignment]
+_QUEUE_DAY: Table = QueueDayRollup.__table__  # type: ignore[assignment]
 
 QUALITY_COUNTERS: tuple[str, ...] = tuple(
     column.name
@@ -72,7 +78,13 @@ def _sums_select(
         func.coalesce(func.sum(cast(table.c[name], Float)), 0.0).label(name) for name in counters
     ]
     query = select(*keys, *sums).where(table.c.day >= scope.day_from, table.c.day <= scope.day_to)
-    if "policy" in group_by:
+    if table is _QUEUE_DAY:
+        # Every moderator's slice totals, summed: nothing to choose between policy rows.
+        if scope.moderator_id is not None or scope.policy is not None:
+            raise ValueError("queue_day_rollups have no moderator or policy to filter by")
+        if {"moderator", "policy"} & set(group_by):
+            raise ValueError("queue_day_rollups have no moderator or policy to group by")
+    elif "policy" in group_by:
         query = query.where(table.c.policy != ALL_POLICIES)
         if scope.policy is not None:
             query = query.where(table.c.policy == scope.policy)
@@ -82,7 +94,7 @@ def _sums_select(
         query = query.where(table.c.market.in_(scope.markets))
     if scope.queue is not None:
         query = query.where(table.c.queue == scope.queue)
-    if scope.moderator_id is not None:
+    if scope.moderator_id is not None and table is not _QUEUE_DAY:
         query = query.where(table.c.moderator_id == scope.moderator_id)
     if keys:
         query = query.group_by(*keys)
@@ -148,6 +160,25 @@ async def sum_quality_rollups(
     if unknown:
         raise ValueError(f"not quality_rollups counters: {sorted(unknown)}")
     return await _sum_rollups(session, _QUALITY, scope=scope, group_by=group_by, counters=counters)
+
+
+async def sum_queue_day_rollups(
+    session: AsyncSession,
+    *,
+    scope: AnalyticsScope,
+    group_by: Sequence[Dimension] = (),
+    counters: Sequence[str] = QUALITY_COUNTERS,
+) -> list[RollupSum]:
+    """What ``sum_quality_rollups`` gives for the slice totals, read from
+    ``queue_day_rollups`` (every moderator's totals per market, queue and day): for a scope
+    with no moderator or policy filter, grouped by periods, market or queue (ValueError
+    otherwise; ``shared.analytics.day_rollups.queue_day_rollups_cover`` says which)."""
+    unknown = set(counters) - set(QUALITY_COUNTERS)
+    if unknown:
+        raise ValueError(f"not quality_rollups counters: {sorted(unknown)}")
+    return await _sum_rollups(
+        session, _QUEUE_DAY, scope=scope, group_by=group_by, counters=counters
+    )
 
 
 async def sum_action_confusion(

@@ -24,6 +24,11 @@ every change committed before it was asked. ``rebuild_quality_rollups`` recomput
 tables from scratch for a range of days, in SQL, for operators (``plumbline rollups
 rebuild``) and for the tests that prove the incremental rows equal the rebuilt ones.
 
+Each of them ends by recomputing the day rollups (``shared.analytics.day_rollups``: the
+totals per market, queue and day, the population strata sums per day) of the days it
+changed, in the same transaction, so what the briefing reads from them is always what the
+rows here add up to.
+
 A slice's ``day`` is the decision's market-local day: for decisions and appeals
 ``(decided_at AT TIME ZONE markets.time_zone)::date`` (UTC for an unknown market), for
 verdicts the audit's ``day``, which the sampler computed the same way.
@@ -45,6 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.analytics.day_rollups import rebuild_day_rollups, recompute_day_rollups
 from shared.core.outbox import add_job
 from shared.jobs import ApplyQualityRollups
 from shared.models.analytics import ALL_POLICIES, NO_POLICY
@@ -443,15 +449,23 @@ _DELETE_DIRTY = text("DELETE FROM dirty_rollup_slices WHERE id = ANY(CAST(:ids A
 
 
 async def recompute_slices(session: AsyncSession, slices: Iterable[Slice]) -> int:
-    """Recompute the verdict side of ``slices`` from the raw tables; returns how many.
+    """Recompute the verdict side of ``slices`` from the raw tables, then the day rollups of
+    their days; returns how many slices.
 
     Takes each slice's advisory lock (transaction-scoped, in one global order) first, so
     that two transactions recomputing one slice run one after the other and the second
     reads what the first committed.
     """
     unique = sorted(set(slices))
+    await _recompute_slices(session, unique)
+    await recompute_day_rollups(session, days={s.day for s in unique})
+    return len(unique)
+
+
+async def _recompute_slices(session: AsyncSession, unique: Sequence[Slice]) -> None:
+    """``recompute_slices`` of distinct sorted ``unique`` without the day rollups."""
     if not unique:
-        return 0
+        return
     values = {
         "days": [s.day for s in unique],
         "markets": [s.market for s in unique],
@@ -465,7 +479,6 @@ async def recompute_slices(session: AsyncSession, slices: Iterable[Slice]) -> in
     await session.execute(_RECOMPUTE_QUALITY, values)
     await session.execute(_DELETE_CONFUSION, values)
     await session.execute(_INSERT_CONFUSION, values)
-    return len(unique)
 
 
 async def apply_dirty_slices(
@@ -477,16 +490,23 @@ async def apply_dirty_slices(
     rows another transaction holds (``wait=False``); a report (``wait=True``) waits for
     them, so that what it then reads includes that transaction's work.
     """
+    done, days = await _apply_dirty_slices(session, limit=limit, wait=wait)
+    await recompute_day_rollups(session, days=days)
+    return done
+
+
+async def _apply_dirty_slices(
+    session: AsyncSession, *, limit: int, wait: bool
+) -> tuple[int, set[date]]:
+    """``apply_dirty_slices`` without the day rollups; also returns the slices' days."""
     claim = _CLAIM_DIRTY_WAIT if wait else _CLAIM_DIRTY_SKIP
     claimed = (await session.execute(claim, {"limit": limit})).all()
     if not claimed:
-        return 0
-    done = await recompute_slices(
-        session,
-        (Slice(row.day, row.market, row.queue, row.moderator_id) for row in claimed),
-    )
+        return 0, set()
+    unique = sorted({Slice(row.day, row.market, row.queue, row.moderator_id) for row in claimed})
+    await _recompute_slices(session, unique)
     await session.execute(_DELETE_DIRTY, {"ids": [row.id for row in claimed]})
-    return done
+    return len(unique), {s.day for s in unique}
 
 
 # ------------------------------------------------------------------------- intake batches
@@ -522,7 +542,8 @@ _APPLY_BATCHES = text(
             updated_at = now()
         RETURNING 1
     )
-    SELECT coalesce(sum(decisions) FILTER (WHERE policy = '{ALL_POLICIES}'), 0)
+    SELECT coalesce(sum(decisions) FILTER (WHERE policy = '{ALL_POLICIES}'), 0) AS counted,
+           coalesce(array_agg(DISTINCT day), '{{}}') AS days
     FROM decision_counts
     """
 )
@@ -535,15 +556,26 @@ async def apply_pending_intake_batches(
     session: AsyncSession, *, limit: int = MAX_BATCHES_PER_RUN
 ) -> int:
     """Count pending intake batches into the decision side of ``quality_rollups``, each
-    exactly once; returns the number of decisions counted (0 when another job got there
-    first, or while a rebuild runs: the batches wait for the next job or sweep)."""
+    exactly once, then recompute the day rollups of their days; returns the number of
+    decisions counted (0 when another job got there first, or while a rebuild runs: the
+    batches wait for the next job or sweep)."""
+    counted, days = await _apply_pending_intake_batches(session, limit=limit)
+    await recompute_day_rollups(session, days=days)
+    return counted
+
+
+async def _apply_pending_intake_batches(
+    session: AsyncSession, *, limit: int
+) -> tuple[int, set[date]]:
+    """``apply_pending_intake_batches`` without the day rollups; also returns the days the
+    batches' decisions counted under."""
     if not await session.scalar(_TRY_LOCK_INTAKE_SHARED):
-        return 0
+        return 0, set()
     claimed = (await session.execute(_CLAIM_BATCHES, {"limit": limit})).all()
     if not claimed:
-        return 0
+        return 0, set()
     batch_ids = [row.batch_id for row in claimed]
-    counted = await session.scalar(
+    applied = await session.execute(
         _APPLY_BATCHES,
         {
             "first_id": min(row.first_decision_id for row in claimed),
@@ -551,8 +583,9 @@ async def apply_pending_intake_batches(
             "batch_ids": batch_ids,
         },
     )
+    counted, days = applied.one()
     await session.execute(_MARK_APPLIED, {"batch_ids": batch_ids})
-    return int(counted or 0)
+    return int(counted), set(days)
 
 
 # ------------------------------------------------------------------------- reports
@@ -590,8 +623,14 @@ async def refresh_rollups(session: AsyncSession) -> None:
     await tune_report_transaction(session)
     try:
         async with session.begin_nested():
-            await apply_dirty_slices(session, limit=REFRESH_DIRTY_LIMIT, wait=True)
-            await apply_pending_intake_batches(session, limit=REFRESH_BATCH_LIMIT)
+            _, verdict_days = await _apply_dirty_slices(
+                session, limit=REFRESH_DIRTY_LIMIT, wait=True
+            )
+            _, decision_days = await _apply_pending_intake_batches(
+                session, limit=REFRESH_BATCH_LIMIT
+            )
+            # Once, last: the day rollups' lock is then held with nothing more to wait for.
+            await recompute_day_rollups(session, days=verdict_days | decision_days)
     except DBAPIError as exc:
         # A deadlock with a job (PostgreSQL picked this side) must not fail the report: the
         # savepoint is gone, the job goes on, the report reads the rollups as they are.
@@ -653,7 +692,8 @@ async def rebuild_quality_rollups(
     session: AsyncSession, *, day_from: date | None = None, day_to: date | None = None
 ) -> int:
     """Recompute both rollup tables from the raw tables for the market-local days
-    ``day_from`` to ``day_to`` inclusive (every day when ``None``); returns the number of
+    ``day_from`` to ``day_to`` inclusive (every day when ``None``), and the day rollups of
+    those days from them (``shared.analytics.day_rollups``); returns the number of
     ``quality_rollups`` rows written.
 
     DELETE and INSERT ... SELECT, set-based. Holds the intake lock exclusively, so no intake
@@ -674,6 +714,7 @@ async def rebuild_quality_rollups(
     await session.execute(_REBUILD_DELETE_CONFUSION, values)
     written = await session.execute(_REBUILD_QUALITY, values)
     await session.execute(_REBUILD_CONFUSION, values)
+    await rebuild_day_rollups(session, day_from=low, day_to=high)
     return int(written.rowcount)  # type: ignore[attr-defined]  # CursorResult of an INSERT
 
 

@@ -1,6 +1,14 @@
 """All SQLAlchemy models; importing this package registers every table on ``Base.metadata``."""
 
-from shared.models.analytics import ALL_POLICIES, NO_POLICY, ActionConfusionRollup, QualityRollup
+from shared.models.analytics import (
+    ALL_MARKETS,
+    ALL_POLICIES,
+    NO_POLICY,
+    ActionConfusionRollup,
+    PopulationDayRollup,
+    QualityRollup,
+    QueueDayRollup,
+)
 from shared.models.audits import (
     Appeal,
     Audit,
@@ -50,6 +58,7 @@ from shared.models.training import (
 )
 
 __all__ = [
+    "ALL_MARKETS",
     "ALL_POLICIES",
     "NO_POLICY",
     "ROLES",
@@ -89,8 +98,10 @@ __all__ = [
     "PolicyQuestion",
     "PolicyUpdate",
     "PolicyVersion",
+    "PopulationDayRollup",
     "QualityRollup",
     "Queue",
+    "QueueDayRollup",
     "Quiz",
     "QuizAttempt",
     "QuizRetakeGrant",
