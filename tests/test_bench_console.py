@@ -1,12 +1,14 @@
 """The console benchmark at a tiny size: it builds the reports benchmark's history, signs in
 as a manager through the console's form, times each page and its baselines over HTTP, and
-writes its section of the report (replacing the old one, leaving the others alone).
+writes its section of the report (replacing the old one, leaving the others alone); a second
+run times the pages again on the database the first one kept (``--reuse-database``).
 
 No timings are asserted: speed is what ``python -m benchmarks.console`` itself reports.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -15,6 +17,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from benchmarks.bench_database import drop_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,18 +40,35 @@ def test_tiny_run_times_every_page_and_writes_its_section(
         "PLUMBLINE_BENCH_DATABASE_URL": server_database_url,
         "PLUMBLINE_BENCH_REDIS_URL": redis_url,
     }
+    database = f"plumbline_bench_console_test_{uuid.uuid4().hex[:8]}"
     command = [
         sys.executable, "-m", "benchmarks.console",
         "--size", "2000", "--requests", "2", "--warmup", "1", "--end-day", "2026-11-29",
-        "--database", f"plumbline_bench_console_test_{uuid.uuid4().hex[:8]}",
-        "--output", str(report),
+        "--database", database, "--output", str(report), "--keep-database",
     ]  # fmt: skip
-    done = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    text = report.read_text()
+    try:
+        done = subprocess.run(
+            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+        first = report.read_text()
+        again = [*command[:-1], "--reuse-database"]
+        done = subprocess.run(
+            again, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+        assert "seeding" not in done.stdout + done.stderr
+        reused = report.read_text()
+    finally:
+        asyncio.run(drop_database(server_database_url, database))
+    assert "2,000 decisions" in reused
+    assert "reused" in reused
+    assert "reused" not in first
+    _assert_section(first)
+    _assert_section(reused)
 
+
+def _assert_section(text: str) -> None:
     assert text.startswith(OTHER_SECTION)
     assert text.count("<!-- begin console -->") == 1
     assert "stale" not in text
