@@ -1,0 +1,147 @@
+"""The mixed-workload benchmark: its reconciliation catches what it must, and a tiny run of the
+whole thing on ``plumbline run`` reconciles and writes its section of the report.
+
+``python -m benchmarks.mixed`` starts ``plumbline run`` (embedded PostgreSQL and Redis in a
+temporary data directory) and the notifier sink as processes, so the tiny run is a subprocess
+too. No timings are asserted: speed is what the benchmark itself reports.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.mixed import Reconciliation, SinkTally, Tally, tally_sink
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+OTHER_SECTION = "<!-- begin intake -->\n## Intake\n\nkept as it is\n<!-- end intake -->\n"
+STALE_SECTION = "<!-- begin mixed -->\n## Mixed\n\nstale\n<!-- end mixed -->\n"
+CHECK_ROW = re.compile(r"^\| (?P<check>[^|]+) \| [^|]+ \| [^|]+ \| (?P<verdict>[^|]+) \|$")
+
+
+def reconciled(**changes: object) -> tuple[Reconciliation, Tally]:
+    """A run where everything adds up: 1,000 events, 10 verdicts (2 incorrect), 2 channels
+    plus the correction target, so 6 deliveries; then ``changes`` to what was counted."""
+    tally = Tally(events_accepted=1000, verdicts=10, incorrect=2)
+    result = Reconciliation(
+        drained=True,
+        decisions=1000,
+        rolled_up=1000,
+        verdicts=10,
+        incorrect_verdicts=2,
+        disagreements=2,
+        deliveries_by_status={"delivered": 6},
+        expected_deliveries=6,
+        sink=SinkTally(arrivals=7, distinct=6, two_bodies=0, by_path={}),
+    )
+    for name, value in changes.items():
+        setattr(result, name, value)
+    return result, tally
+
+
+def failing(result: Reconciliation, tally: Tally) -> list[str]:
+    return [name for name, _, _, ok in result.checks(tally) if not ok]
+
+
+@pytest.mark.no_db
+def test_sink_tally_counts_messages_per_channel_and_ids_sent_with_two_bodies() -> None:
+    lines = [
+        "/hooks/00\tevt-1\taaa",
+        "/hooks/01\tevt-1\taaa",  # the same event to another channel: another message
+        "/hooks/00\tevt-1\taaa",  # a retry with the same bytes: allowed, counted once
+        "/hooks/00\tevt-2\tbbb",
+        "/hooks/00\tevt-2\tccc",  # the same message with other bytes: never allowed
+        "",
+    ]
+    tally = tally_sink(lines)
+    assert (tally.arrivals, tally.distinct, tally.two_bodies) == (5, 3, 1)
+    assert tally.by_path == {"/hooks/00": 4, "/hooks/01": 1}
+
+
+@pytest.mark.no_db
+def test_reconciliation_holds_when_everything_adds_up_and_fails_on_each_discrepancy() -> None:
+    assert failing(*reconciled()) == []
+    # An event stored without an acknowledgement is only allowed for unanswered requests.
+    assert failing(*reconciled(decisions=1001, rolled_up=1001)) == [
+        "decisions stored = events acknowledged"
+    ]
+    result, tally = reconciled(decisions=1001, rolled_up=1001)
+    tally.events_unanswered = 1
+    assert failing(result, tally) == []
+    assert failing(*reconciled(decisions=999)) == [
+        "decisions stored = events acknowledged",
+        "intake rollups = rows (quality_rollups, policy '*')",
+    ]
+    assert failing(*reconciled(rolled_up=999)) == [
+        "intake rollups = rows (quality_rollups, policy '*')"
+    ]
+    assert failing(*reconciled(pending_outbox=3)) == ["outbox rows not relayed"]
+    assert failing(*reconciled(verdicts=9)) == ["verdicts stored = verdicts acknowledged"]
+    assert failing(*reconciled(disagreements=1)) == [
+        "disagreements = incorrect verdicts acknowledged"
+    ]
+    assert failing(*reconciled(deliveries_by_status={"delivered": 5, "dead": 1})) == [
+        "deliveries delivered = expected from the events routed",
+        "sink arrivals (distinct channel, message id) = deliveries",
+    ]
+    assert failing(*reconciled(sink=SinkTally(6, 5, 0, {}))) == [
+        "sink arrivals (distinct channel, message id) = deliveries"
+    ]
+    assert failing(*reconciled(sink=SinkTally(7, 6, 1, {}))) == [
+        "message ids with two different bodies"
+    ]
+    result, tally = reconciled()
+    tally.duplicates = 1
+    assert failing(result, tally) == ["duplicates reported by intake"]
+
+
+@pytest.mark.no_db
+def test_tiny_run_on_plumbline_run_reconciles_and_writes_its_section(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text(OTHER_SECTION + "\n" + STALE_SECTION)
+    command = [
+        sys.executable, "-m", "benchmarks.mixed",
+        "--duration", "12", "--warmup", "2", "--seed-events", "600", "--auditors", "3",
+        "--single-rate", "5", "--batch-rate", "0.5", "--batch-size", "20",
+        "--sampling-rate", "0.5", "--sample-every", "4", "--think-ms", "100",
+        "--briefing-every", "4", "--accuracy-every", "4", "--xlsx-every", "6",
+        "--overview-every", "4", "--audits-page-every", "4", "--channels", "2",
+        "--drain-timeout", "120", "--output", str(report),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    text = report.read_text()
+
+    assert text.startswith(OTHER_SECTION)
+    assert text.count("<!-- begin mixed -->") == 1
+    assert "stale" not in text
+    section = text.split("<!-- begin mixed -->", 1)[1]
+    assert "## Mixed workload on `make run`'s stack (issue #12)" in section
+    checks = {
+        found["check"]: found["verdict"].strip()
+        for line in section.splitlines()
+        if (found := CHECK_ROW.match(line)) and found["check"] not in ("Check", "---")
+    }
+    assert len(checks) == 9, checks
+    assert set(checks.values()) == {"holds"}, checks
+    # The auditors judged something, so notifications were due and arrived.
+    verdicts = re.search(r"verdicts (\d[\d,]*) \((\d[\d,]*) incorrect\)", section)
+    assert verdicts is not None, section
+    assert int(verdicts.group(1).replace(",", "")) > 0, section
+    for endpoint in (
+        "POST /v1/webhooks/decisions (single)",
+        "POST /v1/audits/claim",
+        "GET /v1/reports/briefing (JSON)",
+        "GET /console/overview",
+    ):
+        assert f"| {endpoint} |" in section
+    assert "Errors in all: **0**" in section
+    assert "| postgres |" in section
+    assert "| api |" in section
