@@ -15,18 +15,22 @@ import functools
 import logging
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
 from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob
 from arq.jobs import ResultNotFound
 from arq.typing import WorkerCoroutine
-from arq.worker import Function, Worker, create_worker, func
+from arq.utils import timestamp_ms
+from arq.worker import Function, Worker, create_worker, func, get_kwargs
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError, ResponseError, WatchError
 
 from shared.core.observability import request_id_var
 from shared.core.settings import Settings
@@ -227,6 +231,101 @@ def scheduled_job(
     return cron(coroutine, name=name, second=seconds, timeout=timeout, run_at_startup=False)
 
 
+# ------------------------------------------------------------------------ dead workers
+
+# arq marks a job in progress for its worker's largest job timeout plus 10 s (130 s on the
+# report worker), so a job whose worker died mid-run (kill -9, the OOM killer, a lost
+# machine) would wait that long to run again. Our workers write their own id into that mark
+# and keep a heartbeat key alive while they run; the mark of a worker whose heartbeat has
+# lapsed holds nothing back, so such a job runs again within WORKER_HEARTBEAT_TTL_SECONDS
+# (plus a poll) of the death, on any worker of its queue. Jobs are at-least-once already
+# (every handler is idempotent): a worker whose event loop stalls past the TTL may see its
+# job run twice, never lost.
+WORKER_HEARTBEAT_PREFIX = "plumbline:worker-alive:"
+WORKER_HEARTBEAT_SECONDS = 1.0
+WORKER_HEARTBEAT_TTL_SECONDS = 10.0
+# arq's own mark (a worker that does not write its id): honoured until it expires.
+_ANONYMOUS_MARK = b"1"
+
+
+class HeartbeatWorker(Worker):
+    """arq's worker, whose in-progress marks name it and outlive it by a heartbeat only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.worker_id = uuid.uuid4().hex
+        self.heartbeat_key = WORKER_HEARTBEAT_PREFIX + self.worker_id
+        self._beaten_at: float | None = None
+
+    async def beat(self) -> None:
+        """Keep this worker's heartbeat key alive (written at most once a second)."""
+        now = time.monotonic()
+        if self._beaten_at is not None and now - self._beaten_at < WORKER_HEARTBEAT_SECONDS:
+            return
+        await self.pool.psetex(self.heartbeat_key, int(WORKER_HEARTBEAT_TTL_SECONDS * 1000), b"1")
+        self._beaten_at = now
+
+    async def heart_beat(self) -> None:
+        """arq calls this after every poll: our heartbeat, then arq's health record."""
+        await self.beat()
+        await super().heart_beat()
+
+    async def _holder_died(self, pipe: Pipeline, mark: bytes) -> bool:
+        if mark in (_ANONYMOUS_MARK, self.worker_id.encode()):
+            return False
+        return not await pipe.exists(WORKER_HEARTBEAT_PREFIX + mark.decode(errors="replace"))
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """arq 0.28's ``start_jobs``, except that the in-progress mark is this worker's id
+        and a mark left by a worker whose heartbeat lapsed does not hold the job back."""
+        await self.beat()  # alive before any job is marked ours
+        for job_id_b in job_ids:
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            job_id = job_id_b.decode()
+            in_progress_key = in_progress_key_prefix + job_id
+            async with self.pool.pipeline(transaction=True) as pipe:
+                await pipe.watch(in_progress_key)
+                mark = await pipe.get(in_progress_key)
+                score = await pipe.zscore(self.queue_name, job_id)
+                held = mark is not None and not await self._holder_died(pipe, mark)
+                if held or not score or score > timestamp_ms():
+                    # Running elsewhere, finished, or deferred again by another worker.
+                    self.job_counter -= 1
+                    self.sem.release()
+                    continue
+                if mark is not None:
+                    logger.warning(
+                        "job %s was running on a worker that died; running it again",
+                        job_id,
+                        extra={"dead_worker": mark.decode(errors="replace")},
+                    )
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.psetex(
+                    in_progress_key,
+                    int(self.in_progress_timeout_s * 1000),
+                    self.worker_id.encode(),
+                )
+                try:
+                    await pipe.execute()
+                except (ResponseError, WatchError):
+                    # Another worker marked it first.
+                    self.job_counter -= 1
+                    self.sem.release()
+                else:
+                    task = self.loop.create_task(self.run_job(job_id, int(score)))
+                    task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+                    self.tasks[job_id] = task
+
+
+def create_heartbeat_worker(worker_settings: type, **kwargs: Any) -> HeartbeatWorker:
+    """``arq.worker.create_worker`` for a :class:`HeartbeatWorker`."""
+    return HeartbeatWorker(**{**get_kwargs(worker_settings), **kwargs})
+
+
 # ------------------------------------------------------------------------- reconnecting
 
 # Between attempts to reach a lost dependency: quick at first (a restart takes a second or
@@ -303,6 +402,9 @@ async def _close_worker(worker: Worker, main: asyncio.Task[None]) -> None:
     await asyncio.gather(*worker.tasks.values(), main, return_exceptions=True)
     with contextlib.suppress(RedisError, OSError):
         await worker.pool.delete(worker.health_check_key)
+        if isinstance(worker, HeartbeatWorker):
+            # Stopped cleanly: the jobs it gave back may start elsewhere at once.
+            await worker.pool.delete(worker.heartbeat_key)
 
 
 async def run_worker_until_stopped(
@@ -333,7 +435,7 @@ async def run_worker_until_stopped(
                 await on_startup(ctx)
             started = True
 
-        worker = create_worker(
+        worker = create_heartbeat_worker(
             worker_settings,
             redis_pool=pool,
             handle_signals=False,

@@ -18,6 +18,7 @@ API::
     load.refused                            # (status, headers, path) of every non-2xx answer
     load.verdicts / load.uncertain_verdicts # audit id -> outcome acknowledged / unanswered
     load.sampling_jobs                      # ids of the sampling jobs requested (202)
+    load.served                             # API base URL -> requests it answered
     load.expected_rejections                # requests refused on purpose (their 422s)
 
 Intake: ``senders`` concurrent senders post single events and batches (1 to
@@ -239,8 +240,9 @@ class Load:
     refuse_every: int = 10
     pause: float = 0.02
     incorrect_every: int = 3
+    judging_pause: float = 0.2
     sample_every: float = 5.0
-    timeout: float = 10.0
+    timeout: float = 20.0
     day: date = field(default_factory=lambda: datetime.now(UTC).date() - timedelta(days=1))
     acknowledged: set[str] = field(default_factory=set)
     uncertain: set[str] = field(default_factory=set)
@@ -252,6 +254,7 @@ class Load:
     uncertain_verdicts: set[str] = field(default_factory=set)
     claims: int = 0
     sampling_jobs: list[str] = field(default_factory=list)
+    served: Counter[str] = field(default_factory=Counter)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
     _numbers: itertools.count[int] = field(default_factory=itertools.count)
@@ -295,11 +298,13 @@ class Load:
         self, http: httpx.AsyncClient, method: str, path: str, **kwargs: Any
     ) -> httpx.Response | None:
         """One request to the next API; None (recorded as status 0) when no answer came."""
+        base = self._base()
         try:
-            response = await http.request(method, self._base() + path, **kwargs)
+            response = await http.request(method, base + path, **kwargs)
         except httpx.HTTPError as exc:
             self._record(None, path, repr(exc))
             return None
+        self.served[base] += 1
         self._record(response, path)
         return response
 
@@ -358,7 +363,7 @@ class Load:
             while not self._stop.is_set():
                 claimed = await self._send(http, "POST", "/v1/audits/claim")
                 if claimed is None or claimed.status_code != 200:
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(0.5)
                     continue
                 self.claims += 1
                 audit_id = claimed.json()["id"]
@@ -378,7 +383,7 @@ class Load:
                             self.uncertain_verdicts.discard(audit_id)
                         break
                     await asyncio.sleep(0.5)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(self.judging_pause)
 
     async def sample(self, http: httpx.AsyncClient | None = None) -> str | None:
         """Request a sampling run of ``day`` in DE; its job id (None when refused)."""

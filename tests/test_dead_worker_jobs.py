@@ -1,0 +1,65 @@
+"""A job whose worker died mid-run runs again as soon as that worker's heartbeat lapses, not
+when arq's in-progress mark expires (130 s on the report worker): the mark names its worker
+(shared.core.queue.HeartbeatWorker)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from arq.worker import func
+
+from shared.core.queue import (
+    WORKER_HEARTBEAT_PREFIX,
+    create_heartbeat_worker,
+    create_queue_pool,
+    deserialize_job,
+    serialize_job,
+)
+from shared.core.settings import Settings
+
+QUEUE = "plumbline:test-dead-workers"
+ran: list[str] = []
+
+
+async def work(ctx: dict[str, Any], name: str) -> None:
+    ran.append(name)
+
+
+class DeadWorkerSettings:
+    queue_name = QUEUE
+    functions: ClassVar[list[Any]] = [func(work, name="work")]
+    job_serializer = serialize_job
+    job_deserializer = deserialize_job
+
+
+async def test_only_the_job_of_a_dead_worker_runs_again(settings: Settings) -> None:
+    pool = await create_queue_pool(settings, queue_name=QUEUE)
+    try:
+        for name in ("of-dead-worker", "of-live-worker", "of-anonymous-worker"):
+            await pool.enqueue_job("work", name, _job_id=name, _queue_name=QUEUE)
+        minute = 60_000
+        # What a worker killed mid-run leaves: its mark, no heartbeat any more.
+        await pool.psetex("arq:in-progress:of-dead-worker", minute, b"0dead")
+        await pool.psetex("arq:in-progress:of-live-worker", minute, b"1ive")
+        await pool.psetex(WORKER_HEARTBEAT_PREFIX + "1ive", minute, b"1")
+        # arq's own mark names no worker: honoured until it expires.
+        await pool.psetex("arq:in-progress:of-anonymous-worker", minute, b"1")
+        ran.clear()
+        worker = create_heartbeat_worker(
+            DeadWorkerSettings,
+            redis_pool=pool,
+            burst=True,
+            max_burst_jobs=1,
+            poll_delay=0.05,
+            handle_signals=False,
+        )
+        # arq's own worker would wait out the dead worker's mark (never, in burst mode).
+        await asyncio.wait_for(worker.main(), timeout=10)
+        assert ran == ["of-dead-worker"]
+        # The job is now marked as this worker's, whose heartbeat is alive.
+        assert await pool.exists(WORKER_HEARTBEAT_PREFIX + worker.worker_id)
+        assert await pool.get("arq:in-progress:of-live-worker") == b"1ive"
+        await worker.close()
+    finally:
+        await pool.aclose()
