@@ -156,6 +156,32 @@ async def test_a_refused_message_dies_alone_and_the_channel_moves_on(
     }
 
 
+async def test_a_backlog_sent_in_one_turn_stops_at_a_failure_and_resumes_in_order(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+) -> None:
+    """A channel's backlog is claimed together and sent one message at a time; the third
+    fails, so the ones behind it are given back unsent (no attempt counted) and go out after
+    it, in order, once it succeeds."""
+    channel = await create_channel(client, admin_key, receiver.url)
+    receiver.answer(Reply(200), Reply(200), Reply(503))
+    events = await produce(sessionmaker, 6)
+    await notify(settings, sessionmaker, queue)
+
+    assert event_ids(receiver.requests) == ids(events[:3]) + ids(events[2:])
+    assert await deliveries_by_event(sessionmaker, channel) == {
+        **{str(event.id): ("delivered", 1, False) for event in events},
+        str(events[2].id): ("delivered", 2, False),
+    }
+    assert await attempt_numbers(sessionmaker, events[2]) == [(1, 503), (2, 200)]
+    for event in events[3:]:
+        assert await attempt_numbers(sessionmaker, event) == [(1, 200)]
+
+
 async def test_two_notifiers_never_send_one_channel_two_messages_at_once(
     receiver: WebhookReceiver,
     client: httpx.AsyncClient,

@@ -72,13 +72,17 @@ from shared.deliveries.lifecycle import (
     LEASE_MARGIN_SECONDS,
     ClaimedDelivery,
     RetryPolicy,
+    SendResult,
     claim_delivery,
+    claim_followers,
     due_deliveries,
     events_missing_deliveries,
     idle_channel_heads,
     probe_held_channels,
     record_attempt,
+    record_delivered,
     release_claim,
+    release_unsent,
 )
 from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent, SendTestMessage
 from shared.models import Channel
@@ -98,6 +102,13 @@ DELIVER_JOB_MAX_TRIES = 1000
 # A delivery job goes on to its channel's next deliveries (unthrottled channels) for this
 # long, then hands the channel to a new job: the whole job stays well inside its timeout.
 DRAIN_BUDGET_SECONDS = 30.0
+# An unthrottled channel's deliveries claimed together at most (its head and those right
+# behind it): sent one at a time, in order, recorded in one transaction.
+CLAIM_BATCH = 50
+# A batch's later deliveries are sent only this long after its first: with the send timeout
+# and the job overhead, every send and the record end inside the leases taken at the claim
+# (send timeout + LEASE_MARGIN_SECONDS).
+BATCH_SEND_WINDOW_SECONDS = 5.0
 SWEEP_BATCH = 500
 # Channels locked at once when fan-out looks for idle ones (an event's deliveries are each
 # of another channel); few enough for PostgreSQL's lock table however many recipients.
@@ -329,12 +340,16 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
     """arq entry point: one attempt of one delivery, if it is due and its channel's turn,
     then the channel's next deliveries in order (see ``shared.deliveries.lifecycle``).
 
-    Claim and record are separate transactions; the HTTP call runs between them with no
-    transaction open. A rate-limited channel's claim is given back unmade when the limit
-    says wait, and the attempt runs again after the wait. When the head is delivered (or
-    dead for a refusal) the channel's next delivery is claimed in the same transaction as
-    the outcome and sent by this job, for up to ``DRAIN_BUDGET_SECONDS``; after that, or for
-    a rate-limited channel, it gets its own job at once. A failed attempt's next one is
+    Claim and record are separate transactions; the HTTP calls run between them with no
+    transaction open. A channel without a rate limit claims its head together with up to
+    ``CLAIM_BATCH - 1`` deliveries right behind it (``claim_followers``): they are sent one
+    at a time, in order, until one fails, and recorded in one transaction, the unsent given
+    back (``release_unsent``); a channel with a backlog thus costs two transactions a batch,
+    not a message. A rate-limited channel's claim is one delivery, given back unmade when
+    the limit says wait, and the attempt runs again after the wait. When the last sent is
+    delivered (or dead for a refusal) the channel's next deliveries are claimed in the same
+    transaction as the outcome and sent by this job, for up to ``DRAIN_BUDGET_SECONDS``;
+    after that, or for a rate-limited channel, the next gets its own job at once. A failed attempt's next one is
     queued for when it is due; the schedule itself is in PostgreSQL, should that job be
     lost.
     """
@@ -342,29 +357,35 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
     started = time.monotonic()
     async with asyncio.timeout(timeout + DELIVER_JOB_OVERHEAD_SECONDS):
         async with unit_of_work(state.sessionmaker) as session:
-            claim = await _claim(state, session, job.delivery_id)
-    if claim is None:
+            claims = await _claim_batch(state, session, job.delivery_id)
+    if not claims:
         return "nothing to do"
     status = "nothing to do"
-    while claim is not None:
-        attempted = claim
-        claim = None
-        async with asyncio.timeout(timeout + DELIVER_JOB_OVERHEAD_SECONDS):
-            wait = await _rate_limit_wait(state, attempted)
+    while claims:
+        batch = claims
+        claims = []
+        head = batch[0]
+        async with asyncio.timeout(
+            timeout + DELIVER_JOB_OVERHEAD_SECONDS + BATCH_SEND_WINDOW_SECONDS
+        ):
+            wait = await _rate_limit_wait(state, head)
             if wait > 0:
                 async with unit_of_work(state.sessionmaker) as session:
-                    released = await release_claim(
-                        session, claim=attempted, now=utcnow(), retry_in=wait
-                    )
+                    released = await release_claim(session, claim=head, now=utcnow(), retry_in=wait)
+                    await release_unsent(session, claims=batch[1:], now=utcnow())
                 if released:
                     await _attempt_later(
-                        state, job, attempted.delivery_id, attempt=attempted.attempt, delay=wait
+                        state, job, head.delivery_id, attempt=head.attempt, delay=wait
                     )
                 return "rate limited"
-            result = await send_claimed(attempted, adapters=state.adapters, box=state.box)
+            sent = await _send_in_order(state, batch)
+            attempted, result = sent[-1]
             async with unit_of_work(state.sessionmaker) as session:
+                now = utcnow()
+                await release_unsent(session, claims=batch[len(sent) :], now=now)
+                await record_delivered(session, sent=sent[:-1], now=now)
                 outcome = await record_attempt(
-                    session, claim=attempted, result=result, now=utcnow(), policy=state.retry_policy
+                    session, claim=attempted, result=result, now=now, policy=state.retry_policy
                 )
                 following = outcome.next_delivery
                 if (
@@ -372,21 +393,22 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
                     and _rate_of(state, attempted.channel_kind) is None
                     and time.monotonic() - started < DRAIN_BUDGET_SECONDS
                 ):
-                    claim = await _claim(state, session, following.id, turn_checked=True)
-                    if claim is not None:
+                    claims = await _claim_batch(state, session, following.id, turn_checked=True)
+                    if claims:
                         following = None
         status = outcome.status
-        logger.info(
-            "delivery attempted",
-            extra={
-                "delivery_id": str(attempted.delivery_id),
-                "attempt": attempted.attempt,
-                "status_code": result.status_code,
-                "error": result.error,
-                "outcome": outcome.status,
-                "next_attempt_in_s": outcome.delay_seconds,
-            },
-        )
+        for claim, claim_result in sent:
+            logger.info(
+                "delivery attempted",
+                extra={
+                    "delivery_id": str(claim.delivery_id),
+                    "attempt": claim.attempt,
+                    "status_code": claim_result.status_code,
+                    "error": claim_result.error,
+                    "outcome": outcome.status if claim is attempted else "delivered",
+                    "next_attempt_in_s": outcome.delay_seconds if claim is attempted else None,
+                },
+            )
         if outcome.status == "retry":
             assert outcome.delay_seconds is not None
             await _attempt_later(
@@ -399,6 +421,50 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
         if following is not None:
             await _queue_quietly(state, ((following.id, following.attempts),))
     return status
+
+
+async def _send_in_order(
+    state: NotifierState, batch: Sequence[ClaimedDelivery]
+) -> list[tuple[ClaimedDelivery, SendResult]]:
+    """Send a channel's claimed deliveries one after another, in their order, until one
+    fails or ``BATCH_SEND_WINDOW_SECONDS`` have passed (the rest stay unsent, inside their
+    leases); at least the first is sent."""
+    sent: list[tuple[ClaimedDelivery, SendResult]] = []
+    began = time.monotonic()
+    for claim in batch:
+        if sent and (
+            not sent[-1][1].succeeded or time.monotonic() - began > BATCH_SEND_WINDOW_SECONDS
+        ):
+            break
+        sent.append((claim, await send_claimed(claim, adapters=state.adapters, box=state.box)))
+    return sent
+
+
+async def _claim_batch(
+    state: NotifierState,
+    session: AsyncSession,
+    delivery_id: uuid.UUID,
+    *,
+    turn_checked: bool = False,
+) -> list[ClaimedDelivery]:
+    """The claim of ``delivery_id`` (``claim_delivery``), and for a channel without a rate
+    limit the deliveries right behind it (``claim_followers``), sent in the same turn."""
+    claim = await _claim(state, session, delivery_id, turn_checked=turn_checked)
+    if claim is None:
+        return []
+    if _rate_of(state, claim.channel_kind) is not None:
+        return [claim]
+    return [
+        claim,
+        *await claim_followers(
+            session,
+            head=claim,
+            now=claim.claimed_at,
+            lease_seconds=state.settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS,
+            max_attempts=state.retry_policy.max_attempts,
+            limit=CLAIM_BATCH - 1,
+        ),
+    ]
 
 
 async def _claim(

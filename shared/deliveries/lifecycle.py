@@ -462,6 +462,167 @@ async def claim_delivery(
     return None
 
 
+# The deliveries right behind a claimed head, in production order, with what a send needs:
+# they go out after it, one at a time, under leases taken now (``claim_followers``).
+_FOLLOWERS = text(
+    """
+    SELECT d.id, d.event_id, d.attempts, d.body, d.content_type, d.next_attempt_at,
+           d.leased_until
+    FROM deliveries d
+    WHERE d.channel_id = :channel_id AND d.status = 'pending' AND d.id <> :head_id
+    ORDER BY d.created_at, d.event_id
+    LIMIT :limit
+    """
+)
+
+_LEASE_MANY = text(
+    """
+    UPDATE deliveries d
+    SET attempts = c.attempt, next_attempt_at = :until, leased_until = :until
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[])) AS c(id, attempt)
+    WHERE d.id = c.id
+    """
+)
+
+
+async def claim_followers(
+    session: AsyncSession,
+    *,
+    head: ClaimedDelivery,
+    now: datetime,
+    lease_seconds: float,
+    max_attempts: int,
+    limit: int,
+) -> list[ClaimedDelivery]:
+    """Claim, with ``head`` (just claimed in this transaction, which holds its channel's
+    lock), up to ``limit`` of the channel's next pending deliveries, in production order, to
+    be sent after it one at a time: a channel with a backlog costs one claim and one record
+    per batch rather than per message. Stops at the first that is not due or has used its
+    attempts (it waits for its own claim). Their leases are the head's, so a worker killed
+    mid-batch leaves every one of them to be sent again once the leases end; what was not
+    sent goes back with ``release_unsent``."""
+    if limit <= 0:
+        return []
+    rows = await session.execute(
+        _FOLLOWERS, {"channel_id": head.channel_id, "head_id": head.delivery_id, "limit": limit}
+    )
+    followers: list[ClaimedDelivery] = []
+    for row in rows:
+        leased = row.leased_until is not None and row.leased_until > now
+        if row.next_attempt_at > now or leased or row.attempts + 1 >= max_attempts:
+            break
+        followers.append(
+            ClaimedDelivery(
+                delivery_id=row.id,
+                event_id=row.event_id,
+                attempt=row.attempts + 1,
+                claimed_at=now,
+                body=row.body,
+                content_type=row.content_type,
+                channel_kind=head.channel_kind,
+                target_encrypted=head.target_encrypted,
+                secret_encrypted=head.secret_encrypted,
+                channel_id=head.channel_id,
+            )
+        )
+    if followers:
+        await session.execute(
+            _LEASE_MANY,
+            {
+                "ids": [f.delivery_id for f in followers],
+                "attempts": [f.attempt for f in followers],
+                "until": now + timedelta(seconds=lease_seconds),
+            },
+        )
+    return followers
+
+
+_RELEASE_UNSENT = text(
+    """
+    UPDATE deliveries d
+    SET attempts = c.attempt - 1, next_attempt_at = :now, leased_until = NULL
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[])) AS c(id, attempt)
+    WHERE d.id = c.id AND d.status = 'pending' AND d.attempts = c.attempt
+    """
+)
+
+
+async def release_unsent(
+    session: AsyncSession, *, claims: Collection[ClaimedDelivery], now: datetime
+) -> None:
+    """Give back claimed attempts that were never made (a batch stopped before them): not
+    counted, due now, behind whatever stopped the batch. Those whose lease was taken over
+    are left to their new owner."""
+    if not claims:
+        return
+    await lock_channel(session, next(iter(claims)).channel_id)
+    await session.execute(
+        _RELEASE_UNSENT,
+        {
+            "ids": [c.delivery_id for c in claims],
+            "attempts": [c.attempt for c in claims],
+            "now": now,
+        },
+    )
+
+
+# Delivered attempts stored and their deliveries marked delivered, in one statement: what
+# ``record_attempt`` does for a success, for many. A delivery no longer pending (redriven,
+# dead) keeps its state; the attempt is stored either way, and the lease ends only where
+# it is still this attempt's.
+_RECORD_DELIVERED = text(
+    """
+    WITH sent AS (
+        SELECT * FROM unnest(
+            CAST(:attempt_ids AS uuid[]), CAST(:ids AS uuid[]), CAST(:numbers AS integer[]),
+            CAST(:attempted_at AS timestamptz[]), CAST(:status_codes AS integer[]),
+            CAST(:errors AS text[]), CAST(:durations AS integer[])
+        ) AS s(attempt_id, id, number, attempted_at, status_code, error, duration_ms)
+    ),
+    attempt AS (
+        INSERT INTO delivery_attempts
+            (id, delivery_id, number, attempted_at, status_code, error, duration_ms)
+        SELECT attempt_id, id, number, attempted_at, status_code, error, duration_ms
+        FROM sent
+        WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = sent.id)
+    )
+    UPDATE deliveries d
+    SET status = 'delivered', delivered_at = :now, last_status_code = s.status_code,
+        last_error = s.error,
+        leased_until = CASE WHEN d.attempts = s.number THEN NULL ELSE d.leased_until END
+    FROM sent s
+    WHERE d.id = s.id AND d.status = 'pending'
+    """
+)
+
+
+async def record_delivered(
+    session: AsyncSession,
+    *,
+    sent: Collection[tuple[ClaimedDelivery, SendResult]],
+    now: datetime,
+) -> None:
+    """Record attempts that succeeded (``classify`` says delivered) as ``record_attempt``
+    would, one statement for all of them (of one channel)."""
+    if not sent:
+        return
+    assert all(classify(result) == "delivered" for _, result in sent)
+    await lock_channel(session, next(iter(sent))[0].channel_id)
+    await session.execute(
+        _RECORD_DELIVERED,
+        {
+            "attempt_ids": [uuid.uuid4() for _ in sent],
+            "ids": [claim.delivery_id for claim, _ in sent],
+            "numbers": [claim.attempt for claim, _ in sent],
+            "attempted_at": [claim.claimed_at for claim, _ in sent],
+            "status_codes": [result.status_code for _, result in sent],
+            "errors": [result.error for _, result in sent],
+            "durations": [result.duration_ms for _, result in sent],
+            "now": now,
+        },
+    )
+
+
 async def release_claim(
     session: AsyncSession, *, claim: ClaimedDelivery, now: datetime, retry_in: float
 ) -> bool:
