@@ -8,9 +8,9 @@ issue #3 asks for: under 20 concurrent auditors, ``POST /v1/audits/claim`` has a
 The API is the production one, ``plumbline api`` (``python -m services.cli api``) in its own
 process, after ``plumbline migrate``. PostgreSQL comes from ``PLUMBLINE_BENCH_DATABASE_URL``,
 else ``PLUMBLINE_TEST_DATABASE_URL``, else an embedded server; the database
-``plumbline_bench_claims`` is dropped and created fresh (and dropped at the end). Redis comes
-from ``PLUMBLINE_BENCH_REDIS_URL``, else ``PLUMBLINE_TEST_REDIS_URL`` database 14 (out of the
-test suite's and the intake benchmark's way), else an embedded server.
+``plumbline_bench_claims`` (``--database``) is dropped and created fresh (and dropped at the
+end). Redis comes from ``PLUMBLINE_BENCH_REDIS_URL``, else ``PLUMBLINE_TEST_REDIS_URL``
+database 14 (out of the test suite's and the intake benchmark's way), else an embedded server.
 
 The data: ``--audits`` pending audits of as many decisions, spread over four markets (DE, AT,
 FR, IT) and 1,000 moderators, a few of whom are auditors themselves, with random priorities
@@ -34,7 +34,13 @@ cold caches), but every claim counts for the checks:
   moderator, none outside the auditors' markets and languages, none past the cap.
 
 Besides the load generator's latencies, the summary gives the share of claims the API served
-within 50 ms by its own clock (its ``GET /metrics`` histogram; one API worker only). The
+within 50 ms by its own clock (its ``GET /metrics`` histogram; one API worker only), and the
+API's CPU time per request in each phase (user + system seconds of the API process and its
+uvicorn workers, psutil, before and after the phase, over the claims and verdicts sent):
+unlike latencies, that figure does not depend on what else runs on the machine.
+
+The API runs with the settings ``make run`` gives it (log level ``INFO`` unless
+``--log-level`` says otherwise, one uvicorn worker unless ``--api-workers``). The
 summary (Markdown) goes to stdout and to its section of ``docs/benchmarks.md`` (``--output``
 names another file). The exit status is 1 when a check fails; missing the latency target is
 reported, not an error.
@@ -65,6 +71,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import psutil  # type: ignore[import-untyped]
 from cryptography.fernet import Fernet
 
 from benchmarks.bench_database import (
@@ -106,6 +113,8 @@ class Options:
     saturated_claims: int
     audits: int
     api_workers: int
+    log_level: str
+    database: str
     output: Path
     argv: tuple[str, ...]
 
@@ -136,6 +145,16 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--audits", type=int, default=20_000, help="pending audits (20000)")
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn workers (1)")
     parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="the API's PLUMBLINE_LOG_LEVEL (INFO, the default of `make run`)",
+    )
+    parser.add_argument(
+        "--database",
+        default=BENCH_DATABASE,
+        help=f"database created fresh and dropped at the end ({BENCH_DATABASE})",
+    )
+    parser.add_argument(
         "--output", type=Path, default=DEFAULT_REPORT, help="report file (section 'claims')"
     )
     args = parser.parse_args(argv)
@@ -153,6 +172,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         saturated_claims=args.saturated_claims,
         audits=args.audits,
         api_workers=args.api_workers,
+        log_level=args.log_level.upper(),
+        database=args.database,
         output=args.output,
         argv=tuple(sys.argv[1:] if argv is None else argv),
     )
@@ -349,6 +370,18 @@ async def wait_ready(client: httpx.AsyncClient, api: Api) -> None:
     raise BenchmarkError(f"the API was not ready within {READY_TIMEOUT_SECONDS:.0f} s: {last}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's workers)."""
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(pid)
+        for member in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 def free_port() -> int:
     import socket
 
@@ -454,6 +487,9 @@ class Phase:
     server_claims: float = 0.0
     # Each uvicorn worker keeps its own metrics: the histogram is whole with one worker only.
     scrape_metrics: bool = True
+    # The API process (its uvicorn workers are its children) and its CPU seconds in the phase.
+    api_pid: int | None = None
+    api_cpu_seconds: float = 0.0
 
     @property
     def timed_claims(self) -> list[float]:
@@ -467,10 +503,21 @@ class Phase:
     def claimed(self) -> list[str]:
         return [audit_id for run in self.runs for audit_id in run.claimed]
 
+    @property
+    def requests(self) -> int:
+        """Claims and verdicts sent (a 204 claim counts: the API served it)."""
+        return sum(len(run.claim_ms) + len(run.verdict_ms) for run in self.runs)
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """The API's CPU milliseconds per claim or verdict in this phase."""
+        return 1000 * self.api_cpu_seconds / self.requests if self.requests else 0.0
+
     async def run(self, client: httpx.AsyncClient, keys: list[str], auditor_ids: list[str]) -> None:
         """Every auditor works at the same time, from the same start."""
         self.runs = [AuditorRun(reviewer_id) for reviewer_id in auditor_ids]
         before = await claim_histogram(client) if self.scrape_metrics else {}
+        cpu_before = cpu_seconds(self.api_pid) if self.api_pid is not None else 0.0
         started = time.perf_counter()
         await asyncio.gather(
             *(
@@ -486,6 +533,8 @@ class Phase:
             )
         )
         self.seconds = time.perf_counter() - started
+        if self.api_pid is not None:
+            self.api_cpu_seconds = cpu_seconds(self.api_pid) - cpu_before
         after = await claim_histogram(client) if self.scrape_metrics else {}
         target = f"{P99_TARGET_MS / 1000:g}"
         self.server_within_target = after.get(target, 0) - before.get(target, 0)
@@ -502,8 +551,16 @@ class Phase:
             f"| {statistics.median(claims):.1f} / {percentile(claims, 0.9):.1f} / {p99:.1f} / "
             f"{max(claims):.1f} | {statistics.median(verdicts):.1f} / "
             f"{percentile(verdicts, 0.99):.1f} | {'met' if p99 < P99_TARGET_MS else 'missed'} "
-            f"| {f'{self.server_share:.1%}' if self.server_claims else 'n/a'} |"
+            f"| {f'{self.server_share:.1%}' if self.server_claims else 'n/a'} "
+            f"| {self.cpu_ms_per_request:.2f} "
+            f"| {self.cpu_ceiling:,.0f} |"
         )
+
+    @property
+    def cpu_ceiling(self) -> float:
+        """Claims per second one API worker could serve on one core at this CPU cost (each
+        claim comes with its verdict: two requests)."""
+        return 1000 / (2 * self.cpu_ms_per_request) if self.cpu_ms_per_request else 0.0
 
     @property
     def server_share(self) -> float:
@@ -647,12 +704,17 @@ class Result:
             f"{options.warmup} claims of each auditor in a phase are not timed. Latencies "
             "are the load generator's (request sent to response read); the last column is "
             "the API's own histogram (`GET /metrics`), which leaves out the load generator's "
-            "scheduling delays and counts every claim, warm-up included.",
+            "scheduling delays and counts every claim, warm-up included. API CPU per request: "
+            "user + system CPU seconds of the API process and its uvicorn workers (psutil) "
+            "over the phase, divided by the claims and verdicts sent (warm-up included); the "
+            "last column is 1,000 / (2 x that): a claim and its verdict on one core. "
+            f"API log level {options.log_level}.",
             "",
             "| phase | claims | claim latency p50 / p90 / p99 / max (ms) "
             f"| verdict p50 / p99 (ms) | p99 < {P99_TARGET_MS:.0f} ms "
-            f"| claims the API served within {P99_TARGET_MS:.0f} ms |",
-            "| --- | --- | --- | --- | --- | --- |",
+            f"| claims the API served within {P99_TARGET_MS:.0f} ms "
+            "| API CPU per request (ms) | claims/s one core could serve |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
             *(phase.row() for phase in self.phases),
             "",
             "| check | value |",
@@ -688,6 +750,8 @@ async def measure(
                 scrape_metrics=scrape,
             )
         )
+    for phase in phases:
+        phase.api_pid = api.process.pid
     connections = options.auditors + 5
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
@@ -704,8 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as exits:
         workdir = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="plumbline-claims-")))
         server_url, redis_url = resolve_servers(exits, workdir)
-        database_url = asyncio.run(recreate_database(server_url, BENCH_DATABASE))
-        exits.callback(lambda: asyncio.run(drop_database(server_url, BENCH_DATABASE)))
+        database_url = asyncio.run(recreate_database(server_url, options.database))
+        exits.callback(lambda: asyncio.run(drop_database(server_url, options.database)))
         asyncio.run(flush_redis(redis_url))
         port = free_port()
         admin_key = "plk_bench_" + secrets.token_urlsafe(24)
@@ -719,9 +783,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "PLUMBLINE_API_HOST": "127.0.0.1",
             "PLUMBLINE_API_PORT": str(port),
             "PLUMBLINE_API_WORKERS": str(options.api_workers),
-            "PLUMBLINE_LOG_LEVEL": "WARNING",
+            "PLUMBLINE_LOG_LEVEL": options.log_level,
         }
-        print(f"migrating {BENCH_DATABASE} and seeding {options.audits:,} audits", flush=True)
+        print(f"migrating {options.database} and seeding {options.audits:,} audits", flush=True)
         run_migrate(env, workdir / "migrate.log")
         auditor_ids = [f"aud-{n}" for n in range(options.auditors)]
         asyncio.run(seed(database_url, audits=options.audits, auditor_ids=auditor_ids))
