@@ -43,12 +43,17 @@ from services.audit_api.sources.router import router as sources_router
 from services.audit_api.training_plans.router import router as training_plans_router
 from services.audit_api.users.router import router as users_router
 from services.audit_api.wellbeing.router import router as wellbeing_router
+from shared.api_keys.service import KeyCache
 from shared.core.db import create_sessionmaker, engine_from_settings
 from shared.core.encryption import secret_box
 from shared.core.garbage_collection import tune_for_throughput
 from shared.core.observability import configure_logging
 from shared.core.settings import Settings, get_settings
 from shared.sources.service import SourceDirectory
+
+# How long an API key's principal is kept per process: a key revoked through another process
+# is refused here within this time (at once through this one).
+API_KEY_CACHE_SECONDS = 5.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.redis = redis
         app.state.rate_limits = RateLimits(redis, settings)
         app.state.decision_writer = writer
+        app.state.api_keys = KeyCache(ttl_seconds=API_KEY_CACHE_SECONDS)
         app.state.sources = SourceDirectory(
             sessionmaker, secret_box(settings), ttl_seconds=settings.source_cache_seconds
         )

@@ -43,18 +43,14 @@ def _bearer_token(request: Request) -> str:
 async def get_principal(request: Request, session: SessionDep) -> Principal:
     """The caller behind a valid, unrevoked API key; 401 otherwise, 429 past the key's
     request limit (``requests_per_key`` per window, counted across every replica)."""
-    key = await auth_service.authenticate(session, key=_bearer_token(request))
-    if key is None:
+    keys: auth_service.KeyCache = request.app.state.api_keys
+    principal = await keys.authenticate(session, key=_bearer_token(request))
+    if principal is None:
         raise Unauthorized("API key is not valid")
-    wait = await request.app.state.rate_limits.key_request_wait(str(key.id))
+    wait = await request.app.state.rate_limits.key_request_wait(principal.key_id)
     if wait is not None:
         raise TooManyRequests("this API key has made too many requests", retry_after=wait)
-    return Principal(
-        key_id=str(key.id),
-        role=Role(key.role),
-        reviewer_id=key.reviewer_id,
-        markets=tuple(key.markets) if key.markets is not None else None,
-    )
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import Actor, record_change
-from shared.core.auth import token_digest
+from shared.core.auth import Principal, Role, token_digest
 from shared.core.errors import NotFound, UnprocessableEntity
 from shared.core.pagination import Keyset, KeysetPage, PageRequest
 from shared.models import ApiKey
@@ -101,13 +103,80 @@ async def has_admin_key(session: AsyncSession) -> bool:
     return found is not None
 
 
-async def authenticate(session: AsyncSession, *, key: str) -> ApiKey | None:
-    """The unrevoked key with this value, if any (looked up by hash, never by plaintext)."""
+_AUTHENTICATE = select(ApiKey.id, ApiKey.role, ApiKey.reviewer_id, ApiKey.markets).where(
+    ApiKey.key_hash == bindparam("digest"), ApiKey.revoked_at.is_(None)
+)
+
+
+async def authenticate(session: AsyncSession, *, key: str) -> Principal | None:
+    """The caller behind the unrevoked key with this value, if any (looked up by hash, never
+    by plaintext)."""
     if len(key) > 512:
         return None
-    return await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == token_digest(key), ApiKey.revoked_at.is_(None))
+    row = (await session.execute(_AUTHENTICATE, {"digest": token_digest(key)})).first()
+    if row is None:
+        return None
+    key_id, role, reviewer_id, markets = row
+    return Principal(
+        key_id=str(key_id),
+        role=Role(role),
+        reviewer_id=reviewer_id,
+        markets=tuple(markets) if markets is not None else None,
     )
+
+
+# Bumped by every revocation in this process: a cache entry older than the last one is read
+# again, so a key revoked here stops working here at once (elsewhere within the TTL).
+_revocations = 0
+
+
+def _count_revocation(*_: object) -> None:
+    global _revocations
+    _revocations += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedKey:
+    principal: Principal
+    expires_at: float
+    revocations: int
+
+
+class KeyCache:
+    """Principals by key digest, kept ``ttl_seconds`` per API process.
+
+    A key's role, reviewer and markets never change once it is made; only its revocation
+    does. A key revoked through this process is refused at once (``revoke_api_key`` marks
+    every entry stale); one revoked elsewhere (another API worker or replica, the command
+    line) within ``ttl_seconds``. Unknown or revoked keys are never cached: each failure
+    is read again (and counted by the failed-authentication limit).
+    """
+
+    # Past this many cached keys, forget them all (memory stays bounded).
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, *, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[bytes, _CachedKey] = {}
+
+    async def authenticate(self, session: AsyncSession, *, key: str) -> Principal | None:
+        """``authenticate``, from the cache while the entry is fresh."""
+        if len(key) > 512:
+            return None
+        digest = token_digest(key)
+        now = time.monotonic()
+        entry = self._entries.get(digest)
+        if entry is not None and entry.revocations == _revocations and now < entry.expires_at:
+            return entry.principal
+        revocations = _revocations
+        principal = await authenticate(session, key=key)
+        if principal is None:
+            self._entries.pop(digest, None)
+            return None
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[digest] = _CachedKey(principal, now + self._ttl, revocations)
+        return principal
 
 
 API_KEY_ORDER = Keyset(ApiKey.id)
@@ -127,6 +196,10 @@ async def revoke_api_key(
     if api_key is None:
         raise NotFound("API key not found")
     if api_key.revoked_at is None:
+        # Cached keys go stale now and again at commit: a request that read the key between
+        # the two (the revocation not committed yet) does not keep it.
+        _count_revocation()
+        event.listen(session.sync_session, "after_commit", _count_revocation, once=True)
         before = _key_snapshot(api_key)
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=utcnow()))
         await session.refresh(api_key)

@@ -48,6 +48,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     String,
     Uuid,
@@ -72,8 +73,8 @@ from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntit
 from shared.core.pagination import Keyset, KeysetPage
 from shared.disagreements.lifecycle import open_disagreement
 from shared.golden.service import (
+    CLAIM_NUMBER,
     claim_golden_audit,
-    claim_number,
     is_golden_turn,
     record_golden_verdict,
 )
@@ -81,13 +82,10 @@ from shared.models import (
     Audit,
     Decision,
     Disagreement,
-    Policy,
-    PolicyVersion,
     Reviewer,
     Verdict,
 )
 from shared.models.base import utcnow
-from shared.reference import register_policies
 from shared.schemas.audits import (
     AuditDecision,
     AuditQuery,
@@ -97,7 +95,7 @@ from shared.schemas.audits import (
 )
 from shared.training_plans.service import complete_shadow_audit_items
 from shared.verdicts import NON_ENFORCING_ACTION, derive_error_type
-from shared.wellbeing.service import capped_codes
+from shared.wellbeing.service import CAPPED_CODES, capped_codes_values
 
 ENTITY = "audit"
 
@@ -267,34 +265,51 @@ async def _take_next(
     return None if row is None else (row[0], row[1])
 
 
-async def _held_claim(
-    session: AsyncSession, *, auditor_id: str, markets: tuple[str, ...] | None
-) -> tuple[Audit, Decision] | None:
-    query = (
-        select(Audit, Decision)
-        .join(Decision, Decision.id == Audit.decision_id)
-        .where(
-            Audit.auditor_id == auditor_id,
-            Audit.status == "claimed",
-            Audit.lease_expires_at > utcnow(),
-        )
-        .order_by(Audit.claimed_at, Audit.id)
-        .limit(1)
+# Locking the reviewer row serialises one auditor's claims (and reads their profile).
+_LOCK_REVIEWER = (
+    select(Reviewer.markets, Reviewer.languages)
+    .where(Reviewer.id == bindparam("auditor"))
+    .with_for_update()
+)
+
+# The auditor's unexpired claim (in the key's markets, for a market-scoped key).
+_KEY_MARKETS = bindparam("key_markets", type_=ARRAY(String))
+_HELD = (
+    select(Audit.id)
+    .where(
+        Audit.auditor_id == bindparam("auditor"),
+        Audit.status == "claimed",
+        Audit.lease_expires_at > bindparam("now"),
+        or_(_KEY_MARKETS.is_(None), Audit.market == any_(_KEY_MARKETS)),
     )
-    if markets is not None:
-        query = query.where(Audit.market.in_(markets))
-    row = (await session.execute(query)).first()
-    return None if row is None else (row[0], row[1])
+    .order_by(Audit.claimed_at, Audit.id)
+    .limit(1)
+)
+_CAPPED = CAPPED_CODES.subquery("capped")
+
+# What a claim needs to know about the auditor, in one round trip: the claim they hold, the
+# ordinal of their next claim (golden turns) and the sensitive codes past their cap today.
+_CLAIM_STATE = select(
+    _HELD.scalar_subquery().label("held"),
+    CLAIM_NUMBER.scalar_subquery().label("claims"),
+    select(func.array_agg(_CAPPED.c.policy_code)).scalar_subquery().label("capped"),
+)
+
+_AUDIT_WITH_DECISION = select(Audit, Decision).join(Decision, Decision.id == Audit.decision_id)
+_AUDIT_BY_ID = _AUDIT_WITH_DECISION.where(Audit.id == bindparam("audit_id"))
 
 
 def _work_scope(
-    reviewer: Reviewer, *, key_markets: tuple[str, ...] | None
+    reviewer_markets: list[str],
+    reviewer_languages: list[str],
+    *,
+    key_markets: tuple[str, ...] | None,
 ) -> tuple[list[str], list[str]]:
     """The markets and languages the auditor may be handed work in (empty: none)."""
-    markets = sorted(set(reviewer.markets))
+    markets = sorted(set(reviewer_markets))
     if key_markets is not None:
         markets = [market for market in markets if market in key_markets]
-    return markets, sorted(set(reviewer.languages))
+    return markets, sorted(set(reviewer_languages))
 
 
 async def claim_next_audit(
@@ -316,28 +331,33 @@ async def claim_next_audit(
         return None
     # Locking the reviewer row serialises this auditor's claims (and reads their profile):
     # the next statements see whatever a concurrent claim of theirs committed.
-    reviewer = await session.scalar(
-        select(Reviewer).where(Reviewer.id == auditor_id).with_for_update()
-    )
+    reviewer = (await session.execute(_LOCK_REVIEWER, {"auditor": auditor_id})).first()
     if reviewer is None:
         return None
-    held = await _held_claim(session, auditor_id=auditor_id, markets=principal.markets)
-    if held is not None:
-        audit, decision = held
+    now = utcnow()
+    state = (
+        await session.execute(
+            _CLAIM_STATE,
+            {
+                "auditor": auditor_id,
+                "now": now,
+                "key_markets": list(principal.markets) if principal.markets is not None else None,
+                **capped_codes_values(auditor_id=auditor_id, day=now.date()),
+            },
+        )
+    ).one()
+    if state.held is not None:
+        audit, decision = (await session.execute(_AUDIT_BY_ID, {"audit_id": state.held})).one()
         return audit_read(
             audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
         )
-    markets, languages = _work_scope(reviewer, key_markets=principal.markets)
+    markets, languages = _work_scope(
+        reviewer.markets, reviewer.languages, key_markets=principal.markets
+    )
     if not markets or not languages:
         return None
-    now = utcnow()
-    excluded = await capped_codes(session, auditor_id=auditor_id, day=now.date())
-    if golden_rate > 0 and is_golden_turn(
-        auditor_id,
-        await claim_number(session, auditor_id=auditor_id),
-        golden_rate,
-        key=golden_key,
-    ):
+    excluded: list[str] = list(state.capped or [])
+    if golden_rate > 0 and is_golden_turn(auditor_id, state.claims, golden_rate, key=golden_key):
         golden = await claim_golden_audit(
             session,
             auditor_id=auditor_id,
@@ -420,21 +440,33 @@ async def _policy_versions(
     ordered = sorted(set(codes))
     if not ordered:
         return {}
-    # First reference registers them (an auditor may name a policy no decision carried yet).
-    await register_policies(session, ordered)
-    in_force = (
-        select(func.max(PolicyVersion.version))
-        .where(PolicyVersion.policy_code == Policy.code, PolicyVersion.effective_at <= at)
-        .scalar_subquery()
-    )
-    before_first = (
-        select(func.min(PolicyVersion.version) - 1)
-        .where(PolicyVersion.policy_code == Policy.code)
-        .scalar_subquery()
-    )
-    version = func.greatest(func.coalesce(in_force, before_first, Policy.version, 1), 1)
-    rows = await session.execute(select(Policy.code, version).where(Policy.code.in_(ordered)))
+    rows = await session.execute(_POLICY_VERSIONS, {"codes": ordered, "at": at})
     return {code: int(number) for code, number in rows}
+
+
+# First reference registers the policies (an auditor may name a policy no decision carried
+# yet), in the same statement: a policy registered here is not visible to the query beside
+# it, and reads as version 1, as it would once stored (no published version, default 1).
+_POLICY_VERSIONS = text(
+    """
+    WITH registered AS (
+        INSERT INTO policies (code) SELECT unnest(CAST(:codes AS text[]))
+        ON CONFLICT DO NOTHING
+    )
+    SELECT c.code, greatest(coalesce(
+        (SELECT max(v.version) FROM policy_versions v
+         WHERE v.policy_code = c.code AND v.effective_at <= :at),
+        (SELECT min(v.version) - 1 FROM policy_versions v WHERE v.policy_code = c.code),
+        p.version,
+        1
+    ), 1)
+    FROM unnest(CAST(:codes AS text[])) AS c(code)
+    LEFT JOIN policies p ON p.code = c.code
+    """
+).columns(code=String, version=Integer)
+
+
+_AUDIT_TO_JUDGE = _AUDIT_BY_ID.with_for_update(of=Audit)
 
 
 async def submit_verdict(
@@ -450,14 +482,7 @@ async def submit_verdict(
     404 for an audit the caller cannot see; 409 when it is already judged or not claimed by
     the caller; 422 for an incorrect verdict that expects the moderator's own decision.
     """
-    row = (
-        await session.execute(
-            select(Audit, Decision)
-            .join(Decision, Decision.id == Audit.decision_id)
-            .where(Audit.id == audit_id)
-            .with_for_update(of=Audit)
-        )
-    ).first()
+    row = (await session.execute(_AUDIT_TO_JUDGE, {"audit_id": audit_id})).first()
     if row is None or not principal.can_see_market(row[0].market):
         raise NotFound("audit not found")
     audit, decision = row[0], row[1]

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import asyncpg
 from redis.exceptions import RedisError
-from sqlalchemy import delete, text
+from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,20 +32,35 @@ logger = logging.getLogger(__name__)
 OUTBOX_CHANNEL = "plumbline_outbox"
 
 
+# The row and the notification in one round trip. The notification is delivered at commit,
+# and only then: it wakes the relay without waiting for its poll.
+_ADD_JOB = select(func.pg_notify(OUTBOX_CHANNEL, "")).add_cte(
+    insert(OutboxJob)
+    .values(
+        id=bindparam("id"),
+        queue_name=bindparam("queue_name"),
+        function=bindparam("function"),
+        payload=bindparam("payload"),
+        request_id=bindparam("request_id"),
+    )
+    .cte("job")
+)
+
+
 async def add_job(session: AsyncSession, job: Job) -> uuid.UUID:
     """Write ``job`` to the outbox in the session's transaction; returns its (arq) job id."""
-    row = OutboxJob(
-        id=uuid.uuid4(),
-        queue_name=job.queue,
-        function=job.function,
-        payload=job.model_dump(mode="json"),
-        request_id=request_id_var.get(),
+    job_id = uuid.uuid4()
+    await session.execute(
+        _ADD_JOB,
+        {
+            "id": job_id,
+            "queue_name": job.queue,
+            "function": job.function,
+            "payload": job.model_dump(mode="json"),
+            "request_id": request_id_var.get(),
+        },
     )
-    session.add(row)
-    await session.flush()
-    # Delivered at commit, and only then: wakes the relay without waiting for its poll.
-    await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
-    return row.id
+    return job_id
 
 
 _CLAIM = text(

@@ -38,7 +38,7 @@ import hmac
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, any_, func, literal, not_, or_, select, text, true
+from sqlalchemy import ColumnElement, any_, bindparam, func, literal, not_, or_, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change, snapshot
@@ -324,9 +324,14 @@ def is_golden_turn(auditor_id: str, claim_number: int, rate: float, *, key: byte
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
+# How many audits the auditor (bound as ``auditor``) holds or held: the ordinal of their
+# next claim. Built once; the claim reads it along with the auditor's other state.
+CLAIM_NUMBER = select(func.count()).where(Audit.auditor_id == bindparam("auditor"))
+
+
 async def claim_number(session: AsyncSession, *, auditor_id: str) -> int:
     """How many audits the auditor holds or held: the ordinal of their next claim."""
-    count = await session.scalar(select(func.count()).where(Audit.auditor_id == auditor_id))
+    count = await session.scalar(CLAIM_NUMBER, {"auditor": auditor_id})
     return int(count or 0)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     any_,
+    bindparam,
     false,
     func,
     literal,
@@ -368,19 +369,20 @@ def _shadow_audit_counts(*conditions: ColumnElement[bool]) -> Any:
     )
 
 
+# The open ``shadow_audits`` items of the reviewer bound as ``reviewer``: built once, as it
+# is read after every verdict.
+_OPEN_SHADOW_AUDIT_COUNTS = _shadow_audit_counts(
+    TrainingItemProgress.reviewer_id == bindparam("reviewer"),
+    TrainingItemProgress.completed_at.is_(None),
+)
+
+
 async def complete_shadow_audit_items(
     session: AsyncSession, *, reviewer_id: str, actor: Actor
 ) -> list[tuple[uuid.UUID, str]]:
     """Complete the reviewer's open ``shadow_audits`` items whose count their completed
     audits now reach (called after each verdict they give)."""
-    rows = (
-        await session.execute(
-            _shadow_audit_counts(
-                TrainingItemProgress.reviewer_id == reviewer_id,
-                TrainingItemProgress.completed_at.is_(None),
-            )
-        )
-    ).all()
+    rows = (await session.execute(_OPEN_SHADOW_AUDIT_COUNTS, {"reviewer": reviewer_id})).all()
     reached = [(plan_id, item_id) for plan_id, item_id, _, done, count in rows if done >= count]
     if not reached:
         return []

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     and_,
     any_,
+    bindparam,
     delete,
     func,
     literal,
@@ -138,9 +139,13 @@ def cap_read(cap: SensitiveCategoryCap) -> CapRead:
     return CapRead.model_validate(cap)
 
 
-def _exposed_audit(auditor_id: ColumnElement[str], day: date) -> ColumnElement[bool]:
-    """Audits that count towards ``auditor_id``'s exposure on ``day`` to the joined cap."""
-    start, end = utc_day_bounds(day)
+def _exposed_audit(
+    auditor_id: ColumnElement[str],
+    start: datetime | ColumnElement[datetime],
+    end: datetime | ColumnElement[datetime],
+) -> ColumnElement[bool]:
+    """Audits that count towards ``auditor_id``'s exposure from ``start`` to ``end`` (a UTC
+    day) to the joined cap."""
     return and_(
         Audit.auditor_id == auditor_id,
         Audit.claimed_at >= start,
@@ -149,16 +154,32 @@ def _exposed_audit(auditor_id: ColumnElement[str], day: date) -> ColumnElement[b
     )
 
 
+# The sensitive codes whose cap the auditor (bound as ``auditor``) has reached in the UTC day
+# from ``day_start`` to ``day_end``. Built once: a claim binds values only (and reads it
+# along with the auditor's other state, ``shared.audits.service``).
+CAPPED_CODES = (
+    select(SensitiveCategoryCap.policy_code)
+    .outerjoin(
+        Audit,
+        _exposed_audit(
+            bindparam("auditor", type_=SqlString), bindparam("day_start"), bindparam("day_end")
+        ),
+    )
+    .group_by(SensitiveCategoryCap.policy_code, SensitiveCategoryCap.daily_cap)
+    .having(func.count(Audit.id) >= SensitiveCategoryCap.daily_cap)
+)
+
+
+def capped_codes_values(*, auditor_id: str, day: date) -> dict[str, object]:
+    """The values ``CAPPED_CODES`` binds for ``auditor_id`` on ``day`` (UTC)."""
+    start, end = utc_day_bounds(day)
+    return {"auditor": auditor_id, "day_start": start, "day_end": end}
+
+
 async def capped_codes(session: AsyncSession, *, auditor_id: str, day: date) -> list[str]:
     """The sensitive codes whose cap ``auditor_id`` has reached on ``day`` (UTC)."""
-    exposure = func.count(Audit.id)
-    query = (
-        select(SensitiveCategoryCap.policy_code)
-        .outerjoin(Audit, _exposed_audit(literal(auditor_id, SqlString), day))
-        .group_by(SensitiveCategoryCap.policy_code, SensitiveCategoryCap.daily_cap)
-        .having(exposure >= SensitiveCategoryCap.daily_cap)
-    )
-    return list(await session.scalars(query))
+    values = capped_codes_values(auditor_id=auditor_id, day=day)
+    return list(await session.scalars(CAPPED_CODES, values))
 
 
 def _auditors_of_day(
@@ -211,7 +232,7 @@ async def list_exposure(
         .add_columns(exposure)
         .select_from(auditors)
         .join(SensitiveCategoryCap, literal(True))
-        .outerjoin(Audit, _exposed_audit(auditors.c.auditor_id, day))
+        .outerjoin(Audit, _exposed_audit(auditors.c.auditor_id, *utc_day_bounds(day)))
         .group_by(
             auditors.c.auditor_id,
             SensitiveCategoryCap.policy_code,
