@@ -485,8 +485,11 @@ def run_worker(worker_settings: type, *, settings: Settings) -> None:
 
 
 def redelivery_seconds(worker_settings: type) -> float:
-    """How long after its worker died mid-run a job runs again: arq's in-progress mark
-    expires after the largest timeout of the worker's jobs and scheduled jobs, plus 10 s."""
+    """The longest a job waits to run again after its worker died mid-run: arq's
+    in-progress mark expires after the largest timeout of the worker's jobs and scheduled
+    jobs, plus 10 s. A mark of a :class:`HeartbeatWorker` (every worker ``run_worker``
+    starts) gives way sooner, once that worker's heartbeat lapses
+    (``WORKER_HEARTBEAT_TTL_SECONDS``)."""
     worker = create_worker(worker_settings, handle_signals=False, redis_settings=RedisSettings())
     seconds: float = worker.in_progress_timeout_s
     return seconds
