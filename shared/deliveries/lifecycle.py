@@ -30,7 +30,11 @@ held (below). Deliveries waiting behind the head are not attempted and use no at
 Claims and records of one channel are serialised by a transaction-scoped advisory lock on
 the channel, so two notifiers never send two deliveries of one channel at once. When a
 record frees the channel (the head delivered, or dead for a refusal) it names the new head,
-which the notifier sends at once rather than at the next sweep.
+which the notifier sends at once rather than at the next sweep. A channel with a backlog
+may have its head and the deliveries right behind it claimed together
+(``claim_followers``): they are still sent one at a time, in order, stopping at the first
+failure; the delivered are recorded in one statement (``record_delivered``) and the unsent
+given back uncounted (``release_unsent``) before the channel's next head is looked for.
 
 Outage hold. When the head fails its last attempt the way an unreachable target fails (a
 retryable failure: 5xx, 408/425/429, a timeout, a connection error, a throttling refusal),
