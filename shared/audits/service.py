@@ -396,7 +396,7 @@ async def claim_next_audit(
     audit.auditor_id = auditor_id
     audit.claimed_at = now
     audit.lease_expires_at = now + timedelta(minutes=lease_minutes)
-    await session.flush()
+    # record_change flushes the claim with its log entry (one flush, not two).
     await record_change(
         session,
         actor=principal,
