@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.audit_api.decisions.writer import DecisionWriter
+from shared.core.db import is_connection_error
 from shared.core.errors import BadRequest, DomainError, Unauthorized
 from shared.core.errors import UnprocessableEntity as Unprocessable
 from shared.core.signing import verify_signature
@@ -291,6 +292,10 @@ async def record_rejection(
                     event_count=None,
                 ),
             )
-    except Exception:
+    except Exception as exc:
+        if is_connection_error(exc):
+            # The database is away: the client gets a 503 and sends again, meeting the same
+            # refusal, recorded then; a 4xx now would leave the owners never hearing of it.
+            raise
         # Losing this notice must not turn the client's 4xx into a 500.
         logger.exception("could not record a rejected batch", extra={"source": source.name})
