@@ -7,6 +7,8 @@ Runs only with ``make test-faults`` (``PLUMBLINE_FAULT_SUITE=1``; see tests/conf
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,18 +26,29 @@ def clean_state() -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[FaultStack]:
-    """Embedded PostgreSQL and Redis of the test's own, migrated; no part running yet."""
-    stack = FaultStack(tmp_path / "stack")
-    stack.start_servers()
-    stack.migrate()
+def stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
+    """Embedded PostgreSQL and Redis of the test's own, migrated; no part running yet.
+
+    Not under ``tmp_path``: a pytest session starting meanwhile takes the group and other
+    bits off ``/tmp/pytest-of-<user>``, and PostgreSQL, which runs as its own user when we
+    are root, could then no longer reach its data to restart. The directory is removed after
+    a test that passed and kept (its path logged) after one that failed.
+    """
+    failed_before = request.session.testsfailed
+    stack = FaultStack(Path(tempfile.mkdtemp(prefix="plumbline-faults-")))
     try:
+        stack.start_servers()
+        stack.migrate()
         yield stack
     finally:
         for part in stack.parts:
             tail = "\n".join(part.logs().splitlines()[-15:])
             logger.warning("%s (%s), last lines:\n%s", part.name, part.log, tail)
         stack.close()
+        if request.session.testsfailed == failed_before:
+            shutil.rmtree(stack.directory, ignore_errors=True)
+        else:
+            logger.warning("the stack's data and logs are kept in %s", stack.directory)
 
 
 @pytest.fixture
