@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import logging
 import os
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TextIO
 
 from pydantic import ValidationError
 
@@ -517,6 +518,20 @@ def _configure_logging(settings: Settings, service: str) -> None:
     configure_logging(service=service, level=settings.log_level, json=settings.log_json)
 
 
+def api_server_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options every API server takes from the settings (``plumbline api`` and the
+    tests' live servers alike)."""
+    return {
+        # Forwarded headers are believed only from the load balancers named in the settings.
+        "proxy_headers": bool(settings.api_forwarded_allow_ips),
+        "forwarded_allow_ips": settings.api_forwarded_allow_ips or None,
+        # The app sets up JSON logging; uvicorn's own config would add plain-text lines.
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+    }
+
+
 def run_api() -> int:
     """``plumbline api``: the HTTP API under uvicorn."""
     import uvicorn
@@ -530,13 +545,8 @@ def run_api() -> int:
             host=settings.api_host,
             port=settings.api_port,
             workers=settings.api_workers,
-            # Behind a proxy, set the forwarded-header trust there explicitly, not by default.
-            proxy_headers=False,
-            # The app sets up JSON logging; uvicorn's own config would add plain-text lines.
-            log_config=None,
-            access_log=False,
-            server_header=False,
             timeout_graceful_shutdown=API_GRACEFUL_SHUTDOWN_SECONDS,
+            **api_server_options(settings),
         )
     return 0
 
@@ -913,9 +923,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The commands that run until stopped. Once one has stopped cleanly (children, servers,
+# pools and logs closed) nothing is left to tidy, yet the interpreter's teardown of all they
+# import takes about a second of CPU, many seconds on a busy machine: time that counts
+# against `plumbline run`'s 10 s to stop, after which it kills what is left.
+SERVICE_COMMANDS = frozenset({"run", *CHILD_COMMANDS})
+
+
+def _exit_without_teardown(code: int) -> NoReturn:
+    """Flush the logs and standard streams, then end the process at once with ``code``."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``plumbline`` console script; returns the exit code."""
+    """Entry point of the ``plumbline`` console script; returns the exit code (a service
+    command that stopped ends the process instead, see ``SERVICE_COMMANDS``)."""
     args = build_parser().parse_args(argv)
+    code = _run_command(args)
+    if args.command in SERVICE_COMMANDS:
+        _exit_without_teardown(code)
+    return code
+
+
+def _run_command(args: argparse.Namespace) -> int:
     if args.command != "run":
         # `run` installs its own handlers: it has children and servers to stop in order.
         _raise_on_signals()

@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.audit_api.app import create_app
+from services.cli import api_server_options
 from shared.api_keys.service import create_api_key
 from shared.core.db import create_engine, create_sessionmaker
 from shared.core.migrate import upgrade_to_head
@@ -232,7 +233,11 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="on",
+            **api_server_options(settings),
         )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None

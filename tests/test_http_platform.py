@@ -411,6 +411,27 @@ async def test_failed_authentications_are_limited_per_client_across_replicas(
         assert (await one.get("/healthz")).status_code == 200
 
 
+async def test_the_client_behind_a_trusted_load_balancer_is_the_forwarded_one(
+    settings: Settings, admin_key: str
+) -> None:
+    """Limits count the client the load balancer names, and only a named balancer is believed."""
+    own = settings.model_copy(update={"auth_failures_per_client": 2})
+    behind = own.model_copy(update={"api_forwarded_allow_ips": "127.0.0.1"})
+    one, other = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "203.0.113.8"}
+    async with running_api(behind) as server, httpx.AsyncClient(base_url=server.url) as client:
+        for guess in ("guess-1", "guess-2"):
+            assert_problem(await client.get("/v1/sources", headers=auth(guess) | one), 401)
+        assert_problem(await client.get("/v1/sources", headers=auth(admin_key) | one), 429)
+        # Another client behind the same balancer is not held back by the first one's failures.
+        allowed = await client.get("/v1/sources", headers=auth(admin_key) | other)
+        assert allowed.status_code == 200, allowed.text
+    async with running_api(own) as server, httpx.AsyncClient(base_url=server.url) as client:
+        # Not configured: the header is the client's say-so, and the peer address counts.
+        for guess in ("guess-3", "guess-4"):
+            assert_problem(await client.get("/v1/sources", headers=auth(guess) | one), 401)
+        assert_problem(await client.get("/v1/sources", headers=auth(admin_key) | other), 429)
+
+
 async def test_failed_signatures_are_limited_per_source_and_per_client(
     settings: Settings, admin_key: str
 ) -> None:

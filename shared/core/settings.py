@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 1
+    # Addresses of the load balancers whose X-Forwarded-For / X-Forwarded-Proto the API
+    # believes (uvicorn's forwarded_allow_ips: comma-separated IPs or networks, "*" for any).
+    # Empty: the client is the connection's peer, so a client cannot pick its own address
+    # for the per-client limits by sending the header.
+    api_forwarded_allow_ips: str = ""
 
     # At least MIN_BOOTSTRAP_ADMIN_KEY_LENGTH characters: it is an admin credential.
     bootstrap_admin_key: SecretStr | None = None
