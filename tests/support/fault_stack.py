@@ -32,7 +32,8 @@ API (tests/faults and their support modules use only this)::
 
     # `plumbline run` as a whole (instead of start_servers/migrate/add):
     run = stack.start_plumbline_run()    # tests.support.plumbline_run.Run; ready, servers
-                                         # attached, so fetch() and stop_redis() work
+                                         # attached, so fetch() and stop_redis() work; may
+                                         # be called again once that run has stopped
 
 Every part gets ``PLUMBLINE_BOOTSTRAP_ADMIN_KEY`` (``stack.admin_key``), one encryption
 key, ``PLUMBLINE_INSECURE_TARGET_HOSTS=127.0.0.1`` (channels may deliver to a local sink)
@@ -355,8 +356,10 @@ class FaultStack:
     def start_plumbline_run(self, name: str = "run") -> Run:
         """``plumbline run`` on this stack's data directory (its own embedded servers), ready;
         its servers are then attached, so ``fetch`` and the server faults work on them."""
-        assert self.postgres is None, "servers already started"
-        assert self.redis is None, "servers already started"
+        # Again after an earlier run stopped (its servers with it): fine; next to running
+        # servers of this stack: not.
+        for server in (self.postgres, self.redis):
+            assert server is None or not server.is_running(), "the stack's servers run"
         env = {
             key: value
             for key, value in self._base_env.items()
