@@ -84,9 +84,8 @@ bench: install
 	$(BIN)/python -m benchmarks.agreement
 	$(BIN)/python -m benchmarks.reports
 	$(BIN)/python -m benchmarks.console
-	# 600 events a repeat: the issue's 10,000 to 40 webhooks take 25 min a repeat at the
-	# throughput measured (docs/benchmarks.md); --events 10000 runs the full workload.
-	$(BIN)/python -m benchmarks.notifier --events 600
+	$(BIN)/python -m benchmarks.notifier
+	$(BIN)/python -m benchmarks.mixed --output docs/benchmarks.md
 
 docs-briefing: install
 	$(BIN)/python -m benchmarks.render_briefing
