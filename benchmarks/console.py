@@ -343,11 +343,16 @@ def render_report(
         f"code: commit {machine.commit}."
     )
     out.append(f"- Command: `{options.command}`")
+    competed = (
+        "above the core count: other processes competed for the CPU"
+        if max(result.load) > machine.cores
+        else "within the core count"
+    )
     out.append(
         f"- Machine: {machine.cpu}, {machine.cores} cores, {machine.ram_gib:.1f} GiB; "
         f"{machine.postgres} ({machine.postgres_settings}); Python {machine.python}. "
         f"1-minute load {result.load[0]:.2f} before and {result.load[1]:.2f} after the timed "
-        "requests (above the core count: other processes competed for the CPU)."
+        f"requests ({competed})."
     )
     out.append(f"- PostgreSQL: {backing.database_origin}; Redis: {backing.redis_origin}.")
     out.append(
