@@ -349,9 +349,9 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
     the limit says wait, and the attempt runs again after the wait. When the last sent is
     delivered (or dead for a refusal) the channel's next deliveries are claimed in the same
     transaction as the outcome and sent by this job, for up to ``DRAIN_BUDGET_SECONDS``;
-    after that, or for a rate-limited channel, the next gets its own job at once. A failed attempt's next one is
-    queued for when it is due; the schedule itself is in PostgreSQL, should that job be
-    lost.
+    after that, or for a rate-limited channel, the next gets its own job at once. A failed
+    attempt's next one is queued for when it is due; the schedule itself is in PostgreSQL,
+    should that job be lost.
     """
     timeout = state.settings.delivery_timeout_seconds
     started = time.monotonic()
