@@ -39,16 +39,39 @@ async def record_change(
 ) -> AuditLogEntry:
     """Add an audit-log entry in the caller's transaction: it exists iff the change does."""
     entry = AuditLogEntry(
-        actor_key_id=actor.key_id if actor else None,
-        actor_role=actor.role if actor else None,
-        actor_reviewer_id=actor.reviewer_id if actor else None,
-        action=action,
-        entity_type=entity_type,
-        entity_id=str(entity_id),
-        before=before,
-        after=after,
-        request_id=request_id_var.get(),
+        **change_values(
+            actor=actor,
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            before=before,
+            after=after,
+        )
     )
     session.add(entry)
     await session.flush()
     return entry
+
+
+def change_values(
+    *,
+    actor: Actor | None,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of an audit-log entry, for a hot path that writes the entry with
+    the change itself in one statement (what ``record_change`` stores)."""
+    return {
+        "actor_key_id": actor.key_id if actor else None,
+        "actor_role": actor.role if actor else None,
+        "actor_reviewer_id": actor.reviewer_id if actor else None,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "before": before,
+        "after": after,
+        "request_id": request_id_var.get(),
+    }

@@ -48,26 +48,33 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Integer,
     Select,
     String,
+    Table,
+    Update,
     Uuid,
     and_,
     any_,
     bindparam,
     false,
     func,
+    insert,
     not_,
     or_,
     select,
     text,
     true,
+    update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.analytics.rollups import Slice, mark_slices_dirty
-from shared.audit_log.record import record_change
+from shared.audit_log.record import change_values, record_change
 from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.core.pagination import Keyset, KeysetPage
@@ -80,6 +87,7 @@ from shared.golden.service import (
 )
 from shared.models import (
     Audit,
+    AuditLogEntry,
     Decision,
     Disagreement,
     Reviewer,
@@ -295,6 +303,63 @@ _CLAIM_STATE = select(
     select(func.array_agg(_CAPPED.c.policy_code)).scalar_subquery().label("capped"),
 )
 
+# The hot paths write with Core statements built once (SQLAlchemy caches their compiled
+# form), not through the unit of work: a claim or a verdict is then one statement that
+# changes the audit and adds its audit-log entry (and, for a verdict, the verdict row).
+_AUDITS: Table = Audit.__table__  # type: ignore[assignment]
+_VERDICTS: Table = Verdict.__table__  # type: ignore[assignment]
+_AUDIT_LOG: Table = AuditLogEntry.__table__  # type: ignore[assignment]
+_LOG_COLUMNS = (
+    "actor_key_id",
+    "actor_role",
+    "actor_reviewer_id",
+    "action",
+    "entity_type",
+    "entity_id",
+    "before",
+    "after",
+    "request_id",
+)
+
+
+def _logged(change: Update, *more: Insert) -> Insert:
+    """``change`` (and ``more``) as data-modifying CTEs of the audit-log entry's insert:
+    PostgreSQL runs them all, in one round trip and one snapshot."""
+    statement = insert(_AUDIT_LOG).values({name: bindparam(f"log_{name}") for name in _LOG_COLUMNS})
+    return statement.add_cte(
+        change.cte("changed"), *(cte.cte(f"added_{n}") for n, cte in enumerate(more))
+    )
+
+
+def _log_params(**entry: Any) -> dict[str, Any]:
+    return {f"log_{name}": value for name, value in change_values(**entry).items()}
+
+
+# (ORM attribute, column) of every verdict column: the verdict insert binds them all.
+_VERDICT_COLUMNS = tuple(
+    (attribute.key, attribute.columns[0].name) for attribute in sa_inspect(Verdict).column_attrs
+)
+
+_CLAIM_WRITE = _logged(
+    update(_AUDITS)
+    .where(_AUDITS.c.id == bindparam("audit_id"))
+    .values(
+        status="claimed",
+        auditor_id=bindparam("auditor"),
+        claimed_at=bindparam("now"),
+        lease_expires_at=bindparam("lease_expires_at"),
+    )
+)
+
+_VERDICT_WRITE = _logged(
+    update(_AUDITS)
+    .where(_AUDITS.c.id == bindparam("audit_id"))
+    .values(status="completed", completed_at=bindparam("now"), lease_expires_at=None),
+    insert(_VERDICTS).values(
+        {column: bindparam(f"verdict_{column}") for _, column in _VERDICT_COLUMNS}
+    ),
+)
+
 _AUDIT_WITH_DECISION = select(Audit, Decision).join(Decision, Decision.id == Audit.decision_id)
 _AUDIT_BY_ID = _AUDIT_WITH_DECISION.where(Audit.id == bindparam("audit_id"))
 
@@ -392,19 +457,31 @@ async def claim_next_audit(
         return None
     audit, decision = taken
     before = _audit_snapshot(audit)
-    audit.status = "claimed"
-    audit.auditor_id = auditor_id
-    audit.claimed_at = now
-    audit.lease_expires_at = now + timedelta(minutes=lease_minutes)
-    # record_change flushes the claim with its log entry (one flush, not two).
-    await record_change(
-        session,
-        actor=principal,
-        action="audit.claim",
-        entity_type=ENTITY,
-        entity_id=audit.id,
-        before=before,
-        after=_audit_snapshot(audit),
+    lease_expires_at = now + timedelta(minutes=lease_minutes)
+    # The loaded audit shows the claim without becoming a pending change of the session.
+    for name, value in (
+        ("status", "claimed"),
+        ("auditor_id", auditor_id),
+        ("claimed_at", now),
+        ("lease_expires_at", lease_expires_at),
+    ):
+        set_committed_value(audit, name, value)
+    await session.execute(
+        _CLAIM_WRITE,
+        {
+            "audit_id": audit.id,
+            "auditor": auditor_id,
+            "now": now,
+            "lease_expires_at": lease_expires_at,
+            **_log_params(
+                actor=principal,
+                action="audit.claim",
+                entity_type=ENTITY,
+                entity_id=audit.id,
+                before=before,
+                after=_audit_snapshot(audit),
+            ),
+        },
     )
     return audit_read(
         audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
@@ -536,22 +613,28 @@ async def submit_verdict(
         policy_versions=versions,
         created_at=now,
     )
-    session.add(verdict)
     before = _audit_snapshot(audit)
-    audit.status = "completed"
-    audit.completed_at = now
-    audit.lease_expires_at = None
-    await session.flush()
-    await record_change(
-        session,
-        actor=principal,
-        action="audit.verdict",
-        entity_type=ENTITY,
-        entity_id=audit.id,
-        before=before,
-        after={
-            **_audit_snapshot(audit),
-            "verdict": VerdictRead.model_validate(verdict).model_dump(mode="json"),
+    for name, value in (("status", "completed"), ("completed_at", now), ("lease_expires_at", None)):
+        set_committed_value(audit, name, value)
+    # The verdict row, the audit's completion and the log entry in one statement; ``verdict``
+    # stays out of the session (nothing to flush), the steps below only read it.
+    await session.execute(
+        _VERDICT_WRITE,
+        {
+            "audit_id": audit.id,
+            "now": now,
+            **{f"verdict_{column}": getattr(verdict, key) for key, column in _VERDICT_COLUMNS},
+            **_log_params(
+                actor=principal,
+                action="audit.verdict",
+                entity_type=ENTITY,
+                entity_id=audit.id,
+                before=before,
+                after={
+                    **_audit_snapshot(audit),
+                    "verdict": VerdictRead.model_validate(verdict).model_dump(mode="json"),
+                },
+            ),
         },
     )
 
