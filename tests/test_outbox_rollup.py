@@ -184,6 +184,8 @@ async def test_redis_outage_keeps_jobs_pending_until_it_returns(
 ) -> None:
     # Intake does not touch Redis: decisions are accepted while it is away.
     assert (await sender.post(decision_event(1))).status_code == 202
+    # The writer queues its rollup job shortly after the commit (later while it is busy).
+    await wait_for_outbox(sessionmaker)
     unreachable = ArqRedis.from_url("redis://127.0.0.1:1/0")
     try:
         with pytest.raises(RedisConnectionError):
