@@ -24,6 +24,14 @@ class Job(BaseModel):
     queue: ClassVar[str]
 
 
+class BackgroundJobWork(Job):
+    """The work of a ``BackgroundJob`` row (``shared.background_jobs``): queued under the
+    row's id (outbox row and arq job alike), so the row names its arq job, and the sweep of
+    jobs Redis lost (``shared.background_jobs.recovery``) finds and re-queues it."""
+
+    job_id: uuid.UUID
+
+
 class ApplyIntakeRollup(Job):
     """Count one accepted intake batch into the daily intake rollup."""
 
@@ -44,34 +52,31 @@ class ApplyQualityRollups(Job):
     queue = REPORT_QUEUE
 
 
-class SampleDailyAudits(Job):
+class SampleDailyAudits(BackgroundJobWork):
     """Sample one market day (or every market's) for audits; ``job_id`` is its BackgroundJob."""
 
     function = "sample_daily_audits"
     queue = REPORT_QUEUE
 
-    job_id: uuid.UUID
     day: date
     market: str | None = None
 
 
-class EvaluateEscalationRule(Job):
+class EvaluateEscalationRule(BackgroundJobWork):
     """Evaluate one escalation rule now; ``job_id`` is its BackgroundJob."""
 
     function = "evaluate_escalation_rule"
     queue = REPORT_QUEUE
 
-    job_id: uuid.UUID
     rule_id: uuid.UUID
 
 
-class RunReportSchedule(Job):
+class RunReportSchedule(BackgroundJobWork):
     """Run a report schedule now (a snapshot by hand); ``job_id`` is its BackgroundJob."""
 
     function = "run_report_schedule"
     queue = REPORT_QUEUE
 
-    job_id: uuid.UUID
     schedule_id: uuid.UUID
 
 

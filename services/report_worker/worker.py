@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from services.report_worker.auditor_quality import run_announce_accuracy_drops
+from services.report_worker.background_jobs import sweep_lost_background_jobs
 from services.report_worker.decision_partitions import run_maintain_decision_partitions
 from services.report_worker.disputes import (
     run_close_expired_disagreements,
@@ -84,6 +85,12 @@ class WorkerSettings:
         ),
         scheduled_job(sweep_intake_batches, name="sweep_intake_batches", seconds={15}, timeout=60),
         scheduled_job(sweep_quality_rollups, name="sweep_quality_rollups", seconds={5}, timeout=60),
+        scheduled_job(
+            sweep_lost_background_jobs,
+            name="sweep_lost_background_jobs",
+            seconds={3, 18, 33, 48},
+            timeout=60,
+        ),
         scheduled_job(
             # Each market day commits on its own: a run cut short leaves the rest to the
             # next minute's run.

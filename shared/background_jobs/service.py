@@ -3,7 +3,14 @@
 The whole life of a job row is here: the API creates it (``create_job``, its work queued
 through the outbox in the same transaction) and reads it; the worker doing the work marks
 it ``running`` (``start_job``), then ``complete`` with its result in the work's own
-transaction (``complete_job``) or ``failed`` (``fail_job``).
+transaction (``complete_job``) or ``failed`` (``fail_job``). The work is queued under the
+row's id (``shared.jobs.BackgroundJobWork``); ``shared.background_jobs.recovery`` queues it
+again when Redis lost it.
+
+A job may run twice (arq delivers at least once, and a job re-queued after Redis lost it
+may meet a run that outlived the loss); its effect is applied once all the same: the effect
+commits with ``complete_job``, which refuses a job already finished, so the second run's
+transaction rolls back, and ``fail_job`` never overwrites a finished job.
 """
 
 from __future__ import annotations
@@ -55,6 +62,10 @@ async def get_job(session: AsyncSession, *, job_id: uuid.UUID, viewer: Principal
 FINAL_STATUSES = frozenset({"complete", "failed"})
 
 
+class JobAlreadyFinished(Exception):
+    """``complete_job`` on a job another run finished first: roll the work back."""
+
+
 async def _locked(session: AsyncSession, job_id: uuid.UUID) -> BackgroundJob | None:
     return await session.get(BackgroundJob, job_id, with_for_update=True, populate_existing=True)
 
@@ -80,10 +91,16 @@ async def start_job(
 async def complete_job(
     session: AsyncSession, *, job_id: uuid.UUID, result: dict[str, Any], now: datetime
 ) -> None:
-    """Keep the job's result and mark it ``complete`` (in the transaction of its work)."""
+    """Keep the job's result and mark it ``complete`` (in the transaction of its work).
+
+    JobAlreadyFinished when another run of the job finished it meanwhile: the caller's
+    transaction, and with it this run's effect, must roll back.
+    """
     job = await _locked(session, job_id)
     if job is None:  # pragma: no cover - the row outlives its job
         raise NotFound("job not found")
+    if job.status in FINAL_STATUSES:
+        raise JobAlreadyFinished(f"job {job_id} is {job.status} already")
     job.status = "complete"
     job.result = result
     job.error = None
@@ -93,9 +110,10 @@ async def complete_job(
 
 async def fail_job(session: AsyncSession, *, job_id: uuid.UUID, error: str, now: datetime) -> None:
     """Mark the job ``failed`` with ``error``, what API clients are shown (say what failed,
-    not how: the details belong in the worker's log)."""
+    not how: the details belong in the worker's log). A job already finished is left as it
+    is (a failing second run does not undo the first run's outcome)."""
     job = await _locked(session, job_id)
-    if job is None:
+    if job is None or job.status in FINAL_STATUSES:
         return
     job.status = "failed"
     job.error = error

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.core.observability import request_id_var
 from shared.core.queue import ArqRedis, Outage, create_queue_pool, enqueue_payload
 from shared.core.settings import Settings
-from shared.jobs import Job
+from shared.jobs import BackgroundJobWork, Job
 from shared.models import OutboxJob
 from shared.models.base import utcnow
 
@@ -48,8 +48,9 @@ _ADD_JOB = select(func.pg_notify(OUTBOX_CHANNEL, "")).add_cte(
 
 
 async def add_job(session: AsyncSession, job: Job) -> uuid.UUID:
-    """Write ``job`` to the outbox in the session's transaction; returns its (arq) job id."""
-    job_id = uuid.uuid4()
+    """Write ``job`` to the outbox in the session's transaction; returns its (arq) job id:
+    the ``BackgroundJob``'s own id for a background job's work, else a new one."""
+    job_id = job.job_id if isinstance(job, BackgroundJobWork) else uuid.uuid4()
     await session.execute(
         _ADD_JOB,
         {

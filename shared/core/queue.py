@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import logging
 import signal
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import orjson
 from arq import Retry, cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.cron import CronJob
 from arq.jobs import ResultNotFound
 from arq.typing import WorkerCoroutine
@@ -39,6 +40,7 @@ from shared.jobs import NOTIFY_QUEUE, REPORT_QUEUE, Job
 __all__ = [
     "NOTIFY_QUEUE",
     "REPORT_QUEUE",
+    "ArqJobState",
     "ArqRedis",
     "CronJob",
     "Outage",
@@ -49,6 +51,7 @@ __all__ = [
     "enqueue",
     "enqueue_payload",
     "job_function",
+    "job_state",
     "redelivery_seconds",
     "redis_settings",
     "run_and_wait",
@@ -150,6 +153,28 @@ async def enqueue_payload(
         _defer_by=defer_seconds,
     )
     return queued is not None
+
+
+class ArqJobState(enum.Enum):
+    """What Redis holds of one arq job."""
+
+    # Waiting in its queue, or running (a worker's in-progress mark).
+    HELD = "held"
+    # Ended (its result is kept for the worker's ``keep_result``): arq refuses the id.
+    FINISHED = "finished"
+    # Nothing: never queued here, or lost with Redis (or its result has expired).
+    MISSING = "missing"
+
+
+async def job_state(redis: Redis, job_id: str) -> ArqJobState:
+    """What Redis holds of the job ``job_id`` (one round trip)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id)
+        pipe.exists(result_key_prefix + job_id)
+        held, finished = await pipe.execute()
+    if held:
+        return ArqJobState.HELD
+    return ArqJobState.FINISHED if finished else ArqJobState.MISSING
 
 
 async def run_and_wait(redis: Redis, job: Job, *, job_id: str, wait_seconds: float) -> Any:

@@ -7,13 +7,18 @@ job it acknowledged; PostgreSQL holds the rest (the outbox until a job is relaye
 sweeps' tables after). The first test proves the queued jobs survive in Redis itself: the
 workers are stopped, so nothing but Redis holds them when it dies. The second kills Redis
 under a running sampling job: the worker gives the job back as soon as Redis returns,
-instead of leaving it to arq's in-progress mark (the largest job timeout plus 10 s).
+instead of leaving it to arq's in-progress mark (the largest job timeout plus 10 s). The
+third restarts Redis without its data (what a crash inside the append-only file's fsync
+second, or a Redis replaced by an empty one, leaves): PostgreSQL holds enough to redo every
+job, through the sweeps (``shared.background_jobs.recovery`` for the background jobs, the
+rollup and delivery sweeps for the rest).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 import uuid
 
@@ -74,6 +79,48 @@ async def test_jobs_queued_when_redis_is_killed_run_once(stack: FaultStack, sink
 
     result = await reconcile(stack, load, sink, within=RECOVERED_WITHIN_SECONDS)
     logger.warning("Redis killed with %s queued: %s", queued, result.summary())
+    assert result.sampling_jobs == 5
+    assert result.delivered > 0
+
+
+def _wipe_redis_data(stack: FaultStack) -> None:
+    """Delete what the (stopped) embedded Redis would replay: it comes back empty."""
+    assert stack.redis is not None
+    assert not stack.redis.is_running()
+    directory = stack.redis.directory
+    # appendonly.aof (Redis 6), appendonlydir/ (Redis 7+), dump.rdb (snapshots are off).
+    shutil.rmtree(directory / "appendonlydir", ignore_errors=True)
+    for data in (*directory.glob("appendonly.aof*"), directory / "dump.rdb"):
+        data.unlink(missing_ok=True)
+
+
+async def test_jobs_queued_when_redis_restarts_without_its_data_run_once(
+    stack: FaultStack, sink: Sink
+) -> None:
+    setup = await bring_up(stack, sink)
+    load = Load(setup, stack.api_urls, refuse_every=4, sample_every=0)
+    async with load.running():
+        await load.wait_for(lambda: len(load.acknowledged) > 300)
+        # Nobody takes jobs now: what is relayed from here on lives only in Redis.
+        for name in ("report-worker", "notifier"):
+            assert stack.part(name).terminate() == 0, stack.part(name).logs()[-3000:]
+        for _ in range(5):
+            assert await load.sample() is not None, load.summary()
+        await asyncio.sleep(2)
+    await _all_relayed(stack)
+    queued = await _queued(stack)
+    assert queued[REPORT_QUEUE] >= 5, queued
+    stack.stop_redis(clean=False)
+    _wipe_redis_data(stack)
+    stack.start_redis()
+    assert await _queued(stack) == {REPORT_QUEUE: 0, NOTIFY_QUEUE: 0}, "Redis kept its data"
+    for name in ("report-worker", "notifier"):
+        stack.part(name).start()
+
+    # Every job lost with Redis is done from what PostgreSQL holds, each effect once
+    # (sampling jobs complete with one run each, one audit per decision, ...).
+    result = await reconcile(stack, load, sink, within=RECOVERED_WITHIN_SECONDS)
+    logger.warning("Redis restarted empty with %s queued: %s", queued, result.summary())
     assert result.sampling_jobs == 5
     assert result.delivered > 0
 
