@@ -363,7 +363,7 @@ def json_of(body: bytes) -> dict[str, Any]:
 
 def mime_of(body: bytes) -> Message:
     """The MIME message the e-mail adapter sends for a stored body, parsed back."""
-    adapter = EmailAdapter(httpx.AsyncClient(), settings=Settings())
+    adapter = EmailAdapter(httpx.AsyncHTTPTransport(), settings=Settings())
     mime = adapter.build_mime(
         OutgoingMessage(
             delivery_id=uuid.uuid4(),

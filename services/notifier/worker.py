@@ -127,9 +127,9 @@ EVENT_SWEEP_WINDOW = timedelta(hours=24)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NotifierState(WorkerState):
-    """The notifier's state: one HTTP client (one connection pool) behind every adapter."""
+    """The notifier's state: one HTTP transport (one connection pool) behind every adapter."""
 
-    http: httpx.AsyncClient
+    http: httpx.AsyncHTTPTransport
     adapters: Mapping[str, ChannelAdapter]
     box: SecretBox
     retry_policy: RetryPolicy
@@ -139,16 +139,15 @@ class NotifierState(WorkerState):
     fan_outs: FanOutBatcher
 
     async def close(self) -> None:
-        """Close the HTTP client and the database engine."""
+        """Close the HTTP transport and the database engine."""
         await self.http.aclose()
         await WorkerState.close(self)
 
 
 def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState:
-    """The notifier's state for ``settings``: database, HTTP client, adapters, keys."""
-    http = httpx.AsyncClient(
-        follow_redirects=False,
-        timeout=settings.delivery_timeout_seconds,
+    """The notifier's state for ``settings``: database, HTTP transport, adapters, keys."""
+    # Timeouts are the adapters' (per request); redirects are never followed by a transport.
+    http = httpx.AsyncHTTPTransport(
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
     return NotifierState(
@@ -164,7 +163,7 @@ def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState
 
 
 async def startup(ctx: Context) -> None:
-    """Open the database engine and HTTP client, then sweep work left unfinished."""
+    """Open the database engine and HTTP transport, then sweep work left unfinished."""
     settings = startup_settings(ctx)
     configure_logging(service="notifier", level=settings.log_level, json=settings.log_json)
     state = open_notifier_state(settings, redis=queue_of(ctx))

@@ -38,8 +38,10 @@ _BY_KIND = {adapter.kind: adapter for adapter in ADAPTER_CLASSES}
 SUPPORTED_KINDS = frozenset(_BY_KIND)
 
 
-def build_adapters(http: httpx.AsyncClient, *, settings: Settings) -> dict[str, ChannelAdapter]:
-    """Every adapter, by channel kind, sharing one HTTP client (one connection pool)."""
+def build_adapters(
+    http: httpx.AsyncBaseTransport, *, settings: Settings
+) -> dict[str, ChannelAdapter]:
+    """Every adapter, by channel kind, sharing one HTTP transport (one connection pool)."""
     return {kind: adapter(http, settings=settings) for kind, adapter in _BY_KIND.items()}
 
 

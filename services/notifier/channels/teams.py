@@ -52,7 +52,7 @@ class TeamsAdapter(HttpChannelAdapter):
 
     kind: ClassVar[str] = "teams"
 
-    def __init__(self, http: httpx.AsyncClient, *, settings: Settings) -> None:
+    def __init__(self, http: httpx.AsyncBaseTransport, *, settings: Settings) -> None:
         super().__init__(http, settings=settings)
         self._tokens: dict[OAuthClientCredentials, CachedToken] = {}
         self._token_locks: dict[OAuthClientCredentials, asyncio.Lock] = {}
