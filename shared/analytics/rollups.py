@@ -53,7 +53,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.analytics.day_rollups import rebuild_day_rollups, recompute_day_rollups
 from shared.core.outbox import add_job
 from shared.jobs import ApplyQualityRollups
-from shared.models.analytics import ALL_POLICIES, NO_POLICY
+from shared.models.analytics import (
+    ALL_POLICIES,
+    DECISION_COUNTERS,
+    NO_POLICY,
+    VERDICT_COUNTERS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,27 +99,6 @@ _POLICIES = f"""
 
 _LOCAL_DAY = "(d.decided_at AT TIME ZONE coalesce(m.time_zone, 'UTC'))::date"
 
-_VERDICT_COLUMNS = (
-    "audited",
-    "correct",
-    "judged_incorrect",
-    "missed_violation",
-    "over_enforcement",
-    "wrong_policy",
-    "wrong_action",
-    "critical",
-    "major",
-    "minor",
-    "disputed",
-    "overturned",
-    "audit_delay_seconds_sum",
-    "appealed",
-    "appeal_reversed",
-    "enforcement_tp",
-    "enforcement_fp",
-    "enforcement_fn",
-)
-_DECISION_COLUMNS = ("decisions", "handling_time_ms_sum", "handling_time_count")
 _KEY = "day, market, queue, moderator_id, policy"
 
 
@@ -201,7 +185,7 @@ def _verdict_ctes(
     ),
     verdict_side AS (
         SELECT {_KEY},
-               {", ".join(f"coalesce({c}, 0) AS {c}" for c in _VERDICT_COLUMNS)}
+               {", ".join(f"coalesce({c}, 0) AS {c}" for c in VERDICT_COUNTERS)}
         FROM verdict_counts FULL JOIN appeal_counts USING ({_KEY})
     )"""
 
@@ -288,6 +272,12 @@ async def _queue_job_once(session: AsyncSession) -> None:
         return
     await add_job(session, ApplyQualityRollups())
     session.info[_SESSION_JOB_KEY] = transaction
+
+
+async def queue_rollup_job(session: AsyncSession) -> None:
+    """Queue the rollup job of this transaction (once), for a caller that wrote its
+    ``DirtyRollupSlice`` row within a statement of its own (a verdict: one round trip)."""
+    await _queue_job_once(session)
 
 
 async def mark_slices_dirty(session: AsyncSession, slices: Iterable[Slice]) -> None:
@@ -406,11 +396,11 @@ _RECOMPUTE_QUALITY = text(
     WITH {_SLICES},
     {_SLICE_VERDICT_CTES},
     upserted AS (
-        INSERT INTO quality_rollups ({_KEY}, {", ".join(_VERDICT_COLUMNS)})
-        SELECT {_KEY}, {", ".join(_VERDICT_COLUMNS)} FROM verdict_side
+        INSERT INTO quality_rollups ({_KEY}, {", ".join(VERDICT_COUNTERS)})
+        SELECT {_KEY}, {", ".join(VERDICT_COUNTERS)} FROM verdict_side
         ORDER BY {_KEY}
         ON CONFLICT ({_KEY}) DO UPDATE SET
-            {", ".join(f"{c} = excluded.{c}" for c in _VERDICT_COLUMNS)},
+            {", ".join(f"{c} = excluded.{c}" for c in VERDICT_COUNTERS)},
             updated_at = now()
         RETURNING 1
     ),
@@ -421,7 +411,7 @@ _RECOMPUTE_QUALITY = text(
     ),
     zeroed AS (
         UPDATE quality_rollups q
-        SET {", ".join(f"{c} = 0" for c in _VERDICT_COLUMNS)}, updated_at = now()
+        SET {", ".join(f"{c} = 0" for c in VERDICT_COUNTERS)}, updated_at = now()
         WHERE {_IN_SLICES} AND NOT {_COMPUTED} AND NOT ({_DECISION_SIDE_EMPTY})
           AND {_ANY_VERDICT_SIDE}
         RETURNING 1
@@ -534,11 +524,11 @@ _APPLY_BATCHES = text(
         )
     },
     upserted AS (
-        INSERT INTO quality_rollups ({_KEY}, {", ".join(_DECISION_COLUMNS)})
-        SELECT {_KEY}, {", ".join(_DECISION_COLUMNS)} FROM decision_counts
+        INSERT INTO quality_rollups ({_KEY}, {", ".join(DECISION_COUNTERS)})
+        SELECT {_KEY}, {", ".join(DECISION_COUNTERS)} FROM decision_counts
         ORDER BY {_KEY}
         ON CONFLICT ({_KEY}) DO UPDATE SET
-            {", ".join(f"{c} = quality_rollups.{c} + excluded.{c}" for c in _DECISION_COLUMNS)},
+            {", ".join(f"{c} = quality_rollups.{c} + excluded.{c}" for c in DECISION_COUNTERS)},
             updated_at = now()
         RETURNING 1
     )
@@ -674,8 +664,8 @@ _REBUILD_QUALITY = text(
         )
     },
     {_REBUILD_VERDICT_CTES}
-    INSERT INTO quality_rollups ({_KEY}, {", ".join(_DECISION_COLUMNS + _VERDICT_COLUMNS)})
-    SELECT {_KEY}, {", ".join(f"coalesce({c}, 0)" for c in _DECISION_COLUMNS + _VERDICT_COLUMNS)}
+    INSERT INTO quality_rollups ({_KEY}, {", ".join(DECISION_COUNTERS + VERDICT_COUNTERS)})
+    SELECT {_KEY}, {", ".join(f"coalesce({c}, 0)" for c in DECISION_COUNTERS + VERDICT_COUNTERS)}
     FROM decision_counts FULL JOIN verdict_side USING ({_KEY})
     """
 )

@@ -61,6 +61,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal_column,
     not_,
     or_,
     select,
@@ -69,11 +70,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared.analytics.rollups import Slice, mark_slices_dirty
+from shared.analytics.rollups import queue_rollup_job
 from shared.audit_log.record import change_values, record_change
 from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
@@ -93,6 +95,7 @@ from shared.models import (
     Reviewer,
     Verdict,
 )
+from shared.models.analytics import DirtyRollupSlice
 from shared.models.base import utcnow
 from shared.schemas.audits import (
     AuditDecision,
@@ -204,8 +207,13 @@ _CANDIDATES = (
 )
 
 
-def _claim_statement(*, fast: bool) -> Select[Audit, Decision]:
-    """Lock the first audit the auditor may judge (``FOR UPDATE SKIP LOCKED``).
+# The audit a claim takes: its id and what the audit log keeps of it before the claim.
+_Pick = Select[uuid.UUID, str, str | None, datetime | None, datetime | None, datetime | None]
+
+
+def _claim_statement(*, fast: bool) -> _Pick:
+    """Lock the first audit the auditor may judge (``FOR UPDATE SKIP LOCKED``): its id and
+    what the audit log keeps of it before the claim.
 
     Built once with bound parameters: a claim then only binds values. The fast form looks
     at ``_CANDIDATES`` only (read in index order); the exhaustive one at the whole queue of
@@ -213,7 +221,14 @@ def _claim_statement(*, fast: bool) -> Select[Audit, Decision]:
     """
     excluded = bindparam("excluded", type_=ARRAY(String(64)))
     query = (
-        select(Audit, Decision)
+        select(
+            Audit.id,
+            Audit.status,
+            Audit.auditor_id,
+            Audit.claimed_at,
+            Audit.lease_expires_at,
+            Audit.completed_at,
+        )
         .join(Decision, Decision.id == Audit.decision_id)
         .where(
             Audit.status != "completed",
@@ -241,10 +256,6 @@ def _claim_statement(*, fast: bool) -> Select[Audit, Decision]:
     )
 
 
-_FAST_CLAIM = _claim_statement(fast=True)
-_EXHAUSTIVE_CLAIM = _claim_statement(fast=False)
-
-
 async def _take_next(
     session: AsyncSession,
     *,
@@ -253,8 +264,10 @@ async def _take_next(
     languages: list[str],
     excluded: list[str],
     now: datetime,
+    claim: dict[str, Any],
 ) -> tuple[Audit, Decision] | None:
-    """Lock the next audit the auditor may judge, if any.
+    """Claim the next audit the auditor may judge, if any, and log the claim: one statement
+    (``_claim_and_log``) that ``claim`` binds the rest of.
 
     The fast path orders a few candidates per (market, language); when all of them are
     taken by concurrent claims, the exhaustive query decides.
@@ -267,9 +280,9 @@ async def _take_next(
         "now": now,
         "per_pair": CANDIDATES_PER_PAIR,
     }
-    row = (await session.execute(_FAST_CLAIM, values)).first()
+    row = (await session.execute(_FAST_CLAIM, {**values, **claim})).first()
     if row is None:
-        row = (await session.execute(_EXHAUSTIVE_CLAIM, values)).first()
+        row = (await session.execute(_EXHAUSTIVE_CLAIM, {**values, **claim})).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -309,6 +322,7 @@ _CLAIM_STATE = select(
 _AUDITS: Table = Audit.__table__  # type: ignore[assignment]
 _VERDICTS: Table = Verdict.__table__  # type: ignore[assignment]
 _AUDIT_LOG: Table = AuditLogEntry.__table__  # type: ignore[assignment]
+_DIRTY_SLICES: Table = DirtyRollupSlice.__table__  # type: ignore[assignment]
 _LOG_COLUMNS = (
     "actor_key_id",
     "actor_role",
@@ -340,23 +354,81 @@ _VERDICT_COLUMNS = tuple(
     (attribute.key, attribute.columns[0].name) for attribute in sa_inspect(Verdict).column_attrs
 )
 
-_CLAIM_WRITE = _logged(
-    update(_AUDITS)
-    .where(_AUDITS.c.id == bindparam("audit_id"))
-    .values(
-        status="claimed",
-        auditor_id=bindparam("auditor"),
-        claimed_at=bindparam("now"),
-        lease_expires_at=bindparam("lease_expires_at"),
+
+def _iso(column: str) -> str:
+    # What ``datetime.isoformat()`` makes of a UTC timestamp (no fraction when it is 0).
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN to_char({utc}, 'US') = '000000' THEN '' ELSE to_char({utc}, '.US') END"
+        " || '+00:00' END"
     )
+
+
+# ``_audit_snapshot`` of the row before the claim, in SQL (the row is read in the statement).
+_SNAPSHOT_BEFORE_CLAIM = literal_column(
+    "jsonb_build_object('status', picked.status, 'auditor_id', picked.auditor_id,"
+    f" 'claimed_at', {_iso('picked.claimed_at')},"
+    f" 'lease_expires_at', {_iso('picked.lease_expires_at')},"
+    f" 'completed_at', {_iso('picked.completed_at')})",
+    type_=JSONB,
 )
 
-_VERDICT_WRITE = _logged(
+
+def _claim_and_log(pick: _Pick) -> Select[Audit, Decision]:
+    """The claim in one statement: lock the audit ``pick`` finds, claim it, add its
+    audit-log entry, and return it with its decision (nothing when ``pick`` finds none)."""
+    picked = pick.cte("picked")
+    claimed = (
+        update(_AUDITS)
+        .where(_AUDITS.c.id == picked.c.id)
+        .values(
+            status="claimed",
+            auditor_id=bindparam("auditor"),
+            claimed_at=bindparam("now"),
+            lease_expires_at=bindparam("lease_expires_at"),
+        )
+        .returning(*_AUDITS.c)
+        .cte("claimed")
+    )
+    from_row = {"before": _SNAPSHOT_BEFORE_CLAIM, "entity_id": picked.c.id.cast(String)}
+    log_values = [
+        from_row[name].label(name)
+        if name in from_row
+        else bindparam(f"log_{name}", type_=_AUDIT_LOG.c[name].type).label(name)
+        for name in _LOG_COLUMNS
+    ]
+    logged = (
+        insert(_AUDIT_LOG)
+        .from_select(list(_LOG_COLUMNS), select(*log_values).select_from(picked))
+        .cte("logged")
+    )
+    audit = aliased(Audit, claimed, name="claimed_audit")
+    return select(audit, Decision).join(Decision, Decision.id == audit.decision_id).add_cte(logged)
+
+
+_FAST_CLAIM = _claim_and_log(_claim_statement(fast=True))
+_EXHAUSTIVE_CLAIM = _claim_and_log(_claim_statement(fast=False))
+
+_COMPLETE_AUDIT = (
     update(_AUDITS)
     .where(_AUDITS.c.id == bindparam("audit_id"))
-    .values(status="completed", completed_at=bindparam("now"), lease_expires_at=None),
-    insert(_VERDICTS).values(
-        {column: bindparam(f"verdict_{column}") for _, column in _VERDICT_COLUMNS}
+    .values(status="completed", completed_at=bindparam("now"), lease_expires_at=None)
+)
+_ADD_VERDICT = insert(_VERDICTS).values(
+    {column: bindparam(f"verdict_{column}") for _, column in _VERDICT_COLUMNS}
+)
+# A golden verdict tests the auditor: it counts in no moderator's rollup slice.
+_GOLDEN_VERDICT_WRITE = _logged(_COMPLETE_AUDIT, _ADD_VERDICT)
+# Any other marks the moderator's slice for the rollup job (``shared.analytics.rollups``).
+_VERDICT_WRITE = _logged(
+    _COMPLETE_AUDIT,
+    _ADD_VERDICT,
+    insert(_DIRTY_SLICES).values(
+        day=bindparam("slice_day"),
+        market=bindparam("slice_market"),
+        queue=bindparam("slice_queue"),
+        moderator_id=bindparam("slice_moderator_id"),
     ),
 )
 
@@ -445,6 +517,16 @@ async def claim_next_audit(
             return audit_read(
                 audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
             )
+    lease_expires_at = now + timedelta(minutes=lease_minutes)
+    # The claim's log entry: its "after" is known before the audit is; its "before" and
+    # entity id are the claimed row's, filled in by the statement.
+    after = {
+        "status": "claimed",
+        "auditor_id": auditor_id,
+        "claimed_at": now.isoformat(),
+        "lease_expires_at": lease_expires_at.isoformat(),
+        "completed_at": None,
+    }
     taken = await _take_next(
         session,
         auditor_id=auditor_id,
@@ -452,37 +534,19 @@ async def claim_next_audit(
         languages=languages,
         excluded=excluded,
         now=now,
+        claim={
+            "lease_expires_at": lease_expires_at,
+            **_log_params(
+                actor=principal, action="audit.claim", entity_type=ENTITY, entity_id="", after=after
+            ),
+            # Written by the statement from the claimed row.
+            "log_entity_id": None,
+            "log_before": None,
+        },
     )
     if taken is None:
         return None
     audit, decision = taken
-    before = _audit_snapshot(audit)
-    lease_expires_at = now + timedelta(minutes=lease_minutes)
-    # The loaded audit shows the claim without becoming a pending change of the session.
-    for name, value in (
-        ("status", "claimed"),
-        ("auditor_id", auditor_id),
-        ("claimed_at", now),
-        ("lease_expires_at", lease_expires_at),
-    ):
-        set_committed_value(audit, name, value)
-    await session.execute(
-        _CLAIM_WRITE,
-        {
-            "audit_id": audit.id,
-            "auditor": auditor_id,
-            "now": now,
-            "lease_expires_at": lease_expires_at,
-            **_log_params(
-                actor=principal,
-                action="audit.claim",
-                entity_type=ENTITY,
-                entity_id=audit.id,
-                before=before,
-                after=_audit_snapshot(audit),
-            ),
-        },
-    )
     return audit_read(
         audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
     )
@@ -543,7 +607,39 @@ _POLICY_VERSIONS = text(
 ).columns(code=String, version=Integer)
 
 
-_AUDIT_TO_JUDGE = _AUDIT_BY_ID.with_for_update(of=Audit)
+# The versions ``_POLICY_VERSIONS`` gives, read with the audit to judge (one round trip
+# fewer), for the decision's labels and the verdict's own (``expected_codes``), and whether
+# one of them is not registered yet (then ``_POLICY_VERSIONS`` registers it).
+_VERSIONS_OF_JUDGED = (
+    text(
+        """
+        SELECT jsonb_build_object(
+            'versions', coalesce(jsonb_object_agg(c.code, greatest(coalesce(
+                (SELECT max(v.version) FROM policy_versions v
+                 WHERE v.policy_code = c.code AND v.effective_at <= decisions.decided_at),
+                (SELECT min(v.version) - 1 FROM policy_versions v WHERE v.policy_code = c.code),
+                p.version,
+                1
+            ), 1)), '{}'::jsonb),
+            'unregistered', coalesce(bool_or(p.code IS NULL), false)
+        )
+        FROM (
+            SELECT DISTINCT unnest(
+                CAST(decisions.policy_labels AS text[]) || CAST(:expected_codes AS text[])
+            )
+        ) AS c(code)
+        LEFT JOIN policies p ON p.code = c.code
+        """
+    )
+    .columns(policies=JSONB)
+    .scalar_subquery()
+)
+_AUDIT_TO_JUDGE = (
+    select(Audit, Decision, _VERSIONS_OF_JUDGED)
+    .join(Decision, Decision.id == Audit.decision_id)
+    .where(Audit.id == bindparam("audit_id"))
+    .with_for_update(of=Audit)
+)
 
 
 async def submit_verdict(
@@ -559,10 +655,15 @@ async def submit_verdict(
     404 for an audit the caller cannot see; 409 when it is already judged or not claimed by
     the caller; 422 for an incorrect verdict that expects the moderator's own decision.
     """
-    row = (await session.execute(_AUDIT_TO_JUDGE, {"audit_id": audit_id})).first()
+    given_codes = data.expected_labels if data.outcome == "incorrect" else None
+    row = (
+        await session.execute(
+            _AUDIT_TO_JUDGE, {"audit_id": audit_id, "expected_codes": given_codes or []}
+        )
+    ).first()
     if row is None or not principal.can_see_market(row[0].market):
         raise NotFound("audit not found")
-    audit, decision = row[0], row[1]
+    audit, decision, policies = row[0], row[1], row[2]
     auditor_id = principal.reviewer_id
     if audit.status == "completed":
         raise Conflict("this audit already has a verdict")
@@ -591,9 +692,12 @@ async def submit_verdict(
             )
 
     now = utcnow()
-    versions = await _policy_versions(
-        session, [*decision.policy_labels, *(expected_labels or [])], at=decision.decided_at
-    )
+    # The expected labels are the given ones or the decision's: all read with the audit.
+    versions: dict[str, int] = policies["versions"]
+    if policies["unregistered"]:
+        versions = await _policy_versions(
+            session, [*decision.policy_labels, *(expected_labels or [])], at=decision.decided_at
+        )
     verdict = Verdict(
         id=uuid.uuid4(),
         audit_id=audit.id,
@@ -616,13 +720,18 @@ async def submit_verdict(
     before = _audit_snapshot(audit)
     for name, value in (("status", "completed"), ("completed_at", now), ("lease_expires_at", None)):
         set_committed_value(audit, name, value)
-    # The verdict row, the audit's completion and the log entry in one statement; ``verdict``
-    # stays out of the session (nothing to flush), the steps below only read it.
+    # The verdict row, the audit's completion, the log entry and (not golden) the dirty
+    # rollup slice in one statement; ``verdict`` stays out of the session (nothing to
+    # flush), the steps below only read it.
     await session.execute(
-        _VERDICT_WRITE,
+        _GOLDEN_VERDICT_WRITE if audit.is_golden else _VERDICT_WRITE,
         {
             "audit_id": audit.id,
             "now": now,
+            "slice_day": verdict.day,
+            "slice_market": verdict.market,
+            "slice_queue": verdict.queue,
+            "slice_moderator_id": verdict.moderator_id,
             **{f"verdict_{column}": getattr(verdict, key) for key, column in _VERDICT_COLUMNS},
             **_log_params(
                 actor=principal,
@@ -639,10 +748,8 @@ async def submit_verdict(
     )
 
     if not audit.is_golden:
-        # The moderator's slice counts this verdict once the rollup job recomputes it.
-        await mark_slices_dirty(
-            session, [Slice(verdict.day, verdict.market, verdict.queue, verdict.moderator_id)]
-        )
+        # The moderator's slice (marked above) counts this verdict once the job recomputes it.
+        await queue_rollup_job(session)
     await complete_shadow_audit_items(session, reviewer_id=auditor_id, actor=principal)
     if audit.is_golden:
         await record_golden_verdict(session, audit=audit, verdict=verdict)
