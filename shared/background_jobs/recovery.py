@@ -19,10 +19,11 @@ is idempotent besides (sampling creates no second audit for a decision, an evalu
 second escalation).
 
 What the sweep leaves: a job whose arq result is kept (``FINISHED``) ended in arq without
-recording its outcome (a timeout, or PostgreSQL away when it tried to): arq refuses its id
-until the result expires (the worker's ``keep_result``), and the sweep queues it then. Its
-reach is the outbox's retention (``outbox_retention_hours`` after the relay), since the
-outbox row holds the payload.
+recording its outcome (its timeout, or PostgreSQL away through all its tries; a shorter
+outage only defers it, ``shared.core.queue.job_function``): arq refuses its id until the
+result expires (the worker's ``keep_result``), and the sweep queues it then. Its reach is
+the outbox's retention (``outbox_retention_hours`` after the relay), since the outbox row
+holds the payload.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError, WatchError
 
+from shared.core.db import is_connection_error
 from shared.core.observability import request_id_var
 from shared.core.settings import Settings
 from shared.jobs import NOTIFY_QUEUE, REPORT_QUEUE, Job
@@ -47,6 +48,7 @@ __all__ = [
     "RedisSettings",
     "Retry",
     "create_queue_pool",
+    "database_retry_seconds",
     "deserialize_job",
     "enqueue",
     "enqueue_payload",
@@ -209,6 +211,17 @@ async def run_and_wait(redis: Redis, job: Job, *, job_id: str, wait_seconds: flo
         raise TimeoutError(f"no worker ran job '{job_id}'") from exc
 
 
+# The longest a job that met PostgreSQL unavailable waits before it runs again.
+DATABASE_RETRY_MAX_SECONDS = 5.0
+
+
+def database_retry_seconds(job_try: int) -> float:
+    """How long a job that met PostgreSQL unavailable waits before try ``job_try + 1``:
+    1, 2, 4, then 5 s, so the 5 tries of a worker span a restart with crash recovery
+    (about 12 s); a longer outage leaves the job to its sweep."""
+    return min(DATABASE_RETRY_MAX_SECONDS, float(2 ** max(0, job_try - 1)))
+
+
 def job_function(
     model: type[JobT],
     handler: Callable[[StateT, JobT], Awaitable[Any]],
@@ -230,6 +243,18 @@ def job_function(
         try:
             job = model.model_validate(payload)
             return await handler(ctx[STATE_KEY], job)
+        except Exception as exc:
+            if isinstance(exc, Retry) or not is_connection_error(exc):
+                raise
+            # PostgreSQL is away (a restart, a failover): run the job again shortly rather
+            # than let arq fail it, which would leave its work to a sweep (up to a minute
+            # and a half for a fan-out) or a background job unfinished for an hour.
+            delay = database_retry_seconds(int(ctx.get("job_try", 1)))
+            logger.warning(
+                "job met PostgreSQL unavailable; running it again",
+                extra={"job": model.function, "retry_in_seconds": delay, "error": repr(exc)},
+            )
+            raise Retry(defer=delay) from exc
         finally:
             request_id_var.reset(token)
 
@@ -354,9 +379,11 @@ def create_heartbeat_worker(worker_settings: type, **kwargs: Any) -> HeartbeatWo
 # ------------------------------------------------------------------------- reconnecting
 
 # Between attempts to reach a lost dependency: quick at first (a restart takes a second or
-# two), then at most every RECONNECT_MAX_SECONDS so a long outage costs next to nothing.
+# two), then every RECONNECT_MAX_SECONDS. The cap is what a dependency that is back already
+# may wait to be noticed (5 s added that much to every recovery of the relay); an attempt
+# every 2 s of a long outage is still next to nothing (one refused connection).
 RECONNECT_MIN_SECONDS = 0.25
-RECONNECT_MAX_SECONDS = 5.0
+RECONNECT_MAX_SECONDS = 2.0
 
 
 class Outage:
