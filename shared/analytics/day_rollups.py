@@ -39,7 +39,7 @@ from shared.analytics.strata import strata_sum_columns
 from shared.models.analytics import (
     ALL_MARKETS,
     ALL_POLICIES,
-    TOTALS_INCLUDED,
+    ROLLUP_COUNTERS,
     PopulationDayRollup,
     QualityRollup,
     QueueDayRollup,
@@ -116,12 +116,12 @@ async def _recompute(session: AsyncSession, day_of: Any) -> None:
     await session.execute(delete(_POPULATION_DAY).where(day_of(_POPULATION_DAY)))
     keys = [_QUALITY.c.day, _QUALITY.c.market, _QUALITY.c.queue]
     totals = (
-        select(*keys, *(func.sum(_QUALITY.c[name]) for name in TOTALS_INCLUDED))
+        select(*keys, *(func.sum(_QUALITY.c[name]) for name in ROLLUP_COUNTERS))
         .where(_QUALITY.c.policy == ALL_POLICIES, day_of(_QUALITY))
         .group_by(*keys)
     )
     await session.execute(
-        insert(_QUEUE_DAY).from_select(["day", "market", "queue", *TOTALS_INCLUDED], totals)
+        insert(_QUEUE_DAY).from_select(["day", "market", "queue", *ROLLUP_COUNTERS], totals)
     )
     for per_market in (False, True):
         await session.execute(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.analytics.filters import AnalyticsScope
 from shared.models.analytics import (
     ALL_POLICIES,
+    ROLLUP_COUNTERS,
     ActionConfusionRollup,
     QualityRollup,
     QueueDayRollup,
@@ -33,11 +34,8 @@ _QUALITY: Table = QualityRollup.__table__  # type: ignore[assignment]  # a mappe
 _CONFUSION: Table = ActionConfusionRollup.__table__  # type: ignore[assignment]
 _QUEUE_DAY: Table = QueueDayRollup.__table__  # type: ignore[assignment]
 
-QUALITY_COUNTERS: tuple[str, ...] = tuple(
-    column.name
-    for column in _QUALITY.columns
-    if column.name not in {"day", "market", "queue", "moderator_id", "policy", "updated_at"}
-)
+# The counters a report may sum (``shared.models.analytics.RollupCounters``).
+QUALITY_COUNTERS: tuple[str, ...] = ROLLUP_COUNTERS
 
 
 @dataclass(frozen=True, slots=True)

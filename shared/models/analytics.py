@@ -28,37 +28,53 @@ NO_POLICY = "(none)"
 # The row of ``PopulationDayRollup`` over every market (market codes are two letters).
 ALL_MARKETS = "*"
 
-# Every counter of ``QualityRollup`` (the partial index over the totals covers them all).
-TOTALS_INCLUDED: tuple[str, ...] = (
-    "decisions",
-    "handling_time_ms_sum",
-    "handling_time_count",
-    "audited",
-    "correct",
-    "judged_incorrect",
-    "missed_violation",
-    "over_enforcement",
-    "wrong_policy",
-    "wrong_action",
-    "critical",
-    "major",
-    "minor",
-    "disputed",
-    "overturned",
-    "audit_delay_seconds_sum",
-    "appealed",
-    "appeal_reversed",
-    "enforcement_tp",
-    "enforcement_fp",
-    "enforcement_fn",
-)
-
 
 def _count() -> Mapped[int]:
     return mapped_column(BigInteger, default=0, server_default="0")
 
 
-class QualityRollup(Base):
+class RollupCounters:
+    """The counters of a quality rollup row, declared once: ``QualityRollup`` keeps them per
+    slice, ``QueueDayRollup`` their sums per market, queue and day (what each counts:
+    ``QualityRollup``). The table columns, ``ROLLUP_COUNTERS`` and the rollup queries all
+    follow this declaration; a counter added here needs its migration."""
+
+    # The decision side (``DECISION_COUNTERS``), counted from intake.
+    decisions: Mapped[int] = _count()
+    handling_time_ms_sum: Mapped[int] = _count()
+    handling_time_count: Mapped[int] = _count()
+
+    # The verdict side, recomputed per slice from verdicts, disputes and appeals.
+    audited: Mapped[int] = _count()
+    correct: Mapped[int] = _count()
+    judged_incorrect: Mapped[int] = _count()
+    missed_violation: Mapped[int] = _count()
+    over_enforcement: Mapped[int] = _count()
+    wrong_policy: Mapped[int] = _count()
+    wrong_action: Mapped[int] = _count()
+    critical: Mapped[int] = _count()
+    major: Mapped[int] = _count()
+    minor: Mapped[int] = _count()
+    disputed: Mapped[int] = _count()
+    overturned: Mapped[int] = _count()
+    audit_delay_seconds_sum: Mapped[int] = _count()
+    appealed: Mapped[int] = _count()
+    appeal_reversed: Mapped[int] = _count()
+    enforcement_tp: Mapped[int] = _count()
+    enforcement_fp: Mapped[int] = _count()
+    enforcement_fn: Mapped[int] = _count()
+
+
+# Every counter, in declaration order (the partial index over the totals covers them all).
+ROLLUP_COUNTERS: tuple[str, ...] = tuple(RollupCounters.__annotations__)
+# The counters intake adds to; the others are the verdict side.
+DECISION_COUNTERS: tuple[str, ...] = ("decisions", "handling_time_ms_sum", "handling_time_count")
+VERDICT_COUNTERS: tuple[str, ...] = tuple(
+    name for name in ROLLUP_COUNTERS if name not in DECISION_COUNTERS
+)
+
+
+class QualityRollup(RollupCounters, Base):
     """Counts of one slice on one market-local day.
 
     Decision side (from intake, counted once per intake batch, on the decision's
@@ -103,7 +119,7 @@ class QualityRollup(Base):
             "ix_quality_rollups_totals_day",
             "day",
             postgresql_where=text("policy = '*'"),
-            postgresql_include=["market", "queue", "moderator_id", *TOTALS_INCLUDED],
+            postgresql_include=["market", "queue", "moderator_id", *ROLLUP_COUNTERS],
         ),
         # The population estimate's strata (moderator, day) of the totals, in order with the
         # three counters it sums: PostgreSQL sums each stratum as the scan passes it instead
@@ -123,33 +139,13 @@ class QualityRollup(Base):
     moderator_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     policy: Mapped[str] = mapped_column(String(64), primary_key=True)
 
-    decisions: Mapped[int] = _count()
-    handling_time_ms_sum: Mapped[int] = _count()
-    handling_time_count: Mapped[int] = _count()
+    # The counters: ``RollupCounters`` (a mixin's columns follow the class's own).
 
-    audited: Mapped[int] = _count()
-    correct: Mapped[int] = _count()
-    judged_incorrect: Mapped[int] = _count()
-    missed_violation: Mapped[int] = _count()
-    over_enforcement: Mapped[int] = _count()
-    wrong_policy: Mapped[int] = _count()
-    wrong_action: Mapped[int] = _count()
-    critical: Mapped[int] = _count()
-    major: Mapped[int] = _count()
-    minor: Mapped[int] = _count()
-    disputed: Mapped[int] = _count()
-    overturned: Mapped[int] = _count()
-    audit_delay_seconds_sum: Mapped[int] = _count()
-    appealed: Mapped[int] = _count()
-    appeal_reversed: Mapped[int] = _count()
-    enforcement_tp: Mapped[int] = _count()
-    enforcement_fp: Mapped[int] = _count()
-    enforcement_fn: Mapped[int] = _count()
-
-    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Last, after the counters, as the migrations made the table.
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), sort_order=1)
 
 
-class QueueDayRollup(Base):
+class QueueDayRollup(RollupCounters, Base):
     """The slice totals (``ALL_POLICIES`` rows) of ``quality_rollups`` summed over the
     moderators of one market and queue on one market-local day: the same counters, about
     1/50 of the rows, so the briefing's comparison, errors, rates and trend over 30 days sum
@@ -165,28 +161,7 @@ class QueueDayRollup(Base):
     market: Mapped[str] = mapped_column(String(2), primary_key=True)
     queue: Mapped[str] = mapped_column(String(128), primary_key=True)
 
-    decisions: Mapped[int] = _count()
-    handling_time_ms_sum: Mapped[int] = _count()
-    handling_time_count: Mapped[int] = _count()
-
-    audited: Mapped[int] = _count()
-    correct: Mapped[int] = _count()
-    judged_incorrect: Mapped[int] = _count()
-    missed_violation: Mapped[int] = _count()
-    over_enforcement: Mapped[int] = _count()
-    wrong_policy: Mapped[int] = _count()
-    wrong_action: Mapped[int] = _count()
-    critical: Mapped[int] = _count()
-    major: Mapped[int] = _count()
-    minor: Mapped[int] = _count()
-    disputed: Mapped[int] = _count()
-    overturned: Mapped[int] = _count()
-    audit_delay_seconds_sum: Mapped[int] = _count()
-    appealed: Mapped[int] = _count()
-    appeal_reversed: Mapped[int] = _count()
-    enforcement_tp: Mapped[int] = _count()
-    enforcement_fp: Mapped[int] = _count()
-    enforcement_fn: Mapped[int] = _count()
+    # The counters: ``RollupCounters`` (a mixin's columns follow the class's own).
 
 
 class PopulationDayRollup(Base):
