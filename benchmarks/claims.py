@@ -113,6 +113,7 @@ class Options:
     saturated_claims: int
     audits: int
     api_workers: int
+    floor_requests: int
     log_level: str
     database: str
     output: Path
@@ -128,6 +129,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--auditors", type=int, default=20, help="concurrent auditors (20)")
     parser.add_argument(
         "--claims", type=int, default=60, help="claims per auditor, paced phase (60)"
+    )
+    parser.add_argument(
+        "--floor-requests",
+        type=int,
+        default=200,
+        help="GET /healthz requests per auditor for the floor (200; 0 skips it)",
     )
     parser.add_argument(
         "--think-ms",
@@ -172,6 +179,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         saturated_claims=args.saturated_claims,
         audits=args.audits,
         api_workers=args.api_workers,
+        floor_requests=args.floor_requests,
         log_level=args.log_level.upper(),
         database=args.database,
         output=args.output,
@@ -639,6 +647,61 @@ async def server_checks(database_url: str) -> dict[str, int]:
         await connection.close()
 
 
+@dataclass
+class Floor:
+    """``GET /healthz`` from every auditor's connection at once, closed loop: what HTTP, the
+    middleware and the routing cost without authentication or the database (the floor of
+    CPU per request) and the most requests per second the API serves (the no-op ceiling)."""
+
+    requests_per_client: int
+    clients: int
+    seconds: float = 0.0
+    api_cpu_seconds: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return self.requests_per_client * self.clients
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.api_cpu_seconds / self.requests if self.requests else 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    async def run(self, client: httpx.AsyncClient, api_pid: int) -> None:
+        async def loop() -> None:
+            for _ in range(self.requests_per_client):
+                response = await client.get("/healthz")
+                if response.status_code != 200:
+                    raise BenchmarkError(f"/healthz answered {response.status_code}")
+
+        cpu_before = cpu_seconds(api_pid)
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(self.clients)))
+        self.seconds = time.perf_counter() - started
+        self.api_cpu_seconds = cpu_seconds(api_pid) - cpu_before
+
+    def lines(self, phases: list[Phase]) -> list[str]:
+        """The floor and each phase against it, in the summary."""
+        lines = [
+            f"- Floor: `GET /healthz` ({self.requests:,} requests from {self.clients} connections, "
+            f"closed loop): {self.cpu_ms_per_request:.3f} ms of API CPU per request, "
+            f"{self.requests_per_second:,.0f} requests/s (the no-op ceiling)."
+        ]
+        for phase in phases:
+            if not self.cpu_ms_per_request or not phase.seconds:
+                continue
+            rate = phase.requests / phase.seconds
+            lines.append(
+                f"- {phase.name}: {phase.cpu_ms_per_request / self.cpu_ms_per_request:.1f} x the "
+                f"floor's CPU per request; claims and verdicts at {rate:,.0f} requests/s, "
+                f"{rate / self.requests_per_second:.1%} of the no-op ceiling."
+            )
+        return lines
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """The nearest-rank percentile (the value at or below which ``fraction`` of them fall)."""
     ordered = sorted(values)
@@ -660,6 +723,7 @@ class Result:
     options: Options
     phases: list[Phase]
     server: dict[str, int]
+    floor: Floor | None = None
 
     @property
     def claimed(self) -> list[str]:
@@ -717,6 +781,7 @@ class Result:
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
             *(phase.row() for phase in self.phases),
             "",
+            *([*self.floor.lines(self.phases), ""] if self.floor is not None else []),
             "| check | value |",
             "| --- | --- |",
             f"| audits handed out twice (client side) | "
@@ -760,7 +825,14 @@ async def measure(
         for phase in phases:
             print(f"phase {phase.name}: {options.auditors} auditors", flush=True)
             await phase.run(client, keys, auditor_ids)
-    return Result(options=options, phases=phases, server=await server_checks(database_url))
+        floor = None
+        if options.floor_requests:
+            print("floor: GET /healthz", flush=True)
+            floor = Floor(options.floor_requests, options.auditors)
+            await floor.run(client, api.process.pid)
+    return Result(
+        options=options, phases=phases, server=await server_checks(database_url), floor=floor
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
