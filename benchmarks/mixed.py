@@ -23,17 +23,29 @@ first second. Then, paced (open loop: a slow answer does not slow the schedule d
 - report reads: the briefing JSON, accuracy by moderator, now and then the accuracy XLSX;
 - console pages: the overview and the audits list.
 
-The default rates load this 2-core machine without saturating it. Against the capacities in
-``docs/benchmarks.md`` (one API worker): 100 single events/s is 4 % of the 2,664/s it takes
-saturated, 200 events/s in batches well under 1 % of 45,317/s; 20 auditors judging for a
-second on average make about 18 claims and 18 verdicts a second, 18 % of the 101 claims/s it
-takes saturated (about 5 ms of API CPU a request); the readers add about 1.5 requests a
-second; one incorrect verdict in five is about 3.6 disagreements a second, 18 messages/s for
-the notifier (5 % of its 383/s). In all about a third of the API's core and a small share of
-the rest, so the latencies measured are those of a loaded, not a queueing, stack. Sampling
-(rate 0.1, every 30 s) keeps about 20 new audits a second coming for DE and AT, two thirds of
-the events, so the auditors rarely find the queue empty. The report gives the CPU each process
-used and the machine's busy share, mine and others', so a reader can check the claim.
+The default rates load this 2-core machine to about half, so that the latencies are the
+service's and not a queue's. They are derived from what each part cost in the run at the
+earlier defaults (100 single events/s, 1 batch of 200/s, 20 auditors judging 1 s on average;
+docs/benchmarks.md, 2026-12-01 03:30 UTC), which saturated the machine (both cores 96 % busy,
+only 53 single events/s of the 100 scheduled got through, p99 1-4 s everywhere). CPU per second
+of that run, by process, and how each part scales:
+
+- load generator (httpx, signing): 61 % of a core for about 75 requests/s, 8 ms a request;
+- API: 37 %: single events about 0.8 ms each and claims and verdicts about 9 ms each (the intake
+  and claims sections), batch events 0.02 ms; the rest, about 15 %, the report and console
+  reads (about 1.5 a second, heavy queries);
+- PostgreSQL 38 %, report worker 21 % (intake rollups per event, sampling per decision of the
+  day), notifier 14 % (13 ms a message at that load; 7 ms on a quiet machine), relay 9 %.
+
+At 20 single events/s, one batch of 200 every 2 s, 20 auditors judging 3 s on average (about
+6.5 claims and 6.5 verdicts a second, so 1.3 disagreements and 6.5 notifications a second) and
+the same readers, the same per-request costs give about 35 requests/s for the generator (28 %
+of a core), API 28 % (reads 15 %, claims and verdicts 11 %, intake 2 %), PostgreSQL about 21 %,
+report worker 11 %, notifier 8 %, relay 4 %: about one core of the two, at costs measured on a
+saturated machine (on a quiet one each request costs less). The auditors still find work:
+sampling at 0.1 of the DE and AT events (two thirds of 120 events/s) makes about 8 audits a
+second. The report gives the CPU each process used and the machine's busy share, mine and
+others', so a reader can check the claim.
 
 Output (markdown: with ``--output FILE`` the ``mixed`` section of that file, e.g.
 ``docs/benchmarks.md``, is replaced and the rest kept; else stdout): per endpoint the count,
@@ -60,7 +72,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -81,6 +92,15 @@ from benchmarks.bench_database import bench_command, plain_dsn
 from benchmarks.claims import verdict_body
 from benchmarks.report_file import machine_line, write_section
 from benchmarks.run import SOURCE_NAME, EventFactory, create_source, percentile, read_backlog
+from benchmarks.stack import (
+    STACK_PROCESSES,
+    ProcessUse,
+    RunStack,
+    StackError,
+    free_port,
+    machine_busy,
+    snapshot,
+)
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
 from shared.markets import default_time_zone
 
@@ -91,12 +111,9 @@ MARKETS = ("DE", "AT")
 AUDITOR_LANGUAGES = ["de"]
 CHANNEL_EVENT = "disagreement.opened"
 CORRECTIONS_PATH = "/corrections"
-READY_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 20.0
 REQUEST_TIMEOUT_S = 60.0
 # Requests of one kind allowed in flight at once; beyond that the pacer waits (and says so).
 MAX_IN_FLIGHT = 64
-MIB = 1024 * 1024
 # Well below uvicorn's keep-alive timeout (5 s): a client that reuses a connection the server
 # is closing at that moment gets no answer, a race of the client's making, not the server's
 # (on a loaded machine the two clocks of "idle" start seconds apart).
@@ -105,7 +122,13 @@ KEEPALIVE_EXPIRY_S = 2.0
 # FLAT_SLACK_MIB of it (a 5 MiB Redis growing by 1 MiB is not a trend).
 FLAT_GROWTH = 0.10
 FLAT_SLACK_MIB = 8.0
-PROCESSES = ("api", "relay", "report-worker", "notifier", "postgres", "redis")
+# The memory curve's step: ten points over the default ten minutes.
+CURVE_EVERY_S = 60.0
+PROCESSES = STACK_PROCESSES
+# The default rates (the module docstring says why these).
+DEFAULT_SINGLE_RATE = 20.0
+DEFAULT_BATCH_RATE = 0.5
+DEFAULT_THINK_MS = 3000.0
 
 # Statuses that are answers, not errors, per endpoint (204: no audit left for this auditor).
 EXPECTED_STATUSES: dict[str, frozenset[int]] = defaultdict(lambda: frozenset({200}))
@@ -120,7 +143,7 @@ EXPECTED_STATUSES.update(
 )
 
 
-class BenchmarkError(RuntimeError):
+class BenchmarkError(StackError):
     """The benchmark could not run (the stack did not start, a set-up call failed)."""
 
 
@@ -172,12 +195,17 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     add("--duration", type=float, default=600.0, help="seconds of load (default 600)")
     add("--warmup", type=float, help="first seconds not timed (default 10%% of the duration)")
     add("--output", type=Path, help="replace the 'mixed' section of this file (default: stdout)")
-    add("--single-rate", type=float, default=100.0, help="single signed events per second")
-    add("--batch-rate", type=float, default=1.0, help="batches per second")
+    add("--single-rate", type=float, default=DEFAULT_SINGLE_RATE, help="single signed events/s")
+    add("--batch-rate", type=float, default=DEFAULT_BATCH_RATE, help="batches per second")
     add("--batch-size", type=int, default=200, help="events per batch (1 to 1000)")
     add("--seed-events", type=int, default=30_000, help="events posted and sampled first")
     add("--auditors", type=int, default=20)
-    add("--think-ms", type=float, default=1000.0, help="mean time an auditor takes to judge")
+    add(
+        "--think-ms",
+        type=float,
+        default=DEFAULT_THINK_MS,
+        help="mean time an auditor takes to judge",
+    )
     add("--sampling-rate", type=float, default=0.1, help="the plans' base rate")
     add("--sample-every", type=float, default=30.0, help="seconds between sampling rounds")
     add("--briefing-every", type=float, default=5.0, help="seconds between briefing reads")
@@ -217,113 +245,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         drain_timeout=args.drain_timeout,
         argv=tuple(raw),
     )
-
-
-# ------------------------------------------------------------------- plumbline run
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def default_environment(workdir: Path, port: int) -> dict[str, str]:
-    """The caller's environment without any ``PLUMBLINE_*`` setting: ``make run``'s defaults,
-    plus the data directory, the port and the sink's host allowed over plain HTTP."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUMBLINE_")}
-    env.update(
-        {
-            "PLUMBLINE_DATA_DIR": str(workdir / "data"),
-            "PLUMBLINE_API_PORT": str(port),
-            "PLUMBLINE_INSECURE_TARGET_HOSTS": "127.0.0.1",
-        }
-    )
-    return env
-
-
-_STARTED = re.compile(r"started (\S+) \(pid (\d+)\)")
-_POSTGRES = re.compile(r"embedded PostgreSQL in .* \(pid (\d+)\)")
-_REDIS = re.compile(r"embedded Redis at \S+ in .* \(pid (\d+)\)")
-_ADMIN_KEY = re.compile(r"generated admin API key \(shown only now, keep it\): (\S+)")
-_TROUBLE = re.compile(r"exited with code|died; restarting|did not start|start-up failed")
-
-
-class RunStack:
-    """``plumbline run`` as a subprocess, and what its start-up block says."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.out = workdir / "plumbline-run.out"
-        self.err = workdir / "plumbline-run.err"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.pids: dict[str, int] = {}
-        self.admin_key = ""
-        self.exit_code: int | None = None
-        self.stop_seconds: float | None = None
-
-    def output(self) -> str:
-        """What ``plumbline run`` printed (stdout and stderr: the children log to stderr)."""
-        text = self.out.read_text(errors="replace") if self.out.exists() else ""
-        return text + (self.err.read_text(errors="replace") if self.err.exists() else "")
-
-    def start(self) -> None:
-        """Start it and wait for the block that says it runs; read the pids and the key."""
-        with self.out.open("wb") as stdout, self.err.open("wb") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "run"],
-                cwd=REPO_ROOT,
-                env=default_environment(self.workdir, self.port),
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                process_group=0,
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            text = self.out.read_text(errors="replace")
-            if "Plumbline is running" in text:
-                break
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise BenchmarkError(f"plumbline run did not start:\n{self.output()[-3000:]}")
-            time.sleep(0.2)
-        key = _ADMIN_KEY.search(text)
-        postgres, redis = _POSTGRES.search(text), _REDIS.search(text)
-        if key is None or postgres is None or redis is None:
-            raise BenchmarkError(f"unexpected start-up output:\n{text[-3000:]}")
-        self.admin_key = key.group(1)
-        self.pids = {name: int(pid) for name, pid in _STARTED.findall(text)}
-        self.pids["postgres"] = int(postgres.group(1))
-        self.pids["redis"] = int(redis.group(1))
-
-    def environment_of(self, name: str) -> dict[str, str]:
-        """The environment a child runs with (its database and Redis URLs)."""
-        raw = Path(f"/proc/{self.pids[name]}/environ").read_bytes()
-        pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
-        return {k.decode(): v.decode(errors="replace") for k, _, v in pairs}
-
-    def trouble(self) -> list[str]:
-        """Lines saying a child or embedded server died or failed (there should be none)."""
-        return [line for line in self.output().splitlines() if _TROUBLE.search(line)]
-
-    def stop(self) -> None:
-        """SIGTERM, as Ctrl-C would; SIGKILL whatever is left after the grace period."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.exit_code = self.process.wait(STOP_TIMEOUT_S)
-            self.stop_seconds = time.monotonic() - started
-        except subprocess.TimeoutExpired:
-            for pid in (self.process.pid, *self.pids.values()):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-            self.process.wait()
 
 
 # ------------------------------------------------------------------------- the sink
@@ -482,50 +403,13 @@ class Tally:
 # -------------------------------------------------------------------------- processes
 
 
-@dataclass(frozen=True)
-class ProcessUse:
-    """One process's memory (MiB) and CPU seconds so far."""
-
-    memory_mib: float
-    cpu_s: float
-    processes: int
-
-
-def process_use(name: str, pid: int, *, tree: bool = True) -> ProcessUse:
-    """RSS (and CPU) of a process and, with ``tree``, its children. For PostgreSQL the sum
-    over the postmaster and its backends of their private memory (RSS less shared pages, i.e.
-    RssAnon): each backend's RSS also counts the pages of the shared buffers it has touched,
-    which grow towards ``shared_buffers`` as the cache warms up, bounded and not a leak."""
-    try:
-        root = psutil.Process(pid)
-        members = [root, *root.children(recursive=True)] if tree else [root]
-    except psutil.Error:
-        return ProcessUse(0.0, 0.0, 0)
-    memory = 0
-    cpu = 0.0
-    alive = 0
-    for member in members:
-        try:
-            if name == "postgres":
-                resident = member.memory_info()
-                memory += resident.rss - resident.shared
-            else:
-                memory += member.memory_info().rss
-            times = member.cpu_times()
-            cpu += times.user + times.system
-            alive += 1
-        except psutil.Error:
-            continue
-    return ProcessUse(memory / MIB, cpu, alive)
-
-
 GENERATOR = "load generator"
 
 
-def snapshot(pids: dict[str, int]) -> dict[str, ProcessUse]:
+def snapshot_all(pids: dict[str, int]) -> dict[str, ProcessUse]:
     """Every stack process's use now, plus this generator's (without its children: the
     stack and the sink) and the sink's."""
-    return {name: process_use(name, pid, tree=name != GENERATOR) for name, pid in pids.items()}
+    return snapshot(pids, alone=frozenset({GENERATOR}))
 
 
 # ------------------------------------------------------------------------- set-up
@@ -1100,6 +984,8 @@ class Measurement:
     tally: Tally
     seconds: float
     memory: dict[str, dict[str, ProcessUse]]
+    # (seconds since the load started, every process's use then), every CURVE_EVERY_S.
+    curve: list[tuple[float, dict[str, ProcessUse]]]
     machine_busy: float
     reconciliation: Reconciliation
     trouble: list[str]
@@ -1143,9 +1029,50 @@ def memory_rows(memory: dict[str, dict[str, ProcessUse]], seconds: float) -> lis
         cpu = end.cpu_s - warm.cpu_s
         rows.append(
             f"| {name} | {start.memory_mib:,.0f} | {warm.memory_mib:,.0f} | {end.memory_mib:,.0f} "
-            f"| {growth:+.1%} | {cpu:,.1f} ({cpu / seconds:.0%}) | {end.processes} |"
+            f"| {growth:+.1%} | {cpu:,.1f} ({cpu / seconds:.0%}) "
+            f"| {warm.processes} / {end.processes} |"
         )
     return rows
+
+
+def curve_rows(curve: Sequence[tuple[float, dict[str, ProcessUse]]]) -> list[str]:
+    """The memory curve: a header and one row per stack process (PostgreSQL also per
+    process: its sum moves with the number of backends the pools hold)."""
+    if not curve:
+        return []
+    header = "| Process | " + " | ".join(f"{t / 60:.0f} min" for t, _ in curve) + " |"
+    rows = [header, "| --- |" + " ---: |" * len(curve)]
+    for name in PROCESSES:
+        uses = [points.get(name) for _, points in curve]
+        rows.append(
+            f"| {name} | "
+            + " | ".join("" if u is None else f"{u.memory_mib:,.0f}" for u in uses)
+            + " |"
+        )
+        if name == "postgres":
+            rows.append(
+                "| postgres, per process (processes) | "
+                + " | ".join(
+                    ""
+                    if u is None or not u.processes
+                    else f"{u.memory_mib / u.processes:.1f} ({u.processes})"
+                    for u in uses
+                )
+                + " |"
+            )
+    return rows
+
+
+def growth_in_second_half(
+    curve: Sequence[tuple[float, dict[str, ProcessUse]]], name: str
+) -> float | None:
+    """Growth of ``name`` from the curve's middle point to its last: near 0 for memory that
+    warmed up and levelled off, as large as in the first half for a leak."""
+    points = [p[name] for _, p in curve if name in p]
+    if len(points) < 3 or points[len(points) // 2].memory_mib == 0:
+        return None
+    middle, last = points[len(points) // 2], points[-1]
+    return (last.memory_mib - middle.memory_mib) / middle.memory_mib
 
 
 def flat(memory: dict[str, dict[str, ProcessUse]]) -> bool:
@@ -1195,10 +1122,9 @@ def render_report(m: Measurement) -> str:
         f"moderator every {o.accuracy_every:g} s, its XLSX every {o.xlsx_every:g} s; console "
         f"overview every {o.overview_every:g} s, audits list every {o.audits_page_every:g} s. "
         f"Before the clock: {o.seed_events:,} events in batches of 1,000, sampled once.",
-        "- Rates: chosen to load the machine, not saturate it: at the per-request costs in "
-        "this file's other sections the defaults take about a third of the API's core "
-        "(single events 4 % of its saturated rate, claims 18 %, the notifier 5 % of its "
-        "throughput; the module docstring has the arithmetic); over the measured "
+        "- Rates: chosen to load the machine to about half, not saturate it (the module "
+        "docstring derives them from the CPU each process used per request in a saturated "
+        "run: about one core of the two for the defaults); over the measured "
         f"window the machine's {cpu_total} cores were {m.machine_busy:.0%} busy, "
         f"{ours:.0%} of them this benchmark's processes (the stack, the generator, the sink) "
         f"and {max(0.0, m.machine_busy - ours):.0%} other processes (a figure well above 0 "
@@ -1230,13 +1156,25 @@ def render_report(m: Measurement) -> str:
         "drain. CPU: user + system seconds over the measured window (share of one core).",
         "",
         "| Process | Start | After warm-up | End | End vs warm-up | CPU s (of a core) "
-        "| Processes |",
+        "| Processes (warm-up / end) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         *memory_rows(m.memory, m.seconds),
         "",
         f"Memory flat (every stack process ends within {FLAT_GROWTH:.0%} or "
         f"{FLAT_SLACK_MIB:.0f} MiB of its after-warm-up figure): "
         f"**{'yes' if flat(m.memory) else 'no'}**.",
+        "",
+        f"Memory over the run, MiB, every {CURVE_EVERY_S:.0f} s from the start of the load (a "
+        "plateau is warm-up, a steady climb a leak). Growth from the middle of the curve to its "
+        "end: "
+        + ", ".join(
+            f"{name} {g:+.1%}"
+            for name in PROCESSES
+            if (g := growth_in_second_half(m.curve, name)) is not None
+        )
+        + ".",
+        "",
+        *curve_rows(m.curve),
         "",
         "### Reconciliation",
         "",
@@ -1279,11 +1217,20 @@ def passed(m: Measurement) -> bool:
 # ---------------------------------------------------------------------------- main
 
 
-def machine_busy(before: Any, after: Any) -> float:
-    """Share of all CPUs not idle between two ``psutil.cpu_times()``."""
-    total = sum(after) - sum(before)
-    idle = (after.idle - before.idle) + (getattr(after, "iowait", 0) - getattr(before, "iowait", 0))
-    return 1 - idle / total if total else 0.0
+async def sample_memory(
+    pids: dict[str, int],
+    curve: list[tuple[float, dict[str, ProcessUse]]],
+    *,
+    until: asyncio.Task[None],
+) -> None:
+    """Every process's use every CURVE_EVERY_S while the load runs, and once when it ends."""
+    started = time.monotonic()
+    while True:
+        curve.append((time.monotonic() - started, snapshot_all(pids)))
+        done, _ = await asyncio.wait({until}, timeout=CURVE_EVERY_S)
+        if done:
+            curve.append((time.monotonic() - started, snapshot_all(pids)))
+            return
 
 
 async def measure(options: Options, stack: RunStack, sink: SinkProcess) -> Measurement:
@@ -1296,23 +1243,26 @@ async def measure(options: Options, stack: RunStack, sink: SinkProcess) -> Measu
         setup = await set_up(client, stack.admin_key, sink.url, options)
     workload = Workload(options, setup, recorder, stack.base_url)
     pids = {**stack.pids, GENERATOR: os.getpid(), "sink": sink.process.pid}
-    database_url = stack.environment_of("api")["PLUMBLINE_DATABASE_URL"]
+    database_url = stack.database_url
     try:
         await sign_in_console(workload.console, setup.admin)
         say(f"set up; seeding {options.seed_events:,} events and sampling them")
         await workload.seed()
         await workload.sample_once()
-        memory = {"start": snapshot(pids)}
+        memory = {"start": snapshot_all(pids)}
         say(f"load for {options.duration:.0f} s (warm-up {options.warmup:.0f} s)")
         load = asyncio.create_task(workload.run(options.duration))
+        curve: list[tuple[float, dict[str, ProcessUse]]] = []
+        sampler = asyncio.create_task(sample_memory(pids, curve, until=load))
         await asyncio.sleep(options.warmup)
-        memory["after warm-up"] = snapshot(pids)
+        memory["after warm-up"] = snapshot_all(pids)
         cpu_before = psutil.cpu_times()
         recorder.measure_from = time.monotonic()
         await load
         recorder.measure_to = time.monotonic()
         cpu_after = psutil.cpu_times()
-        memory["end"] = snapshot(pids)
+        memory["end"] = snapshot_all(pids)
+        await sampler
         say("load done; waiting for the stack to drain")
     finally:
         await workload.aclose()
@@ -1333,6 +1283,7 @@ async def measure(options: Options, stack: RunStack, sink: SinkProcess) -> Measu
         tally=workload.tally,
         seconds=recorder.measure_to - recorder.measure_from,
         memory=memory,
+        curve=curve,
         machine_busy=machine_busy(cpu_before, cpu_after),
         reconciliation=reconciliation,
         trouble=trouble,
@@ -1347,14 +1298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 1 when a check fails or it could not run."""
     options = parse_options(argv)
     workdir = Path(tempfile.mkdtemp(prefix="plumbline-mixed-"))
-    stack = RunStack(workdir)
+    stack = RunStack(workdir, extra_env={"PLUMBLINE_INSECURE_TARGET_HOSTS": "127.0.0.1"})
     sink: SinkProcess | None = None
     try:
         say(f"starting plumbline run in {workdir}")
         stack.start()
         sink = SinkProcess(workdir)
         measurement = asyncio.run(measure(options, stack, sink))
-    except BenchmarkError as exc:
+    except StackError as exc:
         say(f"failed: {exc}")
         say(f"logs kept in {workdir}")
         return 1

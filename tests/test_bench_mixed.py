@@ -11,11 +11,20 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
-from benchmarks.mixed import Reconciliation, SinkTally, Tally, tally_sink
+from benchmarks.mixed import (
+    Reconciliation,
+    SinkTally,
+    Tally,
+    curve_rows,
+    growth_in_second_half,
+    tally_sink,
+)
+from benchmarks.stack import ProcessUse, default_environment, machine_busy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,6 +110,57 @@ def test_reconciliation_holds_when_everything_adds_up_and_fails_on_each_discrepa
 
 
 @pytest.mark.no_db
+def test_stack_environment_is_make_runs_defaults_plus_the_port_and_what_is_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLUMBLINE_LOG_LEVEL", "DEBUG")  # a caller's setting must not leak in
+    monkeypatch.setenv("H5_UNRELATED", "kept")
+    env = default_environment(tmp_path, 8123, {"PLUMBLINE_INSECURE_TARGET_HOSTS": "127.0.0.1"})
+    assert {k: v for k, v in env.items() if k.startswith("PLUMBLINE_")} == {
+        "PLUMBLINE_DATA_DIR": str(tmp_path / "data"),
+        "PLUMBLINE_API_PORT": "8123",
+        "PLUMBLINE_INSECURE_TARGET_HOSTS": "127.0.0.1",
+    }
+    assert env["H5_UNRELATED"] == "kept"
+
+
+@pytest.mark.no_db
+def test_machine_busy_is_the_share_of_all_cpu_time_not_idle() -> None:
+    times = namedtuple("times", "user system idle iowait")
+    before, after = times(10, 5, 100, 1), times(40, 15, 150, 11)
+    # 100 s of CPU time passed, 60 of it idle or waiting for I/O.
+    assert machine_busy(before, after) == pytest.approx(0.4)
+    assert machine_busy(before, before) == 0.0
+
+
+@pytest.mark.no_db
+def test_memory_curve_tells_a_plateau_from_a_steady_climb() -> None:
+    def use(mib: float, processes: int = 1) -> ProcessUse:
+        return ProcessUse(memory_mib=mib, cpu_s=0.0, processes=processes)
+
+    warming = [100.0, 120.0, 130.0, 131.0, 131.0]  # grows, then levels off
+    leaking = [100.0, 110.0, 120.0, 130.0, 140.0]  # grows as much late as early
+    curve = [
+        (60.0 * n, {"api": use(w), "relay": use(lk), "postgres": use(w * 4, processes=4)})
+        for n, (w, lk) in enumerate(zip(warming, leaking, strict=True))
+    ]
+    assert growth_in_second_half(curve, "api") == pytest.approx(1 / 130)
+    assert growth_in_second_half(curve, "relay") == pytest.approx(20 / 120)
+    assert growth_in_second_half(curve, "notifier") is None  # not sampled
+    assert growth_in_second_half(curve[:2], "api") is None  # too short to tell
+
+    rows = curve_rows(curve)
+    assert rows[0] == "| Process | 0 min | 1 min | 2 min | 3 min | 4 min |"
+    assert "| api | 100 | 120 | 130 | 131 | 131 |" in rows
+    # PostgreSQL's sum moves with its number of backends: also shown per process.
+    assert (
+        "| postgres, per process (processes) | 100.0 (4) | 120.0 (4) | 130.0 (4) | "
+        "131.0 (4) | 131.0 (4) |" in rows
+    )
+    assert curve_rows([]) == []
+
+
+@pytest.mark.no_db
 def test_tiny_run_on_plumbline_run_reconciles_and_writes_its_section(tmp_path: Path) -> None:
     report = tmp_path / "benchmarks.md"
     report.write_text(OTHER_SECTION + "\n" + STALE_SECTION)
@@ -145,3 +205,5 @@ def test_tiny_run_on_plumbline_run_reconciles_and_writes_its_section(tmp_path: P
     assert "Errors in all: **0**" in section
     assert "| postgres |" in section
     assert "| api |" in section
+    assert "Memory over the run, MiB" in section
+    assert "| postgres, per process (processes) |" in section
