@@ -188,11 +188,21 @@ async def fan_out_events(
                 .order_by(Channel.id)
             )
         )
+        # Each event is matched against the channels of its type only (in id order): a
+        # batch of many events to channels of other types costs no rule check for those.
+        by_type: dict[str, list[Channel]] = {}
+        for channel in candidates:
+            for type_ in dict.fromkeys(channel.events):
+                by_type.setdefault(type_, []).append(channel)
         rows: list[dict[str, Any]] = []
         digest_items: list[dict[str, Any]] = []
         for event in plain:
             event_rows, event_digest_items = _team_rows(
-                [channel for channel in candidates if channel_subscribes(channel, event)],
+                [
+                    channel
+                    for channel in by_type.get(event.type, ())
+                    if channel_subscribes(channel, event)
+                ],
                 event,
                 now=now,
                 supported_kinds=supported_kinds,
