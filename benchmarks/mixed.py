@@ -1040,7 +1040,9 @@ def curve_rows(curve: Sequence[tuple[float, dict[str, ProcessUse]]]) -> list[str
     process: its sum moves with the number of backends the pools hold)."""
     if not curve:
         return []
-    header = "| Process | " + " | ".join(f"{t / 60:.0f} min" for t, _ in curve) + " |"
+    # The last point is the end of the load, however soon after the one before.
+    labels = [f"{t / 60:.0f} min" for t, _ in curve[:-1]] + ["end"]
+    header = "| Process | " + " | ".join(labels) + " |"
     rows = [header, "| --- |" + " ---: |" * len(curve)]
     for name in PROCESSES:
         uses = [points.get(name) for _, points in curve]

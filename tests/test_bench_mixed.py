@@ -150,7 +150,7 @@ def test_memory_curve_tells_a_plateau_from_a_steady_climb() -> None:
     assert growth_in_second_half(curve[:2], "api") is None  # too short to tell
 
     rows = curve_rows(curve)
-    assert rows[0] == "| Process | 0 min | 1 min | 2 min | 3 min | 4 min |"
+    assert rows[0] == "| Process | 0 min | 1 min | 2 min | 3 min | end |"
     assert "| api | 100 | 120 | 130 | 131 | 131 |" in rows
     # PostgreSQL's sum moves with its number of backends: also shown per process.
     assert (
