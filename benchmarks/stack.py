@@ -8,9 +8,11 @@ pids, the admin key it generated) and stops it as Ctrl-C would; ``process_use`` 
 ``snapshot`` read each process's memory and CPU; ``machine_busy`` says how busy all the cores
 were in between.
 
-Used by ``benchmarks.mixed``. ``benchmarks.run`` has its own copy of the start and stop (it
-also logs both streams to one file and runs several API workers); it could take
-``RunStack(workdir, extra_env={"PLUMBLINE_API_WORKERS": ...}, combined_log=True)`` instead.
+Used by ``benchmarks.mixed``. ``benchmarks.run`` has its own copy of the start and stop; it
+could use ``RunStack(workdir, port=port, extra_env={"PLUMBLINE_API_WORKERS": str(workers)})``
+with ``start()``, ``database_url``, ``environment_of("api")["PLUMBLINE_REDIS_URL"]``,
+``trouble()`` (its ``check_alive``), ``output()`` (its log lines: stdout, then stderr, where
+the children log) and ``stop()``.
 """
 
 from __future__ import annotations
