@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select, update
 
 from shared.audits import service as audits_service
+from shared.audits.service import claim_next_audit
+from shared.core.auth import Principal, Role
 from shared.models import (
     Audit,
     AuditLogEntry,
@@ -24,6 +26,7 @@ from shared.models import (
     Event,
     OutboxJob,
     Policy,
+    Reviewer,
     Source,
     Verdict,
 )
@@ -220,6 +223,33 @@ async def test_twenty_concurrent_claims_get_twenty_different_audits(
     # The same auditor claiming concurrently still holds a single audit.
     again = await asyncio.gather(*(claim(client, keys[0]) for _ in range(5)))
     assert {response.json()["id"] for response in again} == {claimed[0]}
+
+
+async def test_a_claim_that_waited_for_the_auditors_lock_returns_the_claim_made_meanwhile(
+    client: httpx.AsyncClient, sender: SignedSender, sessionmaker: Sessions
+) -> None:
+    # A claim reads the auditor's state in the statement that waits for their lock: a claim
+    # of theirs committed meanwhile is not in that state. It must still hand out that one.
+    await make_audits(sender, sessionmaker, [decision_event(n) for n in range(10)])
+    key = await auditor(sessionmaker, "aud-1")
+    async with sessionmaker() as session, session.begin():
+        await session.execute(select(Reviewer.id).where(Reviewer.id == "aud-1").with_for_update())
+        waiting = [asyncio.create_task(claim(client, key)) for _ in range(3)]
+        await asyncio.sleep(1.0)  # the three are blocked on the lock by now
+        first = await claim_next_audit(
+            session,
+            principal=Principal(
+                key_id="test", role=Role.QA_AUDITOR, reviewer_id="aud-1", markets=None
+            ),
+            lease_minutes=30,
+            golden_rate=0.0,
+            golden_key=b"test",
+        )
+        assert first is not None
+    responses = await asyncio.gather(*waiting)
+    assert [response.status_code for response in responses] == [200] * 3
+    assert {response.json()["id"] for response in responses} == {str(first.id)}
+    assert await count_rows(sessionmaker, Audit, Audit.status == "claimed") == 1
 
 
 async def test_an_expired_lease_returns_the_audit_to_the_queue(

@@ -243,6 +243,9 @@ def _claim_statement(*, fast: bool) -> _Pick:
             ),
             Audit.moderator_id != bindparam("auditor"),
             not_(Audit.policy_labels.overlap(excluded)),
+            # Nothing while the auditor holds a claim, as this statement's snapshot sees it:
+            # one taken by a concurrent claim of theirs while this one waited for the lock.
+            not_(_held_claim(aliased(Audit, name="held")).exists()),
         )
         .order_by(Audit.priority, Audit.id)
         .limit(1)
@@ -286,34 +289,44 @@ async def _take_next(
     return None if row is None else (row[0], row[1])
 
 
-# Locking the reviewer row serialises one auditor's claims (and reads their profile).
-_LOCK_REVIEWER = (
-    select(Reviewer.markets, Reviewer.languages)
-    .where(Reviewer.id == bindparam("auditor"))
-    .with_for_update()
-)
-
-# The auditor's unexpired claim (in the key's markets, for a market-scoped key).
 _KEY_MARKETS = bindparam("key_markets", type_=ARRAY(String))
-_HELD = (
-    select(Audit.id)
-    .where(
-        Audit.auditor_id == bindparam("auditor"),
-        Audit.status == "claimed",
-        Audit.lease_expires_at > bindparam("now"),
-        or_(_KEY_MARKETS.is_(None), Audit.market == any_(_KEY_MARKETS)),
+
+
+def _held_claim(audits: type[Audit]) -> Select[uuid.UUID]:
+    """The auditor's unexpired claim (in the key's markets, for a market-scoped key)."""
+    return (
+        select(audits.id)
+        .where(
+            audits.auditor_id == bindparam("auditor"),
+            audits.status == "claimed",
+            audits.lease_expires_at > bindparam("now"),
+            or_(_KEY_MARKETS.is_(None), audits.market == any_(_KEY_MARKETS)),
+        )
+        .order_by(audits.claimed_at, audits.id)
+        .limit(1)
     )
-    .order_by(Audit.claimed_at, Audit.id)
-    .limit(1)
-)
+
+
+_HELD = _held_claim(Audit)
 _CAPPED = CAPPED_CODES.subquery("capped")
 
 # What a claim needs to know about the auditor, in one round trip: the claim they hold, the
 # ordinal of their next claim (golden turns) and the sensitive codes past their cap today.
-_CLAIM_STATE = select(
+_STATE_COLUMNS = (
     _HELD.scalar_subquery().label("held"),
     CLAIM_NUMBER.scalar_subquery().label("claims"),
     select(func.array_agg(_CAPPED.c.policy_code)).scalar_subquery().label("capped"),
+)
+_CLAIM_STATE = select(*_STATE_COLUMNS)
+
+# Locking the reviewer row serialises one auditor's claims; the same statement reads their
+# profile and their state. That state is read before the lock is taken: a concurrent claim
+# of theirs that committed meanwhile is not in it. The claim statements check for it again
+# (``_claim_statement``), and a golden turn reads the state again (``_CLAIM_STATE``).
+_LOCK_REVIEWER = (
+    select(Reviewer.markets, Reviewer.languages, *_STATE_COLUMNS)
+    .where(Reviewer.id == bindparam("auditor"))
+    .with_for_update(of=Reviewer)
 )
 
 # The hot paths write with Core statements built once (SQLAlchemy caches their compiled
@@ -466,35 +479,35 @@ async def claim_next_audit(
     auditor_id = principal.reviewer_id
     if auditor_id is None:
         return None
-    # Locking the reviewer row serialises this auditor's claims (and reads their profile):
-    # the next statements see whatever a concurrent claim of theirs committed.
-    reviewer = (await session.execute(_LOCK_REVIEWER, {"auditor": auditor_id})).first()
-    if reviewer is None:
-        return None
     now = utcnow()
-    state = (
-        await session.execute(
-            _CLAIM_STATE,
-            {
-                "auditor": auditor_id,
-                "now": now,
-                "key_markets": list(principal.markets) if principal.markets is not None else None,
-                **capped_codes_values(auditor_id=auditor_id, day=now.date()),
-            },
-        )
-    ).one()
+    values = {
+        "auditor": auditor_id,
+        "now": now,
+        "key_markets": list(principal.markets) if principal.markets is not None else None,
+        **capped_codes_values(auditor_id=auditor_id, day=now.date()),
+    }
+    # Locking the reviewer row serialises this auditor's claims: the next statements see
+    # whatever a concurrent claim of theirs committed (this one's state may not).
+    state = (await session.execute(_LOCK_REVIEWER, values)).first()
+    if state is None:
+        return None
     if state.held is not None:
-        audit, decision = (await session.execute(_AUDIT_BY_ID, {"audit_id": state.held})).one()
-        return audit_read(
-            audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
-        )
-    markets, languages = _work_scope(
-        reviewer.markets, reviewer.languages, key_markets=principal.markets
-    )
+        return await _held_read(session, state.held)
+    markets, languages = _work_scope(state.markets, state.languages, key_markets=principal.markets)
     if not markets or not languages:
         return None
     excluded: list[str] = list(state.capped or [])
-    if golden_rate > 0 and is_golden_turn(auditor_id, state.claims, golden_rate, key=golden_key):
+    golden_turn = golden_rate > 0 and is_golden_turn(
+        auditor_id, state.claims, golden_rate, key=golden_key
+    )
+    if golden_turn:
+        # The claim number must be exact on a golden turn: read after the lock.
+        fresh = (await session.execute(_CLAIM_STATE, values)).one()
+        if fresh.held is not None:
+            return await _held_read(session, fresh.held)
+        excluded = list(fresh.capped or [])
+        golden_turn = is_golden_turn(auditor_id, fresh.claims, golden_rate, key=golden_key)
+    if golden_turn:
         golden = await claim_golden_audit(
             session,
             auditor_id=auditor_id,
@@ -535,6 +548,7 @@ async def claim_next_audit(
         excluded=excluded,
         now=now,
         claim={
+            "key_markets": values["key_markets"],
             "lease_expires_at": lease_expires_at,
             **_log_params(
                 actor=principal, action="audit.claim", entity_type=ENTITY, entity_id="", after=after
@@ -545,8 +559,19 @@ async def claim_next_audit(
         },
     )
     if taken is None:
-        return None
+        # Nothing left for them, or a concurrent claim of theirs committed while this one
+        # waited for the lock: then they hold that one.
+        fresh = (await session.execute(_CLAIM_STATE, values)).one()
+        return None if fresh.held is None else await _held_read(session, fresh.held)
     audit, decision = taken
+    return audit_read(
+        audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
+    )
+
+
+async def _held_read(session: AsyncSession, audit_id: uuid.UUID) -> AuditRead:
+    """The auditor's view of the claim they hold (blind, never marked golden)."""
+    audit, decision = (await session.execute(_AUDIT_BY_ID, {"audit_id": audit_id})).one()
     return audit_read(
         audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
     )
