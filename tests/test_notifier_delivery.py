@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -484,3 +485,36 @@ async def test_a_notifier_killed_mid_send_loses_nothing(
     assert (delivery.status, delivery.attempts, delivery.leased_until) == ("delivered", 2, None)
     assert await attempt_numbers(sessionmaker, event) == [(2, 200)]
     assert len(receiver.requests) == 2
+
+
+# --- egress proxy -------------------------------------------------------------------------
+
+
+async def test_deliveries_go_through_the_configured_proxy_and_not_the_environments(
+    receiver: WebhookReceiver,
+    other_receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ``other_receiver`` stands in for the proxy: a request that reaches it went through the
+    # proxy (it answers for the target itself, as a proxy relays the target's answer).
+    channel = await create_channel(client, admin_key, receiver.url)
+    # A proxy named only in the environment is not used: deliveries name theirs in settings.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    await produce(sessionmaker, 1)
+    await notify(settings, sessionmaker, queue)
+    assert len(receiver.requests) == 1
+    assert other_receiver.requests == []
+
+    proxied = settings.model_copy(update={"notifier_proxy_url": SecretStr(other_receiver.url)})
+    events = await produce(sessionmaker, 1)
+    await notify(proxied, sessionmaker, queue)
+
+    assert len(receiver.requests) == 1
+    assert event_ids(other_receiver.requests) == ids(events)
+    assert (await deliveries_by_event(sessionmaker, channel))[str(events[0].id)][0] == "delivered"

@@ -147,8 +147,10 @@ class NotifierState(WorkerState):
 def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState:
     """The notifier's state for ``settings``: database, HTTP transport, adapters, keys."""
     # Timeouts are the adapters' (per request); redirects are never followed by a transport.
+    proxy = settings.notifier_proxy_url
     http = httpx.AsyncHTTPTransport(
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        proxy=proxy.get_secret_value() if proxy is not None else None,
     )
     return NotifierState(
         **WorkerState.base_fields(settings, redis=redis),

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     delivery_base_delay_seconds: float = 1.0
     delivery_max_delay_seconds: float = 300.0
     delivery_timeout_seconds: float = 10.0
+    # An HTTP(S) proxy every chat and webhook delivery goes through, for a deployment whose
+    # egress is proxied (http://user:password@proxy:3128). Deliveries read no proxy from the
+    # environment (HTTPS_PROXY, .netrc): what leaves the notifier is this setting's choice.
+    notifier_proxy_url: SecretStr | None = None
     # Where people open what a message is about: every chat and e-mail message links to
     # <public_url>/v1/<its object>.
     public_url: str = "http://127.0.0.1:8000"
