@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.analytics import briefing as briefing_module
@@ -268,3 +269,34 @@ async def test_the_briefing_is_the_one_the_finer_rollups_give(
     head = coarse["headline"]
     expected = (12, 8, 6) if market is None else (8, 4, 3)
     assert (head["decisions"], head["audited"], head["correct"]) == expected
+
+
+async def test_recomputing_any_number_of_days_sends_the_same_statements(
+    sessionmaker: Sessionmaker,
+) -> None:
+    """Each connection prepares a statement per distinct SQL text and keeps it (asyncpg's
+    cache, PostgreSQL's plan memory): a text that varied with the number of days (an IN list)
+    would be prepared again for every count, on every connection of every worker."""
+    await _store(sessionmaker, [_row(D1, "DE", "q1", "mod-1", decisions=3, audited=1)])
+    sent: dict[int, list[str]] = {}
+    async with sessionmaker() as session:
+        connection = await session.connection()
+        for count in (1, 2, 3):
+            statements: list[str] = []
+
+            def record(*args: Any, statements: list[str] = statements) -> None:
+                statements.append(args[2])  # (conn, cursor, statement, parameters, ...)
+
+            sync_engine = connection.sync_connection
+            assert sync_engine is not None
+            event.listen(sync_engine, "before_cursor_execute", record)
+            try:
+                await recompute_day_rollups(
+                    session, days=[D1 + timedelta(days=n) for n in range(count)]
+                )
+            finally:
+                event.remove(sync_engine, "before_cursor_execute", record)
+            sent[count] = statements
+        await session.rollback()
+    assert len(sent[1]) >= 4
+    assert sent[1] == sent[2] == sent[3]

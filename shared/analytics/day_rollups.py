@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Float,
     Table,
+    any_,
+    bindparam,
     cast,
     delete,
     func,
@@ -33,6 +36,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.analytics.strata import strata_sum_columns
@@ -138,8 +142,11 @@ async def recompute_day_rollups(session: AsyncSession, *, days: Collection[date]
     transaction: the lock it takes is held to the commit)."""
     if not days:
         return
-    listed = sorted(set(days))
-    await _recompute(session, lambda table: table.c.day.in_(listed))
+    # One array parameter, not IN (...): the statements' text is the same whatever the
+    # number of days, so each connection prepares them once (an IN list is new SQL, and a
+    # new prepared statement on every connection, for each count).
+    listed = bindparam("days", sorted(set(days)), type_=ARRAY(Date))
+    await _recompute(session, lambda table: table.c.day == any_(listed))
 
 
 async def rebuild_day_rollups(session: AsyncSession, *, day_from: date, day_to: date) -> None:
