@@ -94,8 +94,8 @@ from benchmarks.report_file import machine_line, write_section
 from benchmarks.run import SOURCE_NAME, EventFactory, create_source, percentile, read_backlog
 from benchmarks.stack import (
     STACK_PROCESSES,
+    PlumblineRun,
     ProcessUse,
-    RunStack,
     StackError,
     free_port,
     machine_busy,
@@ -1235,7 +1235,7 @@ async def sample_memory(
             return
 
 
-async def measure(options: Options, stack: RunStack, sink: SinkProcess) -> Measurement:
+async def measure(options: Options, stack: PlumblineRun, sink: SinkProcess) -> Measurement:
     """Set up, seed, run the load, drain, reconcile."""
     started_at = datetime.now(UTC)
     began = time.monotonic()
@@ -1300,7 +1300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 1 when a check fails or it could not run."""
     options = parse_options(argv)
     workdir = Path(tempfile.mkdtemp(prefix="plumbline-mixed-"))
-    stack = RunStack(workdir, extra_env={"PLUMBLINE_INSECURE_TARGET_HOSTS": "127.0.0.1"})
+    stack = PlumblineRun(workdir, extra_env={"PLUMBLINE_INSECURE_TARGET_HOSTS": "127.0.0.1"})
     sink: SinkProcess | None = None
     try:
         say(f"starting plumbline run in {workdir}")

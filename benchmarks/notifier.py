@@ -78,10 +78,10 @@ from benchmarks.report_file import DEFAULT_REPORT, write_section
 from benchmarks.run import (
     OtherProcessesCpu,
     code_version,
-    free_port,
     percentile,
     tail,
 )
+from benchmarks.stack import free_port
 from shared.channels.service import create_channel
 from shared.core.db import create_engine, create_sessionmaker, unit_of_work
 from shared.core.encryption import secret_box

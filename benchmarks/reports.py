@@ -66,7 +66,8 @@ from benchmarks.bench_database import (
 )
 from benchmarks.report_file import DEFAULT_REPORT, write_section
 from benchmarks.report_seed import ReportSeeder, SeedCounts, table_counts
-from benchmarks.run import free_port, tail
+from benchmarks.run import tail
+from benchmarks.stack import free_port
 from shared.core.db import create_engine, create_sessionmaker
 from shared.models import Audit, Decision, Verdict
 from shared.reports.rows import accuracy_row

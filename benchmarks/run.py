@@ -50,11 +50,9 @@ import math
 import os
 import platform
 import random
-import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -80,6 +78,7 @@ from benchmarks.bench_database import (
     resolve_backing,
 )
 from benchmarks.report_file import write_section
+from benchmarks.stack import PlumblineRun, StackError, free_port
 from shared.core.signing import SIGNATURE_HEADER, SOURCE_HEADER, sign_payload
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -243,14 +242,6 @@ def wrk_version(wrk: str) -> str:
     return (run.stdout or run.stderr).strip().splitlines()[0]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # ----------------------------------------------------------------- PostgreSQL and Redis
 
 
@@ -388,87 +379,33 @@ class Stack:
         return lines
 
 
-_STARTED = re.compile(r"started (\S+) \(pid (\d+)\)")
-_EMBEDDED_POSTGRES = re.compile(r"embedded PostgreSQL in .* \(pid (\d+)\)")
-_STARTED_BLOCK = re.compile(r"Plumbline is running|Plumbline started; the API is not ready")
-_GENERATED_KEY = re.compile(r"generated admin API key \(shown only now, keep it\): (\S+)")
-# `plumbline run`'s own lines about a child or server that died or failed.
-_RUN_TROUBLE = re.compile(r"exited with code|died; restarting|did not start|start-up failed")
 _LOUD_LEVELS = frozenset({"warning", "error", "critical"})
 
 
-def default_environment(workdir: Path, port: int, api_workers: int) -> dict[str, str]:
-    """The caller's environment without any ``PLUMBLINE_*`` setting (``make run``'s
-    defaults), plus a fresh data directory, a free port and the number of API workers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLUMBLINE_")}
-    env.update(
-        {
-            "PLUMBLINE_DATA_DIR": str(workdir / "data"),
-            "PLUMBLINE_API_PORT": str(port),
-            "PLUMBLINE_API_WORKERS": str(api_workers),
-        }
-    )
-    return env
-
-
-class RunStack:
-    """``plumbline run`` as ``make run`` starts it: embedded PostgreSQL and Redis in a fresh
-    data directory, the API, the report worker, the notifier and the relay as its children,
-    default settings and log level. Its output (every child's log) goes to one file.
+class RunStack(PlumblineRun):
+    """``plumbline run`` as ``make run`` starts it (``benchmarks.stack.PlumblineRun``: embedded
+    PostgreSQL and Redis in a fresh data directory, default settings and log level), with
+    ``api_workers`` API processes, and what this benchmark reads of it: CPU by part and the
+    log lines at WARNING and above.
     """
 
     def __init__(self, workdir: Path, *, port: int, api_workers: int) -> None:
-        self.workdir = workdir
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.env = default_environment(workdir, port, api_workers)
-        self.log = workdir / "plumbline-run.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.pids: dict[str, int] = {}
-        self.admin_key = ""
-        self.database_url = ""
+        super().__init__(workdir, port=port, extra_env={"PLUMBLINE_API_WORKERS": str(api_workers)})
         self.redis_url = ""
         self.exit_codes: dict[str, int | None] = {}
         # The embedded server's backends are found as its postmaster's children instead.
         self.database_name: str | None = None
 
-    def output(self) -> str:
-        """What ``plumbline run`` and its children printed so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
     def migrate(self) -> None:
         """Nothing to do: ``plumbline run`` migrates before it starts its children."""
 
     def start(self) -> None:
-        """Start it, wait for its start-up block, read the pids, the key and the URLs."""
-        with self.log.open("wb") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "run"],
-                env=self.env,
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                process_group=0,
-            )
-        # It prints its block once the API is ready, or after 90 s anyway ("not ready yet");
-        # ``wait_ready`` then waits for /readyz itself.
-        deadline = time.monotonic() + 2 * READY_TIMEOUT_SECONDS
-        while not _STARTED_BLOCK.search(text := self.output()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise BenchmarkError(f"plumbline run did not start:\n{text[-3000:]}")
-            time.sleep(0.2)
-        key = _GENERATED_KEY.search(text)
-        postgres = _EMBEDDED_POSTGRES.search(text)
-        if key is None or postgres is None:
-            raise BenchmarkError(f"unexpected start-up output of plumbline run:\n{text[-3000:]}")
-        self.admin_key = key.group(1)
-        self.pids = {name: int(pid) for name, pid in _STARTED.findall(text)}
-        self.pids["postgres"] = int(postgres.group(1))
-        # The children's environment holds the URLs of the embedded servers it resolved.
-        raw = Path(f"/proc/{self.pids['api']}/environ").read_bytes()
-        env = dict(item.decode(errors="replace").partition("=")[::2] for item in raw.split(b"\0"))
-        self.database_url = env["PLUMBLINE_DATABASE_URL"]
-        self.redis_url = env["PLUMBLINE_REDIS_URL"]
+        """Start it and wait until it is ready; read the embedded Redis's URL."""
+        try:
+            super().start()
+        except StackError as exc:
+            raise BenchmarkError(str(exc)) from exc
+        self.redis_url = self.environment_of("api")["PLUMBLINE_REDIS_URL"]
 
     def check_alive(self) -> None:
         """Raise when ``plumbline run`` exited or restarted a child: not the stack's figures."""
@@ -478,8 +415,7 @@ class RunStack:
                 f"plumbline run exited with code {self.process.returncode}:\n"
                 f"{self.output()[-3000:]}"
             )
-        trouble = [line for line in self.output().splitlines() if _RUN_TROUBLE.search(line)]
-        if trouble:
+        if trouble := self.trouble():
             raise BenchmarkError("plumbline run restarted a process:\n" + "\n".join(trouble))
 
     async def wait_ready(self, client: httpx.AsyncClient) -> None:
@@ -487,26 +423,9 @@ class RunStack:
         await _wait_ready(self, client)
 
     def stop(self) -> None:
-        """SIGTERM, as Ctrl-C would (it stops its children and servers within 10 s); SIGKILL
-        whatever is left after the grace period, the embedded PostgreSQL included."""
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code: int | None = self.process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            code = None
-        # Each child and Redis lead their process groups; PostgreSQL is a daemon of its own.
-        groups = [pid for name, pid in self.pids.items() if name != "postgres"]
-        for pid in (self.process.pid, *groups):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        postmaster = self.pids.get("postgres")
-        if code is None and postmaster is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(postmaster, signal.SIGQUIT)
-        self.process.wait()
-        self.exit_codes.setdefault("run", code)
+        """Stop it as Ctrl-C would (``PlumblineRun.stop``); keep its exit code."""
+        super().stop()
+        self.exit_codes.setdefault("run", self.exit_code)
 
     def cpu_roots(self) -> dict[str, set[int]]:
         """The API's process tree, the embedded PostgreSQL's (a daemon: not our descendant),
@@ -525,8 +444,9 @@ class RunStack:
         and ends, say); those are counted by ``log_volume``, not reported as anomalies.
         """
         lines: dict[str, list[str]] = {}
+        trouble = set(self.trouble())
         for line in self.output().splitlines():
-            if _RUN_TROUBLE.search(line):
+            if line in trouble:
                 lines.setdefault("run", []).append(line)
                 continue
             try:
@@ -545,7 +465,7 @@ class RunStack:
 def keep_logs(stack: Stack | RunStack) -> Path:
     """Copy the service logs out of the temporary directory, which the run deletes."""
     kept = Path(tempfile.mkdtemp(prefix="plumbline-bench-logs-"))
-    logs = [stack.log] if isinstance(stack, RunStack) else stack.logs.glob("*.log")
+    logs = [stack.out, stack.err] if isinstance(stack, RunStack) else stack.logs.glob("*.log")
     for log in logs:
         if log.exists():
             shutil.copy2(log, kept / log.name)

@@ -3,16 +3,13 @@
 A benchmark that measures the stack a user gets starts ``plumbline run`` exactly as ``make run``
 does: a fresh data directory, its embedded PostgreSQL and Redis, every setting at its default
 but the API port (and whatever the benchmark must add, such as a plain-HTTP target host).
-``RunStack`` starts it, reads its start-up block (the children's pids, the embedded servers'
+``PlumblineRun`` starts it, reads its start-up block (the children's pids, the embedded servers'
 pids, the admin key it generated) and stops it as Ctrl-C would; ``process_use`` and
 ``snapshot`` read each process's memory and CPU; ``machine_busy`` says how busy all the cores
 were in between.
 
-Used by ``benchmarks.mixed``. ``benchmarks.run`` has its own copy of the start and stop; it
-could use ``RunStack(workdir, port=port, extra_env={"PLUMBLINE_API_WORKERS": str(workers)})``
-with ``start()``, ``database_url``, ``environment_of("api")["PLUMBLINE_REDIS_URL"]``,
-``trouble()`` (its ``check_alive``), ``output()`` (its log lines: stdout, then stderr, where
-the children log) and ``stop()``.
+Used by ``benchmarks.mixed`` and ``benchmarks.run`` (which adds its CPU split and log
+reading in a subclass).
 """
 
 from __future__ import annotations
@@ -76,7 +73,7 @@ _ADMIN_KEY = re.compile(r"generated admin API key \(shown only now, keep it\): (
 _TROUBLE = re.compile(r"exited with code|died; restarting|did not start|start-up failed")
 
 
-class RunStack:
+class PlumblineRun:
     """``plumbline run`` as a subprocess in ``workdir``, and what its start-up block says."""
 
     def __init__(
@@ -127,9 +124,9 @@ class RunStack:
         self.pids = {name: int(pid) for name, pid in _STARTED.findall(text)}
         self.pids["postgres"] = int(postgres.group(1))
         self.pids["redis"] = int(redis.group(1))
-        self.wait_ready(deadline)
+        self._wait_until_ready(deadline)
 
-    def wait_ready(self, deadline: float) -> None:
+    def _wait_until_ready(self, deadline: float) -> None:
         """Until ``GET /readyz`` answers 200 (database, Redis and migrations fine)."""
         assert self.process is not None
         with httpx.Client(base_url=self.base_url, timeout=5) as client:
@@ -166,9 +163,14 @@ class RunStack:
             self.exit_code = self.process.wait(STOP_TIMEOUT_S)
             self.stop_seconds = time.monotonic() - started
         except subprocess.TimeoutExpired:
-            for pid in (self.process.pid, *self.pids.values()):
+            # Each child and Redis lead their process groups; PostgreSQL is a daemon of its
+            # own, stopped by SIGQUIT (immediate shutdown) rather than left running.
+            for name, pid in (("run", self.process.pid), *self.pids.items()):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
+                    if name == "postgres":
+                        os.kill(pid, signal.SIGQUIT)
+                    else:
+                        os.killpg(pid, signal.SIGKILL)
             self.process.wait()
 
 
