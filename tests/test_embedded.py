@@ -27,6 +27,8 @@ async def test_postgres_keeps_data_across_restart_and_stops(tmp_path: Path) -> N
         assert first.url.startswith("postgresql+asyncpg://postgres@/postgres?host=")
         connection = await asyncpg.connect(_plain(first.url))
         try:
+            # Room for every process's pool with two API workers (5 x 30), not the default 100.
+            assert await connection.fetchval("SHOW max_connections") == "300"
             await connection.execute("CREATE TABLE kept (value text)")
             await connection.execute("INSERT INTO kept VALUES ('survives')")
         finally:

