@@ -36,7 +36,8 @@ from datetime import timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.core.queue import ArqJobState, ArqRedis, enqueue_payload, job_state
+from shared.core.outbox import enqueue_outbox_row
+from shared.core.queue import ArqJobState, ArqRedis, job_state
 
 logger = logging.getLogger(__name__)
 
@@ -86,15 +87,7 @@ async def requeue_lost_jobs(
     for row in rows:
         if await job_state(redis, str(row.id)) is not ArqJobState.MISSING:
             continue
-        queued = await enqueue_payload(
-            redis,
-            function=row.function,
-            payload=row.payload,
-            queue_name=row.queue_name,
-            job_id=str(row.id),
-            request_id=row.request_id,
-        )
-        if queued:
+        if await enqueue_outbox_row(redis, row):
             requeued.append(row.id)
     if requeued:
         logger.warning(

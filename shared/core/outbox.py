@@ -13,6 +13,7 @@ import contextlib
 import logging
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 from redis.exceptions import RedisError
@@ -77,6 +78,19 @@ _CLAIM = text(
 _MARK = text("UPDATE outbox_jobs SET enqueued_at = now() WHERE id = ANY(:ids)")
 
 
+async def enqueue_outbox_row(redis: ArqRedis, row: Any) -> bool:
+    """Hand one outbox row (its ``function``, ``payload``, ``queue_name``, ``id`` and
+    ``request_id`` columns) to arq under the row's id; False when arq already holds it."""
+    return await enqueue_payload(
+        redis,
+        function=row.function,
+        payload=row.payload,
+        queue_name=row.queue_name,
+        job_id=str(row.id),
+        request_id=row.request_id,
+    )
+
+
 async def relay_batch(
     sessionmaker: async_sessionmaker[AsyncSession], redis: ArqRedis, *, limit: int
 ) -> int:
@@ -86,14 +100,7 @@ async def relay_batch(
         if not rows:
             return 0
         for row in rows:
-            await enqueue_payload(
-                redis,
-                function=row.function,
-                payload=row.payload,
-                queue_name=row.queue_name,
-                job_id=str(row.id),
-                request_id=row.request_id,
-            )
+            await enqueue_outbox_row(redis, row)
         await session.execute(_MARK, {"ids": [row.id for row in rows]})
     return len(rows)
 
