@@ -56,11 +56,16 @@ install: $(STAMP)
 run: install
 	$(BIN)/plumbline run
 
+# Test processes for `make test` (pytest-xdist): the tests mostly wait on PostgreSQL, HTTP and
+# subprocesses, so more processes than cores still help. `make test TEST_WORKERS=0` runs the
+# suite in one process.
+TEST_WORKERS ?= 3
+
 test: install
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
 		|| [ -n "$$PLUMBLINE_CHROMIUM" ] \
 		|| echo "NOTE: no Chromium found: the console's browser tests will be SKIPPED (apt-get install chromium)"
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 # Issue 12's fault suite (tests/faults): real processes and their own embedded servers,
 # killed and restarted under load, then reconciled. Not part of `make test`.

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -118,11 +119,34 @@ def database_url(server_database_url: str) -> Iterator[str]:
         yield url
 
 
+def xdist_worker_number() -> int:
+    """This process's pytest-xdist worker number (``gw3`` is 3); 0 when not run by xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") else 0
+
+
+def redis_url_of_worker(given: str, worker: int) -> str:
+    """``given`` with its database index moved up by ``worker``: each xdist worker flushes a
+    Redis database of its own before every test, so two workers must never share one."""
+    parts = urlsplit(given)
+    base = int(parts.path.strip("/") or 0)
+    index = base + worker
+    if index > 15:
+        raise pytest.UsageError(
+            f"PLUMBLINE_TEST_REDIS_URL names Redis database {base}: with worker gw{worker} that "
+            f"is database {index}, past Redis's 16 (0-15); give a lower database or fewer "
+            "workers (-n)"
+        )
+    return urlunsplit(parts._replace(path=f"/{index}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url(data_dir: Path) -> Iterator[str]:
+    """A Redis URL of this session's own: CI's (one database per xdist worker), or an
+    embedded server (one per worker)."""
     given = os.environ.get("PLUMBLINE_TEST_REDIS_URL")
     if given:
-        yield given
+        yield redis_url_of_worker(given, xdist_worker_number())
         return
     from shared.core.embedded import start_embedded_redis
 
