@@ -439,7 +439,12 @@ async def test_failed_signatures_are_limited_per_source_and_per_client(
     settings: Settings, admin_key: str
 ) -> None:
     own = settings.model_copy(
-        update={"signature_failures_per_source": 3, "auth_failures_per_client": 5}
+        update={
+            "signature_failures_per_source": 3,
+            "auth_failures_per_client": 5,
+            # Fixed windows: a test straddling a window's end would start counting afresh.
+            "rate_limit_window_seconds": 3600,
+        }
     )
     async with running_api(own) as api, httpx.AsyncClient(base_url=api.url) as client:
         acme = await new_sender(client, admin_key, "acme-limited")
@@ -462,7 +467,8 @@ async def test_failed_signatures_are_limited_per_source_and_per_client(
 
 
 async def test_requests_per_key_are_limited(settings: Settings, admin_key: str) -> None:
-    own = settings.model_copy(update={"requests_per_key": 3})
+    # A long fixed window: a test straddling a window's end would start counting afresh.
+    own = settings.model_copy(update={"requests_per_key": 3, "rate_limit_window_seconds": 3600})
     async with running_api(own) as api, httpx.AsyncClient(base_url=api.url) as client:
         for _ in range(3):
             assert (await client.get("/v1/sources", headers=auth(admin_key))).status_code == 200

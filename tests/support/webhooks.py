@@ -184,7 +184,10 @@ async def notifier_running(settings: Settings) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await worker.close()
+        # A job still running (a retry of a failing target, on a slow machine) may end
+        # cancelled with the worker; the block's checks are done by then.
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
 
 
 def rejected_batch_data(
