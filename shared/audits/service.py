@@ -166,14 +166,32 @@ def audit_read(
     )
 
 
-def _audit_snapshot(audit: Audit) -> dict[str, Any]:
+def _snapshot(
+    *,
+    status: str,
+    auditor_id: str | None,
+    claimed_at: datetime | None,
+    lease_expires_at: datetime | None,
+    completed_at: datetime | None,
+) -> dict[str, Any]:
+    """What the audit log keeps of an audit's state (``_SNAPSHOT_BEFORE_CLAIM`` in SQL)."""
     return {
-        "status": audit.status,
-        "auditor_id": audit.auditor_id,
-        "claimed_at": audit.claimed_at.isoformat() if audit.claimed_at else None,
-        "lease_expires_at": audit.lease_expires_at.isoformat() if audit.lease_expires_at else None,
-        "completed_at": audit.completed_at.isoformat() if audit.completed_at else None,
+        "status": status,
+        "auditor_id": auditor_id,
+        "claimed_at": claimed_at.isoformat() if claimed_at else None,
+        "lease_expires_at": lease_expires_at.isoformat() if lease_expires_at else None,
+        "completed_at": completed_at.isoformat() if completed_at else None,
     }
+
+
+def _audit_snapshot(audit: Audit) -> dict[str, Any]:
+    return _snapshot(
+        status=audit.status,
+        auditor_id=audit.auditor_id,
+        claimed_at=audit.claimed_at,
+        lease_expires_at=audit.lease_expires_at,
+        completed_at=audit.completed_at,
+    )
 
 
 # ---------------------------------------------------------------------------- claims
@@ -533,13 +551,13 @@ async def claim_next_audit(
     lease_expires_at = now + timedelta(minutes=lease_minutes)
     # The claim's log entry: its "after" is known before the audit is; its "before" and
     # entity id are the claimed row's, filled in by the statement.
-    after = {
-        "status": "claimed",
-        "auditor_id": auditor_id,
-        "claimed_at": now.isoformat(),
-        "lease_expires_at": lease_expires_at.isoformat(),
-        "completed_at": None,
-    }
+    after = _snapshot(
+        status="claimed",
+        auditor_id=auditor_id,
+        claimed_at=now,
+        lease_expires_at=lease_expires_at,
+        completed_at=None,
+    )
     taken = await _take_next(
         session,
         auditor_id=auditor_id,
@@ -610,25 +628,31 @@ async def _policy_versions(
     return {code: int(number) for code, number in rows}
 
 
+def _version_in_force(at: str) -> str:
+    """SQL for the version of policy ``c.code`` (its ``policies`` row ``p``, if any) in force
+    at the SQL time ``at``: the rule ``_policy_versions`` states."""
+    return f"""greatest(coalesce(
+        (SELECT max(v.version) FROM policy_versions v
+         WHERE v.policy_code = c.code AND v.effective_at <= {at}),
+        (SELECT min(v.version) - 1 FROM policy_versions v WHERE v.policy_code = c.code),
+        p.version,
+        1
+    ), 1)"""  # noqa: S608 (our own SQL: ``at`` is a column or a parameter's name)
+
+
 # First reference registers the policies (an auditor may name a policy no decision carried
 # yet), in the same statement: a policy registered here is not visible to the query beside
 # it, and reads as version 1, as it would once stored (no published version, default 1).
 _POLICY_VERSIONS = text(
-    """
+    f"""
     WITH registered AS (
         INSERT INTO policies (code) SELECT unnest(CAST(:codes AS text[]))
         ON CONFLICT DO NOTHING
     )
-    SELECT c.code, greatest(coalesce(
-        (SELECT max(v.version) FROM policy_versions v
-         WHERE v.policy_code = c.code AND v.effective_at <= :at),
-        (SELECT min(v.version) - 1 FROM policy_versions v WHERE v.policy_code = c.code),
-        p.version,
-        1
-    ), 1)
+    SELECT c.code, {_version_in_force(":at")}
     FROM unnest(CAST(:codes AS text[])) AS c(code)
     LEFT JOIN policies p ON p.code = c.code
-    """
+    """  # noqa: S608 (our own SQL)
 ).columns(code=String, version=Integer)
 
 
@@ -637,15 +661,12 @@ _POLICY_VERSIONS = text(
 # one of them is not registered yet (then ``_POLICY_VERSIONS`` registers it).
 _VERSIONS_OF_JUDGED = (
     text(
-        """
+        f"""
         SELECT jsonb_build_object(
-            'versions', coalesce(jsonb_object_agg(c.code, greatest(coalesce(
-                (SELECT max(v.version) FROM policy_versions v
-                 WHERE v.policy_code = c.code AND v.effective_at <= decisions.decided_at),
-                (SELECT min(v.version) - 1 FROM policy_versions v WHERE v.policy_code = c.code),
-                p.version,
-                1
-            ), 1)), '{}'::jsonb),
+            'versions', coalesce(
+                jsonb_object_agg(c.code, {_version_in_force("decisions.decided_at")}),
+                '{{}}'::jsonb
+            ),
             'unregistered', coalesce(bool_or(p.code IS NULL), false)
         )
         FROM (
@@ -654,7 +675,7 @@ _VERSIONS_OF_JUDGED = (
             )
         ) AS c(code)
         LEFT JOIN policies p ON p.code = c.code
-        """
+        """  # noqa: S608 (our own SQL)
     )
     .columns(policies=JSONB)
     .scalar_subquery()
