@@ -53,6 +53,9 @@ from shared.jobs import (
     SampleDailyAudits,
 )
 
+# How long the result of a job whose state lives in PostgreSQL is kept (see WorkerSettings).
+OUTBOX_ONLY_KEEP_RESULT_SECONDS = 60
+
 
 async def startup(ctx: Context) -> None:
     """Read the settings and open the database: the state every job receives."""
@@ -69,9 +72,24 @@ async def shutdown(ctx: Context) -> None:
 class WorkerSettings:
     queue_name = REPORT_QUEUE
     functions: ClassVar[list[Any]] = [
-        job_function(ApplyIntakeRollup, run_apply_intake_rollup, timeout=60),
+        # The rollup jobs are the queue's bulk (one per intake or verdict transaction) and
+        # nobody reads their result: their work lives in PostgreSQL (intake_batches,
+        # dirty_rollup_slices) and a sweep redoes what a lost job left. The result is kept
+        # only so that a relay re-sending an outbox id is refused for a while (as for the
+        # notifier's fan-out); an hour of them grew Redis by a key per job for the hour.
+        job_function(
+            ApplyIntakeRollup,
+            run_apply_intake_rollup,
+            timeout=60,
+            keep_result=OUTBOX_ONLY_KEEP_RESULT_SECONDS,
+        ),
         job_function(SampleDailyAudits, sample_daily_audits, timeout=120),
-        job_function(ApplyQualityRollups, run_apply_quality_rollups, timeout=60),
+        job_function(
+            ApplyQualityRollups,
+            run_apply_quality_rollups,
+            timeout=60,
+            keep_result=OUTBOX_ONLY_KEEP_RESULT_SECONDS,
+        ),
         job_function(RunReportSchedule, run_report_schedule, timeout=120),
         job_function(EvaluateEscalationRule, run_evaluate_escalation_rule, timeout=120),
     ]
@@ -164,6 +182,9 @@ class WorkerSettings:
     # 120 s, so that is at most 130 s (tests/test_self_healing.py holds it there).
     job_timeout = 120
     max_tries = 5
+    # The background jobs' (``BackgroundJobWork``): a result kept holds back the lost-job
+    # sweep (shared.background_jobs.recovery) from re-queueing a job that ended without
+    # recording its outcome, so such a job is retried hourly, not every sweep.
     keep_result = 3600
     max_jobs = 20
     # No redis_settings: whoever runs the worker connects it to the Redis of the settings it
