@@ -71,6 +71,13 @@ class BackgroundJob(CreatedAtMixin, Base):
     __tablename__ = "background_jobs"
     __table_args__ = (
         CheckConstraint("status IN ('queued', 'running', 'complete', 'failed')", name="status"),
+        # The lost-job sweep reads the unfinished jobs, a handful among every job ever run
+        # (``shared.background_jobs.recovery``; migration 0015).
+        Index(
+            "ix_background_jobs_unfinished",
+            "id",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
     )
 
     # Also the outbox (and so the arq) job id.
