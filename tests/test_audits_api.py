@@ -399,6 +399,53 @@ async def test_incorrect_verdict_opens_a_disagreement_and_a_correction(
     )
 
 
+async def test_a_verdict_queues_its_jobs_with_its_rows(
+    client: httpx.AsyncClient, sender: SignedSender, sessionmaker: Sessions
+) -> None:
+    # A verdict writes its rows and queues its jobs in a few statements (the rollup job and
+    # the disagreement's events and fan-out jobs within them): each job is there once, for
+    # the rows it is about, under the request's id.
+    ids = await make_audits(sender, sessionmaker, [decision_event(1), decision_event(2)])
+    key = await auditor(sessionmaker)
+    judged = []
+    for outcome in ("correct", "incorrect"):
+        audit_id = (await claim(client, key)).json()["id"]
+        body = {"outcome": outcome}
+        if outcome == "incorrect":
+            body |= {"expected_action": "approve", "severity": "minor"}
+        response = await client.post(
+            f"/v1/audits/{audit_id}/verdict",
+            json=body,
+            headers={**auth(key), "X-Request-ID": f"req-{outcome}"},
+        )
+        assert response.status_code == 200, response.text
+        judged.append(response.json())
+    assert {item["id"] for item in judged} == {str(audit_id) for audit_id in ids}
+
+    async with sessionmaker() as session:
+        jobs = (await session.execute(select(OutboxJob))).scalars().all()
+        events = (await session.execute(select(Event))).scalars().all()
+        entry = await session.scalar(
+            select(AuditLogEntry).where(AuditLogEntry.action == "disagreement.open")
+        )
+    rollups = [job for job in jobs if job.function == "apply_quality_rollups"]
+    assert sorted(job.request_id or "" for job in rollups) == ["req-correct", "req-incorrect"]
+    fan_outs = [job for job in jobs if job.function == "fan_out_event"]
+    assert sorted(job.payload["event_id"] for job in fan_outs) == sorted(
+        str(event.id) for event in events
+    )
+    assert {job.request_id for job in fan_outs} == {"req-incorrect"}
+    assert {event.request_id for event in events} == {"req-incorrect"}
+    assert entry is not None
+    assert entry.request_id == "req-incorrect"
+    assert entry.entity_id == judged[1]["disagreement_id"]
+    assert entry.before is None
+    assert entry.after is not None
+    assert entry.after["status"] == "open"
+    assert entry.after["verdict_id"] == judged[1]["verdict"]["id"]
+    assert (entry.actor_role, entry.actor_reviewer_id) == ("qa_auditor", "aud-1")
+
+
 async def test_error_types_are_derived_through_the_api(
     client: httpx.AsyncClient, sender: SignedSender, sessionmaker: Sessions
 ) -> None:

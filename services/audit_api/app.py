@@ -119,6 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(sources_router)
     app.include_router(decisions_router)
+    # Routes are matched in the order included: the auditors' work queue, the busiest
+    # operations after intake, comes before the rest (none of which matches its paths).
+    app.include_router(audits_router)
     app.include_router(metrics_agreement_router)
     app.include_router(channels_router)
     app.include_router(disagreements_router)
@@ -126,7 +129,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(corrections_router)
     app.include_router(reports_router)
     app.include_router(audit_log_router)
-    app.include_router(audits_router)
     app.include_router(wellbeing_router)
     app.include_router(sampling_router)
     app.include_router(jobs_router)

@@ -75,10 +75,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared.analytics.rollups import queue_rollup_job
 from shared.audit_log.record import change_values, record_change
 from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
+from shared.core.outbox import OUTBOX_CHANNEL
 from shared.core.pagination import Keyset, KeysetPage
 from shared.disagreements.lifecycle import open_disagreement
 from shared.golden.service import (
@@ -87,16 +87,20 @@ from shared.golden.service import (
     is_golden_turn,
     record_golden_verdict,
 )
+from shared.jobs import ApplyQualityRollups
 from shared.models import (
     Audit,
     AuditLogEntry,
     Decision,
     Disagreement,
     Reviewer,
+    TrainingItemProgress,
+    TrainingPlanItem,
     Verdict,
 )
 from shared.models.analytics import DirtyRollupSlice
 from shared.models.base import utcnow
+from shared.models.outbox import OutboxJob
 from shared.schemas.audits import (
     AuditDecision,
     AuditQuery,
@@ -354,6 +358,7 @@ _AUDITS: Table = Audit.__table__  # type: ignore[assignment]
 _VERDICTS: Table = Verdict.__table__  # type: ignore[assignment]
 _AUDIT_LOG: Table = AuditLogEntry.__table__  # type: ignore[assignment]
 _DIRTY_SLICES: Table = DirtyRollupSlice.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
 _LOG_COLUMNS = (
     "actor_key_id",
     "actor_role",
@@ -451,7 +456,9 @@ _ADD_VERDICT = insert(_VERDICTS).values(
 )
 # A golden verdict tests the auditor: it counts in no moderator's rollup slice.
 _GOLDEN_VERDICT_WRITE = _logged(_COMPLETE_AUDIT, _ADD_VERDICT)
-# Any other marks the moderator's slice for the rollup job (``shared.analytics.rollups``).
+# Any other marks the moderator's slice for the rollup job (``shared.analytics.rollups``)
+# and queues that job in the outbox, with the NOTIFY that wakes the relay at commit (what
+# ``queue_rollup_job`` writes, in this statement instead of a round trip of its own).
 _VERDICT_WRITE = _logged(
     _COMPLETE_AUDIT,
     _ADD_VERDICT,
@@ -461,7 +468,17 @@ _VERDICT_WRITE = _logged(
         queue=bindparam("slice_queue"),
         moderator_id=bindparam("slice_moderator_id"),
     ),
+    insert(_OUTBOX)
+    .values(
+        id=bindparam("rollup_job_id"),
+        queue_name=ApplyQualityRollups.queue,
+        function=ApplyQualityRollups.function,
+        payload=bindparam("rollup_job_payload", type_=JSONB),
+        request_id=bindparam("log_request_id"),
+    )
+    .returning(func.pg_notify(OUTBOX_CHANNEL, "")),
 )
+_ROLLUP_JOB_PAYLOAD = ApplyQualityRollups().model_dump(mode="json")
 
 _AUDIT_WITH_DECISION = select(Audit, Decision).join(Decision, Decision.id == Audit.decision_id)
 _AUDIT_BY_ID = _AUDIT_WITH_DECISION.where(Audit.id == bindparam("audit_id"))
@@ -680,8 +697,28 @@ _VERSIONS_OF_JUDGED = (
     .columns(policies=JSONB)
     .scalar_subquery()
 )
+# Whether the auditor has an open ``shadow_audits`` training item: only then does a verdict
+# look for items it completes (``complete_shadow_audit_items``), a round trip most verdicts
+# skip. Read with the audit: an item assigned while the verdict is given is completed by the
+# auditor's next verdict.
+_HAS_OPEN_SHADOW_ITEMS = (
+    select(TrainingItemProgress.item_id)
+    .join(
+        TrainingPlanItem,
+        and_(
+            TrainingPlanItem.plan_id == TrainingItemProgress.plan_id,
+            TrainingPlanItem.id == TrainingItemProgress.item_id,
+        ),
+    )
+    .where(
+        TrainingItemProgress.reviewer_id == bindparam("auditor"),
+        TrainingItemProgress.completed_at.is_(None),
+        TrainingPlanItem.kind == "shadow_audits",
+    )
+    .exists()
+)
 _AUDIT_TO_JUDGE = (
-    select(Audit, Decision, _VERSIONS_OF_JUDGED)
+    select(Audit, Decision, _VERSIONS_OF_JUDGED, _HAS_OPEN_SHADOW_ITEMS)
     .join(Decision, Decision.id == Audit.decision_id)
     .where(Audit.id == bindparam("audit_id"))
     .with_for_update(of=Audit)
@@ -704,12 +741,17 @@ async def submit_verdict(
     given_codes = data.expected_labels if data.outcome == "incorrect" else None
     row = (
         await session.execute(
-            _AUDIT_TO_JUDGE, {"audit_id": audit_id, "expected_codes": given_codes or []}
+            _AUDIT_TO_JUDGE,
+            {
+                "audit_id": audit_id,
+                "expected_codes": given_codes or [],
+                "auditor": principal.reviewer_id,
+            },
         )
     ).first()
     if row is None or not principal.can_see_market(row[0].market):
         raise NotFound("audit not found")
-    audit, decision, policies = row[0], row[1], row[2]
+    audit, decision, policies, open_shadow_items = row[0], row[1], row[2], row[3]
     auditor_id = principal.reviewer_id
     if audit.status == "completed":
         raise Conflict("this audit already has a verdict")
@@ -778,6 +820,9 @@ async def submit_verdict(
             "slice_market": verdict.market,
             "slice_queue": verdict.queue,
             "slice_moderator_id": verdict.moderator_id,
+            # The moderator's slice (marked here) counts this verdict once the job runs.
+            "rollup_job_id": uuid.uuid4(),
+            "rollup_job_payload": _ROLLUP_JOB_PAYLOAD,
             **{f"verdict_{column}": getattr(verdict, key) for key, column in _VERDICT_COLUMNS},
             **_log_params(
                 actor=principal,
@@ -793,15 +838,13 @@ async def submit_verdict(
         },
     )
 
-    if not audit.is_golden:
-        # The moderator's slice (marked above) counts this verdict once the job recomputes it.
-        await queue_rollup_job(session)
-    await complete_shadow_audit_items(session, reviewer_id=auditor_id, actor=principal)
+    if open_shadow_items:
+        await complete_shadow_audit_items(session, reviewer_id=auditor_id, actor=principal)
     if audit.is_golden:
         await record_golden_verdict(session, audit=audit, verdict=verdict)
     disagreement_id = None
     if data.outcome == "incorrect" and not audit.is_golden:
-        disagreement = await open_disagreement(
+        disagreement_id = await open_disagreement(
             session,
             actor=principal,
             audit=audit,
@@ -809,7 +852,6 @@ async def submit_verdict(
             verdict=verdict,
             dispute_window=timedelta(hours=dispute_window_hours),
         )
-        disagreement_id = disagreement.id
     return audit_read(
         audit,
         decision,

@@ -21,13 +21,15 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Table, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.analytics.rollups import Slice, mark_slices_dirty, mark_verdict_slices_dirty
-from shared.audit_log.record import record_change
+from shared.audit_log.record import change_values, record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound
+from shared.core.outbox import OUTBOX_CHANNEL
 from shared.disagreements.service import disagreement_detail, visible_disagreement
 from shared.events import (
     DecisionCorrected,
@@ -36,7 +38,17 @@ from shared.events import (
     EventType,
     record_event,
 )
-from shared.models import Audit, Decision, Disagreement, DisagreementChange, Verdict
+from shared.jobs import FanOutEvent
+from shared.models import (
+    Audit,
+    AuditLogEntry,
+    Decision,
+    Disagreement,
+    DisagreementChange,
+    Event,
+    OutboxJob,
+    Verdict,
+)
 from shared.schemas.disagreements import (
     DisagreementDetail,
     DisagreementStatus,
@@ -151,6 +163,91 @@ async def _verdict(session: AsyncSession, verdict_id: uuid.UUID, *, lock: bool) 
     return verdict
 
 
+# Opening a disagreement writes, in one statement (one round trip instead of seven): the
+# disagreement, its first history row, its audit-log entry, the two events and their
+# fan-out jobs in the outbox (with the NOTIFY that wakes the relay at commit). The rows are
+# those ``_keep_change``, ``record_change``, ``record_event`` and ``add_job`` write.
+_DISAGREEMENTS: Table = Disagreement.__table__  # type: ignore[assignment]
+_CHANGES: Table = DisagreementChange.__table__  # type: ignore[assignment]
+_EVENTS: Table = Event.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
+_AUDIT_LOG: Table = AuditLogEntry.__table__  # type: ignore[assignment]
+# The audit-log columns ``change_values`` gives.
+_LOG_COLUMNS = (
+    "actor_key_id",
+    "actor_role",
+    "actor_reviewer_id",
+    "action",
+    "entity_type",
+    "entity_id",
+    "before",
+    "after",
+    "request_id",
+)
+
+
+def _event_and_job(name: str, *, source_id: bool) -> tuple[Insert, Insert]:
+    """The insert of event ``name`` and of its fan-out job (bound as ``{name}_...``)."""
+    event = insert(_EVENTS).values(
+        id=bindparam(f"{name}_id"),
+        type=bindparam(f"{name}_type"),
+        occurred_at=bindparam("now"),
+        market=bindparam(f"{name}_market"),
+        data=bindparam(f"{name}_data", type_=JSONB),
+        request_id=bindparam("entry_request_id"),
+        source_id=bindparam("corrected_source_id") if source_id else None,
+    )
+    job = (
+        insert(_OUTBOX)
+        .values(
+            id=bindparam(f"{name}_job_id"),
+            queue_name=FanOutEvent.queue,
+            function=FanOutEvent.function,
+            payload=bindparam(f"{name}_job", type_=JSONB),
+            request_id=bindparam("entry_request_id"),
+        )
+        .returning(func.pg_notify(OUTBOX_CHANNEL, ""))
+    )
+    return event, job
+
+
+def _open_statement() -> Insert:
+    opened_event, opened_job = _event_and_job("opened", source_id=False)
+    corrected_event, corrected_job = _event_and_job("corrected", source_id=True)
+    parts = {
+        "disagreement": insert(_DISAGREEMENTS).values(
+            id=bindparam("opened_disagreement_id"),
+            audit_id=bindparam("opened_audit_id"),
+            verdict_id=bindparam("opened_verdict_id"),
+            moderator_id=bindparam("opened_moderator_id"),
+            auditor_id=bindparam("opened_auditor_id"),
+            market=bindparam("opened_disagreement_market"),
+            status="open",
+            dispute_deadline=bindparam("opened_deadline"),
+            created_at=bindparam("now"),
+        ),
+        "change": insert(_CHANGES).values(
+            disagreement_id=bindparam("opened_disagreement_id"),
+            from_status=None,
+            to_status="open",
+            actor=bindparam("change_actor"),
+            note=None,
+            created_at=bindparam("now"),
+        ),
+        "opened_event": opened_event,
+        "opened_job": opened_job,
+        "corrected_event": corrected_event,
+        "corrected_job": corrected_job,
+    }
+    log = insert(_AUDIT_LOG).values({name: bindparam(f"log_{name}") for name in _LOG_COLUMNS})
+    # Data-modifying CTEs run once and to completion, read or not; the foreign keys between
+    # them are checked at the end of the statement, when every row is in.
+    return log.add_cte(*(part.cte(name) for name, part in parts.items()))
+
+
+_OPEN_DISAGREEMENT = _open_statement()
+
+
 async def open_disagreement(
     session: AsyncSession,
     *,
@@ -159,77 +256,85 @@ async def open_disagreement(
     decision: Decision,
     verdict: Verdict,
     dispute_window: timedelta,
-) -> Disagreement:
+) -> uuid.UUID:
     """Open the disagreement of an incorrect verdict, tell the moderator's team
     (``disagreement.opened``) and send the correction to the decision's source platform
-    (``decision.corrected``, to that source's own channels only)."""
+    (``decision.corrected``, to that source's own channels only); returns its id.
+
+    One statement (``_OPEN_DISAGREEMENT``) writes the disagreement, its history row, its
+    audit-log entry (``disagreement.open``), both events and their fan-out jobs.
+    """
     now = verdict.created_at
-    disagreement = Disagreement(
-        id=uuid.uuid4(),
+    disagreement_id = uuid.uuid4()
+    dispute_deadline = now + dispute_window
+    opened = DisagreementOpened(
+        id=disagreement_id,
         audit_id=audit.id,
-        verdict_id=verdict.id,
+        decision_id=decision.id,
         moderator_id=audit.moderator_id,
-        auditor_id=verdict.auditor_id,
         market=audit.market,
-        status="open",
-        dispute_deadline=now + dispute_window,
-        created_at=now,
+        queue=audit.queue,
+        error_type=verdict.error_type,
+        severity=verdict.severity,
+        expected_action=verdict.expected_action,
+        dispute_deadline=dispute_deadline,
     )
-    session.add(disagreement)
-    await session.flush()
-    await _keep_change(
-        session,
-        disagreement,
-        from_status=None,
+    # The downstream half of the labeling loop: the platform can re-action the content.
+    corrected = DecisionCorrected(
+        decision_id=decision.id,
+        event_id=decision.event_id,
+        content_id=decision.content_id,
+        original_action=decision.action,
+        corrected_action=verdict.expected_action,
+        corrected_labels=verdict.expected_labels,
+        severity=verdict.severity,
+        error_type=verdict.error_type,
+        verdict_id=verdict.id,
+        corrected_at=now,
+    )
+    log = change_values(
         actor=actor,
-        note=None,
-        now=now,
+        action="disagreement.open",
+        entity_type="disagreement",
+        entity_id=disagreement_id,
         before=None,
         after={
             "status": "open",
             "audit_id": str(audit.id),
             "verdict_id": str(verdict.id),
             "moderator_id": audit.moderator_id,
-            "dispute_deadline": disagreement.dispute_deadline.isoformat(),
+            "dispute_deadline": dispute_deadline.isoformat(),
         },
     )
-    await record_event(
-        session,
-        type=EventType.DISAGREEMENT_OPENED,
-        data=DisagreementOpened(
-            id=disagreement.id,
-            audit_id=audit.id,
-            decision_id=decision.id,
-            moderator_id=audit.moderator_id,
-            market=audit.market,
-            queue=audit.queue,
-            error_type=verdict.error_type,
-            severity=verdict.severity,
-            expected_action=verdict.expected_action,
-            dispute_deadline=disagreement.dispute_deadline,
-        ),
-        market=audit.market,
-    )
-    # The downstream half of the labeling loop: the platform can re-action the content.
-    await record_event(
-        session,
-        type=EventType.DECISION_CORRECTED,
-        data=DecisionCorrected(
-            decision_id=decision.id,
-            event_id=decision.event_id,
-            content_id=decision.content_id,
-            original_action=decision.action,
-            corrected_action=verdict.expected_action,
-            corrected_labels=verdict.expected_labels,
-            severity=verdict.severity,
-            error_type=verdict.error_type,
-            verdict_id=verdict.id,
-            corrected_at=now,
-        ),
-        market=decision.market,
-        source_id=decision.source_id,
-    )
-    return disagreement
+    values: dict[str, Any] = {
+        "opened_disagreement_id": disagreement_id,
+        "opened_audit_id": audit.id,
+        "opened_verdict_id": verdict.id,
+        "opened_moderator_id": audit.moderator_id,
+        "opened_auditor_id": verdict.auditor_id,
+        "opened_disagreement_market": audit.market,
+        "opened_deadline": dispute_deadline,
+        "now": now,
+        "change_actor": actor_name(actor),
+        "entry_request_id": log["request_id"],
+        "corrected_source_id": decision.source_id,
+        **{f"log_{name}": value for name, value in log.items()},
+    }
+    for name, type_, event, market in (
+        ("opened", EventType.DISAGREEMENT_OPENED, opened, audit.market),
+        ("corrected", EventType.DECISION_CORRECTED, corrected, decision.market),
+    ):
+        event_id = uuid.uuid4()
+        values |= {
+            f"{name}_id": event_id,
+            f"{name}_type": type_.value,
+            f"{name}_market": market,
+            f"{name}_data": event.model_dump(mode="json"),
+            f"{name}_job_id": uuid.uuid4(),
+            f"{name}_job": FanOutEvent(event_id=event_id).model_dump(mode="json"),
+        }
+    await session.execute(_OPEN_DISAGREEMENT, values)
+    return disagreement_id
 
 
 async def dispute(
