@@ -24,11 +24,14 @@ events/s met about one row for every two events (71 µs of PostgreSQL CPU per ev
 27 µs for storing the event); a job every 2 s meets the same rows many times over and
 collapses them (18 µs). A job also has a cost of its own, whatever it counts: it recomputes
 the day rollups of the days it touched from all their rows, and the report worker and relay
-handle its message. A job every 0.2 s at 2,400 single events/s (480 events a job) cost 180 µs
-of PostgreSQL CPU per event, more than storing the event. So the interval is 0.2 s while
-intake is quiet, and 2 s once a job has counted ``ROLLUP_BUSY_EVENTS`` or more (500 events/s
-over the quiet interval); under load ``ROLLUP_BATCHES_AT_ONCE`` waiting batches still start a
-job sooner. Reports lose nothing by it: each applies the pending batches before it reads.
+handle its message. Jobs of 120 events cost 180 µs of PostgreSQL CPU per event (about 80 of
+it the day rollups), more than storing the event; single events at a few hundred a second
+made such jobs every 0.2 s. So the interval is 0.2 s while intake is quiet, and 2 s once a
+job has counted ``ROLLUP_BUSY_EVENTS`` or more (500 events/s over the quiet interval); under
+load ``ROLLUP_BATCHES_AT_ONCE`` waiting batches still start a job sooner. With 100 instead of
+1,000 (and the rollup's HOT updates, migration 0015), single events cost PostgreSQL 128 µs
+each instead of 185-206, and the rest of the stack 59-87 instead of 147-185 (benchmark A/B,
+CPU per event). Reports lose nothing by it: each applies the pending batches before it reads.
 """
 
 from __future__ import annotations
