@@ -15,9 +15,15 @@ from shared.core.errors import Forbidden, TooManyRequests, Unauthorized
 from shared.core.settings import Settings
 
 
-async def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
+    """The application's settings, for an operation that reads them without a dependency
+    (FastAPI's solving of each dependency costs a busy operation a few per cent of its CPU)."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_settings(request: Request) -> Settings:
+    return app_settings(request)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from services.audit_api.deps import ANY_ROLE, SessionDep, SettingsDep, require_roles
+from services.audit_api.deps import ANY_ROLE, SessionDep, app_settings, require_roles
 from shared.audits import service
 from shared.core.auth import Principal, Role
 from shared.core.encryption import golden_selection_key
@@ -29,7 +29,7 @@ ReaderDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
     },
 )
 async def claim_audit(
-    session: SessionDep, settings: SettingsDep, principal: AuditorDep
+    request: Request, session: SessionDep, principal: AuditorDep
 ) -> AuditRead | Response:
     """Hand the calling auditor the next audit to judge, under a lease; 204 when none is left.
 
@@ -39,6 +39,7 @@ async def claim_audit(
     unexpired claim, claiming again returns that same audit (lease unchanged). A key without
     a reviewer, or whose reviewer has no markets or languages, gets 204.
     """
+    settings = app_settings(request)
     audit = await service.claim_next_audit(
         session,
         principal=principal,
@@ -59,8 +60,8 @@ async def claim_audit(
 async def submit_verdict(
     audit_id: uuid.UUID,
     body: VerdictCreate,
+    request: Request,
     session: SessionDep,
-    settings: SettingsDep,
     principal: AuditorDep,
 ) -> AuditRead:
     """Judge the audit you hold: ``correct``, or ``incorrect`` with what it should have been.
@@ -75,7 +76,7 @@ async def submit_verdict(
         principal=principal,
         audit_id=audit_id,
         data=body,
-        dispute_window_hours=settings.dispute_window_hours,
+        dispute_window_hours=app_settings(request).dispute_window_hours,
     )
 
 
