@@ -102,6 +102,8 @@ async def test_claim_hands_out_a_blind_leased_audit(
     seen = await client.get(f"/v1/audits/{audit_id}", headers=auth(key))
     assert seen.status_code == 200
     assert_blind(seen.json())
+    # The claim's answer (built from the claim statement's row) is that same view.
+    assert seen.json() == body
     listed = await client.get("/v1/audits", headers=auth(key))
     assert [item["id"] for item in listed.json()["items"]] == [str(audit_id)]
     assert_blind(listed.json()["items"][0])

@@ -50,6 +50,7 @@ from sqlalchemy import (
     ColumnElement,
     Insert,
     Integer,
+    Row,
     Select,
     String,
     Table,
@@ -290,7 +291,7 @@ async def _take_next(
     excluded: list[str],
     now: datetime,
     claim: dict[str, Any],
-) -> tuple[Audit, Decision] | None:
+) -> AuditRead | None:
     """Claim the next audit the auditor may judge, if any, and log the claim: one statement
     (``_claim_and_log``) that ``claim`` binds the rest of.
 
@@ -308,7 +309,7 @@ async def _take_next(
     row = (await session.execute(_FAST_CLAIM, {**values, **claim})).first()
     if row is None:
         row = (await session.execute(_EXHAUSTIVE_CLAIM, {**values, **claim})).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else _claimed_read(row)
 
 
 _KEY_MARKETS = bindparam("key_markets", type_=ARRAY(String))
@@ -358,6 +359,7 @@ _AUDITS: Table = Audit.__table__  # type: ignore[assignment]
 _VERDICTS: Table = Verdict.__table__  # type: ignore[assignment]
 _AUDIT_LOG: Table = AuditLogEntry.__table__  # type: ignore[assignment]
 _DIRTY_SLICES: Table = DirtyRollupSlice.__table__  # type: ignore[assignment]
+_DECISIONS: Table = Decision.__table__  # type: ignore[assignment]
 _OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
 _LOG_COLUMNS = (
     "actor_key_id",
@@ -411,7 +413,7 @@ _SNAPSHOT_BEFORE_CLAIM = literal_column(
 )
 
 
-def _claim_and_log(pick: _Pick) -> Select[Audit, Decision]:
+def _claim_and_log(pick: _Pick) -> Select[Any]:
     """The claim in one statement: lock the audit ``pick`` finds, claim it, add its
     audit-log entry, and return it with its decision (nothing when ``pick`` finds none)."""
     picked = pick.cte("picked")
@@ -439,8 +441,64 @@ def _claim_and_log(pick: _Pick) -> Select[Audit, Decision]:
         .from_select(list(_LOG_COLUMNS), select(*log_values).select_from(picked))
         .cte("logged")
     )
-    audit = aliased(Audit, claimed, name="claimed_audit")
-    return select(audit, Decision).join(Decision, Decision.id == audit.decision_id).add_cte(logged)
+    # Plain columns, not ORM entities: the claim's answer is built from the row
+    # (``_claimed_read``), with no object loaded into the session.
+    return (
+        select(
+            *(claimed.c[name] for name in _CLAIMED_AUDIT_COLUMNS),
+            *(_DECISIONS.c[name].label(f"decision_{name}") for name in _CLAIMED_DECISION_COLUMNS),
+        )
+        .select_from(claimed.join(_DECISIONS, _DECISIONS.c.id == claimed.c.decision_id))
+        .add_cte(logged)
+    )
+
+
+# What a claimed audit's blind view (``_claimed_read``) reads of the audit and its decision.
+_CLAIMED_AUDIT_COLUMNS = (
+    "id",
+    "status",
+    "reason",
+    "market",
+    "queue",
+    "language",
+    "day",
+    "priority",
+    "auditor_id",
+    "claimed_at",
+    "lease_expires_at",
+    "completed_at",
+    "created_at",
+)
+_CLAIMED_DECISION_COLUMNS = (
+    "id",
+    "event_id",
+    "content_id",
+    "content_type",
+    "queue",
+    "market",
+    "language",
+    "action",
+    "policy_labels",
+    "decided_at",
+    "metadata",
+)
+
+
+def _claimed_read(row: Row[Any]) -> AuditRead:
+    """The auditor's view of the audit a claim statement took: what ``audit_read`` gives
+    with ``blind`` and ``hide_golden`` (no moderator, never golden, no verdict yet)."""
+    return AuditRead(
+        **{name: getattr(row, name) for name in _CLAIMED_AUDIT_COLUMNS},
+        is_golden=False,
+        moderator_id=None,
+        decision=AuditDecision(
+            **{name: getattr(row, f"decision_{name}") for name in _CLAIMED_DECISION_COLUMNS},
+            moderator_id=None,
+        ),
+        verdict=None,
+        error_type=None,
+        disagreement_id=None,
+    )
 
 
 _FAST_CLAIM = _claim_and_log(_claim_statement(fast=True))
@@ -598,10 +656,7 @@ async def claim_next_audit(
         # waited for the lock: then they hold that one.
         fresh = (await session.execute(_CLAIM_STATE, values)).one()
         return None if fresh.held is None else await _held_read(session, fresh.held)
-    audit, decision = taken
-    return audit_read(
-        audit, decision, verdict=None, disagreement_id=None, blind=True, hide_golden=True
-    )
+    return taken
 
 
 async def _held_read(session: AsyncSession, audit_id: uuid.UUID) -> AuditRead:
