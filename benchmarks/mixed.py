@@ -87,6 +87,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import psutil  # type: ignore[import-untyped]
+from redis.asyncio import Redis
 
 from benchmarks.bench_database import bench_command, plain_dsn
 from benchmarks.claims import verdict_body
@@ -972,6 +973,34 @@ async def drain_and_reconcile(
     return result
 
 
+# ------------------------------------------------------------------------ Redis keys
+
+# Kept job results: arq's own prefix (``arq.constants.result_key_prefix``).
+RESULT_KEYS = "arq:result:*"
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """What the queue's Redis holds at one moment: its keys, and those of them that are kept
+    job results (each stays for its worker's ``keep_result``: a key per job for that long)."""
+
+    total: int
+    results: int
+
+
+async def count_redis_keys(redis_url: str) -> RedisKeys:
+    """Count the keys of the stack's Redis (one SCAN over a few thousand keys)."""
+    client = Redis.from_url(redis_url)
+    try:
+        total = await client.dbsize()
+        results = 0
+        async for _ in client.scan_iter(match=RESULT_KEYS, count=1000):
+            results += 1
+    finally:
+        await client.aclose()
+    return RedisKeys(total=int(total), results=results)
+
+
 # -------------------------------------------------------------------------- report
 
 
@@ -993,6 +1022,8 @@ class Measurement:
     took_s: float
     stop_code: int | None
     stop_s: float | None
+    # Keys in the queue's Redis at each memory point (start, after warm-up, end).
+    redis_keys: dict[str, RedisKeys] = field(default_factory=dict)
 
 
 def _ms(value: float) -> str:
@@ -1090,6 +1121,21 @@ def flat(memory: dict[str, dict[str, ProcessUse]]) -> bool:
     return True
 
 
+def redis_keys_line(keys: dict[str, RedisKeys]) -> str:
+    """Redis's keys at the memory points: a count that climbs with the load is what its
+    memory grows with (kept job results, until they expire)."""
+    points = [p for p in ("start", "after warm-up", "end") if p in keys]
+    if not points:
+        return "Redis keys: not counted."
+    return (
+        f"Redis keys ({' / '.join(points)}): "
+        + " / ".join(f"{keys[p].total:,}" for p in points)
+        + f"; of them kept job results (`{RESULT_KEYS}`): "
+        + " / ".join(f"{keys[p].results:,}" for p in points)
+        + "."
+    )
+
+
 def render_report(m: Measurement) -> str:
     """The markdown report."""
     o, t, r = m.options, m.tally, m.reconciliation
@@ -1165,6 +1211,8 @@ def render_report(m: Measurement) -> str:
         f"Memory flat (every stack process ends within {FLAT_GROWTH:.0%} or "
         f"{FLAT_SLACK_MIB:.0f} MiB of its after-warm-up figure): "
         f"**{'yes' if flat(m.memory) else 'no'}**.",
+        "",
+        redis_keys_line(m.redis_keys),
         "",
         f"Memory over the run, MiB, every {CURVE_EVERY_S:.0f} s from the start of the load (a "
         "plateau is warm-up, a steady climb a leak). Growth from the middle of the curve to its "
@@ -1246,24 +1294,29 @@ async def measure(options: Options, stack: PlumblineRun, sink: SinkProcess) -> M
     workload = Workload(options, setup, recorder, stack.base_url)
     pids = {**stack.pids, GENERATOR: os.getpid(), "sink": sink.process.pid}
     database_url = stack.database_url
+    redis_url = stack.environment_of("api")["PLUMBLINE_REDIS_URL"]
+    redis_keys: dict[str, RedisKeys] = {}
     try:
         await sign_in_console(workload.console, setup.admin)
         say(f"set up; seeding {options.seed_events:,} events and sampling them")
         await workload.seed()
         await workload.sample_once()
         memory = {"start": snapshot_all(pids)}
+        redis_keys["start"] = await count_redis_keys(redis_url)
         say(f"load for {options.duration:.0f} s (warm-up {options.warmup:.0f} s)")
         load = asyncio.create_task(workload.run(options.duration))
         curve: list[tuple[float, dict[str, ProcessUse]]] = []
         sampler = asyncio.create_task(sample_memory(pids, curve, until=load))
         await asyncio.sleep(options.warmup)
         memory["after warm-up"] = snapshot_all(pids)
+        redis_keys["after warm-up"] = await count_redis_keys(redis_url)
         cpu_before = psutil.cpu_times()
         recorder.measure_from = time.monotonic()
         await load
         recorder.measure_to = time.monotonic()
         cpu_after = psutil.cpu_times()
         memory["end"] = snapshot_all(pids)
+        redis_keys["end"] = await count_redis_keys(redis_url)
         await sampler
         say("load done; waiting for the stack to drain")
     finally:
@@ -1293,6 +1346,7 @@ async def measure(options: Options, stack: PlumblineRun, sink: SinkProcess) -> M
         took_s=time.monotonic() - began,
         stop_code=stack.exit_code,
         stop_s=stack.stop_seconds,
+        redis_keys=redis_keys,
     )
 
 

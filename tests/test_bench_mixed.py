@@ -18,13 +18,18 @@ import pytest
 
 from benchmarks.mixed import (
     Reconciliation,
+    RedisKeys,
     SinkTally,
     Tally,
+    count_redis_keys,
     curve_rows,
     growth_in_second_half,
+    redis_keys_line,
     tally_sink,
 )
 from benchmarks.stack import ProcessUse, default_environment, machine_busy
+from shared.core.queue import ArqRedis
+from shared.core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,6 +165,31 @@ def test_memory_curve_tells_a_plateau_from_a_steady_climb() -> None:
     assert curve_rows([]) == []
 
 
+async def test_redis_keys_counts_every_key_and_the_kept_job_results(
+    queue: ArqRedis, settings: Settings
+) -> None:
+    assert settings.redis_url is not None
+    await queue.set("arq:result:one", b"x")
+    await queue.set("arq:result:two", b"x")
+    await queue.set("arq:job:three", b"x")
+
+    assert await count_redis_keys(settings.redis_url) == RedisKeys(total=3, results=2)
+
+
+@pytest.mark.no_db
+def test_redis_keys_line_gives_each_point() -> None:
+    keys = {
+        "start": RedisKeys(total=11, results=0),
+        "after warm-up": RedisKeys(total=1_180, results=1_090),
+        "end": RedisKeys(total=1_250, results=1_120),
+    }
+    assert redis_keys_line(keys) == (
+        "Redis keys (start / after warm-up / end): 11 / 1,180 / 1,250; of them kept job "
+        "results (`arq:result:*`): 0 / 1,090 / 1,120."
+    )
+    assert redis_keys_line({}) == "Redis keys: not counted."
+
+
 @pytest.mark.no_db
 def test_tiny_run_on_plumbline_run_reconciles_and_writes_its_section(tmp_path: Path) -> None:
     report = tmp_path / "benchmarks.md"
@@ -207,3 +237,4 @@ def test_tiny_run_on_plumbline_run_reconciles_and_writes_its_section(tmp_path: P
     assert "| api |" in section
     assert "Memory over the run, MiB" in section
     assert "| postgres, per process (processes) |" in section
+    assert "Redis keys (start / after warm-up / end): " in section
