@@ -98,6 +98,8 @@ MODERATORS = 1000
 ACTIONS = ("remove", "approve", "restrict", "escalate")
 READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 15.0
+# Below uvicorn's keep-alive timeout (``timeout_keep_alive``, 5 s).
+KEEPALIVE_SECONDS = 2.0
 
 
 class BenchmarkError(RuntimeError):
@@ -818,7 +820,13 @@ async def measure(
     for phase in phases:
         phase.api_pid = api.process.pid
     connections = options.auditors + 5
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # Idle connections are dropped before uvicorn's keep-alive timeout (5 s) closes them: a
+    # request sent on a connection the server is closing at that moment fails (ReadError).
+    limits = httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+    )
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
         await wait_ready(client, api)
         keys = await create_keys(client, admin_key, auditor_ids)
