@@ -81,6 +81,7 @@ from shared.deliveries.lifecycle import (
     probe_held_channels,
     record_attempt,
     record_delivered,
+    record_sent,
     release_claim,
     release_unsent,
 )
@@ -386,10 +387,15 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
             async with unit_of_work(state.sessionmaker) as session:
                 now = utcnow()
                 await release_unsent(session, claims=batch[len(sent) :], now=now)
-                await record_delivered(session, sent=sent[:-1], now=now)
-                outcome = await record_attempt(
-                    session, claim=attempted, result=result, now=now, policy=state.retry_policy
-                )
+                if result.succeeded:
+                    # The usual case: every send recorded and the channel's next delivery
+                    # named in one statement (after the channel's lock), not four or more.
+                    outcome = await record_sent(session, sent=sent, now=now)
+                else:
+                    await record_delivered(session, sent=sent[:-1], now=now)
+                    outcome = await record_attempt(
+                        session, claim=attempted, result=result, now=now, policy=state.retry_policy
+                    )
                 following = outcome.next_delivery
                 if (
                     following is not None

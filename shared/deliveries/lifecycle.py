@@ -627,6 +627,98 @@ async def record_delivered(
     )
 
 
+# ``_RECORD_DELIVERED``, and the channel's turn after it read in the same statement (one
+# round trip): its oldest pending delivery other than those just delivered (a statement does
+# not see its own changes, so they are left out by id), and whether it is held or has a
+# delivery in flight other than these attempts.
+_RECORD_SENT = text(
+    """
+    WITH sent AS (
+        SELECT * FROM unnest(
+            CAST(:attempt_ids AS uuid[]), CAST(:ids AS uuid[]), CAST(:numbers AS integer[]),
+            CAST(:attempted_at AS timestamptz[]), CAST(:status_codes AS integer[]),
+            CAST(:errors AS text[]), CAST(:durations AS integer[])
+        ) AS s(attempt_id, id, number, attempted_at, status_code, error, duration_ms)
+    ),
+    attempt AS (
+        INSERT INTO delivery_attempts
+            (id, delivery_id, number, attempted_at, status_code, error, duration_ms)
+        SELECT attempt_id, id, number, attempted_at, status_code, error, duration_ms
+        FROM sent
+        WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = sent.id)
+    ),
+    delivered AS (
+        UPDATE deliveries d
+        SET status = 'delivered', delivered_at = :now, last_status_code = s.status_code,
+            last_error = s.error,
+            leased_until = CASE WHEN d.attempts = s.number THEN NULL ELSE d.leased_until END
+        FROM sent s
+        WHERE d.id = s.id AND d.status = 'pending'
+    )
+    SELECT head.id, head.attempts, head.next_attempt_at,
+           EXISTS (
+               SELECT 1 FROM deliveries held
+               WHERE held.channel_id = :channel_id AND held.status = 'dead'
+                 AND held.holds_channel
+           )
+           OR EXISTS (
+               SELECT 1 FROM deliveries leased
+               WHERE leased.channel_id = :channel_id AND leased.leased_until > :now
+                 AND leased.status = 'pending'
+                 AND NOT EXISTS (
+                     SELECT 1 FROM sent s WHERE s.id = leased.id AND s.number = leased.attempts
+                 )
+           ) AS blocked
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT d.id, d.attempts, d.next_attempt_at
+        FROM deliveries d
+        WHERE d.channel_id = :channel_id AND d.status = 'pending'
+          AND d.id <> ALL(CAST(:ids AS uuid[]))
+        ORDER BY d.created_at, d.event_id
+        LIMIT 1
+    ) AS head ON true
+    """
+)
+
+
+async def record_sent(
+    session: AsyncSession,
+    *,
+    sent: Collection[tuple[ClaimedDelivery, SendResult]],
+    now: datetime,
+) -> AttemptOutcome:
+    """Record attempts of one channel that all succeeded, as ``record_delivered`` does, and
+    name the channel's next delivery as ``record_attempt`` does after a success: the lock
+    and one statement. The outcome is ``delivered`` even for an attempt whose delivery had
+    meanwhile ended otherwise (``record_attempt`` would say superseded; what is stored is
+    the same)."""
+    assert sent
+    assert all(classify(result) == "delivered" for _, result in sent)
+    channel_id = next(iter(sent))[0].channel_id
+    await lock_channel(session, channel_id)
+    row = (
+        await session.execute(
+            _RECORD_SENT,
+            {
+                "attempt_ids": [uuid.uuid4() for _ in sent],
+                "ids": [claim.delivery_id for claim, _ in sent],
+                "numbers": [claim.attempt for claim, _ in sent],
+                "attempted_at": [claim.claimed_at for claim, _ in sent],
+                "status_codes": [result.status_code for _, result in sent],
+                "errors": [result.error for _, result in sent],
+                "durations": [result.duration_ms for _, result in sent],
+                "now": now,
+                "channel_id": channel_id,
+            },
+        )
+    ).one()
+    next_delivery = None
+    if row.id is not None and not row.blocked and row.next_attempt_at <= now:
+        next_delivery = DueDelivery(row.id, row.attempts, row.next_attempt_at)
+    return AttemptOutcome("delivered", next_delivery=next_delivery)
+
+
 async def release_claim(
     session: AsyncSession, *, claim: ClaimedDelivery, now: datetime, retry_in: float
 ) -> bool:
