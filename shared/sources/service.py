@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -172,12 +173,39 @@ class SourceDirectory:
         self._box = box
         self._ttl = ttl_seconds
         self._entries: dict[str, SigningSource] = {}
+        # One read per name at a time when an entry expires: without it, every webhook in
+        # flight at that moment read and decrypted the source itself.
+        self._refreshing: dict[str, asyncio.Future[SigningSource | None]] = {}
 
     async def get(self, name: str, *, fresh: bool = False) -> SigningSource | None:
+        """The source ``name`` (``None`` when there is none): cached, or read afresh when the
+        entry has expired or ``fresh`` is asked for (a signature that failed against the
+        cache). Callers that find the entry expired while it is being read wait for that
+        read; a ``fresh`` caller always reads anew, since a read already under way may have
+        begun before the rotation that made its signature fail."""
         entry = self._entries.get(name)
         now = time.monotonic()
         if entry is not None and not fresh and now - entry.loaded_at < self._ttl:
             return entry
+        if not fresh and (pending := self._refreshing.get(name)) is not None:
+            return await asyncio.shield(pending)
+        read = asyncio.ensure_future(self._read(name))
+        read.add_done_callback(self._read_done)
+        if not fresh:
+            self._refreshing[name] = read
+        # Shielded: one caller's cancellation (a client gone) does not fail the others'.
+        return await asyncio.shield(read)
+
+    def _read_done(self, read: asyncio.Future[SigningSource | None]) -> None:
+        for name, pending in list(self._refreshing.items()):
+            if pending is read:
+                del self._refreshing[name]
+        if not read.cancelled():
+            # Retrieved here too, so a read whose callers were all cancelled logs nothing.
+            read.exception()
+
+    async def _read(self, name: str) -> SigningSource | None:
+        now = time.monotonic()
         async with self._sessionmaker() as session:
             source = await session.scalar(select(Source).where(Source.name == name))
         if source is None:
