@@ -18,7 +18,7 @@ from services.report_worker.intake_rollups import sweep_intake_batches
 from services.report_worker.worker import WorkerSettings
 from shared.analytics.rollups import apply_pending_intake_batches
 from shared.core.outbox import add_job, purge_relayed, relay_batch
-from shared.core.queue import ArqRedis
+from shared.core.queue import ArqRedis, QueuedPayload, enqueue_many
 from shared.core.settings import Settings
 from shared.jobs import ApplyIntakeRollup
 from shared.models import IntakeBatch, OutboxJob
@@ -130,7 +130,7 @@ async def test_two_relays_never_enqueue_the_same_row(
 
 
 async def test_crash_between_enqueue_and_commit_enqueues_nothing_twice(
-    sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
+    sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
 
     async with sessionmaker() as session, session.begin():
@@ -140,18 +140,14 @@ async def test_crash_between_enqueue_and_commit_enqueues_nothing_twice(
         pass
 
     # Enqueue to Redis, then die before the row is marked: the transaction rolls back.
-    original = queue.enqueue_job
-
-    async def enqueue_then_crash(*args: object, **kwargs: object) -> None:
-        await original(*args, **kwargs)  # type: ignore[arg-type]
+    async def enqueue_then_crash(redis: ArqRedis, jobs: list[QueuedPayload]) -> list[bool]:
+        await enqueue_many(redis, jobs)
         raise CrashAfterEnqueue
 
-    queue.enqueue_job = enqueue_then_crash  # type: ignore[method-assign]
-    try:
-        with contextlib.suppress(CrashAfterEnqueue):
-            await relay_batch(sessionmaker, queue, limit=10)
-    finally:
-        queue.enqueue_job = original  # type: ignore[method-assign]
+    monkeypatch.setattr("shared.core.outbox.enqueue_many", enqueue_then_crash)
+    with contextlib.suppress(CrashAfterEnqueue):
+        await relay_batch(sessionmaker, queue, limit=10)
+    monkeypatch.undo()
     assert await pending_outbox(sessionmaker) == 1  # nothing lost
 
     assert await relay_all(sessionmaker, queue) == 1

@@ -55,7 +55,9 @@ from shared.core.queue import (
     Retry,
     deserialize_job,
     enqueue,
+    enqueue_many,
     job_function,
+    queued_job,
     scheduled_job,
     serialize_job,
 )
@@ -187,15 +189,16 @@ async def shutdown(ctx: Context) -> None:
 async def enqueue_deliveries(redis: ArqRedis, deliveries: Iterable[tuple[uuid.UUID, int]]) -> int:
     """Queue the next attempt of each ``(delivery id, attempts made)``; returns how many
     were new to arq (an attempt already queued or running is refused by its job id)."""
-    queued = 0
-    for delivery_id, attempts_made in deliveries:
-        queued += await enqueue(
-            redis,
+    request_id = request_id_var.get()
+    jobs = [
+        queued_job(
             DeliverMessage(delivery_id=delivery_id),
             job_id=deliver_job_id(delivery_id, attempts_made + 1),
-            request_id=request_id_var.get(),
+            request_id=request_id,
         )
-    return queued
+        for delivery_id, attempts_made in deliveries
+    ]
+    return sum(await enqueue_many(redis, jobs))
 
 
 async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
@@ -635,11 +638,11 @@ async def sweep_events_missing_deliveries(
             supported_kinds=state.adapters.keys(),
             limit=SWEEP_BATCH,
         )
-    queued = 0
-    for event_id in event_ids:
-        queued += await enqueue(
-            state.redis, FanOutEvent(event_id=event_id), job_id=fan_out_job_id(event_id)
-        )
+    jobs = [
+        queued_job(FanOutEvent(event_id=event_id), job_id=fan_out_job_id(event_id))
+        for event_id in event_ids
+    ]
+    queued = sum(await enqueue_many(state.redis, jobs))
     if queued:
         logger.info("sweep queued fan-outs", extra={"queued": queued})
     return queued

@@ -36,8 +36,8 @@ from datetime import timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.core.outbox import enqueue_outbox_row
-from shared.core.queue import ArqJobState, ArqRedis, job_state
+from shared.core.outbox import queued_payload
+from shared.core.queue import ArqJobState, ArqRedis, enqueue_many, job_state
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +83,9 @@ async def requeue_lost_jobs(
             _UNFINISHED_RELAYED, {"grace_seconds": grace.total_seconds(), "limit": limit}
         )
     ).all()
-    requeued: list[uuid.UUID] = []
-    for row in rows:
-        if await job_state(redis, str(row.id)) is not ArqJobState.MISSING:
-            continue
-        if await enqueue_outbox_row(redis, row):
-            requeued.append(row.id)
+    missing = [row for row in rows if await job_state(redis, str(row.id)) is ArqJobState.MISSING]
+    queued = await enqueue_many(redis, [queued_payload(row) for row in missing])
+    requeued = [row.id for row, new in zip(missing, queued, strict=True) if new]
     if requeued:
         logger.warning(
             "background jobs lost by Redis queued again",

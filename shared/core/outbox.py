@@ -22,7 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.core.observability import request_id_var
-from shared.core.queue import ArqRedis, Outage, create_queue_pool, enqueue_payload
+from shared.core.queue import (
+    ArqRedis,
+    Outage,
+    QueuedPayload,
+    create_queue_pool,
+    enqueue_many,
+)
 from shared.core.settings import Settings
 from shared.jobs import BackgroundJobWork, Job
 from shared.models import OutboxJob
@@ -78,11 +84,10 @@ _CLAIM = text(
 _MARK = text("UPDATE outbox_jobs SET enqueued_at = now() WHERE id = ANY(:ids)")
 
 
-async def enqueue_outbox_row(redis: ArqRedis, row: Any) -> bool:
-    """Hand one outbox row (its ``function``, ``payload``, ``queue_name``, ``id`` and
-    ``request_id`` columns) to arq under the row's id; False when arq already holds it."""
-    return await enqueue_payload(
-        redis,
+def queued_payload(row: Any) -> QueuedPayload:
+    """The job of one outbox row (its ``function``, ``payload``, ``queue_name``, ``id`` and
+    ``request_id`` columns), under the row's id."""
+    return QueuedPayload(
         function=row.function,
         payload=row.payload,
         queue_name=row.queue_name,
@@ -99,8 +104,7 @@ async def relay_batch(
         rows = (await session.execute(_CLAIM, {"limit": limit})).all()
         if not rows:
             return 0
-        for row in rows:
-            await enqueue_outbox_row(redis, row)
+        await enqueue_many(redis, [queued_payload(row) for row in rows])
         await session.execute(_MARK, {"ids": [row.id for row in rows]})
     return len(rows)
 

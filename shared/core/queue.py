@@ -17,7 +17,8 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -26,6 +27,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.cron import CronJob
 from arq.jobs import ResultNotFound
+from arq.jobs import serialize_job as arq_serialize_job
 from arq.typing import WorkerCoroutine
 from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, create_worker, func, get_kwargs
@@ -45,15 +47,18 @@ __all__ = [
     "ArqRedis",
     "CronJob",
     "Outage",
+    "QueuedPayload",
     "RedisSettings",
     "Retry",
     "create_queue_pool",
     "database_retry_seconds",
     "deserialize_job",
     "enqueue",
+    "enqueue_many",
     "enqueue_payload",
     "job_function",
     "job_state",
+    "queued_job",
     "redelivery_seconds",
     "redis_settings",
     "run_and_wait",
@@ -144,8 +149,8 @@ async def enqueue_payload(
     request_id: str | None,
     defer_seconds: float | None = None,
 ) -> bool:
-    """Enqueue an already serialised job (the outbox keeps them so); False when arq already
-    holds a job (or result) with this id. Every enqueue of the code base comes here."""
+    """Enqueue an already serialised job; False when arq already holds a job (or result)
+    with this id. Every enqueue of the code base comes here or to :func:`enqueue_many`."""
     queued = await redis.enqueue_job(
         function,
         payload,
@@ -155,6 +160,73 @@ async def enqueue_payload(
         _defer_by=defer_seconds,
     )
     return queued is not None
+
+
+@dataclass(frozen=True)
+class QueuedPayload:
+    """One job for :func:`enqueue_many`: what :func:`enqueue_payload` takes, by field."""
+
+    function: str
+    payload: dict[str, Any]
+    queue_name: str
+    job_id: str
+    request_id: str | None
+
+
+# arq's enqueue_job, for many jobs in one round trip: WATCH, EXISTS and MULTI/EXEC per job
+# become one script, atomic like the transaction it replaces. KEYS: per job its job key,
+# result key and queue; ARGV: per job its id, serialised job, score and expiry (ms).
+_ENQUEUE_MANY = """
+local queued = {}
+for i = 0, #KEYS / 3 - 1 do
+  local job_key, result_key, queue = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
+  if redis.call('EXISTS', job_key, result_key) == 0 then
+    redis.call('PSETEX', job_key, ARGV[i * 4 + 4], ARGV[i * 4 + 2])
+    redis.call('ZADD', queue, ARGV[i * 4 + 3], ARGV[i * 4 + 1])
+    queued[i + 1] = 1
+  else
+    queued[i + 1] = 0
+  end
+end
+return queued
+"""
+
+
+def queued_job(job: Job, *, job_id: str, request_id: str | None = None) -> QueuedPayload:
+    """``job`` as one of :func:`enqueue_many`'s jobs."""
+    return QueuedPayload(
+        function=job.function,
+        payload=job.model_dump(mode="json"),
+        queue_name=job.queue,
+        job_id=job_id,
+        request_id=request_id,
+    )
+
+
+async def enqueue_many(redis: ArqRedis, jobs: Sequence[QueuedPayload]) -> list[bool]:
+    """Enqueue already serialised jobs, due now, in one round trip to Redis; for each,
+    whether it was new (False: arq already holds a job or result with its id), exactly as
+    :func:`enqueue_payload` would answer one by one."""
+    if not jobs:
+        return []
+    enqueue_time_ms = timestamp_ms()
+    expires_ms = redis.expires_extra_ms
+    keys: list[str] = []
+    args: list[str | bytes | int] = []
+    for job in jobs:
+        keys += [job_key_prefix + job.job_id, result_key_prefix + job.job_id, job.queue_name]
+        serialized = arq_serialize_job(
+            job.function,
+            (job.payload, job.request_id),
+            {},
+            None,
+            enqueue_time_ms,
+            serializer=redis.job_serializer,
+        )
+        args += [job.job_id, serialized, enqueue_time_ms, expires_ms]
+    script = redis.register_script(_ENQUEUE_MANY)
+    queued = await script(keys=keys, args=args)
+    return [bool(flag) for flag in queued]
 
 
 class ArqJobState(enum.Enum):
