@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import functools
 import importlib
 import logging
@@ -90,6 +91,25 @@ def _raise_on_signals() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handle)
+
+
+# `plumbline run` names itself in its children's environment.
+SUPERVISOR_PID_VARIABLE = "PLUMBLINE_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with_supervisor() -> None:
+    """Under ``plumbline run``, have the kernel send this process SIGTERM when ``run`` dies,
+    even by SIGKILL: a child left behind would keep its port, its connections and its jobs
+    (and retry a vanished embedded server for good) beside the next ``run``."""
+    supervisor = os.environ.get(SUPERVISOR_PID_VARIABLE)
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(supervisor):
+        # It died before we asked: that signal will never come.
+        signal.raise_signal(signal.SIGTERM)
 
 
 # ----------------------------------------------------------------------- resolution
@@ -262,7 +282,7 @@ def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # order, and a SIGKILL to the group also takes uvicorn's worker processes.
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "services.cli", command],
-        env=env,
+        env={**env, SUPERVISOR_PID_VARIABLE: str(os.getpid())},
         stdin=subprocess.DEVNULL,
         process_group=0,
     )
@@ -954,6 +974,8 @@ def _run_command(args: argparse.Namespace) -> int:
         # `run` installs its own handlers: it has children and servers to stop in order.
         _raise_on_signals()
     try:
+        if args.command != "run":
+            _stop_with_supervisor()
         code: int = args.handler(args)
     except (_Interrupted, KeyboardInterrupt):
         return 0  # a signal is how services are stopped; that is a clean exit

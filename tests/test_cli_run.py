@@ -3,7 +3,11 @@ brings back a child or an embedded server that died, and prints its key and URLs
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import pytest
 from tests.support.plumbline_run import (
     ADMIN_KEY,
     kill_and_wait,
+    live_members_of_group,
     pid_gone,
     run_environment,
     start_run,
@@ -70,6 +75,29 @@ def test_second_run_finds_the_data_of_the_first(base_env: dict[str, str], tmp_pa
         second.process.kill()
         raise
     stop_and_check(second)
+
+
+def test_children_stop_when_run_itself_is_killed(base_env: dict[str, str], tmp_path: Path) -> None:
+    run = start_run(base_env, tmp_path, "killed-run")
+    try:
+        wait_ready(run)
+        children = run.child_pids()
+        assert len(children) == 4, run.diagnostics()
+        # SIGKILL leaves `run` no chance to stop them: the kernel tells each child instead.
+        run.process.kill()
+        run.process.wait()
+        deadline = time.monotonic() + 30
+        while left := [pid for pid in children if not pid_gone(pid)]:
+            assert time.monotonic() < deadline, f"left running: {left}\n{run.diagnostics()}"
+            time.sleep(0.1)
+        # Their own process groups (uvicorn's workers) are empty too.
+        assert not [member for pid in children for member in live_members_of_group(pid)]
+    finally:
+        run.process.kill()
+        # The embedded servers (Redis, PostgreSQL binaries) have no such tie: stop them here.
+        for pid in set(run.pids()) - set(run.child_pids()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_killed_child_comes_back_and_the_api_keeps_answering(
