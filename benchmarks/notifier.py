@@ -185,6 +185,8 @@ class Options:
     database: str
     output: Path
     argv: tuple[str, ...]
+    # Events committing at once (each holds a database connection meanwhile).
+    concurrency: int = GENERATOR_CONCURRENCY
 
     @property
     def channels(self) -> int:
@@ -262,8 +264,14 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--database", default=DEFAULT_DATABASE, help="database to create")
     parser.add_argument("--output", type=Path, default=DEFAULT_REPORT, help="report file")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=GENERATOR_CONCURRENCY,
+        help=f"events committing at once, one connection each ({GENERATOR_CONCURRENCY})",
+    )
     args = parser.parse_args(argv)
-    for name in ("events", "markets", "notifiers", "repeats"):
+    for name in ("events", "markets", "notifiers", "repeats", "concurrency"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     if args.markets > len(MARKETS):
@@ -283,6 +291,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         database=args.database,
         output=args.output,
         argv=tuple(sys.argv[1:] if argv is None else argv),
+        concurrency=args.concurrency,
     )
 
 
@@ -655,7 +664,7 @@ async def produce(
     event_ids = [""] * count
     payload_ids = [""] * count
     planned = list(specs) if specs is not None else [options.event_spec(i) for i in range(count)]
-    gate = asyncio.Semaphore(GENERATOR_CONCURRENCY)
+    gate = asyncio.Semaphore(options.concurrency)
     behind = 0.0
     errors: list[BaseException] = []
 
@@ -1107,7 +1116,8 @@ async def measure(
         / options.events,
         log_level=settings.log_level,
     )
-    engine = create_engine(backing.database_url, pool_size=20, max_overflow=GENERATOR_CONCURRENCY)
+    # One connection per event in flight, and no more: the tests share one server.
+    engine = create_engine(backing.database_url, pool_size=options.concurrency, max_overflow=0)
     sessionmaker = create_sessionmaker(engine)
     sampler = RssSampler(stack.notifier_pids)
     try:
@@ -1432,7 +1442,7 @@ def render_report(m: Measurement, context: RunContext) -> str:
         "per channel on average, each market's webhook "
         f"{o.rate / o.markets:,.0f}/s). Each event is "
         "`shared.events.record_event` in its own committed transaction (at most "
-        f"{GENERATOR_CONCURRENCY} in flight) from this process; the commit time is when the "
+        f"{o.concurrency} in flight) from this process; the commit time is when the "
         "commit returned. Delay = first arrival at the sink - commit time, per (channel, "
         f"event), over the unthrottled channels. A webhook body is {m.body_bytes:,} bytes.",
         "- Throughput = distinct (channel, event) arrivals / (first event scheduled -> last "

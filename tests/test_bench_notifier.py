@@ -43,7 +43,7 @@ def test_tiny_run_delivers_everything_and_writes_its_section(
         sys.executable, "-m", "benchmarks.notifier",
         "--events", "200", "--rate", "200", "--markets", "1", "--repeats", "1",
         "--warmup-events", "20", "--baseline-requests", "200", "--drain-timeout", "240",
-        "--paced-seconds", "3",
+        "--paced-seconds", "3", "--concurrency", "8",
         "--database", f"plumbline_bench_notifier_test_{uuid.uuid4().hex[:8]}",
         "--output", str(report),
     ]  # fmt: skip
