@@ -255,12 +255,19 @@ def test_files_carry_the_json_rows_with_localised_headers() -> None:
     assert workbook.sheetnames == ["Vergleich", "Info"]
 
 
-def test_the_totals_index_covers_every_counter() -> None:
-    """Reports over the slice totals stay index-only scans only while the partial index
-    includes every counter a report may sum."""
+def test_the_totals_index_covers_every_verdict_counter_and_no_decision_counter() -> None:
+    """Reports over the verdict counters stay index-only scans only while the partial index
+    includes every one of them; and the intake rollup's updates are HOT only while no index
+    holds a decision counter (migration 0015), so those are read from the table."""
     from shared.analytics.queries import _QUALITY, QUALITY_COUNTERS
+    from shared.models.analytics import DECISION_COUNTERS
 
     (totals,) = [
         index for index in _QUALITY.indexes if index.name == "ix_quality_rollups_totals_day"
     ]
-    assert set(QUALITY_COUNTERS) <= set(totals.dialect_options["postgresql"]["include"])
+    included = set(totals.dialect_options["postgresql"]["include"])
+    assert set(QUALITY_COUNTERS) - set(DECISION_COUNTERS) <= included
+    for index in _QUALITY.indexes:
+        held = {column.name for column in index.columns}
+        held |= set(index.dialect_options["postgresql"]["include"] or ())
+        assert not held & set(DECISION_COUNTERS), index.name
