@@ -82,7 +82,6 @@ from shared.deliveries.lifecycle import (
     idle_channel_heads,
     probe_held_channels,
     record_attempt,
-    record_delivered,
     record_sent,
     release_claim,
     release_unsent,
@@ -395,7 +394,8 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
                     # named in one statement (after the channel's lock), not four or more.
                     outcome = await record_sent(session, sent=sent, now=now)
                 else:
-                    await record_delivered(session, sent=sent[:-1], now=now)
+                    if delivered := sent[:-1]:
+                        await record_sent(session, sent=delivered, now=now)
                     outcome = await record_attempt(
                         session, claim=attempted, result=result, now=now, policy=state.retry_policy
                     )

@@ -53,6 +53,20 @@ async def record_change(
     return entry
 
 
+# The audit-log columns ``change_values`` gives, for the statements that bind them by name.
+CHANGE_COLUMNS = (
+    "actor_key_id",
+    "actor_role",
+    "actor_reviewer_id",
+    "action",
+    "entity_type",
+    "entity_id",
+    "before",
+    "after",
+    "request_id",
+)
+
+
 def change_values(
     *,
     actor: Actor | None,

@@ -76,7 +76,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared.audit_log.record import change_values, record_change
+from shared.audit_log.record import CHANGE_COLUMNS, change_values, record_change
 from shared.core.auth import Principal, Role
 from shared.core.errors import Conflict, Forbidden, NotFound, UnprocessableEntity
 from shared.core.outbox import OUTBOX_CHANNEL
@@ -361,23 +361,14 @@ _AUDIT_LOG: Table = AuditLogEntry.__table__  # type: ignore[assignment]
 _DIRTY_SLICES: Table = DirtyRollupSlice.__table__  # type: ignore[assignment]
 _DECISIONS: Table = Decision.__table__  # type: ignore[assignment]
 _OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
-_LOG_COLUMNS = (
-    "actor_key_id",
-    "actor_role",
-    "actor_reviewer_id",
-    "action",
-    "entity_type",
-    "entity_id",
-    "before",
-    "after",
-    "request_id",
-)
 
 
 def _logged(change: Update, *more: Insert) -> Insert:
     """``change`` (and ``more``) as data-modifying CTEs of the audit-log entry's insert:
     PostgreSQL runs them all, in one round trip and one snapshot."""
-    statement = insert(_AUDIT_LOG).values({name: bindparam(f"log_{name}") for name in _LOG_COLUMNS})
+    statement = insert(_AUDIT_LOG).values(
+        {name: bindparam(f"log_{name}") for name in CHANGE_COLUMNS}
+    )
     return statement.add_cte(
         change.cte("changed"), *(cte.cte(f"added_{n}") for n, cte in enumerate(more))
     )
@@ -434,11 +425,11 @@ def _claim_and_log(pick: _Pick) -> Select[Any]:
         from_row[name].label(name)
         if name in from_row
         else bindparam(f"log_{name}", type_=_AUDIT_LOG.c[name].type).label(name)
-        for name in _LOG_COLUMNS
+        for name in CHANGE_COLUMNS
     ]
     logged = (
         insert(_AUDIT_LOG)
-        .from_select(list(_LOG_COLUMNS), select(*log_values).select_from(picked))
+        .from_select(list(CHANGE_COLUMNS), select(*log_values).select_from(picked))
         .cte("logged")
     )
     # Plain columns, not ORM entities: the claim's answer is built from the row

@@ -33,7 +33,7 @@ record frees the channel (the head delivered, or dead for a refusal) it names th
 which the notifier sends at once rather than at the next sweep. A channel with a backlog
 may have its head and the deliveries right behind it claimed together
 (``claim_followers``): they are still sent one at a time, in order, stopping at the first
-failure; the delivered are recorded in one statement (``record_delivered``) and the unsent
+failure; the delivered are recorded in one statement (``record_sent``) and the unsent
 given back uncounted (``release_unsent``) before the channel's next head is looked for.
 
 Outage hold. When the head fails its last attempt the way an unreachable target fails (a
@@ -570,67 +570,13 @@ async def release_unsent(
     )
 
 
-# Delivered attempts stored and their deliveries marked delivered, in one statement: what
-# ``record_attempt`` does for a success, for many. A delivery no longer pending (redriven,
-# dead) keeps its state; the attempt is stored either way, and the lease ends only where
-# it is still this attempt's.
-_RECORD_DELIVERED = text(
-    """
-    WITH sent AS (
-        SELECT * FROM unnest(
-            CAST(:attempt_ids AS uuid[]), CAST(:ids AS uuid[]), CAST(:numbers AS integer[]),
-            CAST(:attempted_at AS timestamptz[]), CAST(:status_codes AS integer[]),
-            CAST(:errors AS text[]), CAST(:durations AS integer[])
-        ) AS s(attempt_id, id, number, attempted_at, status_code, error, duration_ms)
-    ),
-    attempt AS (
-        INSERT INTO delivery_attempts
-            (id, delivery_id, number, attempted_at, status_code, error, duration_ms)
-        SELECT attempt_id, id, number, attempted_at, status_code, error, duration_ms
-        FROM sent
-        WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = sent.id)
-    )
-    UPDATE deliveries d
-    SET status = 'delivered', delivered_at = :now, last_status_code = s.status_code,
-        last_error = s.error,
-        leased_until = CASE WHEN d.attempts = s.number THEN NULL ELSE d.leased_until END
-    FROM sent s
-    WHERE d.id = s.id AND d.status = 'pending'
-    """
-)
-
-
-async def record_delivered(
-    session: AsyncSession,
-    *,
-    sent: Collection[tuple[ClaimedDelivery, SendResult]],
-    now: datetime,
-) -> None:
-    """Record attempts that succeeded (``classify`` says delivered) as ``record_attempt``
-    would, one statement for all of them (of one channel)."""
-    if not sent:
-        return
-    assert all(classify(result) == "delivered" for _, result in sent)
-    await lock_channel(session, next(iter(sent))[0].channel_id)
-    await session.execute(
-        _RECORD_DELIVERED,
-        {
-            "attempt_ids": [uuid.uuid4() for _ in sent],
-            "ids": [claim.delivery_id for claim, _ in sent],
-            "numbers": [claim.attempt for claim, _ in sent],
-            "attempted_at": [claim.claimed_at for claim, _ in sent],
-            "status_codes": [result.status_code for _, result in sent],
-            "errors": [result.error for _, result in sent],
-            "durations": [result.duration_ms for _, result in sent],
-            "now": now,
-        },
-    )
-
-
-# ``_RECORD_DELIVERED``, and the channel's turn after it read in the same statement (one
-# round trip): its oldest pending delivery other than those just delivered (a statement does
-# not see its own changes, so they are left out by id), and whether it is held or has a
-# delivery in flight other than these attempts.
+# Delivered attempts stored and their deliveries marked delivered (what ``record_attempt``
+# does for a success, for many), and the channel's turn after them, in one statement (one
+# round trip). A delivery no longer pending (redriven, dead) keeps its state; the attempt is
+# stored either way, and the lease ends only where it is still this attempt's. The turn: the
+# oldest pending delivery other than those just delivered (a statement does not see its own
+# changes, so they are left out by id), and whether the channel is held or has a delivery in
+# flight other than these attempts.
 _RECORD_SENT = text(
     """
     WITH sent AS (
@@ -688,11 +634,11 @@ async def record_sent(
     sent: Collection[tuple[ClaimedDelivery, SendResult]],
     now: datetime,
 ) -> AttemptOutcome:
-    """Record attempts of one channel that all succeeded, as ``record_delivered`` does, and
-    name the channel's next delivery as ``record_attempt`` does after a success: the lock
-    and one statement. The outcome is ``delivered`` even for an attempt whose delivery had
-    meanwhile ended otherwise (``record_attempt`` would say superseded; what is stored is
-    the same)."""
+    """Record attempts of one channel that all succeeded (``classify`` says delivered) as
+    ``record_attempt`` would, and name the channel's next delivery as it does after a
+    success: the lock and one statement. The outcome is ``delivered`` even for an attempt
+    whose delivery had meanwhile ended otherwise (``record_attempt`` would say superseded;
+    what is stored is the same)."""
     assert sent
     assert all(classify(result) == "delivered" for _, result in sent)
     channel_id = next(iter(sent))[0].channel_id

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.analytics.rollups import Slice, mark_slices_dirty, mark_verdict_slices_dirty
-from shared.audit_log.record import change_values, record_change
+from shared.audit_log.record import CHANGE_COLUMNS, change_values, record_change
 from shared.core.auth import Principal
 from shared.core.errors import Conflict, Forbidden, NotFound
 from shared.core.outbox import OUTBOX_CHANNEL
@@ -172,18 +172,6 @@ _CHANGES: Table = DisagreementChange.__table__  # type: ignore[assignment]
 _EVENTS: Table = Event.__table__  # type: ignore[assignment]
 _OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
 _AUDIT_LOG: Table = AuditLogEntry.__table__  # type: ignore[assignment]
-# The audit-log columns ``change_values`` gives.
-_LOG_COLUMNS = (
-    "actor_key_id",
-    "actor_role",
-    "actor_reviewer_id",
-    "action",
-    "entity_type",
-    "entity_id",
-    "before",
-    "after",
-    "request_id",
-)
 
 
 def _event_and_job(name: str, *, source_id: bool) -> tuple[Insert, Insert]:
@@ -239,7 +227,7 @@ def _open_statement() -> Insert:
         "corrected_event": corrected_event,
         "corrected_job": corrected_job,
     }
-    log = insert(_AUDIT_LOG).values({name: bindparam(f"log_{name}") for name in _LOG_COLUMNS})
+    log = insert(_AUDIT_LOG).values({name: bindparam(f"log_{name}") for name in CHANGE_COLUMNS})
     # Data-modifying CTEs run once and to completion, read or not; the foreign keys between
     # them are checked at the end of the statement, when every row is in.
     return log.add_cte(*(part.cte(name) for name, part in parts.items()))
