@@ -89,6 +89,17 @@ class FanOutEvent(Job):
     event_id: uuid.UUID
 
 
+class FanOutEvents(Job):
+    """``FanOutEvent`` for many events in one job: what the outbox relay queues for the
+    fan-outs it moves together (``shared.core.outbox.queued_payloads``), so a burst of events
+    costs the notifier one job's start and finish, not one per event."""
+
+    function = "fan_out_events"
+    queue = NOTIFY_QUEUE
+
+    event_ids: list[uuid.UUID]
+
+
 class DeliverMessage(Job):
     """Attempt one delivery now (its schedule and attempts live in PostgreSQL)."""
 

@@ -4,6 +4,7 @@ dead letters and redrives, against a real local HTTP server and real arq workers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import (
@@ -29,7 +30,8 @@ from services.notifier.deliveries import fan_out_event
 from services.notifier.templates import render_text, render_webhook_body
 from services.notifier.worker import WorkerSettings
 from shared.core.encryption import secret_box
-from shared.core.queue import ArqRedis, enqueue
+from shared.core.outbox import add_job, queued_payloads, run_relay
+from shared.core.queue import ArqRedis, enqueue, enqueue_many
 from shared.core.settings import Settings
 from shared.core.signing import verify_signature
 from shared.deliveries.lifecycle import RetryPolicy, claim_delivery, classify
@@ -38,7 +40,7 @@ from shared.events import (
     PolicyUpdatePublished,
     PolicyUpdateText,
 )
-from shared.jobs import FanOutEvent
+from shared.jobs import ApplyIntakeRollup, FanOutEvent, FanOutEvents
 from shared.models import Channel, Delivery, DeliveryAttempt, Event
 from shared.models.base import utcnow
 from tests.conftest import SignedSender, _free_port, auth, relay_all, run_worker_burst
@@ -326,6 +328,93 @@ async def test_fan_out_twice_creates_one_delivery(
 
     assert len(await deliveries_of(sessionmaker, event.id)) == 1
     assert len(receiver.requests) == 1
+
+
+async def test_relay_merges_fan_outs_into_one_job_that_reaches_every_event(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    events = [await emit_rejected_batch(sessionmaker, f"event {i} is invalid") for i in range(5)]
+    async with sessionmaker() as session, session.begin():
+        rollup_job = await add_job(session, ApplyIntakeRollup(batch_id=uuid.uuid4()))
+    assert await relay_all(sessionmaker, queue) == 6
+
+    # One job for the five fan-outs (in commit order), the other row its own job.
+    notify_jobs = await queue.queued_jobs(queue_name=FanOutEvents.queue)
+    assert [(job.function, job.args[0]) for job in notify_jobs] == [
+        ("fan_out_events", {"event_ids": [str(event.id) for event in events]})
+    ]
+    assert [q.decode() for q in await queue.zrange(ApplyIntakeRollup.queue, 0, -1)] == [
+        str(rollup_job)
+    ]
+    await run_worker_burst(WorkerSettings, settings)
+    for event in events:
+        [delivery] = await deliveries_of(sessionmaker, event.id)
+        assert delivery.status == "delivered"
+    assert [orjson.loads(r.body)["data"]["reason"] for r in receiver.requests] == [
+        f"event {i} is invalid" for i in range(5)
+    ]
+
+
+async def test_the_relay_lingers_so_commits_in_quick_succession_move_as_one_job(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
+) -> None:
+    # The first commit wakes the relay, which then waits out its linger: the two commits
+    # made meanwhile move with the first, as one fan-out job (without the linger the first
+    # moved alone, as soon as its notification arrived).
+    relay = asyncio.create_task(
+        run_relay(settings.model_copy(update={"relay_linger_seconds": 1.0}))
+    )
+    try:
+        await asyncio.sleep(0.5)  # listening
+        events = [await emit_rejected_batch(sessionmaker, "first")]
+        await asyncio.sleep(0.3)
+        events += [await emit_rejected_batch(sessionmaker, f"then {i}") for i in range(2)]
+        async with asyncio.timeout(10):
+            while True:
+                if await queue.zcard(FanOutEvents.queue) and not await pending_rows(sessionmaker):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+    notify_jobs = await queue.queued_jobs(queue_name=FanOutEvents.queue)
+    assert [(job.function, job.args[0]) for job in notify_jobs] == [
+        ("fan_out_events", {"event_ids": [str(event.id) for event in events]})
+    ]
+
+
+async def pending_rows(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        return int(
+            await session.scalar(text("SELECT count(*) FROM outbox_jobs WHERE enqueued_at IS NULL"))
+            or 0
+        )
+
+
+async def test_a_merged_fan_out_enqueued_twice_runs_once(
+    sessionmaker: async_sessionmaker[AsyncSession], queue: ArqRedis
+) -> None:
+    # A relay that enqueued the merged job and died before marking its rows: the next relay
+    # moves the same rows under the same job id, and arq refuses the second.
+    for i in range(3):
+        await emit_rejected_batch(sessionmaker, f"event {i}")
+    async with sessionmaker() as session:
+        rows = (await session.execute(text("SELECT * FROM outbox_jobs ORDER BY created_at"))).all()
+    first, again = queued_payloads(rows), queued_payloads(rows)
+    assert [job.job_id for job in first] == [job.job_id for job in again]
+    assert await enqueue_many(queue, first) == [True]
+    assert await enqueue_many(queue, again) == [False]
+    # Other rows make another job: fan-out is idempotent, so running both is harmless.
+    assert queued_payloads(rows[:2])[0].job_id != first[0].job_id
+    # A single fan-out keeps its own job, under its row's id.
+    assert [job.job_id for job in queued_payloads(rows[:1])] == [str(rows[0].id)]
 
 
 async def test_fan_out_matches_type_market_and_kind(

@@ -86,7 +86,7 @@ from shared.deliveries.lifecycle import (
     release_claim,
     release_unsent,
 )
-from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent, SendTestMessage
+from shared.jobs import NOTIFY_QUEUE, DeliverMessage, FanOutEvent, FanOutEvents, SendTestMessage
 from shared.models import Channel
 from shared.models.base import utcnow
 
@@ -206,6 +206,18 @@ async def run_fan_out_event(state: NotifierState, job: FanOutEvent) -> int:
     the same time (``FanOutBatcher``); returns how many deliveries were not yet attempted.
     The job ends once that is committed, so a lost batch is a failed job, retried."""
     return await state.fan_outs.fan_out(job.event_id, run=functools.partial(fan_out_batch, state))
+
+
+async def run_fan_out_events(state: NotifierState, job: FanOutEvents) -> int:
+    """arq entry point: many events' fan-outs (the relay's merge of their jobs), each event
+    as its own job would be fanned out (``FanOutBatcher``: a batch that fails is retried
+    event by event); returns how many deliveries were not yet attempted. One event failing
+    fails the job, which runs again: fan-out is idempotent."""
+    run = functools.partial(fan_out_batch, state)
+    counts = await asyncio.gather(
+        *(state.fan_outs.fan_out(event_id, run=run) for event_id in job.event_ids)
+    )
+    return sum(counts)
 
 
 async def fan_out_batch(
@@ -669,6 +681,7 @@ class WorkerSettings:
     queue_name = NOTIFY_QUEUE
     functions: ClassVar[list[Any]] = [
         job_function(FanOutEvent, run_fan_out_event, timeout=60),
+        job_function(FanOutEvents, run_fan_out_events, timeout=60),
         # No result key left behind: `delivery:<id>:<n>` is refused only while queued or
         # running, so the same attempt number can be queued again after a redrive.
         job_function(

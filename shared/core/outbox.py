@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,9 +30,10 @@ from shared.core.queue import (
     QueuedPayload,
     create_queue_pool,
     enqueue_many,
+    queued_job,
 )
 from shared.core.settings import Settings
-from shared.jobs import BackgroundJobWork, Job
+from shared.jobs import BackgroundJobWork, FanOutEvent, FanOutEvents, Job
 from shared.models import OutboxJob
 from shared.models.base import utcnow
 
@@ -84,6 +87,31 @@ _CLAIM = text(
 _MARK = text("UPDATE outbox_jobs SET enqueued_at = now() WHERE id = ANY(:ids)")
 
 
+def queued_payloads(rows: Sequence[Any]) -> list[QueuedPayload]:
+    """The jobs of outbox rows moved together: each row its own job (``queued_payload``),
+    except that two or more ``FanOutEvent`` rows become one ``FanOutEvents`` job.
+
+    Every event commits a fan-out row, and an arq job costs the notifier more to start and
+    finish than a batch of events costs it to fan out. The merged job's id is a hash of its
+    rows' ids: a relay that enqueued it and died before marking the rows enqueues the same
+    rows again under the same id, which arq refuses; rows grouped otherwise the next time
+    make another id, and fan-out is idempotent.
+    """
+    fan_outs = [row for row in rows if row.function == FanOutEvent.function]
+    if len(fan_outs) < 2:
+        return [queued_payload(row) for row in rows]
+    jobs = [queued_payload(row) for row in rows if row.function != FanOutEvent.function]
+    ids = hashlib.sha256(b"".join(row.id.bytes for row in fan_outs)).hexdigest()[:32]
+    jobs.append(
+        queued_job(
+            FanOutEvents(event_ids=[row.payload["event_id"] for row in fan_outs]),
+            job_id=f"fan-outs:{ids}",
+            request_id=fan_outs[0].request_id,
+        )
+    )
+    return jobs
+
+
 def queued_payload(row: Any) -> QueuedPayload:
     """The job of one outbox row (its ``function``, ``payload``, ``queue_name``, ``id`` and
     ``request_id`` columns), under the row's id."""
@@ -104,7 +132,7 @@ async def relay_batch(
         rows = (await session.execute(_CLAIM, {"limit": limit})).all()
         if not rows:
             return 0
-        await enqueue_many(redis, [queued_payload(row) for row in rows])
+        await enqueue_many(redis, queued_payloads(rows))
         await session.execute(_MARK, {"ids": [row.id for row in rows]})
     return len(rows)
 
@@ -152,7 +180,10 @@ async def run_relay(settings: Settings) -> None:
             if listener is None or listener.is_closed():
                 listener = await _listen(settings, wake)
             try:
-                while await relay_batch(sessionmaker, redis, limit=settings.relay_batch_size):
+                # A short batch took every row committed when it claimed; later commits'
+                # notifications have set ``wake`` meanwhile.
+                limit = settings.relay_batch_size
+                while await relay_batch(sessionmaker, redis, limit=limit) == limit:
                     pass
                 if loop.time() - last_purge > 600:
                     await purge_relayed(
@@ -176,6 +207,7 @@ async def run_relay(settings: Settings) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=settings.relay_poll_seconds)
             wake.clear()
+            await asyncio.sleep(settings.relay_linger_seconds)
     finally:
         if listener is not None and not listener.is_closed():
             with contextlib.suppress(Exception):

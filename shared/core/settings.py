@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # Outbox relay.
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.5
+    # After a wake-up the relay waits this long before it claims: the rows of commits in
+    # quick succession then move as one batch (one transaction, one Redis round trip, and
+    # their events' fan-outs as one notifier job) instead of one batch per commit.
+    relay_linger_seconds: float = Field(default=0.01, ge=0, le=1)
     outbox_retention_hours: int = 24
 
     # Daily audits.
