@@ -8,7 +8,7 @@ first's audits and adds only what it must (usually nothing). Audits are inserted
 audited once (golden audits, one per auditor, are not sampled).
 
 Speed (a day of 1,000,000 decisions): decisions are streamed from a server-side cursor in
-large batches straight from asyncpg (no ORM rows), each is hashed and routed in Python, only
+batches straight from asyncpg (no ORM rows), each is hashed and routed in Python, only
 the selected ones (and a few reserve candidates per moderator and label) are kept, and the
 audits are written by one ``INSERT ... SELECT`` over arrays joined to the decisions.
 """
@@ -51,7 +51,13 @@ from shared.schemas.sampling import MarketSampleResult, PlanSampleResult, Sampli
 
 logger = logging.getLogger(__name__)
 
-FETCH_BATCH = 20_000
+# Rows per fetch from the day's cursor (two batches are held at once: one being offered, the
+# next in flight). The batches are what sampling holds besides the sample itself, so they
+# bound its peak memory: at 20,000 rows (about 11 MiB a batch) the peak grew with the day up
+# to 40,000 decisions, and the report worker's resident memory, which keeps its peak, rose
+# with every day's decisions sampled again (issue #12: the mixed workload samples today
+# every 30 s). 2,000 rows cost a round trip per batch, which the prefetch overlaps.
+FETCH_BATCH = 2_000
 
 _LOCK_MARKET_DAY = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 _MARKET_ZONE = text("SELECT time_zone FROM markets WHERE code = :market")
