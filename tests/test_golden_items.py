@@ -596,3 +596,54 @@ async def test_an_expired_golden_claim_goes_back_to_its_auditor_only(
     theirs = await claim(client, second)
     assert theirs.json()["decision"]["id"] == decision_id
     assert theirs.json()["id"] != handed["id"]
+
+
+async def test_a_golden_turn_skips_items_the_auditor_calibrated_or_curated(
+    client: httpx.AsyncClient,
+    sender: SignedSender,
+    sessionmaker: Sessions,
+    admin_key: str,
+    set_golden_rate: Callable[[float], None],
+) -> None:
+    """No golden item from a calibration session the auditor took part in, nor one they
+    curated themselves: they would know its expectation."""
+    calibrated, curated, usable = await post_decisions(
+        sender, sessionmaker, [decision_event(1), decision_event(2), decision_event(3)]
+    )
+    calibration_id = uuid.uuid4()
+    async with sessionmaker() as session, session.begin():
+        session.add(
+            CalibrationSession(
+                id=calibration_id,
+                title="taken by aud-1",
+                market="DE",
+                categories=["hate_speech"],
+                participants=["aud-7", "aud-1"],
+                status="closed",
+                created_by_key_id="k",
+            )
+        )
+        await session.flush()
+        for decision_id, calibration, reviewer in (
+            (calibrated, calibration_id, None),
+            (curated, None, "aud-1"),
+            (usable, None, "aud-2"),
+        ):
+            session.add(
+                GoldenItem(
+                    decision_id=decision_id,
+                    market="DE",
+                    expected_outcome="correct",
+                    source="calibration" if calibration else "curated",
+                    calibration_id=calibration,
+                    created_by="k",
+                    created_by_reviewer_id=reviewer,
+                )
+            )
+    key = await auditor(sessionmaker, "aud-1")
+    set_golden_rate(1.0)
+    handed = await claim(client, key)
+    assert handed.status_code == 200, handed.text
+    assert handed.json()["decision"]["id"] == usable
+    assert (await verdict(client, key, handed.json()["id"])).status_code == 200
+    assert (await claim(client, key)).status_code == 204

@@ -116,12 +116,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FailedAuthLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router)
+    # Routes are matched in the order included, one by one: intake and the auditors' work
+    # queue, the busiest operations, come first (no other route matches their paths), so a
+    # claim or a verdict is not matched against the key and source administration first.
+    app.include_router(decisions_router)
+    app.include_router(audits_router)
     app.include_router(api_keys_router)
     app.include_router(sources_router)
-    app.include_router(decisions_router)
-    # Routes are matched in the order included: the auditors' work queue, the busiest
-    # operations after intake, comes before the rest (none of which matches its paths).
-    app.include_router(audits_router)
     app.include_router(metrics_agreement_router)
     app.include_router(channels_router)
     app.include_router(disagreements_router)

@@ -48,6 +48,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
+    Executable,
     Insert,
     Integer,
     Row,
@@ -306,9 +308,9 @@ async def _take_next(
         "now": now,
         "per_pair": CANDIDATES_PER_PAIR,
     }
-    row = (await session.execute(_FAST_CLAIM, {**values, **claim})).first()
+    row = (await _core(session, _FAST_CLAIM, {**values, **claim})).first()
     if row is None:
-        row = (await session.execute(_EXHAUSTIVE_CLAIM, {**values, **claim})).first()
+        row = (await _core(session, _EXHAUSTIVE_CLAIM, {**values, **claim})).first()
     return None if row is None else _claimed_read(row)
 
 
@@ -533,6 +535,16 @@ _AUDIT_WITH_DECISION = select(Audit, Decision).join(Decision, Decision.id == Aud
 _AUDIT_BY_ID = _AUDIT_WITH_DECISION.where(Audit.id == bindparam("audit_id"))
 
 
+async def _core(
+    session: AsyncSession, statement: Executable, values: dict[str, Any]
+) -> CursorResult[Any]:
+    """Run a Core statement in the session's transaction, on its connection: past the ORM's
+    execution layer (a few dozen calls a statement), which a statement that loads no entity
+    does not need. The session never autoflushes, so nothing is skipped."""
+    connection = await session.connection()
+    return await connection.execute(statement, values)
+
+
 def _work_scope(
     reviewer_markets: list[str],
     reviewer_languages: list[str],
@@ -572,7 +584,7 @@ async def claim_next_audit(
     }
     # Locking the reviewer row serialises this auditor's claims: the next statements see
     # whatever a concurrent claim of theirs committed (this one's state may not).
-    state = (await session.execute(_LOCK_REVIEWER, values)).first()
+    state = (await _core(session, _LOCK_REVIEWER, values)).first()
     if state is None:
         return None
     if state.held is not None:
@@ -586,7 +598,7 @@ async def claim_next_audit(
     )
     if golden_turn:
         # The claim number must be exact on a golden turn: read after the lock.
-        fresh = (await session.execute(_CLAIM_STATE, values)).one()
+        fresh = (await _core(session, _CLAIM_STATE, values)).one()
         if fresh.held is not None:
             return await _held_read(session, fresh.held)
         excluded = list(fresh.capped or [])
@@ -645,7 +657,7 @@ async def claim_next_audit(
     if taken is None:
         # Nothing left for them, or a concurrent claim of theirs committed while this one
         # waited for the lock: then they hold that one.
-        fresh = (await session.execute(_CLAIM_STATE, values)).one()
+        fresh = (await _core(session, _CLAIM_STATE, values)).one()
         return None if fresh.held is None else await _held_read(session, fresh.held)
     return taken
 
@@ -857,7 +869,8 @@ async def submit_verdict(
     # The verdict row, the audit's completion, the log entry and (not golden) the dirty
     # rollup slice in one statement; ``verdict`` stays out of the session (nothing to
     # flush), the steps below only read it.
-    await session.execute(
+    await _core(
+        session,
         _GOLDEN_VERDICT_WRITE if audit.is_golden else _VERDICT_WRITE,
         {
             "audit_id": audit.id,

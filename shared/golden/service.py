@@ -38,7 +38,19 @@ import hmac
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, any_, bindparam, func, literal, not_, or_, select, text, true
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    any_,
+    bindparam,
+    func,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.audit_log.record import record_change, snapshot
@@ -335,6 +347,66 @@ async def claim_number(session: AsyncSession, *, auditor_id: str) -> int:
     return int(count or 0)
 
 
+# A golden turn's statements, built once with bound parameters (``auditor``, ``markets``,
+# ``languages``, ``excluded``, ``now``): a turn only binds values, where building them cost
+# the turn more CPU than running them.
+_AUDITOR = bindparam("auditor", type_=String)
+_MARKETS = bindparam("markets", type_=ARRAY(String))
+_LANGUAGES = bindparam("languages", type_=ARRAY(String))
+
+# The auditor's own golden audit whose lease expired: handed back first.
+_EXPIRED_GOLDEN_AUDIT = (
+    select(Audit, Decision)
+    .join(Decision, Decision.id == Audit.decision_id)
+    .where(
+        Audit.is_golden,
+        Audit.auditor_id == _AUDITOR,
+        Audit.status == "claimed",
+        Audit.lease_expires_at <= bindparam("now"),
+        Audit.market == any_(_MARKETS),
+        Audit.language == any_(_LANGUAGES),
+    )
+    .order_by(Audit.claimed_at, Audit.id)
+    .limit(1)
+    .with_for_update(of=Audit)
+)
+
+# The golden item the auditor gets: active, in their markets and languages, not their own
+# decision nor their own item, with no label past their cap, never seen by them nor in a
+# calibration session they took part in.
+_NEXT_GOLDEN_ITEM = (
+    select(GoldenItem, Decision)
+    .join(Decision, Decision.id == GoldenItem.decision_id)
+    .where(
+        GoldenItem.active,
+        Decision.market == any_(_MARKETS),
+        Decision.language == any_(_LANGUAGES),
+        Decision.moderator_id != _AUDITOR,
+        or_(
+            GoldenItem.created_by_reviewer_id.is_(None),
+            GoldenItem.created_by_reviewer_id != _AUDITOR,
+        ),
+        not_(Decision.policy_labels.overlap(bindparam("excluded", type_=ARRAY(String(64))))),
+        not_(
+            select(Audit.id)
+            .where(Audit.decision_id == GoldenItem.decision_id, Audit.auditor_id == _AUDITOR)
+            .exists()
+        ),
+        not_(
+            select(CalibrationSession.id)
+            .where(
+                CalibrationSession.id == GoldenItem.calibration_id,
+                any_(CalibrationSession.participants) == _AUDITOR,
+            )
+            .exists()
+        ),
+    )
+    # A different order per auditor, so auditors do not all get the same item first.
+    .order_by(func.md5(func.concat(GoldenItem.id, ":", _AUDITOR)))
+    .limit(1)
+)
+
+
 async def claim_golden_audit(
     session: AsyncSession,
     *,
@@ -350,23 +422,14 @@ async def claim_golden_audit(
     The auditor's own golden audit whose lease expired is handed back first (golden audits
     never go to anyone else).
     """
-    expired = (
-        await session.execute(
-            select(Audit, Decision)
-            .join(Decision, Decision.id == Audit.decision_id)
-            .where(
-                Audit.is_golden,
-                Audit.auditor_id == auditor_id,
-                Audit.status == "claimed",
-                Audit.lease_expires_at <= now,
-                Audit.market.in_(markets),
-                Audit.language.in_(languages),
-            )
-            .order_by(Audit.claimed_at, Audit.id)
-            .limit(1)
-            .with_for_update(of=Audit)
-        )
-    ).first()
+    values = {
+        "auditor": auditor_id,
+        "markets": markets,
+        "languages": languages,
+        "excluded": excluded,
+        "now": now,
+    }
+    expired = (await session.execute(_EXPIRED_GOLDEN_AUDIT, values)).first()
     if expired is not None:
         audit, decision = expired[0], expired[1]
         audit.claimed_at = now
@@ -374,35 +437,7 @@ async def claim_golden_audit(
         await session.flush()
         return audit, decision
 
-    seen = select(Audit.id).where(
-        Audit.decision_id == GoldenItem.decision_id, Audit.auditor_id == auditor_id
-    )
-    participated = select(CalibrationSession.id).where(
-        CalibrationSession.id == GoldenItem.calibration_id,
-        literal(auditor_id) == any_(CalibrationSession.participants),
-    )
-    row = (
-        await session.execute(
-            select(GoldenItem, Decision)
-            .join(Decision, Decision.id == GoldenItem.decision_id)
-            .where(
-                GoldenItem.active,
-                Decision.market.in_(markets),
-                Decision.language.in_(languages),
-                Decision.moderator_id != auditor_id,
-                or_(
-                    GoldenItem.created_by_reviewer_id.is_(None),
-                    GoldenItem.created_by_reviewer_id != auditor_id,
-                ),
-                not_(Decision.policy_labels.overlap(excluded)),
-                not_(seen.exists()),
-                not_(participated.exists()),
-            )
-            # A different order per auditor, so auditors do not all get the same item first.
-            .order_by(func.md5(func.concat(GoldenItem.id, ":", auditor_id)))
-            .limit(1)
-        )
-    ).first()
+    row = (await session.execute(_NEXT_GOLDEN_ITEM, values)).first()
     if row is None:
         return None
     item, decision = row[0], row[1]
