@@ -8,12 +8,14 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.core.observability import request_id_var
-from shared.core.outbox import add_job
+from shared.core.outbox import OUTBOX_CHANNEL
 from shared.jobs import FanOutEvent
-from shared.models import Event
+from shared.models import Event, OutboxJob
 from shared.models.base import utcnow
 
 
@@ -349,7 +351,8 @@ async def record_event(
     recipients: list[str] | None = None,
     channel_ids: list[uuid.UUID] | None = None,
 ) -> Event:
-    """Store the event and, in the same transaction, queue its fan-out to channels.
+    """Store the event and, in the same transaction, queue its fan-out to channels; returns
+    the event (not added to the session: its row is written by one statement).
 
     ``market`` and ``queue`` route it to the channels subscribed to them; ``recipients``
     (reviewer ids) also get it personally, by e-mail to the address of their profile.
@@ -367,7 +370,58 @@ async def record_event(
         request_id=request_id_var.get(),
         source_id=source_id,
     )
-    session.add(event)
-    await session.flush()
-    await add_job(session, FanOutEvent(event_id=event.id))
+    await session.execute(
+        _RECORD_EVENT,
+        {
+            "id": event.id,
+            "type": event.type,
+            "occurred_at": event.occurred_at,
+            "market": event.market,
+            "queue": event.queue,
+            "recipients": event.recipients,
+            "channel_ids": event.channel_ids,
+            "data": event.data,
+            "request_id": event.request_id,
+            "source_id": event.source_id,
+            "job_id": uuid.uuid4(),
+            "job": FanOutEvent(event_id=event.id).model_dump(mode="json"),
+        },
+    )
     return event
+
+
+# The event, its fan-out job in the outbox (``add_job``'s row) and the NOTIFY that wakes the
+# relay at commit, in one statement of constant text, prepared once per connection: every
+# event's producer pays one round trip, not an ORM flush and a second statement.
+_EVENTS: Table = Event.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
+_RECORD_EVENT = (
+    select(func.pg_notify(OUTBOX_CHANNEL, ""))
+    .add_cte(
+        insert(_EVENTS)
+        .values(
+            id=bindparam("id"),
+            type=bindparam("type"),
+            occurred_at=bindparam("occurred_at"),
+            market=bindparam("market"),
+            queue=bindparam("queue"),
+            recipients=bindparam("recipients"),
+            channel_ids=bindparam("channel_ids"),
+            data=bindparam("data", type_=JSONB),
+            request_id=bindparam("request_id"),
+            source_id=bindparam("source_id"),
+        )
+        .cte("event")
+    )
+    .add_cte(
+        insert(_OUTBOX)
+        .values(
+            id=bindparam("job_id"),
+            queue_name=FanOutEvent.queue,
+            function=FanOutEvent.function,
+            payload=bindparam("job", type_=JSONB),
+            request_id=bindparam("request_id"),
+        )
+        .cte("job")
+    )
+)

@@ -229,7 +229,12 @@ async def test_dead_letter_after_max_attempts_then_redrive_resends_the_same_byte
     await create_channel(client, admin_key, receiver.url)
     receiver.answer(*[Reply(502)] * 3)
     event = await emit_rejected_batch(sessionmaker)
-    three_tries = settings.model_copy(update={"delivery_max_attempts": 3})
+    # A dead delivery holds its channel, which is probed every delivery_max_delay_seconds
+    # (the worker's start-up sweep included): long enough here that the second run below
+    # probes nothing, however slowly it starts.
+    three_tries = settings.model_copy(
+        update={"delivery_max_attempts": 3, "delivery_max_delay_seconds": 600}
+    )
     await notify(three_tries, sessionmaker, queue)
 
     assert len(receiver.requests) == 3
