@@ -85,7 +85,6 @@ from benchmarks.stack import free_port
 from shared.channels.service import create_channel
 from shared.core.db import create_engine, create_sessionmaker, unit_of_work
 from shared.core.encryption import secret_box
-from shared.core.event_loop import run_event_loop
 from shared.core.settings import Settings
 from shared.events import (
     DisagreementOpened,
@@ -1443,8 +1442,7 @@ def render_report(m: Measurement, context: RunContext) -> str:
         "per channel on average, each market's webhook "
         f"{o.rate / o.markets:,.0f}/s). Each event is "
         "`shared.events.record_event` in its own committed transaction (at most "
-        f"{o.concurrency} in flight) from this process (on uvloop, as the services run); "
-        "the commit time is when the "
+        f"{o.concurrency} in flight) from this process; the commit time is when the "
         "commit returned. Delay = first arrival at the sink - commit time, per (channel, "
         f"event), over the unthrottled channels. A webhook body is {m.body_bytes:,} bytes.",
         "- Throughput = distinct (channel, event) arrivals / (first event scheduled -> last "
@@ -1672,7 +1670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stack.migrate()
                 stack.start_sink(sink_port)
                 stack.start_services()
-                measurement = run_event_loop(measure(options, stack, backing, settings, sink_url))
+                measurement = asyncio.run(measure(options, stack, backing, settings, sink_url))
             except BaseException:
                 stack.stop()
                 kept = Path(tempfile.mkdtemp(prefix="plumbline-bench-notifier-logs-"))

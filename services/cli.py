@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TextIO
 
 from pydantic import ValidationError
 
-from shared.core.event_loop import run_event_loop
 from shared.core.settings import Settings, get_settings, settings_problems
 
 if TYPE_CHECKING:
@@ -600,7 +599,7 @@ def run_relay() -> int:
     """``plumbline relay``: move outbox rows to arq until stopped."""
     with _resolved_settings(redis=True) as settings:
         _configure_logging(settings, "relay")
-        run_event_loop(_relay_until_stopped(settings))
+        asyncio.run(_relay_until_stopped(settings))
     return 0
 
 

@@ -36,7 +36,6 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError, WatchError
 
 from shared.core.db import is_connection_error
-from shared.core.event_loop import run_event_loop
 from shared.core.observability import request_id_var
 from shared.core.settings import Settings
 from shared.jobs import NOTIFY_QUEUE, REPORT_QUEUE, Job
@@ -606,7 +605,7 @@ def run_worker(worker_settings: type, *, settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_worker_until_stopped(worker_settings, settings=settings, stop=stop)
 
-    run_event_loop(run())
+    asyncio.run(run())
 
 
 def redelivery_seconds(worker_settings: type) -> float:
