@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Insert, Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -390,38 +390,71 @@ async def record_event(
     return event
 
 
+def event_and_fan_out_inserts(
+    *,
+    id: str,
+    type: str,
+    occurred_at: str,
+    data: str,
+    request_id: str,
+    job_id: str,
+    job: str,
+    market: str | None = None,
+    queue: str | None = None,
+    recipients: str | None = None,
+    channel_ids: str | None = None,
+    source_id: str | None = None,
+) -> tuple[Insert, Insert]:
+    """The INSERTs of an event and of its fan-out job in the outbox: the rows
+    ``record_event`` writes, for statements that write them beside other rows. Each argument
+    names the bound parameter of its column (``job``: the ``FanOutEvent`` payload); a column
+    given no name is left NULL."""
+    columns = {
+        "id": id,
+        "type": type,
+        "occurred_at": occurred_at,
+        "request_id": request_id,
+        "market": market,
+        "queue": queue,
+        "recipients": recipients,
+        "channel_ids": channel_ids,
+        "source_id": source_id,
+    }
+    event = insert(_EVENTS).values(
+        data=bindparam(data, type_=JSONB),
+        **{column: bindparam(name) for column, name in columns.items() if name is not None},
+    )
+    fan_out = insert(_OUTBOX).values(
+        id=bindparam(job_id),
+        queue_name=FanOutEvent.queue,
+        function=FanOutEvent.function,
+        payload=bindparam(job, type_=JSONB),
+        request_id=bindparam(request_id),
+    )
+    return event, fan_out
+
+
+_EVENTS: Table = Event.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
+_EVENT, _FAN_OUT = event_and_fan_out_inserts(
+    id="id",
+    type="type",
+    occurred_at="occurred_at",
+    data="data",
+    request_id="request_id",
+    job_id="job_id",
+    job="job",
+    market="market",
+    queue="queue",
+    recipients="recipients",
+    channel_ids="channel_ids",
+    source_id="source_id",
+)
 # The event, its fan-out job in the outbox (``add_job``'s row) and the NOTIFY that wakes the
 # relay at commit, in one statement of constant text, prepared once per connection: every
 # event's producer pays one round trip, not an ORM flush and a second statement.
-_EVENTS: Table = Event.__table__  # type: ignore[assignment]
-_OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
 _RECORD_EVENT = (
     select(func.pg_notify(OUTBOX_CHANNEL, ""))
-    .add_cte(
-        insert(_EVENTS)
-        .values(
-            id=bindparam("id"),
-            type=bindparam("type"),
-            occurred_at=bindparam("occurred_at"),
-            market=bindparam("market"),
-            queue=bindparam("queue"),
-            recipients=bindparam("recipients"),
-            channel_ids=bindparam("channel_ids"),
-            data=bindparam("data", type_=JSONB),
-            request_id=bindparam("request_id"),
-            source_id=bindparam("source_id"),
-        )
-        .cte("event")
-    )
-    .add_cte(
-        insert(_OUTBOX)
-        .values(
-            id=bindparam("job_id"),
-            queue_name=FanOutEvent.queue,
-            function=FanOutEvent.function,
-            payload=bindparam("job", type_=JSONB),
-            request_id=bindparam("request_id"),
-        )
-        .cte("job")
-    )
+    .add_cte(_EVENT.cte("event"))
+    .add_cte(_FAN_OUT.cte("job"))
 )

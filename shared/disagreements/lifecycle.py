@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, Table, bindparam, func, insert, select
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.analytics.rollups import Slice, mark_slices_dirty, mark_verdict_slices_dirty
@@ -36,6 +35,7 @@ from shared.events import (
     DisagreementOpened,
     DisputeAwaitingArbitration,
     EventType,
+    event_and_fan_out_inserts,
     record_event,
 )
 from shared.jobs import FanOutEvent
@@ -45,8 +45,6 @@ from shared.models import (
     Decision,
     Disagreement,
     DisagreementChange,
-    Event,
-    OutboxJob,
     Verdict,
 )
 from shared.schemas.disagreements import (
@@ -169,34 +167,23 @@ async def _verdict(session: AsyncSession, verdict_id: uuid.UUID, *, lock: bool) 
 # those ``_keep_change``, ``record_change``, ``record_event`` and ``add_job`` write.
 _DISAGREEMENTS: Table = Disagreement.__table__  # type: ignore[assignment]
 _CHANGES: Table = DisagreementChange.__table__  # type: ignore[assignment]
-_EVENTS: Table = Event.__table__  # type: ignore[assignment]
-_OUTBOX: Table = OutboxJob.__table__  # type: ignore[assignment]
 _AUDIT_LOG: Table = AuditLogEntry.__table__  # type: ignore[assignment]
 
 
 def _event_and_job(name: str, *, source_id: bool) -> tuple[Insert, Insert]:
     """The insert of event ``name`` and of its fan-out job (bound as ``{name}_...``)."""
-    event = insert(_EVENTS).values(
-        id=bindparam(f"{name}_id"),
-        type=bindparam(f"{name}_type"),
-        occurred_at=bindparam("now"),
-        market=bindparam(f"{name}_market"),
-        data=bindparam(f"{name}_data", type_=JSONB),
-        request_id=bindparam("entry_request_id"),
-        source_id=bindparam("corrected_source_id") if source_id else None,
+    event, job = event_and_fan_out_inserts(
+        id=f"{name}_id",
+        type=f"{name}_type",
+        occurred_at="now",
+        market=f"{name}_market",
+        data=f"{name}_data",
+        request_id="entry_request_id",
+        source_id="corrected_source_id" if source_id else None,
+        job_id=f"{name}_job_id",
+        job=f"{name}_job",
     )
-    job = (
-        insert(_OUTBOX)
-        .values(
-            id=bindparam(f"{name}_job_id"),
-            queue_name=FanOutEvent.queue,
-            function=FanOutEvent.function,
-            payload=bindparam(f"{name}_job", type_=JSONB),
-            request_id=bindparam("entry_request_id"),
-        )
-        .returning(func.pg_notify(OUTBOX_CHANNEL, ""))
-    )
-    return event, job
+    return event, job.returning(func.pg_notify(OUTBOX_CHANNEL, ""))
 
 
 def _open_statement() -> Insert:
