@@ -102,7 +102,9 @@ def error_statuses(route: RouteContext, operation: dict[str, Any]) -> set[int]:
     statuses = {408, 413}
     if route.path_format not in PROBE_PATHS:
         statuses.add(429)
-    if get_principal in calls:
+    if get_principal in calls or any(
+        getattr(call, "authenticates_api_key", False) for call in calls
+    ):
         statuses |= {401, 503}
     if get_session in calls:
         statuses.add(503)

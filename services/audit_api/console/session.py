@@ -126,6 +126,9 @@ class ConsolePage(RoleCheck):
     """A console route admitting only ``roles``: sign-in first (else a redirect to it), 403
     for other roles, and on every write the CSRF check (``verify_csrf``)."""
 
+    # A signed-in session, not an API key.
+    authenticates_api_key = False
+
     async def __call__(  # type: ignore[override]
         self, request: Request, context: ConsoleContextDep
     ) -> ConsoleContext:
