@@ -1,0 +1,259 @@
+"""The notifier's HTTP transport on asyncio's own transports (``network_backend``), against
+a real HTTP/1.1 server in a thread of its own (blocking sockets, so it sees each TCP read
+as the kernel hands it over)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.abc
+import importlib.machinery
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+
+from services.notifier.network_backend import asyncio_http_transport
+from tests.support.tls import self_signed_certificate
+
+LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5)
+
+
+@dataclass
+class RecordingServer:
+    """An HTTP/1.1 server: answers each request with ``answer`` (200), keeps the connection
+    open unless ``close_after_answer``, or never answers when ``silent``."""
+
+    answer: bytes = b"ok"
+    close_after_answer: bool = False
+    silent: bool = False
+    tls: ssl.SSLContext | None = None
+    connections: int = 0
+    # Per request: the bytes of its first read, and the whole request.
+    first_reads: list[bytes] = field(default_factory=list)
+    requests: list[bytes] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    port: int = 0
+
+    def serve(self) -> Iterator[str]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.1)
+        self.port = listener.getsockname()[1]
+        thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        thread.start()
+        scheme = "https" if self.tls is not None else "http"
+        try:
+            yield f"{scheme}://127.0.0.1:{self.port}/hook"
+        finally:
+            self.stopping.set()
+            thread.join(5)
+            listener.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
+
+    def _handle(self, raw: socket.socket) -> None:
+        connection = raw
+        try:
+            if self.tls is not None:
+                connection = self.tls.wrap_socket(raw, server_side=True)
+            connection.settimeout(0.1)
+            while not self.stopping.is_set():
+                request = self._read_request(connection)
+                if request is None:
+                    return
+                if self.silent:
+                    self.stopping.wait()
+                    return
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.answer)
+                    + self.answer
+                )
+                if self.close_after_answer:
+                    # No "Connection: close": the client learns of it as of an idle
+                    # keep-alive connection the server dropped.
+                    time.sleep(0.05)
+                    return
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            connection.close()
+
+    def _read_request(self, connection: socket.socket) -> bytes | None:
+        data = b""
+        first_read: bytes | None = None
+        while True:
+            head_end = data.find(b"\r\n\r\n")
+            if head_end >= 0:
+                head = data[:head_end].lower()
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name == b"content-length":
+                        length = int(value)
+                if len(data) >= head_end + 4 + length:
+                    assert first_read is not None
+                    self.first_reads.append(first_read)
+                    self.requests.append(data)
+                    return data
+            try:
+                chunk = connection.recv(1 << 20)
+            except TimeoutError:
+                if self.stopping.is_set():
+                    return None
+                continue
+            if not chunk:
+                return None
+            if first_read is None:
+                first_read = chunk
+            data += chunk
+
+
+@pytest.fixture
+def server() -> RecordingServer:
+    return RecordingServer()
+
+
+async def _post(
+    transport: httpx.AsyncBaseTransport, url: str, body: bytes, *, read_timeout: float = 5.0
+) -> httpx.Response:
+    request = httpx.Request(
+        "POST", url, content=body, extensions={"timeout": httpx.Timeout(read_timeout).as_dict()}
+    )
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    await response.aclose()
+    return response
+
+
+async def test_a_request_goes_out_in_one_write_on_a_kept_alive_connection(
+    server: RecordingServer,
+) -> None:
+    # httpcore writes a request's head and its body separately; on anyio each write was its
+    # own send(2), so the receiver's first read held only the head.
+    body = b'{"event": "x", "data": "' + b"y" * 2_000 + b'"}'
+    transport = asyncio_http_transport(limits=LIMITS)
+    for url in server.serve():
+        for _ in range(20):
+            response = await _post(transport, url, body)
+            assert (response.status_code, response.content) == (200, b"ok")
+        await transport.aclose()
+    assert server.connections == 1
+    assert len(server.requests) == 20
+    assert server.first_reads == server.requests
+    assert all(request.endswith(body) for request in server.requests)
+
+
+async def test_an_idle_connection_the_server_dropped_is_not_used_again() -> None:
+    server = RecordingServer(close_after_answer=True)
+    transport = asyncio_http_transport(limits=LIMITS)
+    for url in server.serve():
+        for _ in range(3):
+            response = await _post(transport, url, b"{}")
+            assert response.status_code == 200
+            # The server has closed the connection by now; the pool must notice before it
+            # sends the next request on it.
+            await asyncio.sleep(0.2)
+        await transport.aclose()
+    assert server.connections == 3
+    assert len(server.requests) == 3
+
+
+async def test_large_bodies_go_out_and_come_back_whole() -> None:
+    answer = bytes(range(256)) * 8_192  # 2 MiB: more than the read high-water mark
+    server = RecordingServer(answer=answer)
+    body = b"z" * (3 << 20)  # 3 MiB: written in more than one flush
+    transport = asyncio_http_transport(limits=LIMITS)
+    for url in server.serve():
+        response = await _post(transport, url, body)
+        await transport.aclose()
+    assert hashlib.sha256(response.content).digest() == hashlib.sha256(answer).digest()
+    assert server.requests[0].endswith(body)
+
+
+async def test_a_silent_server_is_a_read_timeout() -> None:
+    server = RecordingServer(silent=True)
+    transport = asyncio_http_transport(limits=LIMITS)
+    for url in server.serve():
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            await _post(transport, url, b"{}", read_timeout=0.3)
+        assert time.monotonic() - started < 3
+        await transport.aclose()
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    transport = asyncio_http_transport(limits=LIMITS)
+    with pytest.raises(httpx.ConnectError):
+        await _post(transport, f"http://127.0.0.1:{port}/hook", b"{}")
+    await transport.aclose()
+
+
+async def test_tls_to_a_trusted_certificate_and_not_to_an_unknown_one(tmp_path: Path) -> None:
+    certificate_file, key_file = self_signed_certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(certificate_file, key_file)
+    server = RecordingServer(tls=server_tls)
+    trusting = asyncio_http_transport(
+        limits=LIMITS, verify=ssl.create_default_context(cafile=str(certificate_file))
+    )
+    default = asyncio_http_transport(limits=LIMITS)
+    for url in server.serve():
+        for _ in range(2):
+            response = await _post(trusting, url, b'{"a": 1}')
+            assert (response.status_code, response.content) == (200, b"ok")
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await _post(default, url, b'{"a": 1}')
+        await trusting.aclose()
+        await default.aclose()
+    assert len(server.requests) == 2
+    # Both requests went over one TLS connection (the refused one is the second).
+    assert server.connections == 2
+
+
+class _RecordingFinder(importlib.abc.MetaPathFinder):
+    def __init__(self) -> None:
+        self.looked_up: list[str] = []
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        self.looked_up.append(fullname)
+        return None
+
+
+async def test_sending_looks_up_no_module(server: RecordingServer) -> None:
+    # httpcore asks sniffio which event loop runs; without sniffio installed it retried the
+    # failed import (a search of sys.path) several times per request.
+    transport = asyncio_http_transport(limits=LIMITS)
+    finder = _RecordingFinder()
+    for url in server.serve():
+        await _post(transport, url, b"{}")
+        sys.meta_path.insert(0, finder)
+        try:
+            for _ in range(3):
+                await _post(transport, url, b"{}")
+        finally:
+            sys.meta_path.remove(finder)
+        await transport.aclose()
+    assert finder.looked_up == []
