@@ -401,6 +401,32 @@ async def test_incorrect_verdict_opens_a_disagreement_and_a_correction(
     )
 
 
+@pytest.mark.parametrize(
+    "judgment",
+    [
+        {"outcome": "correct", "comment": "clear case"},
+        {"outcome": "incorrect", "expected_action": "approve", "severity": "major"},
+    ],
+)
+async def test_a_verdicts_answer_is_the_audit_as_read_back(
+    client: httpx.AsyncClient,
+    sender: SignedSender,
+    sessionmaker: Sessions,
+    judgment: dict[str, Any],
+) -> None:
+    # The verdict's answer is built from the row it locked, not read back: it must say what
+    # reading the judged audit says (status, lease, moderator, verdict, disagreement).
+    [audit_id] = await make_audits(sender, sessionmaker, [decision_event(1)])
+    key = await auditor(sessionmaker)
+    await claim(client, key)
+    response = await verdict(client, key, audit_id, **judgment)
+    assert response.status_code == 200, response.text
+    seen = await client.get(f"/v1/audits/{audit_id}", headers=auth(key))
+    assert seen.status_code == 200
+    assert response.json() == seen.json()
+    assert (response.json()["disagreement_id"] is None) == (judgment["outcome"] == "correct")
+
+
 async def test_a_verdict_queues_its_jobs_with_its_rows(
     client: httpx.AsyncClient, sender: SignedSender, sessionmaker: Sessions
 ) -> None:

@@ -76,7 +76,6 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.audit_log.record import CHANGE_COLUMNS, change_values, record_change
 from shared.core.auth import Principal, Role
@@ -677,13 +676,14 @@ def _unique(labels: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
-def expected_labels_of(data: VerdictCreate, decision: Decision) -> list[str]:
-    """The expected labels, defaulted as ``VerdictCreate`` documents."""
+def expected_labels_of(data: VerdictCreate, decision_labels: list[str]) -> list[str]:
+    """The expected labels, defaulted as ``VerdictCreate`` documents (``decision_labels``:
+    the moderator's)."""
     if data.expected_labels is not None:
         return _unique(data.expected_labels)
     if data.expected_action == NON_ENFORCING_ACTION:
         return []
-    return list(decision.policy_labels)
+    return list(decision_labels)
 
 
 async def _policy_versions(
@@ -775,12 +775,65 @@ _HAS_OPEN_SHADOW_ITEMS = (
     )
     .exists()
 )
+# What a verdict reads of the audit it judges and of the audit's decision (the decision's
+# columns as ``decision_<name>``): plain columns, no entity loaded into the session.
+_JUDGED_AUDIT_COLUMNS = (*_CLAIMED_AUDIT_COLUMNS, "moderator_id", "is_golden")
+_JUDGED_DECISION_COLUMNS = (*_CLAIMED_DECISION_COLUMNS, "source_id")
 _AUDIT_TO_JUDGE = (
-    select(Audit, Decision, _VERSIONS_OF_JUDGED, _HAS_OPEN_SHADOW_ITEMS)
-    .join(Decision, Decision.id == Audit.decision_id)
-    .where(Audit.id == bindparam("audit_id"))
-    .with_for_update(of=Audit)
+    select(
+        *(_AUDITS.c[name] for name in _JUDGED_AUDIT_COLUMNS),
+        *(_DECISIONS.c[name].label(f"decision_{name}") for name in _JUDGED_DECISION_COLUMNS),
+        _VERSIONS_OF_JUDGED.label("policies"),
+        _HAS_OPEN_SHADOW_ITEMS.label("open_shadow_items"),
+    )
+    .select_from(_AUDITS.join(_DECISIONS, _DECISIONS.c.id == _AUDITS.c.decision_id))
+    .where(_AUDITS.c.id == bindparam("audit_id"))
+    .with_for_update(of=_AUDITS)
 )
+
+
+def _judged_entities(
+    row: Row[Any], verdict: dict[str, Any], *, completed_at: datetime
+) -> tuple[Audit, Decision, Verdict]:
+    """The judged audit (completed), its decision and the verdict as transient entities,
+    for the steps that take entities (a golden verdict, a disagreement); never added to
+    the session."""
+    audit_values = {name: getattr(row, name) for name in _JUDGED_AUDIT_COLUMNS}
+    audit_values.update(status="completed", completed_at=completed_at, lease_expires_at=None)
+    audit = Audit(**audit_values, decision_id=row.decision_id)
+    decision = Decision(
+        **{
+            "metadata_" if name == "metadata" else name: getattr(row, f"decision_{name}")
+            for name in _JUDGED_DECISION_COLUMNS
+        }
+    )
+    return audit, decision, Verdict(**verdict)
+
+
+def _judged_read(
+    row: Row[Any],
+    verdict: VerdictRead,
+    *,
+    completed_at: datetime,
+    disagreement_id: uuid.UUID | None,
+    hide_golden: bool,
+) -> AuditRead:
+    """What ``audit_read`` gives of the audit just judged (completed, not blind), built
+    from the row ``_AUDIT_TO_JUDGE`` read."""
+    audit_values = {name: getattr(row, name) for name in _CLAIMED_AUDIT_COLUMNS}
+    audit_values.update(status="completed", completed_at=completed_at, lease_expires_at=None)
+    return AuditRead(
+        **audit_values,
+        is_golden=row.is_golden and not hide_golden,
+        moderator_id=row.moderator_id,
+        decision=AuditDecision(
+            **{name: getattr(row, f"decision_{name}") for name in _CLAIMED_DECISION_COLUMNS},
+            moderator_id=row.moderator_id,
+        ),
+        verdict=verdict,
+        error_type=verdict.error_type,
+        disagreement_id=disagreement_id,
+    )
 
 
 async def submit_verdict(
@@ -798,7 +851,8 @@ async def submit_verdict(
     """
     given_codes = data.expected_labels if data.outcome == "incorrect" else None
     row = (
-        await session.execute(
+        await _core(
+            session,
             _AUDIT_TO_JUDGE,
             {
                 "audit_id": audit_id,
@@ -807,30 +861,30 @@ async def submit_verdict(
             },
         )
     ).first()
-    if row is None or not principal.can_see_market(row[0].market):
+    if row is None or not principal.can_see_market(row.market):
         raise NotFound("audit not found")
-    audit, decision, policies, open_shadow_items = row[0], row[1], row[2], row[3]
     auditor_id = principal.reviewer_id
-    if audit.status == "completed":
+    if row.status == "completed":
         raise Conflict("this audit already has a verdict")
-    if auditor_id is None or audit.status != "claimed" or audit.auditor_id != auditor_id:
+    if auditor_id is None or row.status != "claimed" or row.auditor_id != auditor_id:
         raise Conflict(
             "this audit is not claimed by you (never claimed, or its lease expired and it was"
             " claimed again): claim work with POST /v1/audits/claim"
         )
 
+    decision_labels: list[str] = row.decision_policy_labels
     expected_labels: list[str] | None = None
     error_type = None
     if data.outcome == "incorrect":
         assert data.expected_action is not None  # VerdictCreate guarantees it
-        expected_labels = expected_labels_of(data, decision)
+        expected_labels = expected_labels_of(data, decision_labels)
         error_type = derive_error_type(
-            decision.action, decision.policy_labels, data.expected_action, expected_labels
+            row.decision_action, decision_labels, data.expected_action, expected_labels
         )
         if error_type is None:
             raise UnprocessableEntity(
                 "an incorrect verdict must expect another decision than the moderator's"
-                f" ({decision.action} with {sorted(set(decision.policy_labels))})",
+                f" ({row.decision_action} with {sorted(set(decision_labels))})",
                 errors=[
                     {"loc": ["expected_action"], "msg": "is the moderator's own decision"},
                     {"loc": ["expected_labels"], "msg": "is the moderator's own decision"},
@@ -839,84 +893,94 @@ async def submit_verdict(
 
     now = utcnow()
     # The expected labels are the given ones or the decision's: all read with the audit.
-    versions: dict[str, int] = policies["versions"]
-    if policies["unregistered"]:
+    versions: dict[str, int] = row.policies["versions"]
+    if row.policies["unregistered"]:
         versions = await _policy_versions(
-            session, [*decision.policy_labels, *(expected_labels or [])], at=decision.decided_at
+            session, [*decision_labels, *(expected_labels or [])], at=row.decision_decided_at
         )
-    verdict = Verdict(
-        id=uuid.uuid4(),
-        audit_id=audit.id,
-        decision_id=decision.id,
-        auditor_id=auditor_id,
-        moderator_id=audit.moderator_id,
-        market=audit.market,
-        queue=audit.queue,
-        day=audit.day,
-        outcome=data.outcome,
-        effective_outcome=data.outcome,
-        expected_action=data.expected_action,
-        expected_labels=expected_labels,
-        severity=data.severity,
-        error_type=error_type,
-        comment=data.comment,
-        policy_versions=versions,
-        created_at=now,
+    # The verdict's columns, by ORM attribute name (``_VERDICT_COLUMNS``).
+    verdict_values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "audit_id": row.id,
+        "decision_id": row.decision_id,
+        "auditor_id": auditor_id,
+        "moderator_id": row.moderator_id,
+        "market": row.market,
+        "queue": row.queue,
+        "day": row.day,
+        "outcome": data.outcome,
+        "effective_outcome": data.outcome,
+        "expected_action": data.expected_action,
+        "expected_labels": expected_labels,
+        "severity": data.severity,
+        "error_type": error_type,
+        "comment": data.comment,
+        "policy_versions": versions,
+        "created_at": now,
+    }
+    verdict = VerdictRead(**verdict_values)
+    before = _snapshot(
+        status=row.status,
+        auditor_id=row.auditor_id,
+        claimed_at=row.claimed_at,
+        lease_expires_at=row.lease_expires_at,
+        completed_at=row.completed_at,
     )
-    before = _audit_snapshot(audit)
-    for name, value in (("status", "completed"), ("completed_at", now), ("lease_expires_at", None)):
-        set_committed_value(audit, name, value)
+    after = _snapshot(
+        status="completed",
+        auditor_id=row.auditor_id,
+        claimed_at=row.claimed_at,
+        lease_expires_at=None,
+        completed_at=now,
+    )
     # The verdict row, the audit's completion, the log entry and (not golden) the dirty
-    # rollup slice in one statement; ``verdict`` stays out of the session (nothing to
-    # flush), the steps below only read it.
+    # rollup slice in one statement.
     await _core(
         session,
-        _GOLDEN_VERDICT_WRITE if audit.is_golden else _VERDICT_WRITE,
+        _GOLDEN_VERDICT_WRITE if row.is_golden else _VERDICT_WRITE,
         {
-            "audit_id": audit.id,
+            "audit_id": row.id,
             "now": now,
-            "slice_day": verdict.day,
-            "slice_market": verdict.market,
-            "slice_queue": verdict.queue,
-            "slice_moderator_id": verdict.moderator_id,
+            "slice_day": row.day,
+            "slice_market": row.market,
+            "slice_queue": row.queue,
+            "slice_moderator_id": row.moderator_id,
             # The moderator's slice (marked here) counts this verdict once the job runs.
             "rollup_job_id": uuid.uuid4(),
             "rollup_job_payload": _ROLLUP_JOB_PAYLOAD,
-            **{f"verdict_{column}": getattr(verdict, key) for key, column in _VERDICT_COLUMNS},
+            **{f"verdict_{column}": verdict_values[key] for key, column in _VERDICT_COLUMNS},
             **_log_params(
                 actor=principal,
                 action="audit.verdict",
                 entity_type=ENTITY,
-                entity_id=audit.id,
+                entity_id=row.id,
                 before=before,
-                after={
-                    **_audit_snapshot(audit),
-                    "verdict": VerdictRead.model_validate(verdict).model_dump(mode="json"),
-                },
+                after={**after, "verdict": verdict.model_dump(mode="json")},
             ),
         },
     )
 
-    if open_shadow_items:
+    if row.open_shadow_items:
         await complete_shadow_audit_items(session, reviewer_id=auditor_id, actor=principal)
-    if audit.is_golden:
-        await record_golden_verdict(session, audit=audit, verdict=verdict)
     disagreement_id = None
-    if data.outcome == "incorrect" and not audit.is_golden:
-        disagreement_id = await open_disagreement(
-            session,
-            actor=principal,
-            audit=audit,
-            decision=decision,
-            verdict=verdict,
-            dispute_window=timedelta(hours=dispute_window_hours),
-        )
-    return audit_read(
-        audit,
-        decision,
-        verdict=verdict,
+    if row.is_golden or data.outcome == "incorrect":
+        audit, decision, judged = _judged_entities(row, verdict_values, completed_at=now)
+        if row.is_golden:
+            await record_golden_verdict(session, audit=audit, verdict=judged)
+        else:
+            disagreement_id = await open_disagreement(
+                session,
+                actor=principal,
+                audit=audit,
+                decision=decision,
+                verdict=judged,
+                dispute_window=timedelta(hours=dispute_window_hours),
+            )
+    return _judged_read(
+        row,
+        verdict,
+        completed_at=now,
         disagreement_id=disagreement_id,
-        blind=False,
         hide_golden=principal.role == "qa_auditor",
     )
 
