@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -18,7 +17,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.audit_api.decisions.writer import STORE_DECISIONS, reference_columns
+from services.audit_api.decisions.writer import STORE_DECISIONS, store_arguments
 from shared.core.migrate import alembic_config, include_object, upgrade_to_head
 from shared.decisions.partitions import MonthPartition, add_months
 from shared.models import Base
@@ -119,10 +118,7 @@ async def _store_through_intake(url: str, event_ids: list[str]) -> list[str]:
     try:
         rows = await connection.fetch(
             STORE_DECISIONS,
-            uuid.UUID(_SOURCE),
-            orjson.dumps([event.model_dump(mode="json") for event in parsed]).decode(),
-            uuid.uuid4(),
-            *reference_columns(parsed),
+            *store_arguments(source_id=uuid.UUID(_SOURCE), batch_id=uuid.uuid4(), events=parsed),
         )
         return sorted(row["event_id"] for row in rows)
     finally:

@@ -43,8 +43,7 @@ import uuid
 from dataclasses import dataclass
 
 import asyncpg
-from pydantic import TypeAdapter
-from pydantic_core import PydanticSerializationError
+import orjson
 
 from services.audit_api.metrics import DECISIONS_ACCEPTED, DECISIONS_DUPLICATE, INTAKE_FLUSH_EVENTS
 from shared.core.errors import ServiceUnavailable
@@ -57,15 +56,17 @@ from shared.schemas.decisions import DecisionEvent, IntakeResult
 
 logger = logging.getLogger(__name__)
 
-_EVENTS = TypeAdapter(list[DecisionEvent])
-
 # One statement stores one source's share of a flush, and is its own transaction: it
 # registers the markets, queues, policy codes and moderators it names (first reference
 # creates them, and a moderator gains the markets it decides in; sorted, so concurrent
 # statements cannot deadlock), inserts the idempotency keys that are new and then their
 # decisions (event ids are distinct and sorted: the writer keeps each one's first
-# occurrence), and records their IntakeBatch. The events travel as one JSON document that
-# PostgreSQL unpacks (json_to_recordset): one parameter to encode instead of thirteen arrays.
+# occurrence), and records their IntakeBatch. The events travel as one JSON array per column
+# (store_arguments), zipped back into rows by ROWS FROM: json_to_recordset, which took one
+# JSON document of objects, builds a hash table of every object's keys and was 13.5 µs of
+# PostgreSQL's CPU per event at 1,000 events a statement, these arrays 2.9; and asyncpg
+# encodes a text or timestamp array element by element, slower than orjson writes the
+# JSON (about 1 and 3.5 µs per event and column against 0.2).
 STORE_DECISIONS = """
 WITH markets AS (
     INSERT INTO markets (code, default_language, time_zone)
@@ -92,10 +93,18 @@ WITH markets AS (
     )
     WHERE NOT reviewers.markets @> excluded.markets
 ), events AS (
-    SELECT * FROM json_to_recordset($2::json) AS e(
-        event_id text, content_id text, content_type text, queue text, market text,
-        language text, moderator_id text, action text, policy_labels text[],
-        decided_at timestamptz, handling_time_ms int8, metadata jsonb)
+    SELECT event_id, content_id, content_type, queue, market, language, moderator_id, action,
+           policy_labels::text[] AS policy_labels, decided_at::timestamptz AS decided_at,
+           handling_time_ms::int8 AS handling_time_ms, metadata::jsonb AS metadata
+    FROM ROWS FROM (
+        json_array_elements_text($2::json), json_array_elements_text($12::json),
+        json_array_elements_text($13::json), json_array_elements_text($14::json),
+        json_array_elements_text($15::json), json_array_elements_text($16::json),
+        json_array_elements_text($17::json), json_array_elements_text($18::json),
+        json_array_elements_text($19::json), json_array_elements_text($20::json),
+        json_array_elements_text($21::json), json_array_elements($22::json)
+    ) AS e(event_id, content_id, content_type, queue, market, language, moderator_id, action,
+           policy_labels, decided_at, handling_time_ms, metadata)
 ), keys AS (
     -- The idempotency key goes first: decisions is partitioned by decided_at and cannot
     -- hold a unique (source_id, event_id). A key already stored, or being stored by a
@@ -364,11 +373,7 @@ class DecisionWriter:
         events = [group[event_id][0] for event_id in sorted(group)]
         batch_id = uuid.uuid4()
         stored = await connection.fetch(
-            STORE_DECISIONS,
-            source_id,
-            _EVENTS.dump_json(events).decode(),
-            batch_id,
-            *reference_columns(events),
+            STORE_DECISIONS, *store_arguments(source_id=source_id, batch_id=batch_id, events=events)
         )
         for record in stored:
             group[record["event_id"]][1].accepted += 1
@@ -404,8 +409,48 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 _DATA_ERRORS = (
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
-    PydanticSerializationError,
+    orjson.JSONEncodeError,
 )
+
+# STORE_DECISIONS's text columns after event_id, in the order of its parameters $12 to $18.
+_TEXT_COLUMNS = (
+    "content_id",
+    "content_type",
+    "queue",
+    "market",
+    "language",
+    "moderator_id",
+    "action",
+)
+
+
+def store_arguments(
+    *, source_id: uuid.UUID, batch_id: uuid.UUID, events: list[DecisionEvent]
+) -> list[object]:
+    """STORE_DECISIONS's parameters for ``events`` of one source (distinct event ids, sorted):
+    the reference columns, and the events as one JSON array per column."""
+    dumps = orjson.dumps
+    return [
+        source_id,
+        dumps([event.event_id for event in events]).decode(),
+        batch_id,
+        *reference_columns(events),
+        *(dumps([getattr(event, name) for event in events]).decode() for name in _TEXT_COLUMNS),
+        dumps([_array_literal(event.policy_labels) for event in events]).decode(),
+        # orjson writes an aware datetime in RFC 3339 with its offset, which PostgreSQL reads.
+        dumps([event.decided_at for event in events]).decode(),
+        dumps([event.handling_time_ms for event in events]).decode(),
+        dumps([event.metadata for event in events]).decode(),
+    ]
+
+
+def _array_literal(values: list[str]) -> str:
+    """``values`` as a PostgreSQL array literal, each element quoted (so that none reads as
+    NULL) and escaped: one text per event, where a nested JSON array would need a subquery."""
+    if not values:
+        return "{}"
+    quoted = (value.replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return '{"' + '","'.join(quoted) + '"}'
 
 
 def reference_columns(events: list[DecisionEvent]) -> list[list[str]]:
