@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -95,6 +96,33 @@ class RoleCheck:
 def require_roles(*roles: Role) -> RoleCheck:
     """A dependency admitting only these roles (see ``RoleCheck``)."""
     return RoleCheck(roles)
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A role-checked caller and the request's unit of work (``RoleWork``)."""
+
+    session: AsyncSession
+    principal: Principal
+
+
+class RoleWork(RoleCheck):
+    """A role check that also opens the request's unit of work (``get_session``'s), for the
+    busiest operations (a claim, a verdict): one dependency instead of two, and FastAPI's
+    solving of a dependency, a generator one most, costs them a few per cent of their CPU.
+
+    Use it as ``Annotated[Work, Depends(RoleWork(...), scope="function")]`` and take no
+    ``SessionDep`` beside it (that would be a second transaction).
+    """
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request
+    ) -> AsyncIterator[Work]:
+        async with unit_of_work(request.app.state.sessionmaker) as session:
+            principal = await _authenticate(request, session)
+            if principal.role not in self.roles:
+                raise Forbidden(f"role '{principal.role}' may not do this")
+            yield Work(session, principal)
 
 
 class PublicAccess:

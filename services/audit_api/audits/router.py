@@ -7,7 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from services.audit_api.deps import ANY_ROLE, SessionDep, app_settings, require_roles
+from services.audit_api.deps import (
+    ANY_ROLE,
+    RoleWork,
+    SessionDep,
+    Work,
+    app_settings,
+    require_roles,
+)
 from shared.audits import service
 from shared.core.auth import Principal, Role
 from shared.core.encryption import golden_selection_key
@@ -16,7 +23,9 @@ from shared.schemas.common import Page, Problem
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"])
 
-AuditorDep = Annotated[Principal, Depends(require_roles(Role.QA_AUDITOR))]
+# The work queue's operations, the busiest after intake, take the auditor and the unit of
+# work from one dependency.
+AuditorWorkDep = Annotated[Work, Depends(RoleWork([Role.QA_AUDITOR]), scope="function")]
 ReaderDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
 
 
@@ -28,9 +37,7 @@ ReaderDep = Annotated[Principal, Depends(require_roles(*ANY_ROLE))]
         403: {"model": Problem},
     },
 )
-async def claim_audit(
-    request: Request, session: SessionDep, principal: AuditorDep
-) -> AuditRead | Response:
+async def claim_audit(request: Request, work: AuditorWorkDep) -> AuditRead | Response:
     """Hand the calling auditor the next audit to judge, under a lease; 204 when none is left.
 
     Only audits in the auditor's markets and languages (their reviewer profile), never a
@@ -41,8 +48,8 @@ async def claim_audit(
     """
     settings = app_settings(request)
     audit = await service.claim_next_audit(
-        session,
-        principal=principal,
+        work.session,
+        principal=work.principal,
         lease_minutes=settings.claim_lease_minutes,
         golden_rate=settings.golden_rate,
         golden_key=golden_selection_key(settings),
@@ -61,8 +68,7 @@ async def submit_verdict(
     audit_id: uuid.UUID,
     body: VerdictCreate,
     request: Request,
-    session: SessionDep,
-    principal: AuditorDep,
+    work: AuditorWorkDep,
 ) -> AuditRead:
     """Judge the audit you hold: ``correct``, or ``incorrect`` with what it should have been.
 
@@ -72,8 +78,8 @@ async def submit_verdict(
     is already judged or not claimed by you.
     """
     return await service.submit_verdict(
-        session,
-        principal=principal,
+        work.session,
+        principal=work.principal,
         audit_id=audit_id,
         data=body,
         dispute_window_hours=app_settings(request).dispute_window_hours,
