@@ -46,7 +46,7 @@ from services.notifier.deliveries import (
     send_test_message,
 )
 from services.notifier.digests import send_due_digests
-from services.notifier.network_backend import asyncio_http_transport
+from services.notifier.http11 import notifier_http_transport
 from shared.core.db import unit_of_work
 from shared.core.encryption import SecretBox, derived_key, secret_box
 from shared.core.observability import configure_logging, request_id_var
@@ -132,7 +132,7 @@ EVENT_SWEEP_WINDOW = timedelta(hours=24)
 class NotifierState(WorkerState):
     """The notifier's state: one HTTP transport (one connection pool) behind every adapter."""
 
-    http: httpx.AsyncHTTPTransport
+    http: httpx.AsyncBaseTransport
     adapters: Mapping[str, ChannelAdapter]
     box: SecretBox
     retry_policy: RetryPolicy
@@ -151,7 +151,7 @@ def open_notifier_state(settings: Settings, *, redis: ArqRedis) -> NotifierState
     """The notifier's state for ``settings``: database, HTTP transport, adapters, keys."""
     # Timeouts are the adapters' (per request); redirects are never followed by a transport.
     proxy = settings.notifier_proxy_url
-    http = asyncio_http_transport(
+    http = notifier_http_transport(
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         proxy=proxy.get_secret_value() if proxy is not None else None,
     )

@@ -1,6 +1,7 @@
-"""The notifier's HTTP transport on asyncio's own transports (``network_backend``), against
-a real HTTP/1.1 server in a thread of its own (blocking sockets, so it sees each TCP read
-as the kernel hands it over)."""
+"""The notifier's HTTP transports, against a real HTTP/1.1 server in a thread of its own
+(blocking sockets, so it sees each TCP read as the kernel hands it over): its own
+(``http11``), and httpx's on asyncio's transports (``network_backend``), which it falls
+back to for proxies."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,7 @@ from types import ModuleType
 import httpx
 import pytest
 
+from services.notifier.http11 import notifier_http_transport
 from services.notifier.network_backend import asyncio_http_transport
 from tests.support.tls import self_signed_certificate
 
@@ -33,6 +35,8 @@ class RecordingServer:
     open unless ``close_after_answer``, or never answers when ``silent``."""
 
     answer: bytes = b"ok"
+    # Sent as it is instead of a 200 with ``answer``.
+    raw_answer: bytes | None = None
     close_after_answer: bool = False
     silent: bool = False
     tls: ssl.SSLContext | None = None
@@ -80,7 +84,9 @@ class RecordingServer:
                     self.stopping.wait()
                     return
                 connection.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.answer)
+                    self.raw_answer
+                    if self.raw_answer is not None
+                    else b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.answer)
                     + self.answer
                 )
                 if self.close_after_answer:
@@ -128,6 +134,17 @@ def server() -> RecordingServer:
     return RecordingServer()
 
 
+MakeTransport = Callable[..., httpx.AsyncBaseTransport]
+
+
+@pytest.fixture(params=["http11", "httpcore-on-asyncio"])
+def make_transport(request: pytest.FixtureRequest) -> MakeTransport:
+    """Each test runs on both transports the notifier uses."""
+    if request.param == "http11":
+        return notifier_http_transport
+    return asyncio_http_transport
+
+
 async def _post(
     transport: httpx.AsyncBaseTransport, url: str, body: bytes, *, read_timeout: float = 5.0
 ) -> httpx.Response:
@@ -141,12 +158,12 @@ async def _post(
 
 
 async def test_a_request_goes_out_in_one_write_on_a_kept_alive_connection(
-    server: RecordingServer,
+    server: RecordingServer, make_transport: MakeTransport
 ) -> None:
     # httpcore writes a request's head and its body separately; on anyio each write was its
     # own send(2), so the receiver's first read held only the head.
     body = b'{"event": "x", "data": "' + b"y" * 2_000 + b'"}'
-    transport = asyncio_http_transport(limits=LIMITS)
+    transport = make_transport(limits=LIMITS)
     for url in server.serve():
         for _ in range(20):
             response = await _post(transport, url, body)
@@ -158,9 +175,11 @@ async def test_a_request_goes_out_in_one_write_on_a_kept_alive_connection(
     assert all(request.endswith(body) for request in server.requests)
 
 
-async def test_an_idle_connection_the_server_dropped_is_not_used_again() -> None:
+async def test_an_idle_connection_the_server_dropped_is_not_used_again(
+    make_transport: MakeTransport,
+) -> None:
     server = RecordingServer(close_after_answer=True)
-    transport = asyncio_http_transport(limits=LIMITS)
+    transport = make_transport(limits=LIMITS)
     for url in server.serve():
         for _ in range(3):
             response = await _post(transport, url, b"{}")
@@ -173,11 +192,11 @@ async def test_an_idle_connection_the_server_dropped_is_not_used_again() -> None
     assert len(server.requests) == 3
 
 
-async def test_large_bodies_go_out_and_come_back_whole() -> None:
+async def test_large_bodies_go_out_and_come_back_whole(make_transport: MakeTransport) -> None:
     answer = bytes(range(256)) * 8_192  # 2 MiB: more than the read high-water mark
     server = RecordingServer(answer=answer)
     body = b"z" * (3 << 20)  # 3 MiB: written in more than one flush
-    transport = asyncio_http_transport(limits=LIMITS)
+    transport = make_transport(limits=LIMITS)
     for url in server.serve():
         response = await _post(transport, url, body)
         await transport.aclose()
@@ -185,9 +204,9 @@ async def test_large_bodies_go_out_and_come_back_whole() -> None:
     assert server.requests[0].endswith(body)
 
 
-async def test_a_silent_server_is_a_read_timeout() -> None:
+async def test_a_silent_server_is_a_read_timeout(make_transport: MakeTransport) -> None:
     server = RecordingServer(silent=True)
-    transport = asyncio_http_transport(limits=LIMITS)
+    transport = make_transport(limits=LIMITS)
     for url in server.serve():
         started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
@@ -196,25 +215,27 @@ async def test_a_silent_server_is_a_read_timeout() -> None:
         await transport.aclose()
 
 
-async def test_a_refused_connection_is_a_connect_error() -> None:
+async def test_a_refused_connection_is_a_connect_error(make_transport: MakeTransport) -> None:
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))
         port = placeholder.getsockname()[1]
-    transport = asyncio_http_transport(limits=LIMITS)
+    transport = make_transport(limits=LIMITS)
     with pytest.raises(httpx.ConnectError):
         await _post(transport, f"http://127.0.0.1:{port}/hook", b"{}")
     await transport.aclose()
 
 
-async def test_tls_to_a_trusted_certificate_and_not_to_an_unknown_one(tmp_path: Path) -> None:
+async def test_tls_to_a_trusted_certificate_and_not_to_an_unknown_one(
+    tmp_path: Path, make_transport: MakeTransport
+) -> None:
     certificate_file, key_file = self_signed_certificate(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(certificate_file, key_file)
     server = RecordingServer(tls=server_tls)
-    trusting = asyncio_http_transport(
+    trusting = make_transport(
         limits=LIMITS, verify=ssl.create_default_context(cafile=str(certificate_file))
     )
-    default = asyncio_http_transport(limits=LIMITS)
+    default = make_transport(limits=LIMITS)
     for url in server.serve():
         for _ in range(2):
             response = await _post(trusting, url, b'{"a": 1}')
@@ -242,10 +263,12 @@ class _RecordingFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-async def test_sending_looks_up_no_module(server: RecordingServer) -> None:
+async def test_sending_looks_up_no_module(
+    server: RecordingServer, make_transport: MakeTransport
+) -> None:
     # httpcore asks sniffio which event loop runs; without sniffio installed it retried the
     # failed import (a search of sys.path) several times per request.
-    transport = asyncio_http_transport(limits=LIMITS)
+    transport = make_transport(limits=LIMITS)
     finder = _RecordingFinder()
     for url in server.serve():
         await _post(transport, url, b"{}")
@@ -257,3 +280,92 @@ async def test_sending_looks_up_no_module(server: RecordingServer) -> None:
             sys.meta_path.remove(finder)
         await transport.aclose()
     assert finder.looked_up == []
+
+
+@pytest.mark.parametrize(
+    ("raw_answer", "status", "body", "reused"),
+    [
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            200,
+            b"hello world",
+            True,
+            id="chunked",
+        ),
+        pytest.param(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+            201,
+            b"ok",
+            True,
+            id="interim-100-then-201",
+        ),
+        pytest.param(
+            b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.example/\r\n"
+            b"Content-Length: 0\r\n\r\n",
+            302,
+            b"",
+            True,
+            id="redirect-returned-not-followed",
+        ),
+        pytest.param(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nConnection: close\r\n"
+            b"Content-Length: 4\r\n\r\nbusy",
+            503,
+            b"busy",
+            False,
+            id="connection-close",
+        ),
+        pytest.param(
+            b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+            200,
+            b"until the end",
+            False,
+            id="body-ended-by-close",
+        ),
+    ],
+)
+async def test_answers_of_every_shape_are_read(
+    make_transport: MakeTransport, raw_answer: bytes, status: int, body: bytes, reused: bool
+) -> None:
+    server = RecordingServer(raw_answer=raw_answer, close_after_answer=not reused)
+    transport = make_transport(limits=LIMITS)
+    for url in server.serve():
+        for _ in range(2):
+            response = await _post(transport, url, b"{}")
+            assert (response.status_code, response.content) == (status, body)
+            await asyncio.sleep(0.1)
+        await transport.aclose()
+    assert len(server.requests) == 2
+    assert server.connections == (1 if reused else 2)
+
+
+async def test_an_invalid_answer_is_a_protocol_error(make_transport: MakeTransport) -> None:
+    server = RecordingServer(raw_answer=b"HTTP/1.1 2xx Bad\r\n\r\n")
+    transport = make_transport(limits=LIMITS)
+    for url in server.serve():
+        with pytest.raises(httpx.RemoteProtocolError):
+            await _post(transport, url, b"{}")
+        await transport.aclose()
+
+
+async def test_requests_beyond_the_connection_limit_wait_for_a_free_one(
+    make_transport: MakeTransport,
+) -> None:
+    server = RecordingServer(silent=True)
+    transport = make_transport(limits=httpx.Limits(max_connections=1))
+    for url in server.serve():
+        first = asyncio.create_task(_post(transport, url, b"{}", read_timeout=2.0))
+        await asyncio.sleep(0.2)
+        request = httpx.Request(
+            "POST",
+            url,
+            content=b"{}",
+            extensions={"timeout": httpx.Timeout(5.0, pool=0.2).as_dict()},
+        )
+        with pytest.raises(httpx.PoolTimeout):
+            await transport.handle_async_request(request)
+        with pytest.raises(httpx.ReadTimeout):
+            await first
+        await transport.aclose()
+    assert len(server.requests) == 1
