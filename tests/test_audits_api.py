@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from shared.audits import service as audits_service
 from shared.audits.service import claim_next_audit
@@ -425,6 +425,42 @@ async def test_a_verdicts_answer_is_the_audit_as_read_back(
     assert seen.status_code == 200
     assert response.json() == seen.json()
     assert (response.json()["disagreement_id"] is None) == (judgment["outcome"] == "correct")
+
+
+async def test_driver_statements_commit_and_roll_back_with_the_session(
+    sessionmaker: Sessions,
+) -> None:
+    # The claim and verdict statements run on the asyncpg connection, past SQLAlchemy
+    # (``_DriverStatement``): they must still be part of the request's transaction, whether
+    # they come first in it (SQLAlchemy runs them, beginning it) or after another statement.
+    async with sessionmaker() as session, session.begin():
+        session.add(Policy(code="driver_probe", version=1))
+    renumber = audits_service._DriverStatement(
+        update(Policy)
+        .where(Policy.code == "driver_probe")
+        .values(version=bindparam("version"))
+        .returning(Policy.version)
+    )
+    stored = select(Policy.version).where(Policy.code == "driver_probe")
+    for first in (True, False):
+        async with sessionmaker() as session:
+            if not first:
+                await session.execute(select(1))
+            row = await renumber.fetchrow(session, {"version": 5})
+            assert row is not None
+            assert row["version"] == 5
+            await session.rollback()
+        async with sessionmaker() as session:
+            assert await session.scalar(stored) == 1
+            if not first:
+                await session.execute(select(1))
+            await renumber.execute(session, {"version": 7})
+            await session.commit()
+        async with sessionmaker() as session, session.begin():
+            assert await session.scalar(stored) == 7
+            await session.execute(
+                update(Policy).where(Policy.code == "driver_probe").values(version=1)
+            )
 
 
 async def test_a_verdict_queues_its_jobs_with_its_rows(
