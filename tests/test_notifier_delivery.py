@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -520,3 +521,41 @@ async def test_deliveries_go_through_the_configured_proxy_and_not_the_environmen
     assert len(receiver.requests) == 1
     assert event_ids(other_receiver.requests) == ids(events)
     assert (await deliveries_by_event(sessionmaker, channel))[str(events[0].id)][0] == "delivered"
+
+
+class RecordingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_failed_attempts_are_logged_at_info_and_delivered_ones_at_debug(
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+    admin_key: str,
+    settings: Settings,
+    sessionmaker: Sessions,
+    queue: ArqRedis,
+) -> None:
+    await create_channel(client, admin_key, receiver.url)
+    receiver.answer(Reply(503))
+    events = await produce(sessionmaker, 3)
+    handler = RecordingHandler()
+    records = handler.records
+    worker_logger = logging.getLogger("services.notifier.worker")
+    worker_logger.addHandler(handler)
+    worker_logger.setLevel(logging.DEBUG)
+    try:
+        await notify(settings, sessionmaker, queue)
+    finally:
+        worker_logger.removeHandler(handler)
+        worker_logger.setLevel(logging.NOTSET)
+
+    attempts = [r for r in records if r.getMessage() == "delivery attempted"]
+    by_level = sorted((r.levelname, getattr(r, "outcome", None)) for r in attempts)
+    # The 503, then the three messages delivered.
+    assert by_level == [("DEBUG", "delivered")] * 3 + [("INFO", "retry")]
+    assert event_ids(receiver.requests) == [str(events[0].id)] * 2 + ids(events[1:])

@@ -423,7 +423,11 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
                         following = None
         status = outcome.status
         for claim, claim_result in sent:
-            logger.info(
+            failed = claim is attempted and outcome.status != "delivered"
+            # A delivered message's attempt is stored (its delivery's attempts); a line per
+            # message at INFO would cost a busy notifier a tenth of its CPU for no news.
+            logger.log(
+                logging.INFO if failed else logging.DEBUG,
                 "delivery attempted",
                 extra={
                     "delivery_id": str(claim.delivery_id),
