@@ -103,11 +103,11 @@ class Decision(Base):
 class DecisionEventKey(Base):
     """The idempotency key of a stored decision: ``(source_id, event_id)``, once.
 
-    Intake inserts the key first (``ON CONFLICT DO NOTHING``) and stores only the decisions
-    whose key was new, in the same statement: an event sent again, also concurrently, is
-    stored once, whichever partition its ``decided_at`` falls in. Anything that writes
-    decisions some other way (bulk loads) writes their keys too. Retention deletes the key
-    rows of the decisions it drops.
+    Intake inserts the key first and stores only the decisions whose key was new, in the
+    same statement (which fails on a stored key and is run again with ``ON CONFLICT DO
+    NOTHING``): an event sent again, also concurrently, is stored once, whichever partition
+    its ``decided_at`` falls in. Anything that writes decisions some other way (bulk loads)
+    writes their keys too. Retention deletes the key rows of the decisions it drops.
     """
 
     __tablename__ = "decision_event_keys"
