@@ -64,3 +64,30 @@ async def test_only_the_job_of_a_dead_worker_runs_again(settings: Settings) -> N
         await worker.close()
     finally:
         await pool.aclose()
+
+
+async def test_deferred_finished_and_own_jobs_are_not_started(settings: Settings) -> None:
+    pool = await create_queue_pool(settings, queue_name=QUEUE)
+    try:
+        await pool.enqueue_job("work", "due", _job_id="due", _queue_name=QUEUE)
+        await pool.enqueue_job(
+            "work", "deferred", _job_id="deferred", _queue_name=QUEUE, _defer_by=60
+        )
+        await pool.enqueue_job("work", "own", _job_id="own", _queue_name=QUEUE)
+        ran.clear()
+        worker = create_heartbeat_worker(
+            DeadWorkerSettings, redis_pool=pool, burst=True, handle_signals=False
+        )
+        # Marked by this very worker (a start it already made): not started twice.
+        await pool.psetex("arq:in-progress:own", 60_000, worker.worker_id.encode())
+        # "finished" is in no queue: its job ran and was removed.
+        await worker.start_jobs([b"deferred", b"finished", b"own", b"due"])
+        assert set(worker.tasks) == {"due"}
+        await asyncio.wait_for(asyncio.gather(*worker.tasks.values()), timeout=10)
+        assert ran == ["due"]
+        assert not await pool.exists("arq:in-progress:deferred", "arq:in-progress:finished")
+        assert worker.job_counter == 0
+        await worker.close()
+    finally:
+        await pool.delete(QUEUE, "arq:in-progress:own", "arq:job:deferred", "arq:job:own")
+        await pool.aclose()
