@@ -337,14 +337,21 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     def _idle_connection(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
+        if idle is None:
+            return None
         now = time.monotonic()
-        while idle:
+        found = None
+        while idle and found is None:
             connection = idle.pop()
             self._idle_count -= 1
             if connection.reusable(now, self._expiry):
-                return connection
-            connection.close()
-        return None
+                found = connection
+            else:
+                connection.close()
+        if not idle:
+            # Targets come and go with channels: no empty list is kept per origin.
+            del self._idle[origin]
+        return found
 
     async def _connect(
         self, origin: Origin, request: httpx.Request, connect_timeout: float | None
