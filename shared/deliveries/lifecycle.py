@@ -198,6 +198,9 @@ class ClaimedDelivery:
     target_encrypted: bytes
     secret_encrypted: bytes | None
     channel_id: uuid.UUID
+    # False when the claim saw no other pending delivery of its channel: no followers to
+    # look for (``claim_followers``).
+    others_pending: bool = True
 
 
 # Deliveries dead-lettered in one claim before it gives up (a disabled channel's backlog is
@@ -260,6 +263,45 @@ _DUE_WITH_CHANNEL = text(
     JOIN channels c ON c.id = d.channel_id
     WHERE d.id = :delivery_id AND d.status = 'pending' AND d.next_attempt_at <= :now
     FOR UPDATE OF d SKIP LOCKED
+    """
+)
+
+# ``_DUE_WITH_CHANNEL`` and, in the same round trip, the channel's turn as ``_CHANNEL_TURN``
+# reads it (the delivery in flight being any but this one), and whether any other delivery
+# of the channel is pending. Read after the channel's lock, in a snapshot taken after it.
+_DUE_WITH_TURN = text(
+    """
+    SELECT due.*, head.id AS head_id,
+           EXISTS (
+               SELECT 1 FROM deliveries held
+               WHERE held.channel_id = due.channel_id AND held.status = 'dead'
+                 AND held.holds_channel
+           )
+           OR EXISTS (
+               SELECT 1 FROM deliveries leased
+               WHERE leased.channel_id = due.channel_id AND leased.leased_until > :now
+                 AND leased.status = 'pending' AND leased.id <> due.id
+           ) AS blocked,
+           EXISTS (
+               SELECT 1 FROM deliveries other
+               WHERE other.channel_id = due.channel_id AND other.status = 'pending'
+                 AND other.id <> due.id
+           ) AS others_pending
+    FROM (
+        SELECT d.id, d.event_id, d.attempts, d.body, d.content_type, d.channel_id,
+               c.kind, c.enabled, c.target_encrypted, c.secret_encrypted
+        FROM deliveries d
+        JOIN channels c ON c.id = d.channel_id
+        WHERE d.id = :delivery_id AND d.status = 'pending' AND d.next_attempt_at <= :now
+        FOR UPDATE OF d SKIP LOCKED
+    ) AS due
+    LEFT JOIN LATERAL (
+        SELECT h.id
+        FROM deliveries h
+        WHERE h.channel_id = due.channel_id AND h.status = 'pending'
+        ORDER BY h.created_at, h.event_id
+        LIMIT 1
+    ) AS head ON true
     """
 )
 
@@ -410,15 +452,16 @@ async def claim_delivery(
         if locked is None:
             return None
     for _ in range(DEAD_LETTER_AT_CLAIM_BATCH):
-        row = (
-            await session.execute(_DUE_WITH_CHANNEL, {"delivery_id": delivery_id, "now": now})
-        ).first()
+        statement = _DUE_WITH_CHANNEL if turn_checked else _DUE_WITH_TURN
+        row = (await session.execute(statement, {"delivery_id": delivery_id, "now": now})).first()
         if row is None:
             return None
+        # Unknown after a checked turn: claim_followers looks.
+        others_pending = True
         if not turn_checked:
-            head, blocked = await _channel_turn(session, row.channel_id, now=now, other_than=row.id)
-            if blocked or head is None or head.id != row.id:
+            if row.blocked or row.head_id != row.id:
                 return None
+            others_pending = row.others_pending
         # A later delivery of this loop (after one was dead-lettered) is checked again.
         turn_checked = False
         reason = None
@@ -450,6 +493,7 @@ async def claim_delivery(
                 target_encrypted=row.target_encrypted,
                 secret_encrypted=row.secret_encrypted,
                 channel_id=row.channel_id,
+                others_pending=others_pending,
             )
         await session.execute(
             _DEAD_LETTER,
@@ -505,7 +549,7 @@ async def claim_followers(
     attempts (it waits for its own claim). Their leases are the head's, so a worker killed
     mid-batch leaves every one of them to be sent again once the leases end; what was not
     sent goes back with ``release_unsent``."""
-    if limit <= 0:
+    if limit <= 0 or not head.others_pending:
         return []
     rows = await session.execute(
         _FOLLOWERS, {"channel_id": head.channel_id, "head_id": head.delivery_id, "limit": limit}
