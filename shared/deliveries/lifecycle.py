@@ -266,42 +266,55 @@ _DUE_WITH_CHANNEL = text(
     """
 )
 
-# ``_DUE_WITH_CHANNEL`` and, in the same round trip, the channel's turn as ``_CHANNEL_TURN``
-# reads it (the delivery in flight being any but this one), and whether any other delivery
-# of the channel is pending. Read after the channel's lock, in a snapshot taken after it.
-_DUE_WITH_TURN = text(
+# ``_DUE_WITH_CHANNEL``, the channel's turn as ``_CHANNEL_TURN`` reads it (the delivery in
+# flight being any but this one), whether any other delivery of the channel is pending, and
+# the lease ``_LEASE`` would take when the delivery may be attempted now (its turn, attempts
+# left, channel enabled, an adapter for its kind): a claim in one round trip after the
+# channel's lock (the statement's snapshot is taken after it).
+_CLAIM_DUE = text(
     """
-    SELECT due.*, head.id AS head_id,
-           EXISTS (
-               SELECT 1 FROM deliveries held
-               WHERE held.channel_id = due.channel_id AND held.status = 'dead'
-                 AND held.holds_channel
-           )
-           OR EXISTS (
-               SELECT 1 FROM deliveries leased
-               WHERE leased.channel_id = due.channel_id AND leased.leased_until > :now
-                 AND leased.status = 'pending' AND leased.id <> due.id
-           ) AS blocked,
-           EXISTS (
-               SELECT 1 FROM deliveries other
-               WHERE other.channel_id = due.channel_id AND other.status = 'pending'
-                 AND other.id <> due.id
-           ) AS others_pending
-    FROM (
+    WITH due AS (
         SELECT d.id, d.event_id, d.attempts, d.body, d.content_type, d.channel_id,
                c.kind, c.enabled, c.target_encrypted, c.secret_encrypted
         FROM deliveries d
         JOIN channels c ON c.id = d.channel_id
         WHERE d.id = :delivery_id AND d.status = 'pending' AND d.next_attempt_at <= :now
         FOR UPDATE OF d SKIP LOCKED
-    ) AS due
-    LEFT JOIN LATERAL (
-        SELECT h.id
-        FROM deliveries h
-        WHERE h.channel_id = due.channel_id AND h.status = 'pending'
-        ORDER BY h.created_at, h.event_id
-        LIMIT 1
-    ) AS head ON true
+    ), turn AS (
+        SELECT due.*, head.id AS head_id,
+               EXISTS (
+                   SELECT 1 FROM deliveries held
+                   WHERE held.channel_id = due.channel_id AND held.status = 'dead'
+                     AND held.holds_channel
+               )
+               OR EXISTS (
+                   SELECT 1 FROM deliveries leased
+                   WHERE leased.channel_id = due.channel_id AND leased.leased_until > :now
+                     AND leased.status = 'pending' AND leased.id <> due.id
+               ) AS blocked,
+               EXISTS (
+                   SELECT 1 FROM deliveries other
+                   WHERE other.channel_id = due.channel_id AND other.status = 'pending'
+                     AND other.id <> due.id
+               ) AS others_pending
+        FROM due
+        LEFT JOIN LATERAL (
+            SELECT h.id
+            FROM deliveries h
+            WHERE h.channel_id = due.channel_id AND h.status = 'pending'
+            ORDER BY h.created_at, h.event_id
+            LIMIT 1
+        ) AS head ON true
+    ), lease AS (
+        UPDATE deliveries d
+        SET attempts = t.attempts + 1, next_attempt_at = :until, leased_until = :until
+        FROM turn t
+        WHERE d.id = t.id AND NOT t.blocked AND t.head_id = t.id
+          AND t.attempts < :max_attempts AND t.enabled
+          AND t.kind = ANY(CAST(:kinds AS text[]))
+        RETURNING d.id
+    )
+    SELECT turn.*, EXISTS (SELECT 1 FROM lease) AS leased FROM turn
     """
 )
 
@@ -451,17 +464,36 @@ async def claim_delivery(
         ).first()
         if locked is None:
             return None
+    leased_until = now + timedelta(seconds=lease_seconds)
+    kinds = list(supported_kinds)
     for _ in range(DEAD_LETTER_AT_CLAIM_BATCH):
-        statement = _DUE_WITH_CHANNEL if turn_checked else _DUE_WITH_TURN
-        row = (await session.execute(statement, {"delivery_id": delivery_id, "now": now})).first()
+        if turn_checked:
+            row = (
+                await session.execute(_DUE_WITH_CHANNEL, {"delivery_id": delivery_id, "now": now})
+            ).first()
+            # Unknown: claim_followers looks.
+            others_pending = True
+            leased = False
+        else:
+            row = (
+                await session.execute(
+                    _CLAIM_DUE,
+                    {
+                        "delivery_id": delivery_id,
+                        "now": now,
+                        "until": leased_until,
+                        "max_attempts": max_attempts,
+                        "kinds": kinds,
+                    },
+                )
+            ).first()
+            if row is not None:
+                if row.blocked or row.head_id != row.id:
+                    return None
+                others_pending = row.others_pending
+                leased = row.leased
         if row is None:
             return None
-        # Unknown after a checked turn: claim_followers looks.
-        others_pending = True
-        if not turn_checked:
-            if row.blocked or row.head_id != row.id:
-                return None
-            others_pending = row.others_pending
         # A later delivery of this loop (after one was dead-lettered) is checked again.
         turn_checked = False
         reason = None
@@ -478,10 +510,11 @@ async def claim_delivery(
         elif row.kind not in supported_kinds:
             reason = f"no adapter for channel kind '{row.kind}'"
         if reason is None:
-            leased_until = now + timedelta(seconds=lease_seconds)
-            await session.execute(
-                _LEASE, {"delivery_id": row.id, "attempt": row.attempts + 1, "until": leased_until}
-            )
+            if not leased:
+                await session.execute(
+                    _LEASE,
+                    {"delivery_id": row.id, "attempt": row.attempts + 1, "until": leased_until},
+                )
             return ClaimedDelivery(
                 delivery_id=row.id,
                 event_id=row.event_id,
