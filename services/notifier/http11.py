@@ -34,7 +34,7 @@ from typing import Any
 import httptools
 import httpx
 
-from services.notifier.network_backend import asyncio_http_transport
+from services.notifier.network_backend import ConnectionProtocol, asyncio_http_transport
 
 # Methods sent here; others (HEAD, whose answer has no body, CONNECT...) go to httpx's.
 DIRECT_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -47,19 +47,14 @@ KEEPALIVE_EXPIRY_SECONDS = 5.0
 Origin = tuple[bytes, str, int]
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(ConnectionProtocol):
     """One HTTP/1.1 connection and the answer it is receiving."""
 
     def __init__(self, origin: Origin) -> None:
+        super().__init__()
         self.origin = origin
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.error: BaseException | None = None
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[None] | None = None
-        self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._begin_answer()
 
@@ -77,10 +72,6 @@ class _Connection(asyncio.Protocol):
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
     def data_received(self, data: bytes) -> None:
         self.received = True
         if self.parse_error is not None:
@@ -93,30 +84,7 @@ class _Connection(asyncio.Protocol):
             self.parse_error = f"invalid HTTP answer: {exc}"
         if self.parse_error is not None and self.transport is not None:
             self.transport.close()
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self.closed = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.error = exc
-        self._wake()
-        self._write_paused = False
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.wake_reader()
 
     # --- httptools callbacks ------------------------------------------------------------
 
@@ -150,32 +118,21 @@ class _Connection(asyncio.Protocol):
 
     # --- used by the transport ----------------------------------------------------------
 
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self, read_timeout: float | None) -> None:
+    async def wait_within(self, read_timeout: float | None) -> None:
         """Until something arrives or the connection ends (``httpx.ReadTimeout`` after
         ``read_timeout`` seconds)."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiter = waiter
         try:
             async with asyncio.timeout(read_timeout):
-                await waiter
+                await self.wait_readable()
         except TimeoutError as exc:
             raise httpx.ReadTimeout("no answer in time") from exc
-        finally:
-            self._waiter = None
 
-    async def drain(self, write_timeout: float | None) -> None:
-        """Until the write buffer is below its high-water mark."""
+    async def drain_within(self, write_timeout: float | None) -> None:
+        """Until the write buffer is below its high-water mark (``httpx.WriteTimeout``
+        after ``write_timeout`` seconds)."""
         try:
             async with asyncio.timeout(write_timeout):
-                while self._write_paused and not self.closed:
-                    waiter = asyncio.get_running_loop().create_future()
-                    self._drain_waiter = waiter
-                    await waiter
+                await self.drain()
         except TimeoutError as exc:
             raise httpx.WriteTimeout("the request could not be written in time") from exc
 
@@ -238,7 +195,7 @@ class _AnswerStream(httpx.AsyncByteStream):
                 if connection.ended_by_close():
                     return
                 raise httpx.ReadError("the server closed the connection during the answer")
-            await connection.wait(self._read_timeout)
+            await connection.wait_within(self._read_timeout)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -312,7 +269,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             connection._begin_answer()
             assert connection.transport is not None
             connection.transport.write(b"".join(head))
-            await connection.drain(timeouts.get("write"))
+            await connection.drain_within(timeouts.get("write"))
             read_timeout = timeouts.get("read")
             while not connection.headers_done:
                 if connection.parse_error is not None:
@@ -321,7 +278,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                     raise httpx.RemoteProtocolError(
                         "the server closed the connection without an answer", request=request
                     )
-                await connection.wait(read_timeout)
+                await connection.wait_within(read_timeout)
         except BaseException:
             if connection is not None:
                 connection.close()

@@ -43,15 +43,20 @@ WRITE_COALESCE_BYTES = 64 * 1024
 READ_HIGH_WATER_BYTES = 256 * 1024
 
 
-class _StreamProtocol(asyncio.Protocol):
-    """Received bytes, end of stream and write flow control of one connection."""
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+class ConnectionProtocol(asyncio.Protocol):
+    """A client connection as asyncio reports it: its end (closed by the peer, or lost with
+    an error), write flow control, and a waiter woken by whatever arrives next. Subclasses
+    take the bytes (``data_received``) and call ``wake_reader``."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
         self.closed = False
         self.error: BaseException | None = None
-        self.reading_paused = False
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -60,44 +65,35 @@ class _StreamProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > READ_HIGH_WATER_BYTES and self.transport is not None:
-            self.transport.pause_reading()
-            self.reading_paused = True
-        self._wake_reader()
-
     def eof_received(self) -> bool:
         self.closed = True
-        self._wake_reader()
+        self.wake_reader()
         # False: the transport closes itself (HTTP/1.1 has no half-closed use here).
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.error = exc
-        self._wake_reader()
+        self.wake_reader()
         self._write_paused = False
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _wake(self._drain_waiter)
+        self._drain_waiter = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _wake(self._drain_waiter)
+        self._drain_waiter = None
 
-    def _wake_reader(self) -> None:
-        waiter, self._read_waiter = self._read_waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def wake_reader(self) -> None:
+        """Wake ``wait_readable``."""
+        _wake(self._read_waiter)
+        self._read_waiter = None
 
     async def wait_readable(self) -> None:
-        """Until bytes arrive or the connection ends."""
+        """Until something arrives or the connection ends."""
         waiter = asyncio.get_running_loop().create_future()
         self._read_waiter = waiter
         try:
@@ -111,6 +107,22 @@ class _StreamProtocol(asyncio.Protocol):
             waiter = asyncio.get_running_loop().create_future()
             self._drain_waiter = waiter
             await waiter
+
+
+class _StreamProtocol(ConnectionProtocol):
+    """A connection's received bytes, for httpcore to read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer = bytearray()
+        self.reading_paused = False
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > READ_HIGH_WATER_BYTES and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self.wake_reader()
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
