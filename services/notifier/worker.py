@@ -418,7 +418,7 @@ async def run_deliver_message(state: NotifierState, job: DeliverMessage) -> str:
                     and _rate_of(state, attempted.channel_kind) is None
                     and time.monotonic() - started < DRAIN_BUDGET_SECONDS
                 ):
-                    claims = await _claim_batch(state, session, following.id, turn_checked=True)
+                    claims = await _claim_batch(state, session, following.id, channel_locked=True)
                     if claims:
                         following = None
         status = outcome.status
@@ -474,11 +474,11 @@ async def _claim_batch(
     session: AsyncSession,
     delivery_id: uuid.UUID,
     *,
-    turn_checked: bool = False,
+    channel_locked: bool = False,
 ) -> list[ClaimedDelivery]:
     """The claim of ``delivery_id`` (``claim_delivery``), and for a channel without a rate
     limit the deliveries right behind it (``claim_followers``), sent in the same turn."""
-    claim = await _claim(state, session, delivery_id, turn_checked=turn_checked)
+    claim = await _claim(state, session, delivery_id, channel_locked=channel_locked)
     if claim is None:
         return []
     if _rate_of(state, claim.channel_kind) is not None:
@@ -501,7 +501,7 @@ async def _claim(
     session: AsyncSession,
     delivery_id: uuid.UUID,
     *,
-    turn_checked: bool = False,
+    channel_locked: bool = False,
 ) -> ClaimedDelivery | None:
     return await claim_delivery(
         session,
@@ -510,7 +510,7 @@ async def _claim(
         lease_seconds=state.settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS,
         max_attempts=state.retry_policy.max_attempts,
         supported_kinds=state.adapters.keys(),
-        turn_checked=turn_checked,
+        channel_locked=channel_locked,
     )
 
 

@@ -253,24 +253,13 @@ _CHANNEL_TURN = text(
 )
 
 
-# The claim reads and writes one delivery in plain SQL: it runs once per message sent, and
-# the ORM's unit of work costs more CPU than the statements themselves.
-_DUE_WITH_CHANNEL = text(
-    """
-    SELECT d.id, d.event_id, d.attempts, d.body, d.content_type, d.channel_id,
-           c.kind, c.enabled, c.target_encrypted, c.secret_encrypted
-    FROM deliveries d
-    JOIN channels c ON c.id = d.channel_id
-    WHERE d.id = :delivery_id AND d.status = 'pending' AND d.next_attempt_at <= :now
-    FOR UPDATE OF d SKIP LOCKED
-    """
-)
-
-# ``_DUE_WITH_CHANNEL``, the channel's turn as ``_CHANNEL_TURN`` reads it (the delivery in
-# flight being any but this one), whether any other delivery of the channel is pending, and
-# the lease ``_LEASE`` would take when the delivery may be attempted now (its turn, attempts
-# left, channel enabled, an adapter for its kind): a claim in one round trip after the
-# channel's lock (the statement's snapshot is taken after it).
+# A claim in one round trip after the channel's lock (the statement's snapshot is taken
+# after it): the due delivery with what a send needs from its channel, the channel's turn
+# as ``_CHANNEL_TURN`` reads it (the delivery in flight being any but this one), whether any
+# other delivery of the channel is pending, and its lease, taken when the delivery may be
+# attempted now (its turn, attempts left, channel enabled, an adapter for its kind). Plain
+# SQL: it runs once per message sent, and the ORM's unit of work costs more CPU than the
+# statement itself.
 _CLAIM_DUE = text(
     """
     WITH due AS (
@@ -315,14 +304,6 @@ _CLAIM_DUE = text(
         RETURNING d.id
     )
     SELECT turn.*, EXISTS (SELECT 1 FROM lease) AS leased FROM turn
-    """
-)
-
-_LEASE = text(
-    """
-    UPDATE deliveries
-    SET attempts = :attempt, next_attempt_at = :until, leased_until = :until
-    WHERE id = :delivery_id
     """
 )
 
@@ -442,13 +423,13 @@ async def claim_delivery(
     lease_seconds: float,
     max_attempts: int,
     supported_kinds: Collection[str],
-    turn_checked: bool = False,
+    channel_locked: bool = False,
 ) -> ClaimedDelivery | None:
     """Take the next attempt of a due, pending delivery; None when there is nothing to do.
 
-    ``turn_checked``: this transaction holds the channel's lock and has just found the
-    delivery to be its channel's due head (``record_attempt``'s ``next_delivery``), so
-    neither is done again.
+    ``channel_locked``: this transaction holds the channel's lock already (it has just
+    recorded the channel's last attempt and named this delivery next), so it is not taken
+    again.
 
     Nothing to do: the delivery is gone, final, not due yet (scheduled later, or leased by
     a worker sending it right now), locked by another worker claiming it, or not its
@@ -458,63 +439,25 @@ async def claim_delivery(
     channel's next delivery is claimed in its place when it is due: the claim returned may
     then be of another delivery of the same channel.
     """
-    if not turn_checked:
+    if not channel_locked:
         locked = (
             await session.execute(_LOCK_CHANNEL_OF_DUE, {"delivery_id": delivery_id, "now": now})
         ).first()
         if locked is None:
             return None
-    leased_until = now + timedelta(seconds=lease_seconds)
-    kinds = list(supported_kinds)
+    parameters = {
+        "now": now,
+        "until": now + timedelta(seconds=lease_seconds),
+        "max_attempts": max_attempts,
+        "kinds": list(supported_kinds),
+    }
     for _ in range(DEAD_LETTER_AT_CLAIM_BATCH):
-        if turn_checked:
-            row = (
-                await session.execute(_DUE_WITH_CHANNEL, {"delivery_id": delivery_id, "now": now})
-            ).first()
-            # Unknown: claim_followers looks.
-            others_pending = True
-            leased = False
-        else:
-            row = (
-                await session.execute(
-                    _CLAIM_DUE,
-                    {
-                        "delivery_id": delivery_id,
-                        "now": now,
-                        "until": leased_until,
-                        "max_attempts": max_attempts,
-                        "kinds": kinds,
-                    },
-                )
-            ).first()
-            if row is not None:
-                if row.blocked or row.head_id != row.id:
-                    return None
-                others_pending = row.others_pending
-                leased = row.leased
-        if row is None:
+        row = (
+            await session.execute(_CLAIM_DUE, {**parameters, "delivery_id": delivery_id})
+        ).first()
+        if row is None or row.blocked or row.head_id != row.id:
             return None
-        # A later delivery of this loop (after one was dead-lettered) is checked again.
-        turn_checked = False
-        reason = None
-        holds = False
-        if row.attempts >= max_attempts:
-            reason = (
-                f"attempt {row.attempts} of {max_attempts} never reported back "
-                "(its worker stopped or timed out)"
-            )
-            # The target was not heard refusing it: like an outage, the channel waits.
-            holds = True
-        elif not row.enabled:
-            reason = "channel is disabled"
-        elif row.kind not in supported_kinds:
-            reason = f"no adapter for channel kind '{row.kind}'"
-        if reason is None:
-            if not leased:
-                await session.execute(
-                    _LEASE,
-                    {"delivery_id": row.id, "attempt": row.attempts + 1, "until": leased_until},
-                )
+        if row.leased:
             return ClaimedDelivery(
                 delivery_id=row.id,
                 event_id=row.event_id,
@@ -526,8 +469,21 @@ async def claim_delivery(
                 target_encrypted=row.target_encrypted,
                 secret_encrypted=row.secret_encrypted,
                 channel_id=row.channel_id,
-                others_pending=others_pending,
+                others_pending=row.others_pending,
             )
+        # Its turn, but it cannot be attempted (the statement's reasons, in words).
+        holds = False
+        if row.attempts >= max_attempts:
+            reason = (
+                f"attempt {row.attempts} of {max_attempts} never reported back "
+                "(its worker stopped or timed out)"
+            )
+            # The target was not heard refusing it: like an outage, the channel waits.
+            holds = True
+        elif not row.enabled:
+            reason = "channel is disabled"
+        else:
+            reason = f"no adapter for channel kind '{row.kind}'"
         await session.execute(
             _DEAD_LETTER,
             {"delivery_id": row.id, "now": now, "error": reason, "holds_channel": holds},
