@@ -14,8 +14,7 @@ from services.notifier.channels import SUPPORTED_KINDS
 from shared.deliveries.lifecycle import ClaimedDelivery, claim_delivery, claim_followers
 from shared.models import Channel, Delivery
 from shared.models.base import utcnow
-from tests.support.webhooks import WebhookReceiver, create_channel, emit_rejected_batch
-from tests.test_delivery_record_sent import fan_out
+from tests.support.webhooks import WebhookReceiver, create_channel, emit_rejected_batch, fan_out
 
 Sessions = async_sessionmaker[AsyncSession]
 LEASE_SECONDS = 60

@@ -10,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.channels import SUPPORTED_KINDS
-from services.notifier.deliveries import fan_out_event
 from shared.deliveries.lifecycle import (
     ClaimedDelivery,
     SendResult,
@@ -20,19 +19,10 @@ from shared.deliveries.lifecycle import (
 )
 from shared.models import Delivery, DeliveryAttempt
 from shared.models.base import utcnow
-from tests.support.webhooks import WebhookReceiver, create_channel, emit_rejected_batch
+from tests.support.webhooks import WebhookReceiver, create_channel, emit_rejected_batch, fan_out
 
 Sessions = async_sessionmaker[AsyncSession]
 OK = SendResult(status_code=200, error=None, duration_ms=3)
-
-
-async def fan_out(sessionmaker: Sessions, event_id: uuid.UUID) -> uuid.UUID:
-    """Create an event's one delivery as the notifier does; its id."""
-    async with sessionmaker() as session, session.begin():
-        [delivery_id] = await fan_out_event(
-            session, event_id=event_id, now=utcnow(), supported_kinds=SUPPORTED_KINDS
-        )
-    return delivery_id
 
 
 async def claim(

@@ -15,11 +15,14 @@ import httpx
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.notifier.channels import SUPPORTED_KINDS
+from services.notifier.deliveries import fan_out_event
 from services.notifier.worker import WorkerSettings
 from shared.core.queue import ArqRedis
 from shared.core.settings import Settings
 from shared.events import EventType, SourceRejectedBatch, record_event
 from shared.models import Event
+from shared.models.base import utcnow
 from tests.conftest import _free_port, auth, relay_all, run_worker_burst
 
 SECRET = "whsec_test-channel-secret-0123456789"
@@ -218,3 +221,12 @@ async def emit_rejected_batch(
             data=rejected_batch_data(reason),
             market=market,
         )
+
+
+async def fan_out(sessionmaker: async_sessionmaker[AsyncSession], event_id: uuid.UUID) -> uuid.UUID:
+    """Create an event's one delivery as the notifier does; its id."""
+    async with sessionmaker() as session, session.begin():
+        [delivery_id] = await fan_out_event(
+            session, event_id=event_id, now=utcnow(), supported_kinds=SUPPORTED_KINDS
+        )
+    return delivery_id
