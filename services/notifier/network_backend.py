@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import httpcore
@@ -230,14 +230,26 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return None
 
 
-def _set_socket_options(
-    transport: asyncio.BaseTransport, options: Iterable[SocketOption] | None
-) -> None:
-    if not options:
-        return
-    sock: socket.socket = transport.get_extra_info("socket")
-    for option in options:
-        sock.setsockopt(*option)
+async def _opened_stream(
+    connecting: Coroutine[Any, Any, tuple[asyncio.BaseTransport, _StreamProtocol]],
+    *,
+    connect_timeout: float | None,
+    socket_options: Iterable[SocketOption] | None,
+) -> AsyncioStream:
+    """The stream of a connection being opened by ``connecting``, with httpcore's errors."""
+    try:
+        async with asyncio.timeout(connect_timeout):
+            transport, protocol = await connecting
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(str(exc) or "connect timed out") from exc
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc)) from exc
+    assert isinstance(transport, asyncio.Transport)
+    if socket_options:
+        sock: socket.socket = transport.get_extra_info("socket")
+        for option in socket_options:
+            sock.setsockopt(*option)
+    return AsyncioStream(transport, protocol)
 
 
 class AsyncioNetworkBackend(httpcore.AsyncNetworkBackend):
@@ -252,21 +264,13 @@ class AsyncioNetworkBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                # asyncio sets TCP_NODELAY on the connections it opens.
-                transport, protocol = await loop.create_connection(
-                    _StreamProtocol,
-                    host,
-                    port,
-                    local_addr=(local_address, 0) if local_address else None,
-                )
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(str(exc) or "connect timed out") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        _set_socket_options(transport, socket_options)
-        return AsyncioStream(transport, protocol)
+        # asyncio sets TCP_NODELAY on the connections it opens.
+        connecting = loop.create_connection(
+            _StreamProtocol, host, port, local_addr=(local_address, 0) if local_address else None
+        )
+        return await _opened_stream(
+            connecting, connect_timeout=timeout, socket_options=socket_options
+        )
 
     async def connect_unix_socket(
         self,
@@ -274,16 +278,10 @@ class AsyncioNetworkBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_unix_connection(_StreamProtocol, path)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(str(exc) or "connect timed out") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        _set_socket_options(transport, socket_options)
-        return AsyncioStream(transport, protocol)
+        connecting = asyncio.get_running_loop().create_unix_connection(_StreamProtocol, path)
+        return await _opened_stream(
+            connecting, connect_timeout=timeout, socket_options=socket_options
+        )
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
