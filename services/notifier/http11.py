@@ -39,8 +39,6 @@ from services.notifier.network_backend import ConnectionProtocol, asyncio_http_t
 # Methods sent here; others (HEAD, whose answer has no body, CONNECT...) go to httpx's.
 DIRECT_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_PORTS = {b"http": 80, b"https": 443}
-# Received body bytes held before the connection stops reading (backpressure).
-READ_HIGH_WATER_BYTES = 256 * 1024
 # httpx's default: an idle connection older than this is closed, not reused.
 KEEPALIVE_EXPIRY_SECONDS = 5.0
 
@@ -55,7 +53,6 @@ class _Connection(ConnectionProtocol):
         self.origin = origin
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
-        self._reading_paused = False
         self._begin_answer()
 
     def _begin_answer(self) -> None:
@@ -108,9 +105,7 @@ class _Connection(ConnectionProtocol):
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
         self.body_bytes += len(body)
-        if self.body_bytes > READ_HIGH_WATER_BYTES and self.transport is not None:
-            self.transport.pause_reading()
-            self._reading_paused = True
+        self.hold_reading(self.body_bytes)
 
     def on_message_complete(self) -> None:
         if self.headers_done:
@@ -141,9 +136,7 @@ class _Connection(ConnectionProtocol):
         data = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body = []
         self.body_bytes = 0
-        if self._reading_paused and self.transport is not None:
-            self._reading_paused = False
-            self.transport.resume_reading()
+        self.hold_reading(0)
         return data
 
     def ended_by_close(self) -> bool:

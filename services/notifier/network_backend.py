@@ -60,6 +60,7 @@ class ConnectionProtocol(asyncio.Protocol):
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -86,6 +87,18 @@ class ConnectionProtocol(asyncio.Protocol):
         self._write_paused = False
         _wake(self._drain_waiter)
         self._drain_waiter = None
+
+    def hold_reading(self, held_bytes: int) -> None:
+        """Backpressure on received bytes not yet taken: the transport stops reading from
+        the socket above ``READ_HIGH_WATER_BYTES`` and reads again at half of it."""
+        if self.transport is None:
+            return
+        if not self._reading_paused and held_bytes > READ_HIGH_WATER_BYTES:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        elif self._reading_paused and held_bytes <= READ_HIGH_WATER_BYTES // 2:
+            self._reading_paused = False
+            self.transport.resume_reading()
 
     def wake_reader(self) -> None:
         """Wake ``wait_readable``."""
@@ -115,13 +128,10 @@ class _StreamProtocol(ConnectionProtocol):
     def __init__(self) -> None:
         super().__init__()
         self.buffer = bytearray()
-        self.reading_paused = False
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if len(self.buffer) > READ_HIGH_WATER_BYTES and self.transport is not None:
-            self.transport.pause_reading()
-            self.reading_paused = True
+        self.hold_reading(len(self.buffer))
         self.wake_reader()
 
 
@@ -157,9 +167,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if protocol.buffer:
             data = bytes(protocol.buffer[:max_bytes])
             del protocol.buffer[:max_bytes]
-            if protocol.reading_paused and len(protocol.buffer) <= READ_HIGH_WATER_BYTES // 2:
-                protocol.reading_paused = False
-                self._transport.resume_reading()
+            protocol.hold_reading(len(protocol.buffer))
             return data
         if protocol.error is not None:
             raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__)
