@@ -81,6 +81,7 @@ from benchmarks.bench_database import (
     recreate_database,
 )
 from benchmarks.report_file import DEFAULT_REPORT, machine_line, write_section
+from services.notifier.http11 import notifier_http_transport
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "plumbline_bench_claims"
@@ -756,8 +757,8 @@ class Result:
             f"- Command: `{command}`",
             f"- Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
             f"{platform.python_version()}. `plumbline api` with {options.api_workers} uvicorn "
-            "worker(s); the load generator (one httpx process) and PostgreSQL on the same "
-            "machine.",
+            "worker(s); the load generator (one httpx process, on the notifier's HTTP/1.1 "
+            "transport) and PostgreSQL on the same machine.",
             f"- Backlog: {options.audits:,} pending audits over DE, AT, FR, IT (1,000 "
             f"moderators, the auditors among them); {options.auditors} auditors working DE and "
             f"AT in German; a cap of {SENSITIVE_DAILY_CAP} '{SENSITIVE_LABEL}' items per "
@@ -827,7 +828,12 @@ async def measure(
         max_keepalive_connections=connections,
         keepalive_expiry=KEEPALIVE_SECONDS,
     )
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+    # The notifier's HTTP/1.1 transport costs the load generator about a quarter of httpx's
+    # own per request: on a 2-core machine the generator otherwise bounds the saturated phase.
+    transport = notifier_http_transport(limits=limits)
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=30, limits=limits, transport=transport
+    ) as client:
         await wait_ready(client, api)
         keys = await create_keys(client, admin_key, auditor_ids)
         for phase in phases:
