@@ -20,8 +20,6 @@ third of the CPU of every message sent.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -48,14 +46,6 @@ EXCERPT_CHARS = 256
 # run to a few kilobytes); a chat service's verdict is far shorter.
 MAX_ANSWER_BYTES = 16_384
 USER_AGENT = "Plumbline-Notifier/1"
-
-# httpcore asks which async library runs by ``import sniffio`` on every lock it takes
-# (several per request), falling back to asyncio when that fails. sniffio is optional and
-# not installed here, so each of those imports searched the whole import path again: a
-# sixth of the notifier's CPU per message. A ``None`` entry makes the failed import
-# immediate; it is only set when sniffio truly cannot be found.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
