@@ -392,12 +392,17 @@ async def test_a_slow_body_times_out(settings: Settings) -> None:
 async def test_failed_authentications_are_limited_per_client_across_replicas(
     settings: Settings, admin_key: str
 ) -> None:
-    own = settings.model_copy(update={"auth_failures_per_client": 3})
+    # Fixed windows: a test straddling a window's end would start counting afresh.
+    own = settings.model_copy(
+        update={"auth_failures_per_client": 3, "rate_limit_window_seconds": 3600}
+    )
     async with (
         running_api(own) as first,
         running_api(own) as second,
-        httpx.AsyncClient(base_url=first.url) as one,
-        httpx.AsyncClient(base_url=second.url) as other,
+        # Two servers and the suite's other workers share the machine: httpx's 5 s default
+        # timed out once under a load of 13.
+        httpx.AsyncClient(base_url=first.url, timeout=30) as one,
+        httpx.AsyncClient(base_url=second.url, timeout=30) as other,
     ):
         assert_problem(await one.get("/v1/sources", headers=auth("guess-1")), 401)
         assert_problem(await other.get("/v1/sources", headers=auth("guess-2")), 401)
@@ -418,7 +423,9 @@ async def test_the_client_behind_a_trusted_load_balancer_is_the_forwarded_one(
     settings: Settings, admin_key: str
 ) -> None:
     """Limits count the client the load balancer names, and only a named balancer is believed."""
-    own = settings.model_copy(update={"auth_failures_per_client": 2})
+    own = settings.model_copy(
+        update={"auth_failures_per_client": 2, "rate_limit_window_seconds": 3600}
+    )
     behind = own.model_copy(update={"api_forwarded_allow_ips": "127.0.0.1"})
     one, other = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "203.0.113.8"}
     async with running_api(behind) as server, httpx.AsyncClient(base_url=server.url) as client:
