@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from benchmarks.mixed import (
+    PROCESSES,
     Reconciliation,
     RedisKeys,
     SinkTally,
     Tally,
     count_redis_keys,
     curve_rows,
+    flat,
     growth_in_second_half,
     redis_keys_line,
     tally_sink,
@@ -163,6 +165,29 @@ def test_memory_curve_tells_a_plateau_from_a_steady_climb() -> None:
         "131.0 (4) | 131.0 (4) |" in rows
     )
     assert curve_rows([]) == []
+
+
+def test_memory_is_flat_when_it_ends_near_the_warm_up_figure_or_levelled_off() -> None:
+    def use(mib: float) -> ProcessUse:
+        return ProcessUse(memory_mib=mib, cpu_s=0.0, processes=1)
+
+    def judged(postgres: list[float]) -> bool:
+        """Every other process stays at 100 MiB; PostgreSQL follows ``postgres`` per minute
+        (the first point is after the warm-up)."""
+        curve = [
+            (60.0 * n, {name: use(mib if name == "postgres" else 100.0) for name in PROCESSES})
+            for n, mib in enumerate(postgres)
+        ]
+        memory = {"after warm-up": curve[0][1], "end": curve[-1][1]}
+        return flat(memory, curve)
+
+    assert judged([300.0, 320.0, 325.0, 328.0, 329.0])  # +9.7 %: within 10 %
+    # +17 %, but the caches filled early: +0.5 % from the middle (350) to the end (352).
+    assert judged([300.0, 340.0, 350.0, 351.0, 352.0])
+    # The same +17 % at a steady rate is a climb: +6 % over the second half.
+    assert not judged([300.0, 313.0, 326.0, 339.0, 352.0])
+    # Too few points to tell a plateau: only the end against the warm-up counts.
+    assert not judged([300.0, 352.0])
 
 
 async def test_redis_keys_counts_every_key_and_the_kept_job_results(
