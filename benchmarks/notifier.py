@@ -1548,11 +1548,11 @@ def report_notes(m: Measurement, context: RunContext) -> list[str]:
     if not math.isnan(ms_per_message) and ms_per_message > 0:
         per_core = 1000 / ms_per_message
         notes.append(
-            f"- What bounds the throughput: each notifier process was busy "
+            f"- What the notifier needs: each notifier process was busy "
             f"{busy_share:.0%} of a core, at {ms_per_message:.1f} ms of CPU per message "
             f"(claim, send, record, and the fan-out's share): about {per_core:,.0f} "
             f"messages/s per core on this CPU, so the offered {offered:,.0f} messages/s "
-            f"would take about {offered / per_core:,.0f} cores of notifiers alone."
+            f"take about {offered / per_core:,.1f} cores of notifiers alone."
         )
     if o.events < 10_000 or o.rate < 500 or o.channels < 50:
         notes.append(
