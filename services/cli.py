@@ -393,11 +393,14 @@ def _heal_server(supervised: SupervisedServer) -> None:
 
 
 def _api_ready(base_url: str) -> bool:
+    """Whether the API answers ``/readyz`` with its readiness document. The document is
+    checked too: until our API has bound its port, another process may hold it and answer."""
     import httpx
 
     try:
-        return httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == httpx.codes.OK
-    except httpx.HTTPError:
+        response = httpx.get(f"{base_url}/readyz", timeout=1.0)
+        return response.status_code == httpx.codes.OK and response.json()["status"] == "ready"
+    except (httpx.HTTPError, ValueError, TypeError, KeyError):
         return False
 
 

@@ -7,13 +7,16 @@ import contextlib
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from services.cli import _api_ready
 from tests.support.plumbline_run import (
     ADMIN_KEY,
     kill_and_wait,
@@ -186,3 +189,38 @@ def test_killed_embedded_postgres_comes_back(base_env: dict[str, str], tmp_path:
         run.process.kill()
         raise
     stop_and_check(run)
+
+
+def test_only_the_apis_readiness_document_counts_as_ready() -> None:
+    """Another process that took the API's port before uvicorn bound it must not be announced
+    as Plumbline: in a suite, a test's HTTP server answering 200 "ok" on the chosen port made
+    ``plumbline run`` print its start-up block before the API had started."""
+    answers = {
+        "/ok/readyz": b"ok",
+        "/list/readyz": b"[]",
+        "/other/readyz": b'{"status": "ok"}',
+        "/ours/readyz": b'{"status": "ready", "degraded": []}',
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = answers[self.path]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert not _api_ready(f"{base}/ok")
+        assert not _api_ready(f"{base}/list")
+        assert not _api_ready(f"{base}/other")
+        assert _api_ready(f"{base}/ours")
+    finally:
+        server.shutdown()
+        server.server_close()
