@@ -27,6 +27,8 @@ from services.notifier.network_backend import asyncio_http_transport
 from tests.support.tls import self_signed_certificate
 
 LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5)
+# The one path the recording server answers.
+PATH = "/hook"
 
 
 @dataclass
@@ -40,6 +42,8 @@ class RecordingServer:
     close_after_answer: bool = False
     silent: bool = False
     tls: ssl.SSLContext | None = None
+    # Connections that carried a request for the served path. A stray client that found this
+    # port (another test's process probing a port it had chosen) is not counted.
     connections: int = 0
     # Per request: the bytes of its first read, and the whole request.
     first_reads: list[bytes] = field(default_factory=list)
@@ -55,7 +59,7 @@ class RecordingServer:
         thread.start()
         scheme = "https" if self.tls is not None else "http"
         try:
-            yield f"{scheme}://127.0.0.1:{self.port}/hook"
+            yield f"{scheme}://127.0.0.1:{self.port}{PATH}"
         finally:
             self.stopping.set()
             thread.join(5)
@@ -67,7 +71,6 @@ class RecordingServer:
                 connection, _ = listener.accept()
             except TimeoutError:
                 continue
-            self.connections += 1
             threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
 
     def _handle(self, raw: socket.socket) -> None:
@@ -76,10 +79,14 @@ class RecordingServer:
             if self.tls is not None:
                 connection = self.tls.wrap_socket(raw, server_side=True)
             connection.settimeout(0.1)
+            counted = False
             while not self.stopping.is_set():
                 request = self._read_request(connection)
                 if request is None:
                     return
+                if not counted:
+                    counted = True
+                    self.connections += 1
                 if self.silent:
                     self.stopping.wait()
                     return
@@ -113,6 +120,8 @@ class RecordingServer:
                         length = int(value)
                 if len(data) >= head_end + 4 + length:
                     assert first_read is not None
+                    if data.split(b" ", 2)[1] != PATH.encode():
+                        return None
                     self.first_reads.append(first_read)
                     self.requests.append(data)
                     return data
@@ -245,8 +254,8 @@ async def test_tls_to_a_trusted_certificate_and_not_to_an_unknown_one(
         await trusting.aclose()
         await default.aclose()
     assert len(server.requests) == 2
-    # Both requests went over one TLS connection (the refused one is the second).
-    assert server.connections == 2
+    # Both requests went over one TLS connection (the refused handshake carried no request).
+    assert server.connections == 1
 
 
 class _RecordingFinder(importlib.abc.MetaPathFinder):
