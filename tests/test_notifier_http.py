@@ -45,6 +45,8 @@ class RecordingServer:
     # Connections that carried a request for the served path. A stray client that found this
     # port (another test's process probing a port it had chosen) is not counted.
     connections: int = 0
+    # Connections this server has closed.
+    closed: int = 0
     # Per request: the bytes of its first read, and the whole request.
     first_reads: list[bytes] = field(default_factory=list)
     requests: list[bytes] = field(default_factory=list)
@@ -105,6 +107,7 @@ class RecordingServer:
             return
         finally:
             connection.close()
+            self.closed += 1
 
     def _read_request(self, connection: socket.socket) -> bytes | None:
         data = b""
@@ -190,12 +193,16 @@ async def test_an_idle_connection_the_server_dropped_is_not_used_again(
     server = RecordingServer(close_after_answer=True)
     transport = make_transport(limits=LIMITS)
     for url in server.serve():
-        for _ in range(3):
+        for sent in range(1, 4):
             response = await _post(transport, url, b"{}")
             assert response.status_code == 200
-            # The server has closed the connection by now; the pool must notice before it
-            # sends the next request on it.
-            await asyncio.sleep(0.2)
+            # Once the server has closed the connection (on a loaded machine its thread may
+            # take a while), the pool must notice before it sends the next request on it.
+            deadline = time.monotonic() + 10
+            while server.closed < sent:
+                assert time.monotonic() < deadline, "the server did not close the connection"
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
         await transport.aclose()
     assert server.connections == 3
     assert len(server.requests) == 3
